@@ -1,0 +1,49 @@
+// Client-side algorithms: what a sampled client computes from the global model each round
+// (ALGORITHMS.md §1). Registered in make_algorithm (one explicit list).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "algo/problem.h"
+#include "core/config.h"
+
+namespace cohort::algo {
+
+struct ClientResult {
+  double train_loss = 0.0;  // mean minibatch loss over the client's local steps
+  std::int64_t steps = 0;
+};
+
+class Algorithm {
+ public:
+  virtual ~Algorithm() = default;
+  virtual std::string name() const = 0;
+  // Writes client c's uncompressed message u_c for round `round` (num_params floats) at the
+  // global model x. All randomness comes from (seed, round, c, purpose) streams.
+  virtual ClientResult client_message(Problem& problem, int c, std::uint32_t round,
+                                      const float* x, float* message) = 0;
+};
+
+std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params);
+
+// The minibatches a client walks through: reshuffled epochs over its samples, cut into batches
+// of B (the last batch of an epoch may be smaller). B = 0 or B >= n gives the full batch in
+// natural order every step.
+class BatchStream {
+ public:
+  BatchStream(std::int64_t n, std::int64_t batch_size, Rng rng);
+  // Positions (0..n-1) of the next minibatch.
+  std::span<const std::int64_t> next();
+  std::int64_t batches_per_epoch() const { return (n_ + b_ - 1) / b_; }
+
+ private:
+  std::int64_t n_, b_, pos_;
+  bool full_;
+  Rng rng_;
+  std::vector<std::int64_t> order_;
+};
+
+}  // namespace cohort::algo

@@ -1,0 +1,56 @@
+// A federated problem: the clients' objectives over one flat parameter vector, plus the test
+// set. Built from the config's data, partition and model sections; identical on every rank.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "model/model.h"
+
+namespace cohort::algo {
+
+struct EvalSums {
+  double loss_sum = 0.0;      // sum of per-sample losses on the chunk
+  std::int64_t correct = 0;   // correct predictions (classification)
+  std::int64_t count = 0;     // samples evaluated
+};
+
+class Problem {
+ public:
+  virtual ~Problem() = default;
+  virtual std::string description() const = 0;
+  virtual int num_clients() const = 0;
+  std::int64_t num_params() const;
+  virtual const std::vector<model::LayerView>& layers() const = 0;
+  // Number of samples client c holds (its weight in a weighted mean).
+  virtual std::int64_t client_samples(int c) const = 0;
+  virtual void init(float* x, std::uint64_t seed) const = 0;
+  // Mean loss of client c on the samples at `positions` (indices into the client's own sample
+  // list, 0..client_samples(c)-1) and its gradient (overwritten). rng serves stochastic
+  // objectives (gradient noise).
+  virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
+                           float* grad, Rng& rng) = 0;
+  // Test-set evaluation in fixed chunks, so that the result does not depend on which rank
+  // evaluates which chunk.
+  virtual std::int64_t num_eval_chunks() const = 0;
+  virtual EvalSums evaluate_chunk(const float* x, std::int64_t chunk) = 0;
+  virtual bool has_accuracy() const = 0;
+  // Extra per-round metrics computed on every evaluation (e.g. distance to the optimum).
+  virtual std::vector<std::pair<std::string, double>> extra_metrics(const float*) const {
+    return {};
+  }
+  // Sample counts of all clients.
+  std::vector<std::int64_t> sample_counts() const;
+};
+
+// Builds the problem named by the config (data + partition + model). Throws UsageError for
+// impossible combinations (e.g. dirichlet on regression data, linear model on class labels).
+std::unique_ptr<Problem> make_problem(const Config& cfg);
+
+}  // namespace cohort::algo

@@ -1,0 +1,108 @@
+#include "algo/quadratic.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace cohort::algo {
+
+QuadraticProblem::QuadraticProblem(int num_clients, std::int64_t dim, std::vector<double> h,
+                                   std::vector<double> a, double noise, double x0)
+    : num_clients_(num_clients), dim_(dim), h_(std::move(h)), a_(std::move(a)), noise_(noise),
+      x0_(x0) {
+  layers_ = {model::LayerView{"x", 0, dim_, 1}};
+  optimum_.assign(static_cast<std::size_t>(dim_), 0.0);
+  for (std::int64_t j = 0; j < dim_; ++j) {
+    double num = 0, den = 0;
+    for (int c = 0; c < num_clients_; ++c) {
+      num += h_[c * dim_ + j] * a_[c * dim_ + j];
+      den += h_[c * dim_ + j];
+    }
+    optimum_[j] = num / den;
+  }
+}
+
+// A list of num_clients values is broadcast over dim; num_clients*dim values are used as is.
+static std::vector<double> expand(const std::vector<double>& v, int n, std::int64_t dim,
+                                  const char* key) {
+  if (static_cast<std::int64_t>(v.size()) == n * dim) return v;
+  if (static_cast<int>(v.size()) == n) {
+    std::vector<double> out;
+    for (int c = 0; c < n; ++c) out.insert(out.end(), static_cast<std::size_t>(dim), v[c]);
+    return out;
+  }
+  throw UsageError(fmt::format(
+      "data.{} has {} values; expected clients.num_clients = {} (one per client) or "
+      "num_clients*dim = {}, or [] for random values",
+      key, v.size(), n, n * dim));
+}
+
+std::unique_ptr<QuadraticProblem> QuadraticProblem::from_config(const Config& cfg) {
+  const int n = static_cast<int>(cfg.get_int("clients.num_clients"));
+  const std::int64_t dim = cfg.get_int("data.dim");
+  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
+  std::vector<double> h = cfg.get_float_list("data.h"), a = cfg.get_float_list("data.a");
+  const double h_min = cfg.get_float("data.h_min"), h_max = cfg.get_float("data.h_max");
+  require_usage(h_min <= h_max, fmt::format("data.h_min = {} must not exceed data.h_max = {}",
+                                            h_min, h_max));
+  Rng rng(seed, 0, kGlobalClient, Purpose::kDataGeneration);
+  if (h.empty())
+    for (std::int64_t i = 0; i < n * dim; ++i) h.push_back(rng.uniform(h_min, h_max));
+  if (a.empty())
+    for (std::int64_t i = 0; i < n * dim; ++i) a.push_back(rng.normal());
+  h = expand(h, n, dim, "h");
+  a = expand(a, n, dim, "a");
+  for (double v : h)
+    require_usage(v > 0 && std::isfinite(v),
+                  fmt::format("data.h: curvature {} is not allowed: expected finite values > 0", v));
+  return std::make_unique<QuadraticProblem>(n, dim, std::move(h), std::move(a),
+                                            cfg.get_float("data.noise"), cfg.get_float("data.x0"));
+}
+
+std::string QuadraticProblem::description() const {
+  return fmt::format("quadratic clients: {} x dim {}", num_clients_, dim_);
+}
+
+void QuadraticProblem::init(float* x, std::uint64_t) const {
+  for (std::int64_t j = 0; j < dim_; ++j) x[j] = static_cast<float>(x0_);
+}
+
+double QuadraticProblem::loss_grad(int c, const float* x, std::span<const std::int64_t>,
+                                   float* grad, Rng& rng) {
+  double loss = 0;
+  const double* h = &h_[c * dim_];
+  const double* a = &a_[c * dim_];
+  for (std::int64_t j = 0; j < dim_; ++j) {
+    const double r = static_cast<double>(x[j]) - a[j];
+    loss += 0.5 * h[j] * r * r;
+    if (grad) grad[j] = static_cast<float>(h[j] * r + (noise_ > 0 ? noise_ * rng.normal() : 0.0));
+  }
+  return loss;
+}
+
+double QuadraticProblem::objective(const float* x) const {
+  double total = 0;
+  for (int c = 0; c < num_clients_; ++c)
+    for (std::int64_t j = 0; j < dim_; ++j) {
+      const double r = static_cast<double>(x[j]) - a_[c * dim_ + j];
+      total += 0.5 * h_[c * dim_ + j] * r * r;
+    }
+  return total / num_clients_;
+}
+
+EvalSums QuadraticProblem::evaluate_chunk(const float* x, std::int64_t) {
+  return EvalSums{objective(x), 0, 1};
+}
+
+std::vector<std::pair<std::string, double>> QuadraticProblem::extra_metrics(const float* x) const {
+  double d2 = 0;
+  for (std::int64_t j = 0; j < dim_; ++j) {
+    const double r = static_cast<double>(x[j]) - optimum_[j];
+    d2 += r * r;
+  }
+  return {{"dist_to_opt", std::sqrt(d2)}};
+}
+
+}  // namespace cohort::algo

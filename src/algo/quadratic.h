@@ -1,0 +1,39 @@
+// Quadratic clients f_i(x) = 1/2 (x - a_i)' H_i (x - a_i) with diagonal H_i: a problem whose
+// optimum x* = (sum_i H_i)^-1 sum_i H_i a_i is known, for exact tests of the algorithms.
+#pragma once
+
+#include "algo/problem.h"
+
+namespace cohort::algo {
+
+class QuadraticProblem final : public Problem {
+ public:
+  // h, a: num_clients*dim values each (client-major).
+  QuadraticProblem(int num_clients, std::int64_t dim, std::vector<double> h,
+                   std::vector<double> a, double noise, double x0);
+  static std::unique_ptr<QuadraticProblem> from_config(const Config& cfg);
+
+  std::string description() const override;
+  int num_clients() const override { return num_clients_; }
+  const std::vector<model::LayerView>& layers() const override { return layers_; }
+  std::int64_t client_samples(int) const override { return 1; }
+  void init(float* x, std::uint64_t seed) const override;
+  double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
+                   Rng& rng) override;
+  std::int64_t num_eval_chunks() const override { return 1; }
+  EvalSums evaluate_chunk(const float* x, std::int64_t chunk) override;
+  bool has_accuracy() const override { return false; }
+  std::vector<std::pair<std::string, double>> extra_metrics(const float* x) const override;
+
+  const std::vector<double>& optimum() const { return optimum_; }
+  double objective(const float* x) const;  // mean_i f_i(x)
+
+ private:
+  int num_clients_;
+  std::int64_t dim_;
+  std::vector<double> h_, a_, optimum_;
+  double noise_, x0_;
+  std::vector<model::LayerView> layers_;
+};
+
+}  // namespace cohort::algo

@@ -1,0 +1,281 @@
+#include "algo/runner.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <mpi.h>
+
+#include "algo/algorithm.h"
+#include "algo/problem.h"
+#include "algo/sampling.h"
+#include "algo/server_optimizer.h"
+#include "core/build_info.h"
+#include "core/errors.h"
+#include "core/exact_sum.h"
+#include "metrics/results_file.h"
+
+namespace cohort::algo {
+namespace {
+
+volatile std::sig_atomic_t g_interrupt = 0;
+extern "C" void on_signal(int sig) { g_interrupt = sig; }
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct PhaseTimes {
+  double local = 0, comm = 0, aggregate = 0, eval = 0;
+};
+
+std::string human_bits(double bits) {
+  const char* units[] = {"bit", "kbit", "Mbit", "Gbit", "Tbit"};
+  int u = 0;
+  while (bits >= 1000 && u < 4) {
+    bits /= 1000;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", bits, units[u]);
+}
+
+std::string human_seconds(double s) {
+  if (s < 120) return fmt::format("{:.0f}s", s);
+  if (s < 7200) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
+  return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::fmod(s / 60, 60));
+}
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+}  // namespace
+
+void install_interrupt_handlers() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
+  const int rank = comm.rank(), ranks = comm.size();
+  const bool root = rank == 0;
+  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
+  const long long rounds = cfg.get_int("rounds");
+  const auto t_start = Clock::now();
+
+  std::unique_ptr<Problem> problem;
+  std::unique_ptr<Algorithm> algorithm;
+  std::unique_ptr<ServerOptimizer> server;
+  std::unique_ptr<metrics::ResultsFile> out;
+  int num_clients = 0, per_round = 0;
+  collectively(comm, [&] {
+    problem = make_problem(cfg);
+    num_clients = problem->num_clients();
+    per_round = clients_per_round(cfg, num_clients);
+    algorithm = make_algorithm(cfg, problem->num_params());
+    server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
+    if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
+  });
+  const std::int64_t d = problem->num_params();
+  const ClientBlock mine = client_block(num_clients, rank, ranks);
+  const bool weighted = cfg.get_string("aggregator.name") == "mean" &&
+                        cfg.get_bool("aggregator.weighted");
+  const auto counts = problem->sample_counts();
+  const long long eval_every = cfg.get_int("eval.every");
+  const long long progress_every = cfg.get_int("output.progress_every");
+
+  if (root) {
+    int mpi_major = 0, mpi_minor = 0, len = 0;
+    MPI_Get_version(&mpi_major, &mpi_minor);
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    MPI_Get_library_version(lib, &len);
+    std::string mpi_lib(lib, static_cast<std::size_t>(len));
+    if (auto nl = mpi_lib.find_first_of("\r\n,"); nl != std::string::npos) mpi_lib.resize(nl);
+    out->set_attribute("config", cfg.resolved_text());
+    out->set_attribute("seed", static_cast<std::int64_t>(seed));
+    out->set_attribute("version", std::string(kVersion));
+    out->set_attribute("git_revision", std::string(kGitRevision));
+    out->set_attribute("mpi_version", fmt::format("MPI {}.{} ({})", mpi_major, mpi_minor, mpi_lib));
+    out->set_attribute("hdf5_version", metrics::hdf5_version());
+    out->set_attribute("nccl_version", std::string("none"));
+    out->set_attribute("ranks", static_cast<std::int64_t>(ranks));
+    out->set_attribute("backend", comm.name());
+    out->set_attribute("plan", std::string("reduce"));
+    out->set_attribute("num_params", static_cast<std::int64_t>(d));
+    out->set_attribute("problem", problem->description());
+    out->write_vector("/clients/num_samples", counts);
+    out->set_status("running");
+    fmt::print("cohort {}: {}\n", kVersion, problem->description());
+    fmt::print("  {} ranks ({} backend, reduce plan: exact fixed-point all-reduce), {} clients, "
+               "{} per round, algorithm {}, server {}\n",
+               ranks, comm.name(), num_clients, per_round, algorithm->name(), server->name());
+    fmt::print("  results -> {}\n", out->path());
+    std::fflush(stdout);
+  }
+
+  std::vector<float> x(static_cast<std::size_t>(d)), msg(x.size()), g(x.size());
+  problem->init(x.data(), seed);
+  ExactAccumulator sum(d), scalars(2);
+  RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : ""};
+  double last_loss = NAN, last_acc = NAN;
+
+  for (long long t = 0; t < rounds; ++t) {
+    const auto round_start = Clock::now();
+    const auto round = static_cast<std::uint32_t>(t);
+    PhaseTimes pt;
+    const std::vector<int> sampled = sample_clients(seed, round, num_clients, per_round);
+
+    // Local work on the clients this rank owns.
+    auto t0 = Clock::now();
+    sum.clear();
+    scalars.clear();
+    double total_weight = 0;
+    for (int c : sampled) {
+      const double w = weighted ? static_cast<double>(counts[c]) : 1.0;
+      total_weight += w;
+      if (!mine.owns(c)) continue;
+      const ClientResult r = algorithm->client_message(*problem, c, round, x.data(), msg.data());
+      sum.add(msg.data(), w);
+      scalars.add_at(0, r.train_loss);
+    }
+    pt.local = seconds_since(t0);
+
+    // Exchange: one exact all-reduce of the message sum (Note [Deterministic sums]).
+    t0 = Clock::now();
+    comm.allreduce(comm::View{sum.data(), d, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    comm.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    const bool valid = comm.allreduce_scalar(static_cast<std::int64_t>(sum.valid() && scalars.valid()),
+                                             comm::ReduceOp::kMin) == 1;
+    pt.comm = seconds_since(t0);
+
+    // Aggregate and server update (identical on every rank).
+    t0 = Clock::now();
+    std::string diverged;
+    if (!valid) {
+      diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t);
+    } else {
+      sum.read(g.data(), total_weight);
+      server->step(x.data(), g.data(), d);
+      if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); }))
+        diverged = fmt::format("round {}: the global model is no longer finite", t);
+    }
+    const double train_loss = scalars.value(0) / static_cast<double>(sampled.size());
+    pt.aggregate = seconds_since(t0);
+
+    // Evaluation in fixed chunks spread over ranks; sums are exact.
+    t0 = Clock::now();
+    double test_loss = NAN, accuracy = NAN;
+    std::vector<std::pair<std::string, double>> extra;
+    const bool last = t + 1 == rounds;
+    if (diverged.empty() && (last || (eval_every > 0 && (t + 1) % eval_every == 0))) {
+      ExactAccumulator loss(1);
+      std::int64_t ints[2] = {0, 0};
+      for (std::int64_t ch = rank; ch < problem->num_eval_chunks(); ch += ranks) {
+        const EvalSums s = problem->evaluate_chunk(x.data(), ch);
+        loss.add_at(0, s.loss_sum);
+        ints[0] += s.correct;
+        ints[1] += s.count;
+      }
+      comm.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+      comm.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
+      test_loss = loss.valid() ? loss.value(0) / static_cast<double>(ints[1]) : INFINITY;
+      if (problem->has_accuracy()) accuracy = static_cast<double>(ints[0]) / ints[1];
+      extra = problem->extra_metrics(x.data());
+      last_loss = test_loss;
+      last_acc = accuracy;
+    }
+    pt.eval = seconds_since(t0);
+
+    // Per-phase times: min / avg / max over ranks.
+    double tmin[4] = {pt.local, pt.comm, pt.aggregate, pt.eval};
+    double tmax[4], tsum[4];
+    std::copy(tmin, tmin + 4, tmax);
+    std::copy(tmin, tmin + 4, tsum);
+    comm.allreduce(comm::View{tmin, 4, comm::DType::kF64}, comm::ReduceOp::kMin);
+    comm.allreduce(comm::View{tmax, 4, comm::DType::kF64}, comm::ReduceOp::kMax);
+    comm.allreduce(comm::View{tsum, 4, comm::DType::kF64}, comm::ReduceOp::kSum);
+    const bool interrupted =
+        comm.allreduce_scalar(static_cast<std::int64_t>(g_interrupt), comm::ReduceOp::kMax) != 0;
+
+    const double bits = 32.0 * static_cast<double>(d) * static_cast<double>(sampled.size());
+    if (root) {
+      out->append("round", static_cast<std::int64_t>(t));
+      out->append("clients", static_cast<std::int64_t>(sampled.size()));
+      out->append("train_loss", train_loss);
+      out->append("test_loss", test_loss);
+      out->append("test_accuracy", accuracy);
+      for (const auto& [k, v] : extra) out->append(k, v);
+      out->append("uplink_bits", bits);
+      out->append("downlink_bits", bits);
+      const char* names[4] = {"local", "comm", "aggregate", "eval"};
+      for (int i = 0; i < 4; ++i) {
+        out->append(fmt::format("time_{}_min", names[i]), tmin[i]);
+        out->append(fmt::format("time_{}_avg", names[i]), tsum[i] / ranks);
+        out->append(fmt::format("time_{}_max", names[i]), tmax[i]);
+      }
+      out->append("time_round", seconds_since(round_start));
+      out->flush();
+      const bool show = progress_every > 0 && ((t + 1) % progress_every == 0 || last);
+      if (show || !diverged.empty()) {
+        const double elapsed = seconds_since(t_start);
+        const double per = elapsed / static_cast<double>(t + 1);
+        std::string line = fmt::format("round {:>{}}/{} | train_loss {:.4f}", t + 1,
+                                       std::to_string(rounds).size(), rounds, train_loss);
+        if (!std::isnan(test_loss)) line += fmt::format(" | test_loss {:.4f}", test_loss);
+        if (!std::isnan(accuracy)) line += fmt::format(" | acc {:.2f}%", 100 * accuracy);
+        for (const auto& [k, v] : extra) line += fmt::format(" | {} {:.3g}", k, v);
+        line += fmt::format(" | up {} | {:.2f} s/round | ETA {}", human_bits(bits), per,
+                            human_seconds(per * static_cast<double>(rounds - t - 1)));
+        fmt::print("{}\n", line);
+        std::fflush(stdout);
+      }
+    }
+    result.rounds_done = t + 1;
+    if (!diverged.empty()) {
+      result.status = "diverged";
+      result.message = diverged;
+      break;
+    }
+    if (interrupted && !last) {
+      result.status = "preempted";
+      result.message = fmt::format("interrupted by a signal after round {} of {}", t + 1, rounds);
+      break;
+    }
+  }
+
+  result.final_test_loss = last_loss;
+  result.final_accuracy = last_acc;
+  const double rss = peak_rss_mib();
+  const double rss_max = comm.allreduce_scalar(rss, comm::ReduceOp::kMax);
+  if (root) {
+    if (cfg.get_bool("output.save_model") && result.status != "diverged") {
+      for (const auto& l : problem->layers())
+        out->write_matrix("/model/" + l.name, x.data() + l.offset, l.rows, l.cols);
+    }
+    out->set_attribute("peak_rss_mib_max", rss_max);
+    out->set_attribute("wall_seconds", seconds_since(t_start));
+    out->set_attribute("rounds_done", static_cast<std::int64_t>(result.rounds_done));
+    out->set_status(result.status, result.message);
+    if (result.status == "completed") {
+      fmt::print("completed {} rounds in {:.1f} s", result.rounds_done, seconds_since(t_start));
+      if (!std::isnan(last_acc)) fmt::print(", test accuracy {:.2f}%", 100 * last_acc);
+      fmt::print(", peak memory {:.0f} MiB per rank\n", rss_max);
+    } else {
+      fmt::print(stderr, "cohort: run {}: {}\n", result.status, result.message);
+    }
+    fmt::print("results: {}\n", out->path());
+    std::fflush(stdout);
+  }
+  return result;
+}
+
+}  // namespace cohort::algo

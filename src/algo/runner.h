@@ -1,0 +1,51 @@
+// The round loop (ARCHITECTURE.md "The round") for the reduce plan.
+#pragma once
+
+#include <string>
+
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "core/errors.h"
+
+namespace cohort::algo {
+
+struct RunOutcome {
+  std::string status;   // completed | diverged | preempted
+  std::string message;
+  long long rounds_done = 0;
+  double final_test_loss = 0.0;
+  double final_accuracy = 0.0;  // NaN when the problem has no accuracy
+  std::string results_path;
+};
+
+// Exit codes of `cohort run` by outcome.
+inline constexpr int kExitDiverged = 3;
+inline constexpr int kExitPreempted = 130;
+
+// Runs the configured experiment on this rank. Collective: every rank calls it with the same
+// config. Throws UsageError (identically on every rank, or collectively re-thrown on the rank
+// that saw it) for problems found before the first round.
+RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm);
+
+// Runs f on every rank; when any rank throws UsageError, the lowest such rank re-throws it and
+// the other ranks throw an empty UsageError, so all ranks leave together (exit code 2) and the
+// message is printed once. Other exceptions propagate (the caller aborts the job).
+template <class F>
+void collectively(comm::Communicator& comm, F&& f) {
+  std::string msg;
+  bool failed = false;
+  try {
+    f();
+  } catch (const UsageError& e) {
+    msg = e.what();
+    failed = true;
+  }
+  const std::int64_t first = comm.allreduce_scalar(
+      static_cast<std::int64_t>(failed ? comm.rank() : comm.size()), comm::ReduceOp::kMin);
+  if (first < comm.size()) throw UsageError(first == comm.rank() ? msg : std::string());
+}
+
+// Set by SIGINT/SIGTERM handlers; checked collectively once per round.
+void install_interrupt_handlers();
+
+}  // namespace cohort::algo

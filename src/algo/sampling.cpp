@@ -1,0 +1,46 @@
+#include "algo/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+#include "core/rng.h"
+
+namespace cohort::algo {
+
+ClientBlock client_block(int num_clients, int rank, int ranks) {
+  const auto n = static_cast<std::int64_t>(num_clients);
+  return ClientBlock{static_cast<int>(n * rank / ranks), static_cast<int>(n * (rank + 1) / ranks)};
+}
+
+int clients_per_round(const Config& cfg, int num_clients) {
+  const long long per_round = cfg.get_int("clients.per_round");
+  if (per_round > 0) {
+    require_usage(per_round <= num_clients,
+                  fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", per_round,
+                              num_clients));
+    return static_cast<int>(per_round);
+  }
+  const double f = cfg.get_float("clients.fraction");
+  return std::max(1, static_cast<int>(std::lround(f * num_clients)));
+}
+
+std::vector<int> sample_clients(std::uint64_t seed, std::uint32_t round, int num_clients,
+                                int per_round) {
+  std::vector<int> ids(static_cast<std::size_t>(num_clients));
+  std::iota(ids.begin(), ids.end(), 0);
+  if (per_round >= num_clients) return ids;
+  Rng rng(seed, round, kGlobalClient, Purpose::kClientSampling);
+  for (int i = 0; i < per_round; ++i) {  // partial Fisher-Yates
+    const int j = i + static_cast<int>(rng.below(static_cast<std::uint64_t>(num_clients - i)));
+    std::swap(ids[i], ids[j]);
+  }
+  ids.resize(static_cast<std::size_t>(per_round));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace cohort::algo

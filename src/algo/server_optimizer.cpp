@@ -1,0 +1,111 @@
+// The server optimizers are a few lines each, so they share this file (one category, one
+// register point), rather than five file pairs.
+#include "algo/server_optimizer.h"
+
+#include <cmath>
+
+namespace cohort::algo {
+
+ServerOptimizerOptions ServerOptimizerOptions::from_config(const Config& cfg) {
+  ServerOptimizerOptions o;
+  o.name = cfg.get_string("server_optimizer.name");
+  o.lr = cfg.get_float("server_optimizer.lr");
+  if (o.name == "momentum" || o.name == "nesterov") o.beta = cfg.get_float("server_optimizer.beta");
+  if (o.name == "momentum") o.heavy_ball = cfg.get_string("server_optimizer.form") == "heavy_ball";
+  if (o.name == "adam" || o.name == "yogi") {
+    o.beta1 = cfg.get_float("server_optimizer.beta1");
+    o.beta2 = cfg.get_float("server_optimizer.beta2");
+    o.eps = cfg.get_float("server_optimizer.eps");
+    o.bias_correction = cfg.get_bool("server_optimizer.bias_correction");
+  }
+  return o;
+}
+
+namespace {
+
+class Sgd final : public ServerOptimizer {
+ public:
+  explicit Sgd(double lr) : lr_(lr) {}
+  std::string name() const override { return "sgd"; }
+  void step(float* x, const float* g, std::int64_t d) override {
+    for (std::int64_t i = 0; i < d; ++i) x[i] = static_cast<float>(x[i] - lr_ * g[i]);
+  }
+
+ private:
+  double lr_;
+};
+
+// ema: m <- (1-beta) g + beta m; heavy_ball: m <- beta m + g; then x <- x - lr m.
+// nesterov: m <- beta m + g; x <- x - lr (g + beta m).
+class Momentum final : public ServerOptimizer {
+ public:
+  Momentum(double lr, double beta, bool heavy_ball, bool nesterov)
+      : lr_(lr), beta_(beta), heavy_ball_(heavy_ball), nesterov_(nesterov) {}
+  std::string name() const override { return nesterov_ ? "nesterov" : "momentum"; }
+  void step(float* x, const float* g, std::int64_t d) override {
+    if (m_.empty()) m_.assign(static_cast<std::size_t>(d), 0.0f);
+    const double a = (heavy_ball_ || nesterov_) ? 1.0 : 1.0 - beta_;
+    for (std::int64_t i = 0; i < d; ++i) {
+      const double m = beta_ * m_[i] + a * g[i];
+      m_[i] = static_cast<float>(m);
+      const double dir = nesterov_ ? g[i] + beta_ * m : m;
+      x[i] = static_cast<float>(x[i] - lr_ * dir);
+    }
+  }
+
+ private:
+  double lr_, beta_;
+  bool heavy_ball_, nesterov_;
+  std::vector<float> m_;
+};
+
+// Adam and Yogi (Reddi et al., "Adaptive Federated Optimization"): m <- b1 m + (1-b1) g;
+// adam: v <- b2 v + (1-b2) g^2; yogi: v <- v - (1-b2) g^2 sign(v - g^2);
+// x <- x - lr m_hat / (sqrt(v_hat) + eps), hats = bias-corrected when asked.
+class Adaptive final : public ServerOptimizer {
+ public:
+  Adaptive(const ServerOptimizerOptions& o, bool yogi) : o_(o), yogi_(yogi) {}
+  std::string name() const override { return yogi_ ? "yogi" : "adam"; }
+  void step(float* x, const float* g, std::int64_t d) override {
+    if (m_.empty()) {
+      m_.assign(static_cast<std::size_t>(d), 0.0f);
+      v_.assign(static_cast<std::size_t>(d), 0.0f);
+    }
+    ++t_;
+    const double c1 = o_.bias_correction ? 1.0 - std::pow(o_.beta1, double(t_)) : 1.0;
+    const double c2 = o_.bias_correction ? 1.0 - std::pow(o_.beta2, double(t_)) : 1.0;
+    for (std::int64_t i = 0; i < d; ++i) {
+      const double gi = g[i], g2 = gi * gi;
+      const double m = o_.beta1 * m_[i] + (1.0 - o_.beta1) * gi;
+      double v = v_[i];
+      if (yogi_) {
+        const double s = (v - g2) > 0 ? 1.0 : (v - g2) < 0 ? -1.0 : 0.0;
+        v = v - (1.0 - o_.beta2) * g2 * s;
+      } else {
+        v = o_.beta2 * v + (1.0 - o_.beta2) * g2;
+      }
+      m_[i] = static_cast<float>(m);
+      v_[i] = static_cast<float>(v);
+      x[i] = static_cast<float>(x[i] - o_.lr * (m / c1) / (std::sqrt(v / c2) + o_.eps));
+    }
+  }
+
+ private:
+  ServerOptimizerOptions o_;
+  bool yogi_;
+  std::int64_t t_ = 0;
+  std::vector<float> m_, v_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerOptimizer> make_server_optimizer(const ServerOptimizerOptions& o) {
+  if (o.name == "sgd") return std::make_unique<Sgd>(o.lr);
+  if (o.name == "momentum") return std::make_unique<Momentum>(o.lr, o.beta, o.heavy_ball, false);
+  if (o.name == "nesterov") return std::make_unique<Momentum>(o.lr, o.beta, true, true);
+  if (o.name == "adam") return std::make_unique<Adaptive>(o, false);
+  if (o.name == "yogi") return std::make_unique<Adaptive>(o, true);
+  throw std::logic_error("unknown server optimizer " + o.name);
+}
+
+}  // namespace cohort::algo

@@ -1,0 +1,34 @@
+// Server optimizers: how the aggregate g moves the global model x (ALGORITHMS.md §1).
+// Every rank holds the same x and g and applies the same update, so no broadcast is needed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace cohort::algo {
+
+class ServerOptimizer {
+ public:
+  virtual ~ServerOptimizer() = default;
+  virtual std::string name() const = 0;
+  // x <- update(x, g); t counts calls from 1.
+  virtual void step(float* x, const float* g, std::int64_t d) = 0;
+};
+
+struct ServerOptimizerOptions {
+  std::string name = "sgd";
+  double lr = 1.0;
+  double beta = 0.9;              // momentum, nesterov
+  bool heavy_ball = false;        // momentum form
+  double beta1 = 0.9, beta2 = 0.99, eps = 1e-3;  // adam, yogi
+  bool bias_correction = false;
+  static ServerOptimizerOptions from_config(const Config& cfg);
+};
+
+std::unique_ptr<ServerOptimizer> make_server_optimizer(const ServerOptimizerOptions& o);
+
+}  // namespace cohort::algo

@@ -1,0 +1,15 @@
+// sgd: server-only SGD ("FedSGD"): each sampled client sends one minibatch gradient at x.
+#include "algo/sgd.h"
+
+namespace cohort::algo {
+
+ClientResult SgdAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
+                                          const float* x, float* message) {
+  BatchStream batches(problem.client_samples(c), batch_size_,
+                      Rng(seed_, round, static_cast<std::uint32_t>(c), Purpose::kBatches));
+  Rng noise(seed_, round, static_cast<std::uint32_t>(c), Purpose::kDataGeneration);
+  const double loss = problem.loss_grad(c, x, batches.next(), message, noise);
+  return ClientResult{loss, 1};
+}
+
+}  // namespace cohort::algo

@@ -1,0 +1,20 @@
+#pragma once
+
+#include "algo/algorithm.h"
+
+namespace cohort::algo {
+
+class SgdAlgorithm final : public Algorithm {
+ public:
+  SgdAlgorithm(std::uint64_t seed, std::int64_t batch_size)
+      : seed_(seed), batch_size_(batch_size) {}
+  std::string name() const override { return "sgd"; }
+  ClientResult client_message(Problem& problem, int c, std::uint32_t round, const float* x,
+                              float* message) override;
+
+ private:
+  std::uint64_t seed_;
+  std::int64_t batch_size_;
+};
+
+}  // namespace cohort::algo

@@ -1,0 +1,145 @@
+// The `cohort` executable: run, validate, list, bench.
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "algo/algorithm.h"
+#include "algo/problem.h"
+#include "algo/runner.h"
+#include "algo/sampling.h"
+#include "app/bench.h"
+#include "comm/communicator.h"
+#include "core/build_info.h"
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/schema.h"
+
+namespace {
+
+using namespace cohort;
+
+// MPI lifetime for the commands that run collectively.
+struct MpiSession {
+  MpiSession(int* argc, char*** argv) {
+    int provided = 0;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  }
+  ~MpiSession() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+};
+
+std::unique_ptr<comm::Communicator> make_comm(const std::string& backend) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (backend == "self") {
+    require_usage(size == 1, fmt::format("comm.backend = self runs one process, but {} ranks "
+                                         "were launched; use mpi or auto", size));
+    return comm::make_self_communicator();
+  }
+  if (backend == "auto" && size == 1) return comm::make_self_communicator();
+  return comm::make_mpi_communicator();
+}
+
+// Runs a collective command; maps errors to exit codes (STYLE.md §5).
+template <class F>
+int collective_command(int* argc, char*** argv, F&& body) {
+  MpiSession mpi(argc, argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  try {
+    return body(rank);
+  } catch (const UsageError& e) {
+    if (*e.what()) fmt::print(stderr, "cohort: error: {}\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    char host[256] = "?";
+    gethostname(host, sizeof host);
+    fmt::print(stderr, "cohort: rank {} on {} failed: {}\n", rank, host, e.what());
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+}
+
+Config load_collectively(const std::string& path, const std::vector<std::string>& overrides,
+                         std::unique_ptr<comm::Communicator>& comm) {
+  // Every rank parses the same file; the world communicator checks the outcome together.
+  auto world = comm::make_mpi_communicator();
+  Config cfg;
+  algo::collectively(*world, [&] {
+    cfg = Config::load(path, overrides);
+    comm = make_comm(cfg.get_string("comm.backend"));
+  });
+  return cfg;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cohort: collaborative-learning simulator (federated, decentralized, robust, "
+               "compressed) on MPI"};
+  app.set_version_flag("--version", fmt::format("cohort {} (git {})", kVersion, kGitRevision));
+  app.require_subcommand(1);
+
+  std::string config_path;
+  std::vector<std::string> overrides;
+  auto* run = app.add_subcommand("run", "run the experiment a config file describes");
+  run->add_option("config", config_path, "YAML config file")->required();
+  run->add_option("overrides", overrides, "dotted key=value overrides, e.g. rounds=5 seed=3");
+
+  auto* validate = app.add_subcommand("validate", "check a config (and its data) without running");
+  validate->add_option("config", config_path, "YAML config file")->required();
+  validate->add_option("overrides", overrides, "dotted key=value overrides");
+
+  auto* list = app.add_subcommand("list", "list every config key and component with its options");
+  bool markdown = false;
+  list->add_flag("--markdown", markdown, "print the config reference as Markdown (README)");
+
+  auto* bench = app.add_subcommand("bench", "benchmarks");
+  BenchOptions bench_opts;
+  add_bench_options(*bench, bench_opts);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  if (*list) {
+    std::cout << (markdown ? schema_markdown(run_schema()) : schema_listing(run_schema()));
+    return 0;
+  }
+  if (*bench) return run_bench(bench_opts);
+
+  algo::install_interrupt_handlers();
+  return collective_command(&argc, &argv, [&](int rank) {
+    std::unique_ptr<comm::Communicator> comm;
+    const Config cfg = load_collectively(config_path, overrides, comm);
+    if (*validate) {
+      std::int64_t params = 0;
+      algo::collectively(*comm, [&] {
+        auto problem = algo::make_problem(cfg);
+        algo::clients_per_round(cfg, problem->num_clients());
+        algo::make_algorithm(cfg, problem->num_params());
+        params = problem->num_params();
+        if (rank == 0) fmt::print("{}\n", problem->description());
+      });
+      if (rank == 0) fmt::print("{}: valid ({} parameters)\n", config_path, params);
+      return 0;
+    }
+    const auto outcome = algo::run_experiment(cfg, *comm);
+    if (outcome.status == "diverged") return algo::kExitDiverged;
+    if (outcome.status == "preempted") return algo::kExitPreempted;
+    return 0;
+  });
+}

@@ -1,0 +1,54 @@
+// The layer between cohort and a transport. It sees plain views (pointer, count, dtype,
+// memory space), never models or Eigen types (STYLE.md §3). A backend states what it supports
+// before a run starts, so a run never fails half-way on an unsupported buffer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace cohort::comm {
+
+// kExact128: 128-bit two's-complement fixed-point words, summed exactly
+// (Note [Deterministic sums] in core/exact_sum.h).
+enum class DType { kF32, kF64, kI32, kI64, kExact128 };
+enum class Memory { kHost, kDevice };
+enum class ReduceOp { kSum, kMin, kMax };
+
+struct View {
+  void* data = nullptr;
+  std::int64_t count = 0;
+  DType dtype = DType::kF32;
+  Memory memory = Memory::kHost;
+};
+
+std::size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Whether allreduce/broadcast accept this dtype, op and memory space.
+  virtual bool supports(DType dtype, ReduceOp op, Memory memory) const = 0;
+  // In place; every rank ends with the same values. kExact128 supports kSum only.
+  virtual void allreduce(View inout, ReduceOp op) = 0;
+  virtual void broadcast(View inout, int root) = 0;
+  virtual void barrier() = 0;
+  // Ends the whole job at once (a failure seen by one rank).
+  [[noreturn]] virtual void abort(int code) = 0;
+
+  // Convenience wrappers for scalars and small host arrays.
+  double allreduce_scalar(double v, ReduceOp op);
+  std::int64_t allreduce_scalar(std::int64_t v, ReduceOp op);
+};
+
+// MPI over MPI_COMM_WORLD (MPI must be initialised). Host memory only: the Open MPI in use is
+// not CUDA-aware.
+std::unique_ptr<Communicator> make_mpi_communicator();
+// One process, no transport: every collective is the identity.
+std::unique_ptr<Communicator> make_self_communicator();
+
+}  // namespace cohort::comm

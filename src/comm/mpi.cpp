@@ -1,0 +1,126 @@
+// The MPI backend. Every MPI return code is checked; a failure aborts the job with the rank,
+// host and call (STYLE.md §5).
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "comm/communicator.h"
+
+namespace cohort::comm {
+namespace {
+
+#define COHORT_MPI_CHECK(call)                                                           \
+  do {                                                                                   \
+    const int rc_ = (call);                                                              \
+    if (rc_ != MPI_SUCCESS) mpi_fail(#call, rc_, __FILE__, __LINE__);                    \
+  } while (0)
+
+[[noreturn]] void mpi_fail(const char* call, int rc, const char* file, int line) {
+  char err[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, err, &len);
+  int rank = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char host[MPI_MAX_PROCESSOR_NAME];
+  int hlen = 0;
+  MPI_Get_processor_name(host, &hlen);
+  std::fprintf(stderr, "cohort: rank %d on %s: %s failed at %s:%d: %s\n", rank, host, call, file,
+               line, err);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();
+}
+
+// Wrapping 128-bit addition is associative and commutative, so MPI may combine partial sums
+// in any order and every rank count gives the same bits (Note [Deterministic sums]).
+void exact128_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const unsigned __int128*>(in);
+  auto* b = static_cast<unsigned __int128*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] += a[i];
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    COHORT_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+    COHORT_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+    COHORT_MPI_CHECK(MPI_Type_contiguous(2, MPI_UINT64_T, &exact_type_));
+    COHORT_MPI_CHECK(MPI_Type_commit(&exact_type_));
+    COHORT_MPI_CHECK(MPI_Op_create(&exact128_sum, /*commute=*/1, &exact_sum_));
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) {
+      MPI_Op_free(&exact_sum_);
+      MPI_Type_free(&exact_type_);
+    }
+  }
+  std::string name() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  bool supports(DType dtype, ReduceOp op, Memory memory) const override {
+    return memory == Memory::kHost && (dtype != DType::kExact128 || op == ReduceOp::kSum);
+  }
+
+  void allreduce(View v, ReduceOp op) override {
+    if (!supports(v.dtype, op, v.memory))
+      throw std::logic_error(std::string("mpi backend: unsupported allreduce of ") +
+                             dtype_name(v.dtype));
+    if (size_ == 1 || v.count == 0) return;
+    MPI_Op mop = op == ReduceOp::kSum ? MPI_SUM : op == ReduceOp::kMin ? MPI_MIN : MPI_MAX;
+    if (v.dtype == DType::kExact128) mop = exact_sum_;
+    // MPI counts are int: large buffers go in pieces.
+    const std::int64_t kMaxChunk = 1 << 28;
+    auto* base = static_cast<char*>(v.data);
+    for (std::int64_t off = 0; off < v.count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min<std::int64_t>(kMaxChunk, v.count - off));
+      COHORT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * dtype_size(v.dtype), n,
+                                     mpi_type(v.dtype), mop, MPI_COMM_WORLD));
+    }
+  }
+
+  void broadcast(View v, int root) override {
+    if (v.memory != Memory::kHost) throw std::logic_error("mpi backend: host memory only");
+    const std::int64_t kMaxChunk = 1 << 28;
+    auto* base = static_cast<char*>(v.data);
+    for (std::int64_t off = 0; off < v.count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min<std::int64_t>(kMaxChunk, v.count - off));
+      COHORT_MPI_CHECK(
+          MPI_Bcast(base + off * dtype_size(v.dtype), n, mpi_type(v.dtype), root, MPI_COMM_WORLD));
+    }
+  }
+
+  void barrier() override { COHORT_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::abort();
+  }
+
+ private:
+  MPI_Datatype mpi_type(DType t) const {
+    switch (t) {
+      case DType::kF32: return MPI_FLOAT;
+      case DType::kF64: return MPI_DOUBLE;
+      case DType::kI32: return MPI_INT32_T;
+      case DType::kI64: return MPI_INT64_T;
+      case DType::kExact128: return exact_type_;
+    }
+    throw std::logic_error("unknown dtype");
+  }
+
+  int rank_ = 0, size_ = 1;
+  MPI_Datatype exact_type_ = MPI_DATATYPE_NULL;
+  MPI_Op exact_sum_ = MPI_OP_NULL;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator() {
+  return std::make_unique<MpiCommunicator>();
+}
+
+}  // namespace cohort::comm

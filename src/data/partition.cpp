@@ -1,0 +1,218 @@
+// Partitioners and the label-skew measure.
+//
+// Note [Partition streams]
+// Each partitioner draws from one global stream Rng(seed, 0, kGlobalClient, Purpose::kPartition),
+// consumed in a fixed order (class by class, client by client), so a partition is a pure function
+// of its arguments. Cuts use round-half-up on exact cumulative counts, and each client's index
+// list is sorted ascending at the end.
+#include "data/partition.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/rng.h"
+
+namespace cohort::data {
+namespace {
+
+Rng partition_stream(std::uint64_t seed) {
+  return Rng(seed, 0, kGlobalClient, Purpose::kPartition);
+}
+
+void check_clients(std::int64_t rows, int num_clients, const char* who) {
+  require_usage(num_clients >= 1, std::string(who) + ": num_clients is " +
+                                      std::to_string(num_clients) + "; it must be at least 1");
+  require_usage(static_cast<std::int64_t>(num_clients) <= rows,
+                std::string(who) + ": num_clients (" + std::to_string(num_clients) +
+                    ") exceeds the number of training samples (" + std::to_string(rows) +
+                    "); every client needs at least one sample");
+}
+
+void check_labels(const std::vector<std::int32_t>& labels, int num_classes, const char* who) {
+  require_usage(num_classes >= 1, std::string(who) + ": num_classes is " +
+                                      std::to_string(num_classes) +
+                                      "; label-based partitioning needs a classification "
+                                      "dataset (num_classes >= 1)");
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= num_classes) {
+      throw UsageError(std::string(who) + ": label " + std::to_string(labels[i]) + " of sample " +
+                       std::to_string(i) + " is outside 0.." + std::to_string(num_classes - 1));
+    }
+  }
+}
+
+void sort_all(Partition& p) {
+  for (auto& idx : p) std::sort(idx.begin(), idx.end());
+}
+
+// Dirichlet(alpha) proportions over n clients from Gamma(alpha) draws. For alpha < 1 the draw is
+// formed in log space, Gamma(a) = Gamma(a + 1) * U^(1/a), so tiny alphas cannot underflow every
+// component to zero.
+std::vector<double> dirichlet(Rng& rng, int n, double alpha) {
+  std::vector<double> log_g(static_cast<std::size_t>(n));
+  for (double& lg : log_g) {
+    if (alpha >= 1.0) {
+      lg = std::log(rng.gamma(alpha));
+    } else {
+      const double g = rng.gamma(alpha + 1.0);
+      lg = std::log(g) + std::log(rng.uniform_open0()) / alpha;
+    }
+  }
+  const double top = *std::max_element(log_g.begin(), log_g.end());
+  std::vector<double> p(log_g.size());
+  double sum = 0.0;
+  for (std::size_t k = 0; k < p.size(); ++k) {
+    p[k] = std::exp(log_g[k] - top);
+    sum += p[k];
+  }
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+}  // namespace
+
+Partition partition_iid(std::int64_t rows, int num_clients, std::uint64_t seed) {
+  require_usage(rows >= 0, "partition iid: rows must be >= 0");
+  check_clients(rows, num_clients, "partition iid");
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(rows));
+  std::iota(perm.begin(), perm.end(), std::int64_t{0});
+  Rng rng = partition_stream(seed);
+  rng.shuffle(std::span<std::int64_t>(perm));
+  Partition p(static_cast<std::size_t>(num_clients));
+  const std::int64_t base = rows / num_clients, extra = rows % num_clients;
+  std::int64_t start = 0;
+  for (int k = 0; k < num_clients; ++k) {
+    const std::int64_t size = base + (k < extra ? 1 : 0);
+    p[static_cast<std::size_t>(k)].assign(perm.begin() + start, perm.begin() + start + size);
+    start += size;
+  }
+  sort_all(p);
+  return p;
+}
+
+Partition partition_dirichlet(const std::vector<std::int32_t>& labels, int num_classes,
+                              int num_clients, double alpha, std::uint64_t seed) {
+  const char* who = "partition dirichlet";
+  require_usage(std::isfinite(alpha) && alpha > 0.0,
+                std::string(who) + ": alpha is " + std::to_string(alpha) +
+                    "; it must be a finite number > 0 (small = skewed, large = near iid)");
+  const auto rows = static_cast<std::int64_t>(labels.size());
+  check_clients(rows, num_clients, who);
+  check_labels(labels, num_classes, who);
+
+  std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(num_classes));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    by_class[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])].push_back(i);
+  }
+
+  Rng rng = partition_stream(seed);
+  Partition p(static_cast<std::size_t>(num_clients));
+  for (auto& members : by_class) {
+    rng.shuffle(std::span<std::int64_t>(members));
+    const std::vector<double> prop = dirichlet(rng, num_clients, alpha);
+    const auto n = static_cast<double>(members.size());
+    double cum = 0.0;
+    std::size_t begin = 0;
+    for (int k = 0; k < num_clients; ++k) {
+      cum += prop[static_cast<std::size_t>(k)];
+      std::size_t end = k + 1 == num_clients ? members.size()
+                                             : static_cast<std::size_t>(std::floor(cum * n + 0.5));
+      end = std::clamp(end, begin, members.size());
+      auto& dst = p[static_cast<std::size_t>(k)];
+      dst.insert(dst.end(), members.begin() + static_cast<std::ptrdiff_t>(begin),
+                 members.begin() + static_cast<std::ptrdiff_t>(end));
+      begin = end;
+    }
+  }
+
+  // Every client gets at least one sample: an empty client takes the last-assigned sample of the
+  // currently largest client (lowest id on ties). rows >= num_clients guarantees that client
+  // holds at least two samples while any client is empty.
+  for (auto& dst : p) {
+    if (!dst.empty()) continue;
+    auto donor = std::max_element(p.begin(), p.end(),
+                                  [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    dst.push_back(donor->back());
+    donor->pop_back();
+  }
+  sort_all(p);
+  return p;
+}
+
+Partition partition_shards(const std::vector<std::int32_t>& labels, int num_clients,
+                           int shards_per_client, std::uint64_t seed) {
+  const char* who = "partition shards";
+  const auto rows = static_cast<std::int64_t>(labels.size());
+  check_clients(rows, num_clients, who);
+  require_usage(shards_per_client >= 1, std::string(who) + ": shards_per_client is " +
+                                            std::to_string(shards_per_client) +
+                                            "; it must be at least 1");
+  const std::int64_t num_shards = std::int64_t{num_clients} * shards_per_client;
+  require_usage(num_shards <= rows,
+                std::string(who) + ": num_clients * shards_per_client = " +
+                    std::to_string(num_shards) + " shards but only " + std::to_string(rows) +
+                    " samples; every shard needs at least one sample (lower shards_per_client)");
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    require_usage(labels[i] >= 0, std::string(who) + ": label " + std::to_string(labels[i]) +
+                                      " of sample " + std::to_string(i) + " is negative");
+  }
+
+  std::vector<std::int64_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    return labels[static_cast<std::size_t>(a)] < labels[static_cast<std::size_t>(b)];
+  });
+  // Shard s covers sorted positions [s*rows/num_shards, (s+1)*rows/num_shards): sizes differ by at
+  // most one.
+  std::vector<std::int64_t> shard_ids(static_cast<std::size_t>(num_shards));
+  std::iota(shard_ids.begin(), shard_ids.end(), std::int64_t{0});
+  Rng rng = partition_stream(seed);
+  rng.shuffle(std::span<std::int64_t>(shard_ids));
+
+  Partition p(static_cast<std::size_t>(num_clients));
+  for (std::int64_t j = 0; j < num_shards; ++j) {
+    const std::int64_t s = shard_ids[static_cast<std::size_t>(j)];
+    const std::int64_t begin = s * rows / num_shards, end = (s + 1) * rows / num_shards;
+    auto& dst = p[static_cast<std::size_t>(j / shards_per_client)];
+    dst.insert(dst.end(), order.begin() + begin, order.begin() + end);
+  }
+  sort_all(p);
+  return p;
+}
+
+double label_skew(const Partition& p, const std::vector<std::int32_t>& labels, int num_classes) {
+  check_labels(labels, num_classes, "label_skew");
+  if (labels.empty()) return 0.0;
+  std::vector<double> global(static_cast<std::size_t>(num_classes), 0.0);
+  for (const std::int32_t y : labels) global[static_cast<std::size_t>(y)] += 1.0;
+  for (double& g : global) g /= static_cast<double>(labels.size());
+
+  double total = 0.0;
+  int counted = 0;
+  std::vector<double> local(global.size());
+  for (const auto& idx : p) {
+    if (idx.empty()) continue;
+    std::fill(local.begin(), local.end(), 0.0);
+    for (const std::int64_t i : idx) {
+      require_usage(i >= 0 && i < static_cast<std::int64_t>(labels.size()),
+                    "label_skew: sample index " + std::to_string(i) + " is outside 0.." +
+                        std::to_string(labels.size()) + "-1");
+      local[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])] += 1.0;
+    }
+    double tv = 0.0;
+    for (std::size_t c = 0; c < local.size(); ++c) {
+      tv += std::fabs(local[c] / static_cast<double>(idx.size()) - global[c]);
+    }
+    total += 0.5 * tv;
+    ++counted;
+  }
+  return counted == 0 ? 0.0 : total / counted;
+}
+
+}  // namespace cohort::data

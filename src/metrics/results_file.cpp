@@ -1,0 +1,175 @@
+#include "metrics/results_file.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace cohort::metrics {
+namespace {
+
+// Every HDF5 call is checked; a failure names the call and the file.
+hid_t check(hid_t id, const char* what, const std::string& file) {
+  if (id < 0) throw std::runtime_error(fmt::format("HDF5 {} failed on '{}'", what, file));
+  return id;
+}
+
+}  // namespace
+
+std::string hdf5_version() {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  return fmt::format("{}.{}.{}", maj, min, rel);
+}
+
+ResultsFile::ResultsFile(const std::string& path) : path_(path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (ec)
+    throw UsageError(fmt::format("output.path: cannot create directory '{}': {}", parent.string(),
+                                 ec.message()));
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, once
+  file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file_ < 0)
+    throw UsageError(fmt::format("output.path: cannot create HDF5 file '{}'", path));
+}
+
+ResultsFile::~ResultsFile() {
+  for (auto& [name, id] : series_) H5Dclose(id);
+  if (file_ >= 0) {
+    H5Fflush(file_, H5F_SCOPE_GLOBAL);
+    H5Fclose(file_);
+  }
+}
+
+void ResultsFile::set_attribute(const std::string& name, const std::string& value) {
+  if (H5Aexists(file_, name.c_str()) > 0) H5Adelete(file_, name.c_str());
+  hid_t type = check(H5Tcopy(H5T_C_S1), "H5Tcopy", path_);
+  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  hid_t space = check(H5Screate(H5S_SCALAR), "H5Screate", path_);
+  hid_t attr = check(H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
+                     "H5Acreate2", path_);
+  const std::string text = value.empty() ? std::string(1, '\0') : value;
+  check(H5Awrite(attr, type, text.data()), "H5Awrite", path_);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+}
+
+template <class T>
+static void numeric_attribute(hid_t file, const std::string& name, hid_t type, T value,
+                              const std::string& path) {
+  if (H5Aexists(file, name.c_str()) > 0) H5Adelete(file, name.c_str());
+  hid_t space = check(H5Screate(H5S_SCALAR), "H5Screate", path);
+  hid_t attr = check(H5Acreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
+                     "H5Acreate2", path);
+  check(H5Awrite(attr, type, &value), "H5Awrite", path);
+  H5Aclose(attr);
+  H5Sclose(space);
+}
+
+void ResultsFile::set_attribute(const std::string& name, double value) {
+  numeric_attribute(file_, name, H5T_NATIVE_DOUBLE, value, path_);
+}
+void ResultsFile::set_attribute(const std::string& name, std::int64_t value) {
+  numeric_attribute(file_, name, H5T_NATIVE_INT64, value, path_);
+}
+
+void ResultsFile::set_status(const std::string& status, const std::string& message) {
+  set_attribute("status", status);
+  set_attribute("message", message);
+  flush();
+}
+
+hid_t ResultsFile::group(const std::string& path) {
+  if (H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0)
+    return check(H5Gopen2(file_, path.c_str(), H5P_DEFAULT), "H5Gopen2", path_);
+  return check(H5Gcreate2(file_, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               "H5Gcreate2", path_);
+}
+
+hid_t ResultsFile::series(const std::string& name, hid_t type) {
+  auto it = series_.find(name);
+  if (it != series_.end()) return it->second;
+  H5Gclose(group("/rounds"));
+  hsize_t dims[1] = {0}, maxdims[1] = {H5S_UNLIMITED}, chunk[1] = {256};
+  hid_t space = check(H5Screate_simple(1, dims, maxdims), "H5Screate_simple", path_);
+  hid_t plist = check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_);
+  H5Pset_chunk(plist, 1, chunk);
+  const std::string full = "/rounds/" + name;
+  hid_t ds = check(H5Dcreate2(file_, full.c_str(), type, space, H5P_DEFAULT, plist, H5P_DEFAULT),
+                   "H5Dcreate2", path_);
+  H5Pclose(plist);
+  H5Sclose(space);
+  series_[name] = ds;
+  lengths_[name] = 0;
+  return ds;
+}
+
+void ResultsFile::append_raw(const std::string& name, hid_t type, const void* value) {
+  hid_t ds = series(name, type);
+  const hsize_t n = static_cast<hsize_t>(lengths_[name]);
+  hsize_t new_size[1] = {n + 1};
+  check(H5Dset_extent(ds, new_size), "H5Dset_extent", path_);
+  hid_t fspace = check(H5Dget_space(ds), "H5Dget_space", path_);
+  hsize_t start[1] = {n}, count[1] = {1};
+  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr);
+  hid_t mspace = check(H5Screate_simple(1, count, nullptr), "H5Screate_simple", path_);
+  check(H5Dwrite(ds, type, mspace, fspace, H5P_DEFAULT, value), "H5Dwrite", path_);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  lengths_[name] = static_cast<std::int64_t>(n + 1);
+}
+
+void ResultsFile::append(const std::string& name, double value) {
+  append_raw(name, H5T_NATIVE_DOUBLE, &value);
+}
+void ResultsFile::append(const std::string& name, std::int64_t value) {
+  append_raw(name, H5T_NATIVE_INT64, &value);
+}
+
+void ResultsFile::flush() { check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush", path_); }
+
+static void ensure_parent_groups(hid_t file, const std::string& dataset_path) {
+  std::size_t pos = 1;
+  while ((pos = dataset_path.find('/', pos)) != std::string::npos) {
+    const std::string g = dataset_path.substr(0, pos);
+    if (H5Lexists(file, g.c_str(), H5P_DEFAULT) <= 0)
+      H5Gclose(H5Gcreate2(file, g.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    ++pos;
+  }
+}
+
+void ResultsFile::write_vector(const std::string& dataset_path, const std::vector<std::int64_t>& v) {
+  ensure_parent_groups(file_, dataset_path);
+  hsize_t dims[1] = {v.size()};
+  hid_t space = check(H5Screate_simple(1, dims, nullptr), "H5Screate_simple", path_);
+  hid_t ds = check(H5Dcreate2(file_, dataset_path.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT,
+                              H5P_DEFAULT, H5P_DEFAULT),
+                   "H5Dcreate2", path_);
+  if (!v.empty())
+    check(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dwrite",
+          path_);
+  H5Dclose(ds);
+  H5Sclose(space);
+}
+
+void ResultsFile::write_matrix(const std::string& dataset_path, const float* data,
+                               std::int64_t rows, std::int64_t cols) {
+  ensure_parent_groups(file_, dataset_path);
+  hsize_t dims[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
+  hid_t space = check(H5Screate_simple(2, dims, nullptr), "H5Screate_simple", path_);
+  hid_t ds = check(H5Dcreate2(file_, dataset_path.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT,
+                              H5P_DEFAULT, H5P_DEFAULT),
+                   "H5Dcreate2", path_);
+  check(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite", path_);
+  H5Dclose(ds);
+  H5Sclose(space);
+}
+
+}  // namespace cohort::metrics

@@ -1,0 +1,57 @@
+// The results file: one HDF5 file per run, written by rank 0 only (serial HDF5).
+//
+// Layout (ARCHITECTURE.md): root attributes (config, seed, version, git_revision, versions,
+// ranks, status, message); /rounds/<metric>: one extendible 1-D dataset per metric, one entry
+// per round, flushed every round so a killed run leaves a readable file; /clients/<name>:
+// per-client data; /model/<layer>: the final model when asked.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cohort::metrics {
+
+class ResultsFile {
+ public:
+  // Creates (truncates) the file and its parent directories. Throws UsageError when the path
+  // cannot be written.
+  explicit ResultsFile(const std::string& path);
+  ~ResultsFile();
+  ResultsFile(const ResultsFile&) = delete;
+  ResultsFile& operator=(const ResultsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  void set_attribute(const std::string& name, const std::string& value);
+  void set_attribute(const std::string& name, double value);
+  void set_attribute(const std::string& name, std::int64_t value);
+  // status: running | completed | diverged | failed | preempted; message explains.
+  void set_status(const std::string& status, const std::string& message = "");
+
+  // Appends one value to /rounds/<name> (created on first use; NaN marks "not measured this
+  // round"). Every metric of a round must be appended before flush().
+  void append(const std::string& name, double value);
+  void append(const std::string& name, std::int64_t value);
+  void flush();
+
+  void write_vector(const std::string& dataset_path, const std::vector<std::int64_t>& v);
+  void write_matrix(const std::string& dataset_path, const float* data, std::int64_t rows,
+                    std::int64_t cols);
+
+ private:
+  hid_t series(const std::string& name, hid_t type);
+  void append_raw(const std::string& name, hid_t type, const void* value);
+  hid_t group(const std::string& path);
+
+  std::string path_;
+  hid_t file_ = -1;
+  std::map<std::string, hid_t> series_;
+  std::map<std::string, std::int64_t> lengths_;
+};
+
+std::string hdf5_version();
+
+}  // namespace cohort::metrics

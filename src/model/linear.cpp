@@ -1,0 +1,72 @@
+#include "model/linear.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "core/errors.h"
+
+namespace cohort::model {
+
+Linear::Linear(std::int64_t input_dim) : input_dim_(input_dim) {
+  require_usage(input_dim > 0,
+                "linear: input dimension must be positive, got " + std::to_string(input_dim));
+  detail::add_layer(layers_, "w", 1, input_dim);
+  detail::add_layer(layers_, "b", 1, 1);
+}
+
+void Linear::init(float* params, Rng& /*rng*/) const { std::fill_n(params, num_params(), 0.0f); }
+
+double Linear::residuals(const float* p, const float* x, const Batch& batch) const {
+  const std::int64_t rows = batch.rows;
+  detail::VectorView r(residuals_.reserve(rows), rows);
+  r.noalias() = detail::ConstMatrixView(x, rows, input_dim_) *
+                detail::ConstVectorView(p + layers_[0].offset, input_dim_);
+  const float b = p[layers_[1].offset];
+  double loss = 0.0;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    r[i] = (r[i] + b) - batch.targets[i];
+    loss += 0.5 * static_cast<double>(r[i]) * static_cast<double>(r[i]);
+  }
+  return loss;
+}
+
+double Linear::loss_grad(const float* params, const Batch& batch, float* grad) const {
+  detail::check_batch(batch, input_dim_, /*classification=*/false, "linear");
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    if (grad != nullptr) std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const float* x = detail::stage_in(batch.x, rows * input_dim_, x_in_);
+  const double loss = residuals(p, x, batch) / static_cast<double>(rows);
+  if (grad == nullptr) return loss;
+
+  // d(mean loss)/dy_i = r_i / rows; grad w = X^T r / rows, grad b = sum(r) / rows.
+  float* g = detail::stage_out(grad, num_params(), grad_out_);
+  detail::VectorView r(residuals_.reserve(rows), rows);
+  r /= static_cast<float>(rows);
+  detail::VectorView(g + layers_[0].offset, input_dim_).noalias() =
+      detail::ConstMatrixView(x, rows, input_dim_).transpose() * r;
+  double b_grad = 0.0;
+  for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
+  g[layers_[1].offset] = static_cast<float>(b_grad);
+  detail::finish_out(g, grad, num_params());
+  return loss;
+}
+
+void Linear::evaluate(const float* params, const Batch& batch, double* loss_sum,
+                      std::int64_t* correct) const {
+  detail::check_batch(batch, input_dim_, /*classification=*/false, "linear");
+  *correct = 0;
+  *loss_sum = 0.0;
+  if (batch.rows == 0) return;
+  *loss_sum = residuals(detail::stage_in(params, num_params(), params_in_),
+                        detail::stage_in(batch.x, batch.rows * input_dim_, x_in_), batch);
+}
+
+std::unique_ptr<Model> make_linear(std::int64_t input_dim) {
+  return std::make_unique<Linear>(input_dim);
+}
+
+}  // namespace cohort::model

@@ -1,0 +1,33 @@
+// linear: least-squares regression y = w.x + b with per-sample loss 0.5 (y - t)^2.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/dense.h"
+#include "model/model.h"
+
+namespace cohort::model {
+
+// Layers: "w" (1 x input_dim), "b" (1 x 1). Initialised to zeros.
+class Linear : public Model {
+ public:
+  explicit Linear(std::int64_t input_dim);
+
+  std::string name() const override { return "linear"; }
+  void init(float* params, Rng& rng) const override;
+  double loss_grad(const float* params, const Batch& batch, float* grad) const override;
+  void evaluate(const float* params, const Batch& batch, double* loss_sum,
+                std::int64_t* correct) const override;
+
+ private:
+  // From staged params p and features x: fills residuals_ with y - t for every row and returns
+  // the sum of 0.5 (y - t)^2.
+  double residuals(const float* p, const float* x, const Batch& batch) const;
+
+  std::int64_t input_dim_;
+  // Scratch (Note [Address-independent results]); the model is used by one thread.
+  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, residuals_;
+};
+
+}  // namespace cohort::model

@@ -1,0 +1,43 @@
+// mlp: fully connected network with hidden activations and a softmax cross-entropy output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/dense.h"
+#include "model/model.h"
+
+namespace cohort::model {
+
+// Layers, in this order in the flat buffer: "fc1.w" (h1 x input_dim), "fc1.b" (h1 x 1), ...,
+// "fcK.w", "fcK.b", "out.w" (num_classes x hK), "out.b" (num_classes x 1). With no hidden
+// layers it is multinomial logistic regression with layers "out.w", "out.b".
+// init: weights uniform(-a, a), drawn layer by layer in row-major order, with
+// a = sqrt(6 / fan_in) (He) for relu and a = sqrt(6 / (fan_in + fan_out)) (Glorot) for tanh and
+// sigmoid; the same rule for every weight layer, the output layer included. Biases are zero.
+class Mlp : public Model {
+ public:
+  Mlp(std::int64_t input_dim, int num_classes, const std::vector<int>& hidden,
+      Activation activation);
+
+  std::string name() const override { return "mlp"; }
+  void init(float* params, Rng& rng) const override;
+  double loss_grad(const float* params, const Batch& batch, float* grad) const override;
+  void evaluate(const float* params, const Batch& batch, double* loss_sum,
+                std::int64_t* correct) const override;
+
+ private:
+  std::size_t num_dense() const { return widths_.size() - 1; }
+  // Forward pass from staged params p over `rows` staged samples x: leaves layer l's output
+  // (activated for hidden layers, logits for the last) in acts_[l] and returns the logits.
+  float* forward(const float* p, const float* x, std::int64_t rows) const;
+
+  std::vector<std::int64_t> widths_;  // input_dim, hidden sizes..., num_classes
+  Activation activation_;
+  // Scratch (Note [Address-independent results]); the model is used by one thread.
+  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, delta_;
+  mutable std::vector<detail::AlignedBuffer> acts_;  // one per dense layer
+};
+
+}  // namespace cohort::model

@@ -1,0 +1,65 @@
+// Models over one flat float32 parameter buffer with per-layer views.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace cohort::model {
+
+// One parameter tensor inside the flat buffer, viewed as a row-major rows x cols matrix
+// (biases are rows x 1).
+struct LayerView {
+  std::string name;
+  std::int64_t offset = 0;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::int64_t size() const { return rows * cols; }
+};
+
+// A minibatch: `rows` consecutive row-major samples of `dim` features. Classification models
+// read `labels`, regression models read `targets`.
+struct Batch {
+  const float* x = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t dim = 0;
+  const std::int32_t* labels = nullptr;
+  const float* targets = nullptr;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string name() const = 0;
+  std::int64_t num_params() const {
+    return layers_.empty() ? 0 : layers_.back().offset + layers_.back().size();
+  }
+  const std::vector<LayerView>& layers() const { return layers_; }
+
+  // Fills params (num_params floats) with the model's initialisation drawn from rng.
+  virtual void init(float* params, Rng& rng) const = 0;
+  // Mean loss over the batch. When grad is not null, writes the gradient of that mean loss
+  // (num_params floats, overwritten, not accumulated).
+  virtual double loss_grad(const float* params, const Batch& batch, float* grad) const = 0;
+  // Sum of per-sample losses and number of correct predictions (0 for regression).
+  virtual void evaluate(const float* params, const Batch& batch, double* loss_sum,
+                        std::int64_t* correct) const = 0;
+
+ protected:
+  std::vector<LayerView> layers_;
+};
+
+enum class Activation { kRelu, kTanh, kSigmoid };
+
+// linear: y = w.x + b, loss 0.5 (y - t)^2 (least squares; regression data).
+std::unique_ptr<Model> make_linear(std::int64_t input_dim);
+// logreg: multinomial logistic regression, softmax cross-entropy.
+std::unique_ptr<Model> make_logreg(std::int64_t input_dim, int num_classes);
+// mlp: fully connected hidden layers, softmax cross-entropy output.
+std::unique_ptr<Model> make_mlp(std::int64_t input_dim, int num_classes,
+                                const std::vector<int>& hidden, Activation activation);
+
+}  // namespace cohort::model
