@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "algo/sgd.h"
 #include "core/errors.h"
 
 namespace cohort::algo {
@@ -41,15 +40,6 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
   }
   for (std::int64_t i = 0; i < d; ++i) message[i] = x[i] - y_[i];
   return ClientResult{loss_sum / static_cast<double>(steps), steps};
-}
-
-std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params) {
-  const std::string name = cfg.get_string("algorithm.name");
-  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
-  if (name == "sgd") return std::make_unique<SgdAlgorithm>(seed, cfg.get_int("algorithm.batch_size"));
-  if (name == "fedavg")
-    return std::make_unique<FedAvgAlgorithm>(seed, FedAvgOptions::from_config(cfg), num_params);
-  throw std::logic_error("unknown algorithm " + name);
 }
 
 }  // namespace cohort::algo

@@ -41,10 +41,10 @@ class Problem {
   virtual std::int64_t num_eval_chunks() const = 0;
   virtual EvalSums evaluate_chunk(const float* x, std::int64_t chunk) = 0;
   virtual bool has_accuracy() const = 0;
-  // Extra per-round metrics computed on every evaluation (e.g. distance to the optimum).
-  virtual std::vector<std::pair<std::string, double>> extra_metrics(const float*) const {
-    return {};
-  }
+  // Extra metrics computed on every evaluation (e.g. distance to the optimum), in the order of
+  // extra_metric_names(); rounds without evaluation record NaN for them.
+  virtual std::vector<std::string> extra_metric_names() const { return {}; }
+  virtual std::vector<double> extra_metrics(const float*) const { return {}; }
   // Sample counts of all clients.
   std::vector<std::int64_t> sample_counts() const;
 };

@@ -96,13 +96,13 @@ EvalSums QuadraticProblem::evaluate_chunk(const float* x, std::int64_t) {
   return EvalSums{objective(x), 0, 1};
 }
 
-std::vector<std::pair<std::string, double>> QuadraticProblem::extra_metrics(const float* x) const {
+std::vector<double> QuadraticProblem::extra_metrics(const float* x) const {
   double d2 = 0;
   for (std::int64_t j = 0; j < dim_; ++j) {
     const double r = static_cast<double>(x[j]) - optimum_[j];
     d2 += r * r;
   }
-  return {{"dist_to_opt", std::sqrt(d2)}};
+  return {std::sqrt(d2)};
 }
 
 }  // namespace cohort::algo

@@ -23,7 +23,8 @@ class QuadraticProblem final : public Problem {
   std::int64_t num_eval_chunks() const override { return 1; }
   EvalSums evaluate_chunk(const float* x, std::int64_t chunk) override;
   bool has_accuracy() const override { return false; }
-  std::vector<std::pair<std::string, double>> extra_metrics(const float* x) const override;
+  std::vector<std::string> extra_metric_names() const override { return {"dist_to_opt"}; }
+  std::vector<double> extra_metrics(const float* x) const override;
 
   const std::vector<double>& optimum() const { return optimum_; }
   double objective(const float* x) const;  // mean_i f_i(x)

@@ -174,7 +174,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     // Evaluation in fixed chunks spread over ranks; sums are exact.
     t0 = Clock::now();
     double test_loss = NAN, accuracy = NAN;
-    std::vector<std::pair<std::string, double>> extra;
+    const std::vector<std::string> extra_names = problem->extra_metric_names();
+    std::vector<double> extra(extra_names.size(), NAN);
     const bool last = t + 1 == rounds;
     if (diverged.empty() && (last || (eval_every > 0 && (t + 1) % eval_every == 0))) {
       ExactAccumulator loss(1);
@@ -213,7 +214,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
       out->append("train_loss", train_loss);
       out->append("test_loss", test_loss);
       out->append("test_accuracy", accuracy);
-      for (const auto& [k, v] : extra) out->append(k, v);
+      for (std::size_t i = 0; i < extra.size(); ++i) out->append(extra_names[i], extra[i]);
       out->append("uplink_bits", bits);
       out->append("downlink_bits", bits);
       const char* names[4] = {"local", "comm", "aggregate", "eval"};
@@ -232,7 +233,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
                                        std::to_string(rounds).size(), rounds, train_loss);
         if (!std::isnan(test_loss)) line += fmt::format(" | test_loss {:.4f}", test_loss);
         if (!std::isnan(accuracy)) line += fmt::format(" | acc {:.2f}%", 100 * accuracy);
-        for (const auto& [k, v] : extra) line += fmt::format(" | {} {:.3g}", k, v);
+        for (std::size_t i = 0; i < extra.size(); ++i)
+          if (!std::isnan(extra[i])) line += fmt::format(" | {} {:.3g}", extra_names[i], extra[i]);
         line += fmt::format(" | up {} | {:.2f} s/round | ETA {}", human_bits(bits), per,
                             human_seconds(per * static_cast<double>(rounds - t - 1)));
         fmt::print("{}\n", line);
@@ -253,6 +255,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   }
 
   result.final_test_loss = last_loss;
+  result.final_model = x;
   result.final_accuracy = last_acc;
   const double rss = peak_rss_mib();
   const double rss_max = comm.allreduce_scalar(rss, comm::ReduceOp::kMax);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "core/config.h"
@@ -16,6 +17,7 @@ struct RunOutcome {
   double final_test_loss = 0.0;
   double final_accuracy = 0.0;  // NaN when the problem has no accuracy
   std::string results_path;
+  std::vector<float> final_model;
 };
 
 // Exit codes of `cohort run` by outcome.

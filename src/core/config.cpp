@@ -70,7 +70,10 @@ class Validator {
     }
     if (user && user.IsMap()) {
       for (const auto& kv : user) {
-        const std::string key = kv.first.as<std::string>();
+        if (!kv.first.IsScalar())
+          fail(fmt::format("key '{}' in '{}' is not a name", node_text(kv.first),
+                           path.empty() ? "<top level>" : path));
+        const std::string key = kv.first.Scalar();
         if (std::find(valid.begin(), valid.end(), key) != valid.end()) continue;
         unknown_key(s, comp, key, prefix, valid);
       }
@@ -137,6 +140,11 @@ class Validator {
         x = std::stod(t, &used);
       }
       if (used != t.size() || !in_range(x, o)) bad_value(v, o, path);
+      // stod reads spellings yaml-cpp cannot ("INF", "-inf", "0x10"): store those canonically
+      // so that get_float/get_float_list read back what was validated.
+      if (std::isinf(x)) return YAML::Node(x > 0 ? ".inf" : "-.inf");
+      double back;
+      if (!YAML::convert<double>::decode(v, back)) return YAML::Node(fmt::format("{}", x));
       return YAML::Node(v);
     } catch (const std::logic_error&) {  // stoll/stod: invalid_argument, out_of_range
       bad_value(v, o, path);
@@ -234,6 +242,12 @@ Config Config::from_text(const std::string& yaml_text, const std::vector<std::st
                                  e.mark.column + 1, e.msg));
   }
   if (!user || user.IsNull()) user = YAML::Node(YAML::NodeType::Map);
+  // Checked before overrides: they would fail inside yaml-cpp on a scalar, or turn a list into
+  // a map.
+  if (!user.IsMap())
+    throw UsageError(fmt::format("{}: '<top level>' must be a mapping of keys (see `cohort list`), "
+                                 "got '{}'",
+                                 source, node_text(user)));
   for (const auto& o : overrides) apply_override(user, o);
   Config c;
   c.source_ = source;

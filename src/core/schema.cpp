@@ -129,12 +129,22 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
   return best_d <= limit ? best : "";
 }
 
+// A '|' inside a Markdown table cell ends the cell unless escaped ("relu | tanh").
+static std::string md_cell(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '|') out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
 static void markdown_options(std::ostringstream& out, const std::string& prefix,
                              const std::vector<Option>& opts) {
   for (const auto& o : opts) {
     std::string def = o.default_value.empty() ? "\"\"" : o.default_value;
-    out << "| `" << prefix << o.key << "` | " << type_name(o) << " | `" << def << "` | "
-        << o.help << " |\n";
+    out << "| `" << prefix << o.key << "` | " << md_cell(type_name(o)) << " | `" << md_cell(def)
+        << "` | " << md_cell(o.help) << " |\n";
   }
 }
 

@@ -47,15 +47,16 @@ ResultsFile::~ResultsFile() {
 }
 
 void ResultsFile::set_attribute(const std::string& name, const std::string& value) {
+  // Variable-length UTF-8 strings: h5py reads them as str, h5dump prints them plainly.
   if (H5Aexists(file_, name.c_str()) > 0) H5Adelete(file_, name.c_str());
   hid_t type = check(H5Tcopy(H5T_C_S1), "H5Tcopy", path_);
-  H5Tset_size(type, value.empty() ? 1 : value.size());
+  H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5T_CSET_UTF8);
   hid_t space = check(H5Screate(H5S_SCALAR), "H5Screate", path_);
   hid_t attr = check(H5Acreate2(file_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT),
                      "H5Acreate2", path_);
-  const std::string text = value.empty() ? std::string(1, '\0') : value;
-  check(H5Awrite(attr, type, text.data()), "H5Awrite", path_);
+  const char* text = value.c_str();
+  check(H5Awrite(attr, type, &text), "H5Awrite", path_);
   H5Aclose(attr);
   H5Sclose(space);
   H5Tclose(type);

@@ -14,8 +14,8 @@
 // into (or, for outputs, produced in and copied out of) an aligned scratch buffer otherwise.
 // Both routes see the same address residues and give bit-identical results.
 // Two limits remain outside the models' control: Eigen picks GEMM block sizes from the CPU's
-// cache sizes, so different CPU models may round differently; and a build with -fopenmp would let
-// Eigen's GEMM use threads, which the models assume it does not.
+// cache sizes, so different CPU models may round differently; and with OpenMP Eigen's GEMM would
+// use threads, which the models assume it does not (CMakeLists.txt sets EIGEN_DONT_PARALLELIZE).
 #pragma once
 
 #include <Eigen/Dense>
@@ -57,8 +57,8 @@ class AlignedBuffer {
  public:
   float* reserve(std::int64_t n) {
     if (n > capacity_) {
-      const std::size_t bytes =
-          (static_cast<std::size_t>(n) * sizeof(float) + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
+      const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + kAlignBytes - 1) /
+                                kAlignBytes * kAlignBytes;
       void* p = std::aligned_alloc(kAlignBytes, bytes);
       if (p == nullptr) throw std::bad_alloc();
       data_.reset(static_cast<float*>(p));

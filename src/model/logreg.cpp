@@ -34,8 +34,8 @@ double LogReg::loss_grad(const float* params, const Batch& batch, float* grad) c
   detail::dense_forward(p + w.offset, p + b.offset, num_classes_, input_dim_, x, rows, z);
   // With a gradient wanted, z becomes d(mean loss)/dz.
   const double loss_sum =
-      detail::softmax_cross_entropy(z, rows, num_classes_, batch.labels, nullptr,
-                                    grad != nullptr, 1.0f / static_cast<float>(rows));
+      detail::softmax_cross_entropy(z, rows, num_classes_, batch.labels, nullptr, grad != nullptr,
+                                    1.0f / static_cast<float>(rows));
   if (grad != nullptr) {
     float* g = detail::stage_out(grad, num_params(), grad_out_);
     detail::dense_backward(p + w.offset, num_classes_, input_dim_, x, z, rows, g + w.offset,
@@ -59,8 +59,8 @@ void LogReg::evaluate(const float* params, const Batch& batch, double* loss_sum,
     const float* x = detail::stage_in(batch.x + start * input_dim_, rows * input_dim_, x_in_);
     float* z = logits_.reserve(rows * num_classes_);
     detail::dense_forward(p + w.offset, p + b.offset, num_classes_, input_dim_, x, rows, z);
-    *loss_sum += detail::softmax_cross_entropy(z, rows, num_classes_, batch.labels + start,
-                                               correct, /*write_grad=*/false, 0.0f);
+    *loss_sum += detail::softmax_cross_entropy(z, rows, num_classes_, batch.labels + start, correct,
+                                               /*write_grad=*/false, 0.0f);
   }
 }
 

@@ -13,9 +13,15 @@ namespace {
 void activate(Activation activation, float* a, std::int64_t n) {
   auto v = detail::VectorView(a, n).array();
   switch (activation) {
-    case Activation::kRelu: v = v.max(0.0f); break;
-    case Activation::kTanh: v = v.tanh(); break;
-    case Activation::kSigmoid: v = v.logistic(); break;
+    case Activation::kRelu:
+      v = v.max(0.0f);
+      break;
+    case Activation::kTanh:
+      v = v.tanh();
+      break;
+    case Activation::kSigmoid:
+      v = v.logistic();
+      break;
   }
 }
 
@@ -24,9 +30,15 @@ void activation_backward(Activation activation, const float* da, float* a, std::
   auto v = detail::VectorView(a, n).array();
   const auto d = detail::ConstVectorView(da, n).array();
   switch (activation) {
-    case Activation::kRelu: v = (v > 0.0f).select(d, 0.0f); break;
-    case Activation::kTanh: v = d * (1.0f - v.square()); break;
-    case Activation::kSigmoid: v = d * v * (1.0f - v); break;
+    case Activation::kRelu:
+      v = (v > 0.0f).select(d, 0.0f);
+      break;
+    case Activation::kTanh:
+      v = d * (1.0f - v.square());
+      break;
+    case Activation::kSigmoid:
+      v = d * v * (1.0f - v);
+      break;
   }
 }
 
@@ -71,8 +83,8 @@ float* Mlp::forward(const float* p, const float* x, std::int64_t rows) const {
   for (std::size_t l = 0; l < num_dense(); ++l) {
     const std::int64_t out = widths_[l + 1];
     float* z = acts_[l].reserve(rows * out);
-    detail::dense_forward(p + layers_[2 * l].offset, p + layers_[2 * l + 1].offset, out,
-                          widths_[l], in, rows, z);
+    detail::dense_forward(p + layers_[2 * l].offset, p + layers_[2 * l + 1].offset, out, widths_[l],
+                          in, rows, z);
     if (l + 1 < num_dense()) activate(activation_, z, rows * out);
     in = z;
   }

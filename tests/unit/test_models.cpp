@@ -71,9 +71,12 @@ double ref_linear_loss(const std::vector<double>& p, const Data& d) {
 
 double ref_activation(Activation a, double z) {
   switch (a) {
-    case Activation::kRelu: return z > 0.0 ? z : 0.0;
-    case Activation::kTanh: return std::tanh(z);
-    case Activation::kSigmoid: return 1.0 / (1.0 + std::exp(-z));
+    case Activation::kRelu:
+      return z > 0.0 ? z : 0.0;
+    case Activation::kTanh:
+      return std::tanh(z);
+    case Activation::kSigmoid:
+      return 1.0 / (1.0 + std::exp(-z));
   }
   return 0.0;
 }
@@ -107,7 +110,8 @@ double ref_xent(const std::vector<double>& z, int label) {
 double ref_dense_loss(const std::vector<double>& p, const Data& d,
                       const std::vector<std::int64_t>& widths, Activation act) {
   double sum = 0.0;
-  for (std::int64_t i = 0; i < d.rows; ++i) sum += ref_xent(ref_logits(p, d, i, widths, act), d.labels[i]);
+  for (std::int64_t i = 0; i < d.rows; ++i)
+    sum += ref_xent(ref_logits(p, d, i, widths, act), d.labels[i]);
   return sum / static_cast<double>(d.rows);
 }
 
