@@ -8,6 +8,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <mpi.h>
@@ -30,6 +32,18 @@ extern "C" void on_signal(int sig) { g_interrupt = sig; }
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// COHORT_FAULT=RANK:ROUND makes that rank fail in that (1-based) round: the hook the failure tests use
+// to check that one rank's failure aborts the whole job with rank, host and reason.
+struct FaultInjection {
+  long long rank = -1, round = -1;
+};
+FaultInjection fault_from_environment() {
+  FaultInjection f;
+  if (const char* v = std::getenv("COHORT_FAULT"))
+    if (std::sscanf(v, "%lld:%lld", &f.rank, &f.round) != 2) f = FaultInjection{};
+  return f;
 }
 
 struct PhaseTimes {
@@ -128,8 +142,12 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : ""};
   double last_loss = NAN, last_acc = NAN;
 
+  const FaultInjection fault = fault_from_environment();
+  try {
   for (long long t = 0; t < rounds; ++t) {
     const auto round_start = Clock::now();
+    if (fault.round == t + 1 && fault.rank == rank)
+      throw std::runtime_error(fmt::format("injected fault (COHORT_FAULT) in round {}", t + 1));
     const auto round = static_cast<std::uint32_t>(t);
     PhaseTimes pt;
     const std::vector<int> sampled = sample_clients(seed, round, num_clients, per_round);
@@ -161,12 +179,12 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     t0 = Clock::now();
     std::string diverged;
     if (!valid) {
-      diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t);
+      diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t + 1);
     } else {
       sum.read(g.data(), total_weight);
       server->step(x.data(), g.data(), d);
       if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); }))
-        diverged = fmt::format("round {}: the global model is no longer finite", t);
+        diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
     }
     const double train_loss = scalars.value(0) / static_cast<double>(sampled.size());
     pt.aggregate = seconds_since(t0);
@@ -209,7 +227,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
 
     const double bits = 32.0 * static_cast<double>(d) * static_cast<double>(sampled.size());
     if (root) {
-      out->append("round", static_cast<std::int64_t>(t));
+      out->append("round", static_cast<std::int64_t>(t + 1));  // 1-based, as printed
       out->append("clients", static_cast<std::int64_t>(sampled.size()));
       out->append("train_loss", train_loss);
       out->append("test_loss", test_loss);
@@ -252,6 +270,12 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
       result.message = fmt::format("interrupted by a signal after round {} of {}", t + 1, rounds);
       break;
     }
+  }
+
+  } catch (const std::exception& e) {
+    // A failure on this rank: leave a readable file that says so, then let main abort the job.
+    if (root) out->set_status("failed", e.what());
+    throw;
   }
 
   result.final_test_loss = last_loss;
