@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A bad command line is a usage error like a bad config: same prefix, exit code 2.
+    fmt::print(stderr, "cohort: error: {}\nRun with --help for more information.\n", e.what());
+    return kExitUsage;
   }
 
   if (*list) {

@@ -245,9 +245,10 @@ Config Config::from_text(const std::string& yaml_text, const std::vector<std::st
   // Checked before overrides: they would fail inside yaml-cpp on a scalar, or turn a list into
   // a map.
   if (!user.IsMap())
-    throw UsageError(fmt::format("{}: '<top level>' must be a mapping of keys (see `cohort list`), "
-                                 "got '{}'",
-                                 source, node_text(user)));
+    throw UsageError(
+        fmt::format("{}: '<top level>' must be a mapping of keys (see `cohort list`), "
+                    "got '{}'",
+                    source, node_text(user)));
   for (const auto& o : overrides) apply_override(user, o);
   Config c;
   c.source_ = source;

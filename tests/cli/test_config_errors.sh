@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Config errors end the run cleanly (STYLE.md §5): exit code exactly 2, one line
+# "cohort: error: <message>" on stderr, the same line from `validate` and `run`, and printed once
+# under mpiexec (rank 0 speaks, not every rank). Also the CLI's own contract: usage errors exit 2,
+# --version, list, and a valid config validates.
+# Environment (set by CTest): COHORT (binary), MPIEXEC (mpiexec), SRC (source dir).
+set -uo pipefail
+: "${COHORT:?set COHORT to the cohort binary}"
+: "${MPIEXEC:?set MPIEXEC to mpiexec}"
+: "${SRC:?set SRC to the source directory}"
+
+failures=0
+checks=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1  # anything a run might write lands here
+
+# capture NAME CMD...: runs CMD (2 minutes at most), stdout -> NAME.out, stderr -> NAME.err,
+# exit status -> $rc.
+rc=0
+capture() {
+  local name=$1
+  shift
+  timeout 120 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+  rc=$?
+}
+snippet() { head -c 600 "$1" | tr '\n' ' '; }
+
+# expect_usage_error LABEL NAME EXPECTED: the capture NAME exited 2 with exactly one error line,
+# containing EXPECTED once, and nothing of it on stdout.
+expect_usage_error() {
+  local label=$1 name=$2 expected=$3 n m
+  checks=$((checks + 1))
+  [[ $rc -eq 2 ]] || fail "$label: exit code $rc, expected 2; stderr: $(snippet "$tmp/$name.err")"
+  n=$(grep -c '^cohort: error: ' "$tmp/$name.err")
+  [[ $n -eq 1 ]] || fail "$label: $n 'cohort: error:' lines on stderr, expected 1; stderr: $(snippet "$tmp/$name.err")"
+  m=$(grep -cF -- "$expected" "$tmp/$name.err")
+  [[ $m -eq 1 ]] || fail "$label: message '$expected' printed $m times on stderr, expected once; stderr: $(snippet "$tmp/$name.err")"
+  if grep -qF 'cohort: error' "$tmp/$name.out"; then fail "$label: error printed on stdout"; fi
+}
+
+# check_bad NAME CONFIG EXPECTED [OVERRIDES...]: validate, run and a 2-rank run all fail with
+# exit code 2 and the same single error line containing EXPECTED.
+check_bad() {
+  local name=$1 config=$2 expected=$3 lv lr lm
+  shift 3
+  capture "$name.validate" "$COHORT" validate "$config" "$@"
+  expect_usage_error "$name: cohort validate" "$name.validate" "$expected"
+  capture "$name.run" "$COHORT" run "$config" "$@"
+  expect_usage_error "$name: cohort run" "$name.run" "$expected"
+  capture "$name.mpi" "$MPIEXEC" -n 2 --oversubscribe --allow-run-as-root "$COHORT" run "$config" "$@"
+  expect_usage_error "$name: mpiexec -n 2 cohort run" "$name.mpi" "$expected"
+
+  lv=$(grep '^cohort: error: ' "$tmp/$name.validate.err")
+  lr=$(grep '^cohort: error: ' "$tmp/$name.run.err")
+  lm=$(grep '^cohort: error: ' "$tmp/$name.mpi.err")
+  checks=$((checks + 1))
+  [[ "$lv" == "$lr" ]] || fail "$name: validate and run print different errors: '$lv' vs '$lr'"
+  [[ "$lr" == "$lm" ]] || fail "$name: 1-rank and 2-rank runs print different errors: '$lr' vs '$lm'"
+}
+
+# ---- bad configs ----------------------------------------------------------------------------
+out="output: {path: $tmp/results/metrics.h5}"
+quad="data: {name: quadratic, dim: 2}"
+printf '%s\n' "$quad" "$out" > good.yaml
+
+printf '%s\n' "algorithm: {local_step: 5}" "$out" > unknown_key.yaml
+check_bad unknown_key unknown_key.yaml \
+  "unknown key 'algorithm.local_step' (did you mean 'algorithm.local_steps'?)"
+
+printf '%s\n' "rounsd: 3" "$out" > top_typo.yaml
+check_bad top_typo top_typo.yaml "unknown key 'rounsd' (did you mean 'rounds'?)"
+
+printf '%s\n' "server_optimizer: {name: sgd, beta: 0.9}" "$out" > sibling.yaml
+check_bad sibling sibling.yaml \
+  "key 'server_optimizer.beta' is not an option of server_optimizer.name 'sgd'; it belongs to: momentum, nesterov"
+
+printf '%s\n' "algorithm: {name: fedavgg}" "$out" > component.yaml
+check_bad component component.yaml \
+  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg); did you mean 'fedavg'?"
+
+printf '%s\n' "rounds: 0" "$out" > range.yaml
+check_bad range range.yaml "rounds = '0' is not allowed: expected an integer >= 1"
+
+printf '%s\n' "model: {name: mlp, activation: relu6}" "$out" > enum.yaml
+check_bad enum enum.yaml \
+  "model.activation = 'relu6' is not allowed: expected one of relu | tanh | sigmoid (did you mean 'relu'?)"
+
+printf '%s\n' "rounds: 3" "  bad: indent" "$out" > syntax.yaml
+check_bad syntax syntax.yaml "syntax.yaml:2:"
+
+printf '%s\n' "hello" > scalar.yaml
+check_bad top_scalar_with_override scalar.yaml "'<top level>' must be a mapping of keys" seed=1
+
+check_bad override_unknown good.yaml \
+  "unknown key 'algorithm.local_step' (did you mean 'algorithm.local_steps'?)" algorithm.local_step=5
+check_bad override_malformed good.yaml "override 'foo' must look like key.path=value" foo
+check_bad override_range good.yaml "clients.fraction = '1.5' is not allowed: expected a number in (0, 1]" \
+  clients.fraction=1.5
+check_bad missing_config "$tmp/no_such.yaml" "cannot open config file '$tmp/no_such.yaml'"
+
+# Semantic errors found when the data is built.
+printf '%s\n' "$quad" "clients: {num_clients: 4, per_round: 5}" "$out" > per_round.yaml
+check_bad per_round per_round.yaml "clients.per_round = 5 exceeds clients.num_clients = 4"
+
+printf '%s\n' "data: {name: quadratic, dim: 3, h: [1, 2, 3]}" "clients: {num_clients: 2}" "$out" \
+  > quad_h.yaml
+check_bad quadratic_h quad_h.yaml "data.h has 3 values; expected clients.num_clients = 2"
+
+printf '%s\n' "data: {name: libsvm, path: $tmp/missing.svm}" "$out" > libsvm.yaml
+check_bad libsvm_missing libsvm.yaml "cannot open LIBSVM file $tmp/missing.svm"
+
+printf '%s\n' "data: {name: fashion_mnist}" "$out" > fmnist.yaml
+check_bad fashion_mnist_missing fmnist.yaml \
+  "Fashion-MNIST file /nonexistent/train-images-idx3-ubyte.gz not found" data.path=/nonexistent
+
+# comm.backend = self is a usage error only with several ranks.
+capture self_backend "$MPIEXEC" -n 2 --oversubscribe --allow-run-as-root "$COHORT" run good.yaml \
+  comm.backend=self
+expect_usage_error "comm.backend=self under 2 ranks" self_backend \
+  "comm.backend = self runs one process, but 2 ranks were launched"
+
+# ---- the command line itself ----------------------------------------------------------------
+# A bad command line is a usage error too: exit code 2, one "cohort: error:" line.
+check_cli_usage() {  # LABEL EXPECTED ARGS...
+  local label=$1 expected=$2
+  shift 2
+  capture cli "$COHORT" "$@"
+  expect_usage_error "$label" cli "$expected"
+}
+check_cli_usage "no arguments" "A subcommand is required"
+check_cli_usage "unknown subcommand" "cohort: error: " frobnicate
+check_cli_usage "run without a config" "config is required" run
+check_cli_usage "unknown option" "--bogus" list --bogus
+
+capture version "$COHORT" --version
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "--version: exit code $rc, expected 0"
+grep -q '^cohort 0\.1\.0\b' "$tmp/version.out" ||
+  fail "--version: expected 'cohort 0.1.0', got: $(snippet "$tmp/version.out")"
+
+capture help "$COHORT" --help
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "--help: exit code $rc, expected 0"
+for sub in run validate list; do
+  grep -qw "$sub" "$tmp/help.out" || fail "--help does not mention '$sub'"
+done
+
+capture list "$COHORT" list
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "list: exit code $rc, expected 0"
+for a in sgd fedavg; do
+  grep -qF "algorithm.name: $a" "$tmp/list.out" || fail "list does not mention algorithm '$a'"
+done
+for s in sgd momentum nesterov adam yogi; do
+  grep -qF "server_optimizer.name: $s" "$tmp/list.out" ||
+    fail "list does not mention server optimizer '$s'"
+done
+grep -qF "local_lr" "$tmp/list.out" || fail "list does not mention algorithm.local_lr"
+
+capture markdown "$COHORT" list --markdown
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "list --markdown: exit code $rc, expected 0"
+grep -qF '| `algorithm.local_lr` | float > 0 | `0.05` |' "$tmp/markdown.out" ||
+  fail "list --markdown has no row for algorithm.local_lr"
+
+# ---- a valid config ---------------------------------------------------------------------------
+drift="$SRC/configs/quadratic_drift.yaml"
+capture valid "$COHORT" validate "$drift"
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "validate $drift: exit code $rc, expected 0; stderr: $(snippet "$tmp/valid.err")"
+grep -qF "$drift: valid" "$tmp/valid.out" ||
+  fail "validate $drift: stdout lacks '$drift: valid': $(snippet "$tmp/valid.out")"
+[[ ! -s "$tmp/valid.err" ]] || fail "validate $drift: unexpected stderr: $(snippet "$tmp/valid.err")"
+
+capture valid_mpi "$MPIEXEC" -n 2 --oversubscribe --allow-run-as-root "$COHORT" validate "$drift" \
+  rounds=5
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "mpiexec -n 2 validate $drift: exit code $rc, expected 0; stderr: $(snippet "$tmp/valid_mpi.err")"
+n=$(grep -cF "$drift: valid" "$tmp/valid_mpi.out")
+[[ $n -eq 1 ]] || fail "mpiexec -n 2 validate $drift: 'valid' printed $n times, expected once"
+
+if [[ $failures -gt 0 ]]; then
+  echo "test_config_errors: $failures failure(s) in $checks checked commands"
+  exit 1
+fi
+echo "test_config_errors: all $checks checked commands passed"
