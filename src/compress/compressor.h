@@ -1,0 +1,98 @@
+// Compressors: a client's message -> bytes on the wire -> the decoded message
+// (ALGORITHMS.md §2). Every compressor has a real encoding; the uplink bits in the results file
+// are the sizes of these encodings, never a formula.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compress/bitstream.h"
+#include "core/rng.h"
+#include "model/model.h"
+
+namespace cohort::compress {
+
+// An encoded message: `bits` is the exact size of the encoding; bytes.size() == ceil(bits/8).
+struct Encoded {
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t bits = 0;
+};
+
+// Note [Compression streams]
+// A compressor may draw from two keyed streams (Note [Keyed randomness]):
+//  - the client's private stream (seed, round, client, kCompression): QSGD's stochastic
+//    rounding; one stream per message, drawn layer after layer;
+//  - the round's shared stream for layer l: (seed, round, kSharedStreamBase + l, kCompression),
+//    the same on every client and rank: randk's indices, PowerSGD's starting Q.
+// Decoding never needs the private stream, so any rank can decode any client's message.
+inline constexpr std::uint32_t kSharedStreamBase = 0xFFFF0000u;
+
+struct MessageContext {
+  std::uint64_t seed = 0;
+  std::uint32_t round = 0;
+  std::uint32_t client = 0;
+  Rng private_rng() const { return Rng(seed, round, client, Purpose::kCompression); }
+  Rng shared_rng(std::uint32_t layer) const {
+    return Rng(seed, round, kSharedStreamBase + layer, Purpose::kCompression);
+  }
+};
+
+// One tensor of the message, viewed as rows x cols (a vector is rows x 1).
+struct LayerShape {
+  std::uint32_t index = 0;  // position in the layer list (selects the shared stream)
+  std::int64_t rows = 0, cols = 0;
+  std::int64_t size() const { return rows * cols; }
+};
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+  virtual std::string name() const = 0;
+  // Appends the encoding of one layer's values v (layer.size() floats) to `out`.
+  // `state` is this client's persistent compressor state for the layer
+  // (state_floats(layer) floats, zero before the client's first message), or empty.
+  virtual void encode_layer(std::span<const float> v, const LayerShape& layer,
+                            const MessageContext& ctx, std::span<float> state, Rng& private_rng,
+                            BitWriter& out) const = 0;
+  // Reads one layer's encoding and writes the decoded values (overwriting out).
+  virtual void decode_layer(BitReader& in, const LayerShape& layer, const MessageContext& ctx,
+                            std::span<float> out) const = 0;
+  // Persistent per-client state the compressor keeps for a layer (PowerSGD warm start).
+  virtual std::int64_t state_floats(const LayerShape&) const { return 0; }
+};
+
+// The layers a message is split into: the model's layers (scope "layer") or one vector of all
+// d values (scope "global").
+std::vector<LayerShape> message_layers(const std::vector<model::LayerView>& layers, bool global);
+
+// Encodes / decodes a whole message layer by layer. state: all layers' state back to back
+// (total_state_floats), or empty when the compressor keeps none.
+Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<LayerShape>& layers,
+               const MessageContext& ctx, std::span<float> state);
+void decode(const Compressor& c, const Encoded& msg, const std::vector<LayerShape>& layers,
+            const MessageContext& ctx, std::span<float> out);
+std::int64_t total_state_floats(const Compressor& c, const std::vector<LayerShape>& layers);
+
+struct CompressorOptions {
+  std::string name = "none";
+  std::string scale = "none";      // sign: none | l1
+  double ratio = 0.01;             // topk, randk: k = max(1, round(ratio * layer size)) unless k > 0
+  std::int64_t k = 0;              // topk, randk: fixed k per layer (clamped to the layer size)
+  bool plain_indices = false;      // topk: 32-bit indices instead of ceil(log2 d_layer)
+  bool unbiased = false;           // randk: scale kept values by d/k
+  int levels = 4;                  // qsgd: s
+  std::string norm = "l2";         // qsgd: l2 | max
+  std::int64_t bucket = 0;         // qsgd: bucket size; 0 = the whole layer
+  std::string coding = "fixed";    // qsgd: fixed | elias
+  int rank = 2;                    // powersgd: r
+  bool warm_start = true;          // powersgd
+  std::string mode = "reduce";     // powersgd: reduce | per_client
+};
+
+// The compressor registry (one explicit list). Throws UsageError for impossible options.
+std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o);
+
+}  // namespace cohort::compress

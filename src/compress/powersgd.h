@@ -1,0 +1,56 @@
+// PowerSGD (Vogels et al. 2019), ALGORITHMS.md §2: rank-r power iteration per layer.
+//
+// Two ways to run it:
+//  - mode reduce (the paper's): P = sum_i M_i Q is all-reduced, orthonormalised to P_hat, then
+//    Q = mean_i M_i^T P_hat is all-reduced; every client's decoded message is P_hat Q^T. The
+//    round loop drives these steps (algo/exchange); the functions below do the maths.
+//  - mode per_client: each client runs its own power step and sends P_hat_i, Q_i
+//    (PowerSgdCompressor), so any aggregator can combine the decoded messages.
+// Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r.
+#pragma once
+
+#include <cstdint>
+
+#include "compress/compressor.h"
+
+namespace cohort::compress::powersgd {
+
+// Layers with rows >= 2 and cols >= 2 are compressed; smaller ones go as float32.
+bool compressible(std::int64_t rows, std::int64_t cols);
+// r' = min(rows, cols, rank).
+int effective_rank(std::int64_t rows, std::int64_t cols, int rank);
+// The starting Q (cols x r): i.i.d. N(0, 1) from the layer's shared stream, row-major order.
+void initial_q(const MessageContext& ctx, const LayerShape& layer, int r, float* q);
+// P = M Q.
+void multiply_p(const float* m, const float* q, std::int64_t rows, std::int64_t cols, int r,
+                float* p);
+// Gram-Schmidt in place, column by column: column <- column / (||column|| + 1e-8), then its
+// component is removed from every later column.
+void orthonormalize(float* p, std::int64_t rows, int r);
+// Q = M^T P_hat.
+void multiply_q(const float* m, const float* p_hat, std::int64_t rows, std::int64_t cols, int r,
+                float* q);
+// out = P_hat Q^T (rows x cols, overwritten).
+void reconstruct(const float* p_hat, const float* q, std::int64_t rows, std::int64_t cols, int r,
+                 float* out);
+
+// mode per_client: wire per compressible layer = r'(rows + cols) float32 (P_hat then Q);
+// other layers = rows*cols float32. With warm_start the client's previous Q (its state) is the
+// starting Q; otherwise (and at a client's first message) the shared stream's.
+class PowerSgdCompressor final : public Compressor {
+ public:
+  PowerSgdCompressor(int rank, bool warm_start) : rank_(rank), warm_start_(warm_start) {}
+  std::string name() const override { return "powersgd"; }
+  void encode_layer(std::span<const float> v, const LayerShape& layer, const MessageContext& ctx,
+                    std::span<float> state, Rng& private_rng, BitWriter& out) const override;
+  void decode_layer(BitReader& in, const LayerShape& layer, const MessageContext& ctx,
+                    std::span<float> out) const override;
+  // warm start: Q (cols x r') plus one flag float (nonzero once Q holds a previous round's Q).
+  std::int64_t state_floats(const LayerShape& layer) const override;
+
+ private:
+  int rank_;
+  bool warm_start_;
+};
+
+}  // namespace cohort::compress::powersgd
