@@ -123,8 +123,11 @@ def make_figure(runs, title):
                     ha="center", va="center", transform=ax.transAxes, color="grey")
     loss_r.set_title("loss vs round (solid: test, dashed: train)")
     loss_b.set_title("loss vs communication (solid: test, dashed: train)")
+    losses = np.concatenate([r[k][np.isfinite(r[k])] for r in runs for k in ("test_loss", "train_loss")])
     for ax in (loss_r, loss_b):
         ax.set_ylabel("loss")
+        if losses.size and losses.min() > 0 and losses.max() > 100 * losses.min():
+            ax.set_yscale("log")  # losses that fall by orders of magnitude
     for ax in (acc_r, loss_r):
         ax.set_xlabel("round")
     for ax in (acc_b, loss_b):

@@ -2,7 +2,8 @@
 """Bitwise comparison of two cohort results files.
 
 Compares every /rounds dataset except wall-clock timings (time_*), every /model and /clients
-dataset, and the resolved config attribute. NaN equals NaN. Exit 0 when identical, 1 with a
+dataset, and the resolved config attribute (minus output.path; skipped with --ignore-config, for
+runs that differ only in settings that must not change results, such as comm.plan). NaN equals NaN. Exit 0 when identical, 1 with a
 report of the first differences otherwise.
 """
 import sys
@@ -29,7 +30,7 @@ def without_output_path(config_text):
     return "\n".join(lines)
 
 
-def main(a_path, b_path):
+def main(a_path, b_path, ignore_config=False):
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
         da, db = datasets(a), datasets(b)
         keys = sorted(k for k in set(da) | set(db) if not k.startswith("rounds/time_"))
@@ -44,7 +45,7 @@ def main(a_path, b_path):
                 bad.append(f"{k}: differs ({x.ravel()[:4]} vs {y.ravel()[:4]})")
         if a.attrs["status"] != b.attrs["status"]:
             bad.append("attribute status differs")
-        if without_output_path(a.attrs["config"]) != without_output_path(b.attrs["config"]):
+        if not ignore_config and without_output_path(a.attrs["config"]) != without_output_path(b.attrs["config"]):
             bad.append("attribute config differs (beyond output.path)")
         if "rounds/round" not in da or len(da["rounds/round"]) == 0:
             bad.append("no rounds recorded")
@@ -58,7 +59,8 @@ def main(a_path, b_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print("usage: compare_runs.py A.h5 B.h5", file=sys.stderr)
+    args = [a for a in sys.argv[1:] if a != "--ignore-config"]
+    if len(args) != 2:
+        print("usage: compare_runs.py [--ignore-config] A.h5 B.h5", file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(args[0], args[1], "--ignore-config" in sys.argv))

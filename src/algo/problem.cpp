@@ -133,7 +133,10 @@ std::unique_ptr<model::Model> make_model(const Config& cfg, const data::Dataset&
     require_usage(train.is_regression(),
                   "model.name = linear is least-squares regression; this data has class labels "
                   "(use logreg or mlp, or data.task = regression for LIBSVM files)");
-    return model::make_linear(train.dim);
+    const bool explicit_linear = cfg.get_string("model.name") == "linear";  // not "auto"
+    return model::make_linear(
+        train.dim, explicit_linear ? cfg.get_bool("model.bias") : true,
+        explicit_linear ? static_cast<float>(cfg.get_float("model.init")) : 0.0f);
   }
   require_usage(!train.is_regression(),
                 "model.name = " + name + " needs class labels; regression data allows linear");
@@ -146,6 +149,33 @@ std::unique_ptr<model::Model> make_model(const Config& cfg, const data::Dataset&
                  : act == "tanh" ? model::Activation::kTanh
                                  : model::Activation::kSigmoid;
   return model::make_mlp(train.dim, train.num_classes, hidden, a);
+}
+
+// data.name = inline: rows written in the config.
+data::Dataset inline_dataset(const Config& cfg) {
+  const std::vector<double> x = cfg.get_float_list("data.x"), y = cfg.get_float_list("data.y");
+  const std::int64_t dim = cfg.get_int("data.dim");
+  require_usage(!y.empty(), "data.y is empty: data.name = inline needs at least one row");
+  require_usage(static_cast<std::int64_t>(x.size()) == dim * static_cast<std::int64_t>(y.size()),
+                fmt::format("data.x has {} values; expected rows * dim = {} * {} = {}", x.size(),
+                            y.size(), dim, y.size() * dim));
+  data::Dataset ds;
+  ds.rows = static_cast<std::int64_t>(y.size());
+  ds.dim = dim;
+  ds.x.assign(x.begin(), x.end());
+  if (cfg.get_string("data.task") == "regression") {
+    ds.targets.assign(y.begin(), y.end());
+    return ds;
+  }
+  std::vector<double> classes(y);
+  std::sort(classes.begin(), classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  for (double v : y)
+    ds.labels.push_back(static_cast<std::int32_t>(
+        std::lower_bound(classes.begin(), classes.end(), v) - classes.begin()));
+  ds.num_classes = static_cast<int>(classes.size());
+  require_usage(ds.num_classes >= 2, "data.y: classification needs at least two distinct labels");
+  return ds;
 }
 
 }  // namespace
@@ -187,6 +217,15 @@ std::unique_ptr<Problem> make_problem(const Config& cfg) {
                     "data.test_path has more classes than data.path");
       tt.test.num_classes = tt.train.num_classes;
     }
+  } else if (name == "inline") {
+    tt.train = inline_dataset(cfg);
+    tt.test = tt.train;
+    natural.resize(static_cast<std::size_t>(n));
+    require_usage(tt.train.rows >= n,
+                  fmt::format("data.name = inline has {} rows but clients.num_clients = {}: every "
+                              "client needs at least one row",
+                              tt.train.rows, n));
+    for (std::int64_t i = 0; i < tt.train.rows; ++i) natural[i % n].push_back(i);
   } else if (name == "synthetic_linear") {
     auto r = data::synthetic_linear(n, cfg.get_int("data.samples_per_client"),
                                     cfg.get_int("data.dim"), cfg.get_float("data.noise"),

@@ -15,6 +15,7 @@
 #include <mpi.h>
 
 #include "algo/algorithm.h"
+#include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
@@ -90,6 +91,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   std::unique_ptr<Algorithm> algorithm;
   std::unique_ptr<ServerOptimizer> server;
   std::unique_ptr<metrics::ResultsFile> out;
+  std::unique_ptr<Exchange> exchange;
+  std::unique_ptr<Downlink> downlink_ptr;
+  std::vector<float> x;
   int num_clients = 0, per_round = 0;
   collectively(comm, [&] {
     problem = make_problem(cfg);
@@ -97,12 +101,19 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     per_round = clients_per_round(cfg, num_clients);
     algorithm = make_algorithm(cfg, problem->num_params());
     server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
+    exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
+                                          problem->layers(), seed, num_clients);
+    x.resize(static_cast<std::size_t>(problem->num_params()));
+    problem->init(x.data(), seed);
+    downlink_ptr = std::make_unique<Downlink>(cfg, problem->layers(), seed, x);
     if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
   });
   const std::int64_t d = problem->num_params();
   const ClientBlock mine = client_block(num_clients, rank, ranks);
   const bool weighted = cfg.get_string("aggregator.name") == "mean" &&
                         cfg.get_bool("aggregator.weighted");
+  std::vector<float> msg(x.size()), g(x.size());
+  Downlink& downlink = *downlink_ptr;
   const auto counts = problem->sample_counts();
   const long long eval_every = cfg.get_int("eval.every");
   const long long progress_every = cfg.get_int("output.progress_every");
@@ -123,22 +134,21 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     out->set_attribute("nccl_version", std::string("none"));
     out->set_attribute("ranks", static_cast<std::int64_t>(ranks));
     out->set_attribute("backend", comm.name());
-    out->set_attribute("plan", std::string("reduce"));
+    out->set_attribute("plan", exchange->describe());
+    out->set_attribute("downlink", downlink.describe());
     out->set_attribute("num_params", static_cast<std::int64_t>(d));
     out->set_attribute("problem", problem->description());
     out->write_vector("/clients/num_samples", counts);
     out->set_status("running");
     fmt::print("cohort {}: {}\n", kVersion, problem->description());
-    fmt::print("  {} ranks ({} backend, reduce plan: exact fixed-point all-reduce), {} clients, "
-               "{} per round, algorithm {}, server {}\n",
+    fmt::print("  {} ranks ({} backend), {} clients, {} per round, algorithm {}, server {}\n",
                ranks, comm.name(), num_clients, per_round, algorithm->name(), server->name());
+    fmt::print("  exchange plan: {}; {}\n", exchange->describe(), downlink.describe());
     fmt::print("  results -> {}\n", out->path());
     std::fflush(stdout);
   }
 
-  std::vector<float> x(static_cast<std::size_t>(d)), msg(x.size()), g(x.size());
-  problem->init(x.data(), seed);
-  ExactAccumulator sum(d), scalars(2);
+  ExactAccumulator scalars(1);
   RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : ""};
   double last_loss = NAN, last_acc = NAN;
 
@@ -154,25 +164,28 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
 
     // Local work on the clients this rank owns.
     auto t0 = Clock::now();
-    sum.clear();
+    std::int64_t down_bits = 0;
+    const std::span<const float> x_client = downlink.broadcast(x, round, &down_bits);
+    exchange->begin_round(round);
     scalars.clear();
     double total_weight = 0;
     for (int c : sampled) {
       const double w = weighted ? static_cast<double>(counts[c]) : 1.0;
       total_weight += w;
       if (!mine.owns(c)) continue;
-      const ClientResult r = algorithm->client_message(*problem, c, round, x.data(), msg.data());
-      sum.add(msg.data(), w);
+      const ClientResult r =
+          algorithm->client_message(*problem, c, round, x_client.data(), msg.data());
+      exchange->submit(c, msg, w);
       scalars.add_at(0, r.train_loss);
     }
     pt.local = seconds_since(t0);
 
     // Exchange: one exact all-reduce of the message sum (Note [Deterministic sums]).
     t0 = Clock::now();
-    comm.allreduce(comm::View{sum.data(), d, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    comm.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    const bool valid = comm.allreduce_scalar(static_cast<std::int64_t>(sum.valid() && scalars.valid()),
-                                             comm::ReduceOp::kMin) == 1;
+    bool valid = exchange->finish(g.data(), total_weight);
+    comm.allreduce(comm::View{scalars.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    valid = valid && comm.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
+                                           comm::ReduceOp::kMin) == 1;
     pt.comm = seconds_since(t0);
 
     // Aggregate and server update (identical on every rank).
@@ -181,7 +194,6 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     if (!valid) {
       diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t + 1);
     } else {
-      sum.read(g.data(), total_weight);
       server->step(x.data(), g.data(), d);
       if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); }))
         diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
@@ -225,7 +237,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     const bool interrupted =
         comm.allreduce_scalar(static_cast<std::int64_t>(g_interrupt), comm::ReduceOp::kMax) != 0;
 
-    const double bits = 32.0 * static_cast<double>(d) * static_cast<double>(sampled.size());
+    const auto bits = static_cast<double>(exchange->uplink_bits());
+    const double bits_down = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
     if (root) {
       out->append("round", static_cast<std::int64_t>(t + 1));  // 1-based, as printed
       out->append("clients", static_cast<std::int64_t>(sampled.size()));
@@ -234,7 +247,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
       out->append("test_accuracy", accuracy);
       for (std::size_t i = 0; i < extra.size(); ++i) out->append(extra_names[i], extra[i]);
       out->append("uplink_bits", bits);
-      out->append("downlink_bits", bits);
+      out->append("downlink_bits", bits_down);
+      out->append_client_row("uplink_bits", exchange->client_bits());
       const char* names[4] = {"local", "comm", "aggregate", "eval"};
       for (int i = 0; i < 4; ++i) {
         out->append(fmt::format("time_{}_min", names[i]), tmin[i]);

@@ -1,23 +1,36 @@
 #include "app/bench.h"
 
+#include <fmt/format.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 
-#include <fmt/format.h>
+#include "compress/compressor.h"
+#include "compress/philox_bulk.h"
+#include "compress/powersgd.h"
+#include "core/build_info.h"
+#include "core/errors.h"
+#include "core/rng.h"
 
 namespace cohort {
 
 void add_bench_options(CLI::App& bench, BenchOptions& o) {
-  bench.add_option("what", o.what, "benchmark: memory (STREAM-like bandwidth)")
-      ->check(CLI::IsMember({"memory"}));
+  bench
+      .add_option("what", o.what,
+                  "benchmark: memory (STREAM-like bandwidth) | compress (encode/decode speed)")
+      ->check(CLI::IsMember({"memory", "compress"}));
   bench.add_option("--megabytes", o.megabytes, "array size in MB")->check(CLI::Range(1.0, 65536.0));
-  bench.add_option("--repeats", o.repeats, "repetitions (best is reported)")->check(CLI::Range(1, 1000));
+  bench.add_option("--repeats", o.repeats, "repetitions (best is reported)")
+      ->check(CLI::Range(1, 1000));
   bench.add_option("--json", o.json, "also write the results as JSON to this file");
+  bench.add_option("--sizes", o.sizes, "compress: comma-separated message sizes d (e.g. 1e5,1e6)");
 }
 
 MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
@@ -42,6 +55,14 @@ MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
 }
 
 int run_bench(const BenchOptions& o) {
+  if (o.what == "compress") {
+    try {
+      return run_compress_bench(o);
+    } catch (const UsageError& e) {
+      fmt::print(stderr, "cohort: error: {}\n", e.what());
+      return kExitUsage;
+    }
+  }
   const MemoryBandwidth bw = measure_memory_bandwidth(o.megabytes, o.repeats);
   const unsigned cores = std::thread::hardware_concurrency();
   const double mem_gib = static_cast<double>(sysconf(_SC_PHYS_PAGES)) *
@@ -53,9 +74,202 @@ int run_bench(const BenchOptions& o) {
   fmt::print("{:<10} {:>10.2f}\n", "triad", bw.triad_gbs);
   if (!o.json.empty()) {
     std::ofstream js(o.json);
-    js << fmt::format(R"({{"cores": {}, "mem_gib": {:.2f}, "read_gbs": {:.3f}, "triad_gbs": {:.3f}}})",
-                      cores, mem_gib, bw.read_gbs, bw.triad_gbs)
+    js << fmt::format(
+              R"({{"cores": {}, "mem_gib": {:.2f}, "read_gbs": {:.3f}, "triad_gbs": {:.3f}}})",
+              cores, mem_gib, bw.read_gbs, bw.triad_gbs)
        << "\n";
+  }
+  return 0;
+}
+
+// ---- cohort bench compress ------------------------------------------------------------------
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct CompressRow {
+  std::string compressor;
+  std::int64_t d = 0;
+  double encode_ms = 0, decode_ms = 0, gbs = 0, bits_per_coord = 0, triad_share = 0;
+};
+
+template <class F>
+double best_seconds(int repeats, F f) {
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+std::vector<std::int64_t> parse_sizes(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    double x = 0;
+    try {
+      x = std::stod(item);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--sizes: '{}' is not a number", item));
+    }
+    require_usage(x >= 1 && x <= 1e10, fmt::format("--sizes: {} is not a size (1 .. 1e10)", item));
+    out.push_back(std::llround(x));
+  }
+  require_usage(!out.empty(), "--sizes: no sizes given");
+  return out;
+}
+
+std::vector<float> gaussian_message(std::int64_t n) {
+  Rng rng(1, 0, 0, Purpose::kTest);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+// Times encode and decode of one compressor on one message; input GB/s counts the float32 message
+// once for the pair.
+CompressRow time_compressor(const std::string& label, const compress::Compressor& c,
+                            const std::vector<float>& v,
+                            const std::vector<compress::LayerShape>& layers, int repeats,
+                            double triad_gbs) {
+  const compress::MessageContext ctx{1, 0, 0};
+  std::vector<float> state(static_cast<std::size_t>(compress::total_state_floats(c, layers)), 0.0f);
+  std::vector<float> out(v.size());
+  compress::Encoded e;
+  const double te = best_seconds(repeats, [&] {
+    std::fill(state.begin(), state.end(), 0.0f);
+    e = compress::encode(c, v, layers, ctx, state);
+  });
+  const double td = best_seconds(repeats, [&] { compress::decode(c, e, layers, ctx, out); });
+  CompressRow row;
+  row.compressor = label;
+  row.d = static_cast<std::int64_t>(v.size());
+  row.encode_ms = te * 1e3;
+  row.decode_ms = td * 1e3;
+  row.gbs = 4.0 * static_cast<double>(v.size()) / (te + td) / 1e9;
+  row.bits_per_coord = static_cast<double>(e.bits) / static_cast<double>(v.size());
+  row.triad_share = row.gbs / triad_gbs;
+  return row;
+}
+
+void print_row(const CompressRow& r) {
+  fmt::print("{:<26} {:>10} {:>10.3f} {:>10.3f} {:>8.2f} {:>11.3f} {:>7.0f}%\n", r.compressor, r.d,
+             r.encode_ms, r.decode_ms, r.gbs, r.bits_per_coord, 100 * r.triad_share);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_compress_bench(const BenchOptions& o) {
+  const std::vector<std::int64_t> sizes = parse_sizes(o.sizes);
+  // Every encode returns a fresh byte vector; glibc serves large ones with mmap and unmaps them
+  // on free, so each would pay first-touch page faults (about 0.5 ms per MB on the VMs we use),
+  // which is the allocator's cost, not the compressor's. Keep freed memory in the heap instead.
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const MemoryBandwidth bw = measure_memory_bandwidth(o.megabytes, 3);
+  const unsigned cores = std::thread::hardware_concurrency();
+  const double mem_gib = static_cast<double>(sysconf(_SC_PHYS_PAGES)) *
+                         static_cast<double>(sysconf(_SC_PAGE_SIZE)) / (1 << 30);
+  fmt::print("# cohort bench compress: cohort {} ({}), 1 thread, {} cores, {:.1f} GiB RAM\n",
+             kVersion, kGitRevision, cores, mem_gib);
+  fmt::print(
+      "# memory bandwidth (this program, {:.0f} MB arrays): read {:.2f} GB/s, triad {:.2f} "
+      "GB/s; Philox kernel: {}\n",
+      o.megabytes, bw.read_gbs, bw.triad_gbs, compress::philox_isa());
+  fmt::print(
+      "# best of {} repeats; GB/s = float32 input bytes / (encode + decode time); "
+      "% = share of triad; malloc keeps freed memory (M_MMAP_MAX 0)\n",
+      o.repeats);
+  fmt::print("{:<26} {:>10} {:>10} {:>10} {:>8} {:>11} {:>8}\n", "compressor", "d", "encode ms",
+             "decode ms", "GB/s", "bits/coord", "triad");
+
+  struct Config {
+    std::string label;
+    compress::CompressorOptions opts;
+  };
+  auto make_opts = [](const std::string& name) {
+    compress::CompressorOptions c;
+    c.name = name;
+    return c;
+  };
+  std::vector<Config> configs;
+  configs.push_back({"none", make_opts("none")});
+  configs.push_back({"sign scale=none", make_opts("sign")});
+  configs.push_back({"sign scale=l1", make_opts("sign")});
+  configs.back().opts.scale = "l1";
+  configs.push_back({"topk ratio=0.01", make_opts("topk")});
+  configs.push_back({"randk ratio=0.01", make_opts("randk")});
+  configs.push_back({"qsgd s=4 fixed", make_opts("qsgd")});
+  configs.push_back({"qsgd s=16 fixed", make_opts("qsgd")});
+  configs.back().opts.levels = 16;
+  configs.push_back({"qsgd s=4 elias", make_opts("qsgd")});
+  configs.back().opts.coding = "elias";
+
+  std::vector<CompressRow> rows;
+  for (std::int64_t d : sizes) {
+    const std::vector<float> v = gaussian_message(d);
+    const std::vector<compress::LayerShape> layers = {compress::LayerShape{0, d, 1}};
+    for (const auto& cfg : configs) {
+      const auto c = compress::make_compressor(cfg.opts);
+      rows.push_back(time_compressor(cfg.label, *c, v, layers, o.repeats, bw.triad_gbs));
+      print_row(rows.back());
+    }
+  }
+
+  // PowerSGD per client, rank 4, on one 512 x 4608 layer, and its two products alone.
+  {
+    const std::int64_t rows_m = 512, cols_m = 4608;
+    const int rank = 4;
+    const std::vector<float> m = gaussian_message(rows_m * cols_m);
+    const std::vector<compress::LayerShape> layers = {compress::LayerShape{0, rows_m, cols_m}};
+    compress::powersgd::PowerSgdCompressor c(rank, /*warm_start=*/false);
+    rows.push_back(
+        time_compressor("powersgd per_client r=4", c, m, layers, o.repeats, bw.triad_gbs));
+    print_row(rows.back());
+    std::vector<float> q(static_cast<std::size_t>(cols_m * rank)),
+        p(static_cast<std::size_t>(rows_m * rank));
+    compress::powersgd::initial_q(compress::MessageContext{1, 0, 0}, layers[0], rank, q.data());
+    const double tp = best_seconds(o.repeats, [&] {
+      compress::powersgd::multiply_p(m.data(), q.data(), rows_m, cols_m, rank, p.data());
+    });
+    const double tq = best_seconds(o.repeats, [&] {
+      compress::powersgd::multiply_q(m.data(), p.data(), rows_m, cols_m, rank, q.data());
+    });
+    CompressRow r;
+    r.compressor = "powersgd M*Q + M^T*P only";
+    r.d = rows_m * cols_m;
+    r.encode_ms = tp * 1e3;  // the P product in the encode column, the Q product in the decode one
+    r.decode_ms = tq * 1e3;
+    r.gbs = 4.0 * static_cast<double>(r.d) / (tp + tq) / 1e9;
+    r.bits_per_coord = 0;
+    r.triad_share = r.gbs / bw.triad_gbs;
+    rows.push_back(r);
+    print_row(r);
+  }
+  fmt::print(
+      "# powersgd rows: d = 512 x 4608; its products' row puts M Q under encode and "
+      "M^T P under decode\n");
+
+  if (!o.json.empty()) {
+    std::ofstream js(o.json);
+    js << fmt::format(
+        R"({{"cores": {}, "mem_gib": {:.2f}, "read_gbs": {:.3f}, "triad_gbs": {:.3f}, )"
+        R"("philox": "{}", "repeats": {}, "rows": [)",
+        cores, mem_gib, bw.read_gbs, bw.triad_gbs, compress::philox_isa(), o.repeats);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      js << fmt::format(
+          R"({}{{"compressor": "{}", "d": {}, "encode_ms": {:.4f}, "decode_ms": {:.4f}, )"
+          R"("gbs": {:.4f}, "bits_per_coord": {:.4f}, "triad_share": {:.4f}}})",
+          i == 0 ? "" : ", ", r.compressor, r.d, r.encode_ms, r.decode_ms, r.gbs, r.bits_per_coord,
+          r.triad_share);
+    }
+    js << "]}\n";
   }
   return 0;
 }

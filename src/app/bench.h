@@ -1,17 +1,17 @@
 // `cohort bench ...`: benchmark programs (never timed unit tests).
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace cohort {
 
 struct BenchOptions {
-  std::string what = "memory";
-  double megabytes = 256;  // per array
+  std::string what = "memory";  // memory | compress
+  double megabytes = 256;       // memory: per array (also the bandwidth reference of compress)
   int repeats = 5;
-  std::string json;        // optional JSON copy of the results
+  std::string json;                     // optional JSON copy of the results
+  std::string sizes = "1e5,1e6,1.1e7";  // compress: message sizes d (one layer of d x 1)
 };
 
 void add_bench_options(CLI::App& bench, BenchOptions& o);
@@ -23,5 +23,8 @@ struct MemoryBandwidth {
   double read_gbs = 0, triad_gbs = 0;
 };
 MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats);
+
+// `cohort bench compress`: encode and decode times of every compressor (app/bench.cpp).
+int run_compress_bench(const BenchOptions& o);
 
 }  // namespace cohort

@@ -10,10 +10,12 @@
 #include <fmt/format.h>
 
 #include "algo/algorithm.h"
+#include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
 #include "app/bench.h"
+#include "app/compress_cmd.h"
 #include "comm/communicator.h"
 #include "core/build_info.h"
 #include "core/config.h"
@@ -104,6 +106,10 @@ int main(int argc, char** argv) {
   bool markdown = false;
   list->add_flag("--markdown", markdown, "print the config reference as Markdown (README)");
 
+  CompressCommandOptions compress_opts;
+  add_compress_command(app, compress_opts);
+  auto* compress_cmd = app.get_subcommand("compress");
+
   auto* bench = app.add_subcommand("bench", "benchmarks");
   BenchOptions bench_opts;
   add_bench_options(*bench, bench_opts);
@@ -122,6 +128,17 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*bench) return run_bench(bench_opts);
+  if (*compress_cmd) {
+    try {
+      return run_compress_command(compress_opts);
+    } catch (const UsageError& e) {
+      fmt::print(stderr, "cohort: error: {}\n", e.what());
+      return kExitUsage;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "cohort: compress failed: {}\n", e.what());
+      return 1;
+    }
+  }
 
   algo::install_interrupt_handlers();
   return collective_command(&argc, &argv, [&](int rank) {
@@ -133,6 +150,9 @@ int main(int argc, char** argv) {
         auto problem = algo::make_problem(cfg);
         algo::clients_per_round(cfg, problem->num_clients());
         algo::make_algorithm(cfg, problem->num_params());
+        algo::ExchangeOptions::from_config(cfg);
+        compress::make_compressor(algo::compressor_options(cfg, "compressor"));
+        compress::make_compressor(algo::compressor_options(cfg, "downlink_compressor"));
         params = problem->num_params();
         if (rank == 0) fmt::print("{}\n", problem->description());
       });

@@ -13,7 +13,7 @@ Section data_section() {
   Section partition{"partition", "How training samples are assigned to clients."};
   partition.default_component = "auto";
   partition.components = {
-      {"auto", "natural for synthetic data and quadratic clients, iid otherwise", {}},
+      {"auto", "natural for synthetic, inline and quadratic data, iid otherwise", {}},
       {"iid", "uniformly random, near-equal sizes", {}},
       {"dirichlet",
        "per-class proportions over clients drawn from Dirichlet(alpha) (classification only)",
@@ -22,7 +22,7 @@ Section data_section() {
       {"shards",
        "label-sorted data cut into num_clients*shards_per_client shards, k per client",
        {opt_int("shards_per_client", 2, "shards (label blocks) per client", 1)}},
-      {"natural", "the generator's own per-client blocks (synthetic data only)", {}},
+      {"natural", "the generator's own per-client blocks (synthetic and inline data)", {}},
   };
   Section data{"data", "Training and test data."};
   data.default_component = "fashion_mnist";
@@ -50,6 +50,14 @@ Section data_section() {
         opt_int("dim", 60, "features", 1), opt_int("classes", 10, "classes", 2),
         opt_int("min_samples", 50, "minimum rows per client", 2),
         opt_float("test_fraction", 0.2, "held-out share of each client's rows", 0, 0.99, true)}},
+      {"inline",
+       "a small data set written in the config; row i belongs to client i mod N; the test set "
+       "is the training set (for optimisation studies)",
+       {opt_int("dim", 1, "features per row", 1),
+        opt_float_list("x", "[]", "features, row after row (rows * dim values)"),
+        opt_float_list("y", "[]", "one target (regression) or class label per row"),
+        opt_enum("task", "regression", {"regression", "classification"},
+                 "targets are real values, or labels remapped to 0..C-1")}},
       {"quadratic",
        "clients f_i(x) = 1/2 (x - a_i)' H_i (x - a_i), H_i diagonal; optimum known",
        {opt_int("dim", 10, "dimension of x", 1),
@@ -72,7 +80,10 @@ Section model_section() {
   s.default_component = "auto";
   s.components = {
       {"auto", "quadratic for quadratic data, linear for regression, logreg otherwise", {}},
-      {"linear", "least-squares linear regression (regression data)", {}},
+      {"linear",
+       "least-squares linear regression (regression data)",
+       {opt_bool("bias", true, "learn an intercept b besides w"),
+        opt_float("init", 0.0, "initial value of every weight (the bias starts at 0)")}},
       {"logreg", "multinomial logistic regression, softmax cross-entropy", {}},
       {"mlp",
        "fully connected network, softmax cross-entropy",
@@ -131,6 +142,48 @@ Section server_optimizer_section() {
   return s;
 }
 
+Section compressor_section(std::string key, std::string help, bool uplink) {
+  Section s{std::move(key), std::move(help)};
+  s.default_component = "none";
+  auto ratio = opt_float("ratio", 0.01, "kept share of each layer when k is 0", 0, 1, true);
+  auto k = opt_int("k", 0, "coordinates kept per layer (clamped to the layer size); 0: use ratio");
+  std::vector<Option> powersgd = {opt_int("rank", 2, "rank r of the approximation", 1),
+                                  opt_bool("warm_start", true, "start from the previous Q")};
+  if (uplink)
+    powersgd.push_back(opt_enum("mode", "reduce", {"reduce", "per_client"},
+                                "reduce: all-reduce P and Q (mean aggregator only); per_client: "
+                                "each client sends its own P, Q"));
+  s.components = {
+      {"none", "send float32 values, 32 bits per coordinate", {}},
+      {"sign",
+       "1 bit per coordinate, sign(0) = +1",
+       {opt_enum("scale", "none", {"none", "l1"},
+                 "none: decode to +-1 (signSGD); l1: to ||v||_1/d times the sign")}},
+      {"topk",
+       "the k largest |v| per layer (ties: lower index), values + packed indices",
+       {ratio, k,
+        opt_enum("index_bits", "packed", {"packed", "plain"},
+                 "packed: ceil(log2 d_layer) bits per index; plain: 32")}},
+      {"randk",
+       "k uniformly random coordinates per layer, shared by all clients of the round",
+       {ratio, k, opt_bool("unbiased", false, "scale kept values by d/k")}},
+      {"qsgd",
+       "stochastic quantisation to s levels of |v|/norm per bucket (unbiased)",
+       {opt_int("levels", 4, "quantisation levels s", 1, 1 << 20),
+        opt_enum("norm", "l2", {"l2", "max"}, "bucket norm"),
+        opt_int("bucket", 0, "bucket size; 0: the whole layer"),
+        opt_enum("coding", "fixed", {"fixed", "elias"},
+                 "fixed: sign + ceil(log2(s+1)) bits; elias: Elias-gamma coded levels")}},
+      {"powersgd", "rank-r power iteration per matrix layer (Vogels et al. 2019)", powersgd},
+  };
+  s.options = {opt_enum("scope", "layer", {"layer", "global"},
+                        "compress each layer separately, or the whole vector as one")};
+  if (uplink)
+    s.options.push_back(opt_bool("error_feedback", false,
+                                 "keep e_i = p - decode(C(p)) per client and add it next time"));
+  return s;
+}
+
 Section slot(std::string key, std::string help, std::vector<Component> comps) {
   Section s{std::move(key), std::move(help)};
   s.default_component = comps.front().name;
@@ -160,8 +213,9 @@ Section build_schema() {
   comm.options = {
       opt_enum("backend", "auto", {"auto", "mpi", "self"},
                "auto: mpi when launched with several ranks, self otherwise"),
-      opt_enum("plan", "auto", {"auto", "reduce"},
-               "exchange plan (ARCHITECTURE.md); reduce: one all-reduce of exact sums"),
+      opt_enum("plan", "auto", {"auto", "reduce", "gather"},
+               "exchange plan (ARCHITECTURE.md): reduce all-reduces exact sums of decoded "
+               "messages; gather all-gathers the encoded messages; auto picks reduce"),
   };
   Section output{"output", "Where results go."};
   output.options = {
@@ -178,9 +232,16 @@ Section build_schema() {
       slot("aggregator", "How the server combines client messages.",
            {{"mean",
              "(weighted) average of the messages",
-             {opt_bool("weighted", false, "weight clients by their sample counts")}}}),
-      slot("compressor", "Compression of client messages (uplink).",
-           {{"none", "send float32 values, 32 bits per coordinate", {}}}),
+             {opt_bool("weighted", false, "weight clients by their sample counts")}},
+            {"majority",
+             "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
+             {}}}),
+      compressor_section("compressor", "Compression of client messages (uplink), ALGORITHMS.md §2.",
+                         true),
+      compressor_section("downlink_compressor",
+                         "Compression of the model broadcast: the server sends C(x - x_hat) and "
+                         "every sampled client trains from x_hat += decode(...).",
+                         false),
       slot("attack", "Byzantine behaviour of some clients.",
            {{"none", "every client is honest", {}}}),
       eval,

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace cohort::comm {
 
@@ -36,6 +38,9 @@ class Communicator {
   // In place; every rank ends with the same values. kExact128 supports kSum only.
   virtual void allreduce(View inout, ReduceOp op) = 0;
   virtual void broadcast(View inout, int root) = 0;
+  // Every rank's bytes, in rank order (host memory; the gather plan's transport).
+  virtual std::vector<std::vector<std::uint8_t>> allgather_bytes(
+      std::span<const std::uint8_t> mine) = 0;
   virtual void barrier() = 0;
   // Ends the whole job at once (a failure seen by one rank).
   [[noreturn]] virtual void abort(int code) = 0;

@@ -94,6 +94,29 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  std::vector<std::vector<std::uint8_t>> allgather_bytes(
+      std::span<const std::uint8_t> mine) override {
+    if (mine.size() > static_cast<std::size_t>(INT32_MAX))
+      throw std::runtime_error("mpi backend: allgather of more than 2 GiB from one rank");
+    std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
+    const int n = static_cast<int>(mine.size());
+    COHORT_MPI_CHECK(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD));
+    std::int64_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      if (total > INT32_MAX)
+        throw std::runtime_error("mpi backend: allgather of more than 2 GiB in total");
+      displs[r] = static_cast<int>(total);
+      total += counts[r];
+    }
+    std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
+    COHORT_MPI_CHECK(MPI_Allgatherv(mine.data(), n, MPI_BYTE, all.data(), counts.data(),
+                                    displs.data(), MPI_BYTE, MPI_COMM_WORLD));
+    std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r)
+      out[r].assign(all.begin() + displs[r], all.begin() + displs[r] + counts[r]);
+    return out;
+  }
+
   void barrier() override { COHORT_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);

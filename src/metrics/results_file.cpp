@@ -1,5 +1,6 @@
 #include "metrics/results_file.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -40,6 +41,7 @@ ResultsFile::ResultsFile(const std::string& path) : path_(path) {
 
 ResultsFile::~ResultsFile() {
   for (auto& [name, id] : series_) H5Dclose(id);
+  for (auto& [name, id] : client_rows_) H5Dclose(id);
   if (file_ >= 0) {
     H5Fflush(file_, H5F_SCOPE_GLOBAL);
     H5Fclose(file_);
@@ -134,6 +136,42 @@ void ResultsFile::append(const std::string& name, std::int64_t value) {
   append_raw(name, H5T_NATIVE_INT64, &value);
 }
 
+void ResultsFile::append_client_row(const std::string& name,
+                                    const std::vector<std::int64_t>& row) {
+  const hsize_t cols = row.size();
+  auto it = client_rows_.find(name);
+  if (it == client_rows_.end()) {
+    H5Gclose(group("/clients"));
+    hsize_t dims[2] = {0, cols}, maxdims[2] = {H5S_UNLIMITED, cols};
+    hsize_t chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(64, 65536 / std::max<hsize_t>(cols, 1))),
+                        std::max<hsize_t>(cols, 1)};
+    hid_t space = check(H5Screate_simple(2, dims, maxdims), "H5Screate_simple", path_);
+    hid_t plist = check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_);
+    H5Pset_chunk(plist, 2, chunk);
+    H5Pset_deflate(plist, 1);
+    const std::string full = "/clients/" + name;
+    hid_t ds = check(H5Dcreate2(file_, full.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, plist,
+                                H5P_DEFAULT),
+                     "H5Dcreate2", path_);
+    H5Pclose(plist);
+    H5Sclose(space);
+    it = client_rows_.emplace(name, ds).first;
+    client_row_count_[name] = 0;
+  }
+  const hsize_t n = static_cast<hsize_t>(client_row_count_[name]);
+  hsize_t new_size[2] = {n + 1, cols};
+  check(H5Dset_extent(it->second, new_size), "H5Dset_extent", path_);
+  hid_t fspace = check(H5Dget_space(it->second), "H5Dget_space", path_);
+  hsize_t start[2] = {n, 0}, count[2] = {1, cols};
+  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, count, nullptr);
+  hid_t mspace = check(H5Screate_simple(2, count, nullptr), "H5Screate_simple", path_);
+  check(H5Dwrite(it->second, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, row.data()), "H5Dwrite",
+        path_);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  client_row_count_[name] = static_cast<std::int64_t>(n + 1);
+}
+
 void ResultsFile::flush() { check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush", path_); }
 
 static void ensure_parent_groups(hid_t file, const std::string& dataset_path) {
@@ -162,9 +200,20 @@ void ResultsFile::write_vector(const std::string& dataset_path, const std::vecto
 
 void ResultsFile::write_matrix(const std::string& dataset_path, const float* data,
                                std::int64_t rows, std::int64_t cols) {
+  write_floats(dataset_path, data, {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)});
+}
+
+void ResultsFile::write_tensor3(const std::string& dataset_path, const float* data, std::int64_t n,
+                                std::int64_t rows, std::int64_t cols) {
+  write_floats(dataset_path, data,
+               {static_cast<hsize_t>(n), static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)});
+}
+
+void ResultsFile::write_floats(const std::string& dataset_path, const float* data,
+                               const std::vector<hsize_t>& dims) {
   ensure_parent_groups(file_, dataset_path);
-  hsize_t dims[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(cols)};
-  hid_t space = check(H5Screate_simple(2, dims, nullptr), "H5Screate_simple", path_);
+  hid_t space = check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                      "H5Screate_simple", path_);
   hid_t ds = check(H5Dcreate2(file_, dataset_path.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT,
                               H5P_DEFAULT, H5P_DEFAULT),
                    "H5Dcreate2", path_);

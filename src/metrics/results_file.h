@@ -36,20 +36,28 @@ class ResultsFile {
   void append(const std::string& name, double value);
   void append(const std::string& name, std::int64_t value);
   void flush();
+  // Appends one row to the extendible rounds x clients matrix /clients/<name>.
+  void append_client_row(const std::string& name, const std::vector<std::int64_t>& row);
 
   void write_vector(const std::string& dataset_path, const std::vector<std::int64_t>& v);
   void write_matrix(const std::string& dataset_path, const float* data, std::int64_t rows,
                     std::int64_t cols);
+  void write_tensor3(const std::string& dataset_path, const float* data, std::int64_t n,
+                     std::int64_t rows, std::int64_t cols);
 
  private:
   hid_t series(const std::string& name, hid_t type);
   void append_raw(const std::string& name, hid_t type, const void* value);
   hid_t group(const std::string& path);
+  void write_floats(const std::string& dataset_path, const float* data,
+                    const std::vector<hsize_t>& dims);
 
   std::string path_;
   hid_t file_ = -1;
   std::map<std::string, hid_t> series_;
   std::map<std::string, std::int64_t> lengths_;
+  std::map<std::string, hid_t> client_rows_;
+  std::map<std::string, std::int64_t> client_row_count_;
 };
 
 std::string hdf5_version();

@@ -7,21 +7,25 @@
 
 namespace cohort::model {
 
-Linear::Linear(std::int64_t input_dim) : input_dim_(input_dim) {
+Linear::Linear(std::int64_t input_dim, bool bias, float init)
+    : input_dim_(input_dim), bias_(bias), init_(init) {
   require_usage(input_dim > 0,
                 "linear: input dimension must be positive, got " + std::to_string(input_dim));
   detail::add_layer(layers_, "w", 1, input_dim);
-  detail::add_layer(layers_, "b", 1, 1);
+  if (bias_) detail::add_layer(layers_, "b", 1, 1);
 }
 
-void Linear::init(float* params, Rng& /*rng*/) const { std::fill_n(params, num_params(), 0.0f); }
+void Linear::init(float* params, Rng& /*rng*/) const {
+  std::fill_n(params, num_params(), 0.0f);
+  std::fill_n(params + layers_[0].offset, input_dim_, init_);
+}
 
 double Linear::residuals(const float* p, const float* x, const Batch& batch) const {
   const std::int64_t rows = batch.rows;
   detail::VectorView r(residuals_.reserve(rows), rows);
   r.noalias() = detail::ConstMatrixView(x, rows, input_dim_) *
                 detail::ConstVectorView(p + layers_[0].offset, input_dim_);
-  const float b = p[layers_[1].offset];
+  const float b = bias_ ? p[layers_[1].offset] : 0.0f;
   double loss = 0.0;
   for (std::int64_t i = 0; i < rows; ++i) {
     r[i] = (r[i] + b) - batch.targets[i];
@@ -48,9 +52,11 @@ double Linear::loss_grad(const float* params, const Batch& batch, float* grad) c
   r /= static_cast<float>(rows);
   detail::VectorView(g + layers_[0].offset, input_dim_).noalias() =
       detail::ConstMatrixView(x, rows, input_dim_).transpose() * r;
-  double b_grad = 0.0;
-  for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
-  g[layers_[1].offset] = static_cast<float>(b_grad);
+  if (bias_) {
+    double b_grad = 0.0;
+    for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
+    g[layers_[1].offset] = static_cast<float>(b_grad);
+  }
   detail::finish_out(g, grad, num_params());
   return loss;
 }
@@ -65,8 +71,8 @@ void Linear::evaluate(const float* params, const Batch& batch, double* loss_sum,
                         detail::stage_in(batch.x, batch.rows * input_dim_, x_in_), batch);
 }
 
-std::unique_ptr<Model> make_linear(std::int64_t input_dim) {
-  return std::make_unique<Linear>(input_dim);
+std::unique_ptr<Model> make_linear(std::int64_t input_dim, bool bias, float init) {
+  return std::make_unique<Linear>(input_dim, bias, init);
 }
 
 }  // namespace cohort::model

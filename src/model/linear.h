@@ -9,10 +9,11 @@
 
 namespace cohort::model {
 
-// Layers: "w" (1 x input_dim), "b" (1 x 1). Initialised to zeros.
+// Layers: "w" (1 x input_dim) and, with bias, "b" (1 x 1). w starts at `init` in every
+// coordinate (0 by default), b at 0.
 class Linear : public Model {
  public:
-  explicit Linear(std::int64_t input_dim);
+  explicit Linear(std::int64_t input_dim, bool bias = true, float init = 0.0f);
 
   std::string name() const override { return "linear"; }
   void init(float* params, Rng& rng) const override;
@@ -26,6 +27,8 @@ class Linear : public Model {
   double residuals(const float* p, const float* x, const Batch& batch) const;
 
   std::int64_t input_dim_;
+  bool bias_;
+  float init_;
   // Scratch (Note [Address-independent results]); the model is used by one thread.
   mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, residuals_;
 };

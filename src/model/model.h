@@ -54,8 +54,9 @@ class Model {
 
 enum class Activation { kRelu, kTanh, kSigmoid };
 
-// linear: y = w.x + b, loss 0.5 (y - t)^2 (least squares; regression data).
-std::unique_ptr<Model> make_linear(std::int64_t input_dim);
+// linear: y = w.x + b, loss 0.5 (y - t)^2 (least squares; regression data). Without bias,
+// y = w.x; w starts at `init` in every coordinate.
+std::unique_ptr<Model> make_linear(std::int64_t input_dim, bool bias = true, float init = 0.0f);
 // logreg: multinomial logistic regression, softmax cross-entropy.
 std::unique_ptr<Model> make_logreg(std::int64_t input_dim, int num_classes);
 // mlp: fully connected hidden layers, softmax cross-entropy output.

@@ -33,6 +33,7 @@ std::vector<float> run_two_quadratics(const std::string& extra, const std::strin
   const Config cfg = Config::from_text(text, {extra});
   auto comm = comm::make_self_communicator();
   const auto outcome = algo::run_experiment(cfg, *comm);
+  std::filesystem::remove(tmp_h5(tag));
   REQUIRE(outcome.status == "completed");
   return outcome.final_model;
 }
@@ -76,6 +77,7 @@ TEST_CASE("algo: sgd on quadratics equals gradient descent on the mean objective
       "output: {path: " + tmp_h5("sgd") + ", progress_every: 0}\n";
   auto comm = comm::make_self_communicator();
   const auto out = algo::run_experiment(Config::from_text(text, {}), *comm);
+  std::filesystem::remove(tmp_h5("sgd"));
   double x = 0;
   for (int t = 0; t < 3; ++t) x = x - 0.1 * (5.5 * x - 4.5);
   REQUIRE(out.final_model[0] == Approx(x).epsilon(1e-6));

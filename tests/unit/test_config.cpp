@@ -189,7 +189,7 @@ TEST_CASE("config: an unknown component name lists the known names and suggests 
   const std::string data = config_error("data: {name: imagenet}\n");
   INFO(data);
   CHECK_THAT(data, Contains("unknown data.name 'imagenet' (known: fashion_mnist, libsvm, "
-                            "synthetic_linear, synthetic_fedprox, quadratic)"));
+                            "synthetic_linear, synthetic_fedprox, inline, quadratic)"));
   CHECK_THAT(data, !Contains("did you mean"));
   CHECK_THAT(config_error("algorithm: {name: [fedavg]}\n"),
              Contains("algorithm.name must be a name, got '[fedavg]'"));

@@ -1,0 +1,376 @@
+#include "algo/exchange.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "compress/powersgd.h"
+#include "core/errors.h"
+
+namespace cohort::algo {
+
+compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
+  compress::CompressorOptions o;
+  const auto key = [&](const char* k) { return section + "." + k; };
+  o.name = cfg.get_string(key("name"));
+  if (o.name == "sign") o.scale = cfg.get_string(key("scale"));
+  if (o.name == "topk" || o.name == "randk") {
+    o.ratio = cfg.get_float(key("ratio"));
+    o.k = cfg.get_int(key("k"));
+  }
+  if (o.name == "topk") o.plain_indices = cfg.get_string(key("index_bits")) == "plain";
+  if (o.name == "randk") o.unbiased = cfg.get_bool(key("unbiased"));
+  if (o.name == "qsgd") {
+    o.levels = static_cast<int>(cfg.get_int(key("levels")));
+    o.norm = cfg.get_string(key("norm"));
+    o.bucket = cfg.get_int(key("bucket"));
+    o.coding = cfg.get_string(key("coding"));
+  }
+  if (o.name == "powersgd") {
+    o.rank = static_cast<int>(cfg.get_int(key("rank")));
+    o.warm_start = cfg.get_bool(key("warm_start"));
+    o.mode = section == "compressor" ? cfg.get_string(key("mode")) : "per_client";
+  }
+  return o;
+}
+
+ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
+  ExchangeOptions o;
+  o.compressor = compressor_options(cfg, "compressor");
+  o.global_scope = cfg.get_string("compressor.scope") == "global";
+  o.error_feedback = cfg.get_bool("compressor.error_feedback");
+  o.aggregator = cfg.get_string("aggregator.name");
+  o.weighted = o.aggregator == "mean" && cfg.get_bool("aggregator.weighted");
+  const std::string plan = cfg.get_string("comm.plan");
+  const bool power_reduce = o.compressor.name == "powersgd" && o.compressor.mode == "reduce";
+  if (o.aggregator == "majority")
+    require_usage(o.compressor.name == "sign",
+                  "aggregator.name = majority votes on signs: it needs compressor.name = sign (got " +
+                      o.compressor.name + ")");
+  if (power_reduce) {
+    require_usage(o.aggregator == "mean",
+                  "compressor powersgd with mode reduce produces only the mean of the messages: "
+                  "use aggregator.name = mean, or compressor.mode = per_client with " +
+                      o.aggregator);
+    require_usage(plan != "gather",
+                  "compressor powersgd with mode reduce all-reduces P and Q: use comm.plan = reduce "
+                  "(or auto), or compressor.mode = per_client with comm.plan = gather");
+  }
+  o.plan = plan == "gather" ? "gather" : "reduce";
+  return o;
+}
+
+Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
+                   const std::vector<model::LayerView>& layers, std::uint64_t seed, int num_clients)
+    : o_(std::move(o)), comm_(comm), layers_(compress::message_layers(layers, o_.global_scope)),
+      compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
+      d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
+      powersgd_reduce_(o_.compressor.name == "powersgd" && o_.compressor.mode == "reduce"),
+      bits_(static_cast<std::size_t>(num_clients), 0), sum_(d_),
+      decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
+  if (majority()) votes_.assign(static_cast<std::size_t>(d_), 0);
+}
+
+std::string Exchange::describe() const {
+  std::string what = o_.compressor.name;
+  if (o_.error_feedback) what += " + error feedback";
+  if (powersgd_reduce_)
+    return fmt::format("reduce (PowerSGD: exact all-reduce of P, then of Q), compressor {}", what);
+  if (o_.plan == "gather")
+    return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
+                       o_.aggregator, what);
+  if (majority()) return fmt::format("reduce (integer vote counts), compressor {}", what);
+  return fmt::format("reduce (exact fixed-point all-reduce of decoded messages), compressor {}",
+                     what);
+}
+
+void Exchange::begin_round(std::uint32_t round) {
+  round_ = round;
+  std::fill(bits_.begin(), bits_.end(), 0);
+  sum_.clear();
+  std::fill(votes_.begin(), votes_.end(), 0);
+  decoded_finite_ = true;
+  outbox_.clear();
+  pending_.clear();
+}
+
+std::span<float> Exchange::client_state(int c) {
+  const std::int64_t n = compress::total_state_floats(*compressor_, layers_);
+  if (n == 0) return {};
+  auto& s = state_[c];
+  if (s.empty()) s.assign(static_cast<std::size_t>(n), 0.0f);
+  return s;
+}
+
+std::span<const float> Exchange::error_memory(int c) const {
+  auto it = error_.find(c);
+  if (it == error_.end()) return {};
+  return it->second;
+}
+
+void Exchange::accumulate(std::span<const float> decoded, double weight) {
+  if (!majority()) {
+    sum_.add(decoded.data(), weight);
+    return;
+  }
+  for (std::size_t i = 0; i < decoded.size(); ++i) {
+    if (!std::isfinite(decoded[i])) decoded_finite_ = false;
+    votes_[i] += decoded[i] >= 0.0f ? 1 : -1;  // sign(0) = +1
+  }
+}
+
+static void append_raw(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
+  const auto* b = static_cast<const std::uint8_t*>(p);
+  out.insert(out.end(), b, b + n);
+}
+
+void Exchange::submit(int c, std::span<float> p, double weight) {
+  if (o_.error_feedback) {  // p = u_c + e_c
+    auto& e = error_[c];
+    if (e.empty()) e.assign(p.size(), 0.0f);
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] += e[i];
+  }
+  if (powersgd_reduce_) {
+    std::int64_t bits = 0;
+    for (const auto& l : layers_)
+      bits += compress::powersgd::compressible(l.rows, l.cols)
+                  ? 32LL * compress::powersgd::effective_rank(l.rows, l.cols, o_.compressor.rank) *
+                        (l.rows + l.cols)
+                  : 32LL * l.size();
+    bits_[c] = bits;
+    pending_.push_back(Pending{c, weight, std::vector<float>(p.begin(), p.end())});
+    return;
+  }
+  std::span<const float> decoded;
+  const compress::MessageContext ctx{seed_, round_, static_cast<std::uint32_t>(c)};
+  if (o_.compressor.name == "none" && o_.plan == "reduce") {
+    bits_[c] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
+    decoded = p;
+  } else {
+    const compress::Encoded enc = compress::encode(*compressor_, p, layers_, ctx, client_state(c));
+    bits_[c] = static_cast<std::int64_t>(enc.bits);
+    compress::decode(*compressor_, enc, layers_, ctx, decoded_);
+    decoded = decoded_;
+    if (o_.plan == "gather") {
+      const auto client = static_cast<std::uint32_t>(c);
+      const std::uint64_t nbytes = enc.bytes.size();
+      append_raw(outbox_, &client, sizeof client);
+      append_raw(outbox_, &enc.bits, sizeof enc.bits);
+      append_raw(outbox_, &weight, sizeof weight);
+      append_raw(outbox_, &nbytes, sizeof nbytes);
+      append_raw(outbox_, enc.bytes.data(), enc.bytes.size());
+    }
+  }
+  if (o_.error_feedback) {  // e_c = p - decode(C(p))
+    auto& e = error_[c];
+    for (std::size_t i = 0; i < p.size(); ++i) e[i] = p[i] - decoded[i];
+  }
+  if (o_.plan == "reduce") accumulate(decoded, weight);
+}
+
+bool Exchange::finish(float* g, double total_weight) {
+  comm_.allreduce(comm::View{bits_.data(), static_cast<std::int64_t>(bits_.size()),
+                             comm::DType::kI64},
+                  comm::ReduceOp::kSum);
+  if (powersgd_reduce_) return finish_powersgd(g, total_weight);
+  if (o_.plan == "gather") return finish_gather(g, total_weight);
+  return finish_reduce(g, total_weight);
+}
+
+static void votes_to_signs(const std::vector<std::int32_t>& votes, float* g) {
+  for (std::size_t i = 0; i < votes.size(); ++i) g[i] = votes[i] >= 0 ? 1.0f : -1.0f;
+}
+
+bool Exchange::finish_reduce(float* g, double total_weight) {
+  bool valid;
+  if (majority()) {
+    comm_.allreduce(comm::View{votes_.data(), d_, comm::DType::kI32}, comm::ReduceOp::kSum);
+    valid = decoded_finite_;
+    votes_to_signs(votes_, g);
+  } else {
+    comm_.allreduce(comm::View{sum_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    valid = sum_.valid();
+    sum_.read(g, total_weight);
+  }
+  return comm_.allreduce_scalar(static_cast<std::int64_t>(valid), comm::ReduceOp::kMin) == 1;
+}
+
+bool Exchange::finish_gather(float* g, double total_weight) {
+  const auto inboxes = comm_.allgather_bytes(outbox_);
+  sum_.clear();
+  std::fill(votes_.begin(), votes_.end(), 0);
+  decoded_finite_ = true;
+  // Ranks own increasing blocks of client ids and pack their clients in increasing order, so
+  // this walks the round's messages in client order on every rank.
+  for (const auto& box : inboxes) {
+    std::size_t at = 0;
+    while (at < box.size()) {
+      std::uint32_t client;
+      double weight;
+      std::uint64_t nbytes;
+      compress::Encoded enc;
+      std::memcpy(&client, box.data() + at, sizeof client);
+      at += sizeof client;
+      std::memcpy(&enc.bits, box.data() + at, sizeof enc.bits);
+      at += sizeof enc.bits;
+      std::memcpy(&weight, box.data() + at, sizeof weight);
+      at += sizeof weight;
+      std::memcpy(&nbytes, box.data() + at, sizeof nbytes);
+      at += sizeof nbytes;
+      enc.bytes.assign(box.begin() + static_cast<std::ptrdiff_t>(at),
+                       box.begin() + static_cast<std::ptrdiff_t>(at + nbytes));
+      at += nbytes;
+      compress::decode(*compressor_, enc, layers_, compress::MessageContext{seed_, round_, client},
+                       decoded_);
+      accumulate(decoded_, weight);
+    }
+  }
+  if (majority()) {
+    votes_to_signs(votes_, g);
+    return decoded_finite_;
+  }
+  sum_.read(g, total_weight);
+  return sum_.valid();
+}
+
+bool Exchange::finish_powersgd(float* g, double total_weight) {
+  namespace ps = compress::powersgd;
+  const int rank = o_.compressor.rank;
+  // Phase 1: P = sum_i M_i Q0 for matrix layers; the other layers' weighted sums, exactly.
+  std::vector<std::int64_t> p_off(layers_.size()), q_off(layers_.size());
+  std::vector<int> r(layers_.size(), 0);
+  std::int64_t p_total = 0, q_total = 0, offset = 0;
+  std::vector<std::int64_t> layer_off(layers_.size());
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const auto& L = layers_[l];
+    layer_off[l] = offset;
+    offset += L.size();
+    p_off[l] = p_total;
+    q_off[l] = q_total;
+    if (ps::compressible(L.rows, L.cols)) {
+      r[l] = ps::effective_rank(L.rows, L.cols, rank);
+      p_total += L.rows * r[l];
+      q_total += L.cols * r[l];
+    } else {
+      p_total += L.size();
+    }
+  }
+  std::vector<std::vector<float>> q0(layers_.size());
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    if (r[l] == 0) continue;
+    const auto& L = layers_[l];
+    if (o_.compressor.warm_start && !q_prev_[l].empty()) {
+      q0[l] = q_prev_[l];
+    } else {
+      q0[l].resize(static_cast<std::size_t>(L.cols * r[l]));
+      ps::initial_q(compress::MessageContext{seed_, round_, 0}, L, r[l], q0[l].data());
+    }
+  }
+  ExactAccumulator p_acc(p_total), q_acc(q_total);
+  std::vector<float> scratch;
+  for (const auto& pend : pending_) {
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const auto& L = layers_[l];
+      const float* m = pend.m.data() + layer_off[l];
+      if (r[l] == 0) {
+        for (std::int64_t i = 0; i < L.size(); ++i) p_acc.add_at(p_off[l] + i, pend.weight * m[i]);
+        continue;
+      }
+      scratch.resize(static_cast<std::size_t>(L.rows * r[l]));
+      ps::multiply_p(m, q0[l].data(), L.rows, L.cols, r[l], scratch.data());
+      for (std::int64_t i = 0; i < L.rows * r[l]; ++i) p_acc.add_at(p_off[l] + i, scratch[i]);
+    }
+  }
+  comm_.allreduce(comm::View{p_acc.data(), p_total, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  std::vector<float> p_all(static_cast<std::size_t>(p_total));
+  p_acc.read(p_all.data(), 1.0);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const auto& L = layers_[l];
+    if (r[l] == 0) {  // uncompressed layer: the weighted mean
+      for (std::int64_t i = 0; i < L.size(); ++i)
+        g[layer_off[l] + i] = static_cast<float>(p_acc.value(p_off[l] + i) / total_weight);
+    } else {
+      ps::orthonormalize(p_all.data() + p_off[l], L.rows, r[l]);
+    }
+  }
+  // Phase 2: Q = sum_i w_i M_i^T P_hat / sum_i w_i.
+  for (const auto& pend : pending_) {
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      if (r[l] == 0) continue;
+      const auto& L = layers_[l];
+      scratch.resize(static_cast<std::size_t>(L.cols * r[l]));
+      ps::multiply_q(pend.m.data() + layer_off[l], p_all.data() + p_off[l], L.rows, L.cols, r[l],
+                     scratch.data());
+      for (std::int64_t i = 0; i < L.cols * r[l]; ++i)
+        q_acc.add_at(q_off[l] + i, pend.weight * scratch[i]);
+    }
+  }
+  comm_.allreduce(comm::View{q_acc.data(), q_total, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  std::vector<float> q_all(static_cast<std::size_t>(q_total));
+  q_acc.read(q_all.data(), total_weight);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    if (r[l] == 0) continue;
+    const auto& L = layers_[l];
+    ps::reconstruct(p_all.data() + p_off[l], q_all.data() + q_off[l], L.rows, L.cols, r[l],
+                    g + layer_off[l]);
+    if (o_.compressor.warm_start)
+      q_prev_[l].assign(q_all.begin() + q_off[l], q_all.begin() + q_off[l] + L.cols * r[l]);
+  }
+  // Error feedback against the aggregated approximation: e_i = M_i - P_hat Q^T on matrix
+  // layers; the other layers travel exactly, so their error is zero.
+  if (o_.error_feedback) {
+    for (const auto& pend : pending_) {
+      auto& e = error_[pend.client];
+      for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const auto& L = layers_[l];
+        for (std::int64_t i = 0; i < L.size(); ++i) {
+          const std::int64_t at = layer_off[l] + i;
+          e[at] = r[l] == 0 ? 0.0f : pend.m[at] - g[at];
+        }
+      }
+    }
+  }
+  const bool valid = p_acc.valid() && q_acc.valid();
+  return comm_.allreduce_scalar(static_cast<std::int64_t>(valid), comm::ReduceOp::kMin) == 1;
+}
+
+std::int64_t Exchange::uplink_bits() const {
+  std::int64_t total = 0;
+  for (auto b : bits_) total += b;
+  return total;
+}
+
+Downlink::Downlink(const Config& cfg, const std::vector<model::LayerView>& layers,
+                   std::uint64_t seed, std::span<const float> x0)
+    : seed_(seed) {
+  const auto o = compressor_options(cfg, "downlink_compressor");
+  if (o.name == "none") return;
+  compressor_ = compress::make_compressor(o);
+  layers_ = compress::message_layers(layers, cfg.get_string("downlink_compressor.scope") == "global");
+  x_hat_.assign(x0.begin(), x0.end());
+  diff_.resize(x0.size());
+  decoded_.resize(x0.size());
+  state_.assign(static_cast<std::size_t>(compress::total_state_floats(*compressor_, layers_)), 0.0f);
+}
+
+std::string Downlink::describe() const {
+  return compressor_ ? "downlink " + compressor_->name() + " of x - x_hat" : "downlink float32";
+}
+
+std::span<const float> Downlink::broadcast(std::span<const float> x, std::uint32_t round,
+                                           std::int64_t* bits) {
+  if (!compressor_) {
+    *bits = 32 * static_cast<std::int64_t>(x.size());
+    return x;
+  }
+  for (std::size_t i = 0; i < x.size(); ++i) diff_[i] = x[i] - x_hat_[i];
+  const compress::MessageContext ctx{seed_, round, kDownlinkClient};
+  const compress::Encoded enc = compress::encode(*compressor_, diff_, layers_, ctx, state_);
+  compress::decode(*compressor_, enc, layers_, ctx, decoded_);
+  for (std::size_t i = 0; i < x.size(); ++i) x_hat_[i] += decoded_[i];
+  *bits = static_cast<std::int64_t>(enc.bits);
+  return x_hat_;
+}
+
+}  // namespace cohort::algo

@@ -1,0 +1,120 @@
+// The exchange step of a round (ARCHITECTURE.md "Exchange plans"): client messages ->
+// (error feedback, compression, real encoding) -> transport -> the aggregate g.
+//
+// Note [Exchange plans]
+//  - reduce: each rank decodes its own clients' messages and adds them (times their weights)
+//    into an exact accumulator (Note [Deterministic sums]) or, for the majority vote, into
+//    integer vote counts; one all-reduce combines the ranks.
+//  - gather: each rank all-gathers the encoded messages of its clients; every rank decodes all
+//    of them in client order and aggregates the same way. For the linear aggregators it gives
+//    bitwise the same g as reduce (a test holds it to that); it is the plan non-linear
+//    aggregators will need.
+//  - PowerSGD in mode reduce: sum_i M_i Q is all-reduced, orthonormalised on every rank, then
+//    sum_i w_i M_i^T P_hat / sum_i w_i is all-reduced; g = P_hat Q^T. Each rank keeps its sampled
+//    clients' M_i between the two all-reduces (memory O(n_local d) for that round).
+// Uplink bits are the encoded sizes; for PowerSGD in mode reduce, r'(rows + cols) float32 per
+// matrix layer plus the other layers as float32 (what each client puts on the wire).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "compress/compressor.h"
+#include "core/config.h"
+#include "core/exact_sum.h"
+
+namespace cohort::algo {
+
+struct ExchangeOptions {
+  compress::CompressorOptions compressor;
+  bool global_scope = false;
+  bool error_feedback = false;
+  std::string aggregator = "mean";  // mean | majority
+  bool weighted = false;
+  std::string plan = "reduce";      // reduce | gather (auto resolved)
+  // Reads compressor.*, aggregator.*, comm.plan; rejects impossible combinations.
+  static ExchangeOptions from_config(const Config& cfg);
+};
+
+// compressor.* or downlink_compressor.* options.
+compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section);
+
+class Exchange {
+ public:
+  Exchange(ExchangeOptions o, comm::Communicator& comm,
+           const std::vector<model::LayerView>& layers, std::uint64_t seed, int num_clients);
+  std::string describe() const;
+  bool majority() const { return o_.aggregator == "majority"; }
+
+  void begin_round(std::uint32_t round);
+  // Client c's uncompressed message (overwritten: used as scratch) with aggregation weight w.
+  void submit(int c, std::span<float> message, double weight);
+  // Collective: g (d floats) <- the aggregate of the round's messages; total_weight is the sum
+  // of all sampled clients' weights. Returns false when a message was not finite or too large.
+  bool finish(float* g, double total_weight);
+
+  // After finish: encoded uplink bits per client (all clients, 0 when not sampled).
+  const std::vector<std::int64_t>& client_bits() const { return bits_; }
+  std::int64_t uplink_bits() const;
+  // Error-feedback memory of a client this rank owns (empty when it has none).
+  std::span<const float> error_memory(int c) const;
+
+ private:
+  void accumulate(std::span<const float> decoded, double weight);
+  bool finish_reduce(float* g, double total_weight);
+  bool finish_gather(float* g, double total_weight);
+  bool finish_powersgd(float* g, double total_weight);
+  std::span<float> client_state(int c);
+
+  ExchangeOptions o_;
+  comm::Communicator& comm_;
+  std::vector<compress::LayerShape> layers_;
+  std::unique_ptr<compress::Compressor> compressor_;
+  std::uint64_t seed_;
+  std::uint32_t round_ = 0;
+  std::int64_t d_;
+  bool powersgd_reduce_;
+  std::unordered_map<int, std::vector<float>> error_, state_;
+  std::vector<std::int64_t> bits_;
+  ExactAccumulator sum_;
+  std::vector<std::int32_t> votes_;
+  bool decoded_finite_ = true;
+  std::vector<float> decoded_;
+  std::vector<std::uint8_t> outbox_;  // gather: [client u32][bits u64][weight f64][bytes]...
+  struct Pending {
+    int client;
+    double weight;
+    std::vector<float> m;
+  };
+  std::vector<Pending> pending_;  // PowerSGD reduce
+  std::vector<std::vector<float>> q_prev_;
+};
+
+// The model broadcast. With downlink_compressor none, clients receive x itself (32 d bits per
+// client). Otherwise the server sends C(x - x_hat) and every client's copy becomes
+// x_hat += decode(...) (x_hat starts as the initial model, which clients generate from the seed).
+class Downlink {
+ public:
+  Downlink(const Config& cfg, const std::vector<model::LayerView>& layers, std::uint64_t seed,
+           std::span<const float> x0);
+  // The model the round's clients train from; *bits = encoded size of one broadcast message.
+  std::span<const float> broadcast(std::span<const float> x, std::uint32_t round,
+                                   std::int64_t* bits);
+  std::string describe() const;
+
+ private:
+  std::unique_ptr<compress::Compressor> compressor_;
+  std::vector<compress::LayerShape> layers_;
+  std::uint64_t seed_;
+  std::vector<float> x_hat_, diff_, decoded_, state_;
+};
+
+// The downlink stream's client id (Note [Compression streams]).
+inline constexpr std::uint32_t kDownlinkClient = 0xFFFFFFFEu;
+
+}  // namespace cohort::algo

@@ -1,0 +1,172 @@
+// The message drivers and the compressor registry (ALGORITHMS.md §2).
+#include "compress/compressor.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <stdexcept>
+
+#include "compress/none.h"
+#include "compress/powersgd.h"
+#include "compress/qsgd.h"
+#include "compress/randk.h"
+#include "compress/sign.h"
+#include "compress/topk.h"
+#include "core/errors.h"
+
+namespace cohort::compress {
+
+std::vector<LayerShape> message_layers(const std::vector<model::LayerView>& layers, bool global) {
+  std::int64_t d = 0;
+  for (const auto& l : layers) {
+    if (l.offset != d)
+      throw std::logic_error(
+          fmt::format("layer '{}' starts at {}, expected {} (layers must be "
+                      "back to back)",
+                      l.name, l.offset, d));
+    d += l.size();
+  }
+  if (global) return {LayerShape{0, d, 1}};
+  std::vector<LayerShape> out;
+  out.reserve(layers.size());
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    out.push_back(LayerShape{static_cast<std::uint32_t>(i), layers[i].rows, layers[i].cols});
+  return out;
+}
+
+namespace {
+
+std::int64_t total_size(const std::vector<LayerShape>& layers) {
+  std::int64_t d = 0;
+  for (const auto& l : layers) d += l.size();
+  return d;
+}
+
+void check_state(const Compressor& c, const std::vector<LayerShape>& layers, std::size_t given) {
+  if (given != 0 && given != static_cast<std::size_t>(total_state_floats(c, layers)))
+    throw std::logic_error(fmt::format("compressor state has {} floats, expected 0 or {}", given,
+                                       total_state_floats(c, layers)));
+}
+
+}  // namespace
+
+Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<LayerShape>& layers,
+               const MessageContext& ctx, std::span<float> state) {
+  if (static_cast<std::int64_t>(v.size()) != total_size(layers))
+    throw std::logic_error(
+        fmt::format("encode: message has {} values, layers hold {}", v.size(), total_size(layers)));
+  check_state(c, layers, state.size());
+  Rng rng = ctx.private_rng();  // Note [Compression streams]: one private stream per message
+  BitWriter w;
+  std::size_t at = 0, state_at = 0;
+  for (const auto& layer : layers) {
+    const auto n = static_cast<std::size_t>(layer.size());
+    std::span<float> layer_state;
+    if (!state.empty()) {
+      const auto s = static_cast<std::size_t>(c.state_floats(layer));
+      layer_state = state.subspan(state_at, s);
+      state_at += s;
+    }
+    c.encode_layer(v.subspan(at, n), layer, ctx, layer_state, rng, w);
+    at += n;
+  }
+  Encoded e;
+  e.bits = w.bits();
+  e.bytes = w.finish();
+  return e;
+}
+
+void decode(const Compressor& c, const Encoded& msg, const std::vector<LayerShape>& layers,
+            const MessageContext& ctx, std::span<float> out) {
+  if (static_cast<std::int64_t>(out.size()) != total_size(layers))
+    throw std::logic_error(fmt::format("decode: output has {} values, layers hold {}", out.size(),
+                                       total_size(layers)));
+  if (msg.bytes.size() != (msg.bits + 7) / 8)
+    throw std::runtime_error(
+        fmt::format("wire format: {} bytes for {} bits", msg.bytes.size(), msg.bits));
+  BitReader r(msg.bytes.data(), msg.bits);
+  std::size_t at = 0;
+  for (const auto& layer : layers) {
+    const auto n = static_cast<std::size_t>(layer.size());
+    c.decode_layer(r, layer, ctx, out.subspan(at, n));
+    at += n;
+  }
+  if (r.position() != msg.bits)
+    throw std::runtime_error(
+        fmt::format("wire format: {} bits left after the last layer", msg.bits - r.position()));
+}
+
+std::int64_t total_state_floats(const Compressor& c, const std::vector<LayerShape>& layers) {
+  std::int64_t s = 0;
+  for (const auto& l : layers) s += c.state_floats(l);
+  return s;
+}
+
+namespace {
+
+// The registry: one explicit list (STYLE.md §2).
+const char* const kCompressorNames = "none, sign, topk, randk, qsgd, powersgd";
+
+void require_one_of(const std::string& key, const std::string& value,
+                    std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += list.empty() ? a : fmt::format(", {}", a);
+  }
+  throw UsageError(
+      fmt::format("compressor.{} = '{}' is not allowed: expected one of {}", key, value, list));
+}
+
+void check_sparsity(const CompressorOptions& o) {
+  require_usage(o.k >= 0, fmt::format("compressor.k = {} is not allowed: expected >= 0 "
+                                      "(0: use compressor.ratio)",
+                                      o.k));
+  if (o.k == 0)
+    require_usage(
+        o.ratio > 0.0 && o.ratio <= 1.0,
+        fmt::format("compressor.ratio = {} is not allowed: expected 0 < ratio <= 1", o.ratio));
+}
+
+}  // namespace
+
+std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o) {
+  if (o.name == "none") return std::make_unique<NoneCompressor>();
+  if (o.name == "sign") {
+    require_one_of("scale", o.scale, {"none", "l1"});
+    return std::make_unique<SignCompressor>(o.scale == "l1");
+  }
+  if (o.name == "topk") {
+    check_sparsity(o);
+    return std::make_unique<TopKCompressor>(o.ratio, o.k, o.plain_indices);
+  }
+  if (o.name == "randk") {
+    check_sparsity(o);
+    return std::make_unique<RandKCompressor>(o.ratio, o.k, o.unbiased);
+  }
+  if (o.name == "qsgd") {
+    require_usage(o.levels >= 1,
+                  fmt::format("compressor.levels = {} is not allowed: expected >= 1", o.levels));
+    require_usage(o.levels <= QsgdCompressor::kMaxLevels,
+                  fmt::format("compressor.levels = {} is not allowed: expected <= {}", o.levels,
+                              QsgdCompressor::kMaxLevels));
+    require_one_of("norm", o.norm, {"l2", "max"});
+    require_usage(o.bucket >= 0, fmt::format("compressor.bucket = {} is not allowed: expected >= 0 "
+                                             "(0: the whole layer)",
+                                             o.bucket));
+    require_one_of("coding", o.coding, {"fixed", "elias"});
+    return std::make_unique<QsgdCompressor>(o.levels, o.norm == "max", o.bucket,
+                                            o.coding == "elias");
+  }
+  if (o.name == "powersgd") {
+    require_usage(o.rank >= 1,
+                  fmt::format("compressor.rank = {} is not allowed: expected >= 1", o.rank));
+    require_one_of("mode", o.mode, {"reduce", "per_client"});
+    return std::make_unique<powersgd::PowerSgdCompressor>(o.rank, o.warm_start);
+  }
+  throw UsageError(fmt::format("compressor.name = '{}' is not known: expected one of {}", o.name,
+                               kCompressorNames));
+}
+
+}  // namespace cohort::compress

@@ -1,0 +1,115 @@
+// The exchange step on one rank: error feedback, the majority vote, PowerSGD in mode reduce.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "algo/exchange.h"
+#include "comm/communicator.h"
+
+using namespace cohort;
+
+namespace {
+
+algo::ExchangeOptions options(const std::string& compressor) {
+  algo::ExchangeOptions o;
+  o.compressor.name = compressor;
+  return o;
+}
+
+std::vector<float> random_vector(std::int64_t n, std::uint32_t round, std::uint32_t client) {
+  Rng rng(11, round, client, Purpose::kTest);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of messages", "[exchange]") {
+  // One client, one round after another: sum_t decode(C(p_t)) + e_T = sum_t u_t.
+  const std::vector<model::LayerView> layers = {{"w", 0, 8, 5}, {"b", 40, 8, 1}};
+  for (const std::string name : {"topk", "sign", "randk", "qsgd", "powersgd"}) {
+    auto o = options(name);
+    o.error_feedback = true;
+    o.compressor.k = 3;
+    o.compressor.scale = "l1";
+    o.compressor.mode = "reduce";
+    o.compressor.rank = 1;
+    auto comm = comm::make_self_communicator();
+    algo::Exchange ex(o, *comm, layers, 3, 1);
+    std::vector<double> sent(48, 0.0), sum_u(48, 0.0);
+    std::vector<float> g(48);
+    for (std::uint32_t t = 0; t < 25; ++t) {
+      auto u = random_vector(48, t, 0);
+      for (int i = 0; i < 48; ++i) sum_u[i] += u[i];
+      ex.begin_round(t);
+      ex.submit(0, u, 1.0);
+      REQUIRE(ex.finish(g.data(), 1.0));
+      for (int i = 0; i < 48; ++i) sent[i] += g[i];
+    }
+    const auto e = ex.error_memory(0);
+    REQUIRE(e.size() == 48);
+    double worst = 0, norm_e = 0;
+    for (int i = 0; i < 48; ++i) {
+      worst = std::max(worst, std::fabs(sent[i] + e[i] - sum_u[i]));
+      norm_e += e[i] * e[i];
+    }
+    INFO(name << ": max |sum sent + memory - sum messages| = " << worst);
+    REQUIRE(worst < 1e-4);  // 25 rounds of float32 rounding on values of size ~10
+    if (name != "powersgd") REQUIRE(norm_e > 0);  // the compressor really lost something
+  }
+}
+
+TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exchange]") {
+  const std::vector<model::LayerView> layers = {{"w", 0, 4, 1}};
+  auto o = options("sign");
+  o.aggregator = "majority";
+  auto comm = comm::make_self_communicator();
+  algo::Exchange ex(o, *comm, layers, 1, 4);
+  ex.begin_round(0);
+  std::vector<std::vector<float>> msgs = {
+      {1, -2, 0.5, -1}, {-3, -1, 2, 1}, {2, 5, -1, -1}, {-1, 4, -7, 1}};
+  for (int c = 0; c < 4; ++c) ex.submit(c, msgs[c], 1.0);
+  std::vector<float> g(4);
+  REQUIRE(ex.finish(g.data(), 4.0));
+  // votes: (+1-1+1-1) = 0 -> +1; (-1-1+1+1) = 0 -> +1; (+1+1-1-1) = 0 -> +1; (-1+1-1+1) = 0
+  REQUIRE(g == std::vector<float>{1, 1, 1, 1});
+  ex.begin_round(1);
+  std::vector<std::vector<float>> three = {{1, -2, -0.5, 0}, {-3, -1, 2, -1}, {2, -5, -1, -1}};
+  for (int c = 0; c < 3; ++c) ex.submit(c, three[c], 1.0);
+  REQUIRE(ex.finish(g.data(), 3.0));
+  REQUIRE(g == std::vector<float>{1, -1, -1, -1});  // sign(0) = +1 in the first message
+  REQUIRE(ex.client_bits()[0] == 4);                // one bit per coordinate
+}
+
+TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
+  const std::vector<model::LayerView> layers = {{"w", 0, 3, 1}};
+  auto comm = comm::make_self_communicator();
+  algo::Exchange ex(options("none"), *comm, layers, 1, 2);
+  ex.begin_round(0);
+  std::vector<float> a = {1, 2, 3}, b = {5, -2, 7};
+  ex.submit(0, a, 1.0);
+  ex.submit(1, b, 3.0);
+  std::vector<float> g(3);
+  REQUIRE(ex.finish(g.data(), 4.0));
+  REQUIRE(g == std::vector<float>{4, -1, 6});  // (1 + 15)/4, (2 - 6)/4, (3 + 21)/4
+  REQUIRE(ex.uplink_bits() == 2 * 3 * 32);
+}
+
+TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the messages", "[exchange]") {
+  // Two clients, a 3 x 2 matrix layer and a bias: rank 2 = min(rows, cols) spans the mean exactly.
+  const std::vector<model::LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
+  auto o = options("powersgd");
+  o.compressor.rank = 2;
+  auto comm = comm::make_self_communicator();
+  algo::Exchange ex(o, *comm, layers, 4, 2);
+  ex.begin_round(0);
+  std::vector<float> m1 = {1, 2, 3, 4, 5, 6, 1, 1, 1}, m2 = {0, -1, 2, 1, -3, 2, 3, 5, 7};
+  ex.submit(0, m1, 1.0);
+  ex.submit(1, m2, 1.0);
+  std::vector<float> g(9);
+  REQUIRE(ex.finish(g.data(), 2.0));
+  for (int i = 0; i < 9; ++i) REQUIRE(g[i] == Approx(0.5 * (m1[i] + m2[i])).margin(1e-5));
+  // Wire per client: r'(rows + cols) = 2 * 5 floats for w, 3 floats for b.
+  REQUIRE(ex.client_bits()[0] == 32 * (10 + 3));
+}

@@ -1,0 +1,465 @@
+// PowerSGD (ALGORITHMS.md §2): exact low-rank recovery, Gram-Schmidt, one hand-checked step on
+// two clients (tests/powersgd_reference.py), the per_client wire format, warm start and address
+// independence (Note [PowerSGD product addresses]).
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <vector>
+
+#include "compress/bitstream.h"
+#include "compress/compressor.h"
+#include "compress/powersgd.h"
+#include "core/rng.h"
+
+using cohort::Purpose;
+using cohort::Rng;
+using namespace cohort::compress;
+using namespace cohort::compress::powersgd;
+
+namespace {
+
+struct Message {
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t bits = 0;
+};
+
+// One layer through encode_layer (the drivers in compressor.cpp are not needed here).
+Message encode_one(const Compressor& c, std::span<const float> v, const LayerShape& layer,
+                   const MessageContext& ctx, std::span<float> state) {
+  BitWriter w;
+  Rng private_rng = ctx.private_rng();
+  c.encode_layer(v, layer, ctx, state, private_rng, w);
+  Message m;
+  m.bits = w.bits();
+  m.bytes = w.finish();
+  return m;
+}
+
+void decode_one(const Compressor& c, const Message& m, const LayerShape& layer,
+                const MessageContext& ctx, std::span<float> out) {
+  BitReader r(m.bytes.data(), m.bits);
+  c.decode_layer(r, layer, ctx, out);
+  REQUIRE(r.position() == m.bits);
+}
+
+std::vector<float> read_floats(BitReader& r, std::int64_t n) {
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = r.get_f32();
+  return v;
+}
+
+std::vector<float> random_matrix(std::int64_t n, std::uint32_t stream) {
+  Rng rng(2024, 0, stream, Purpose::kTest);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+double max_abs(std::span<const float> v) {
+  double m = 0.0;
+  for (const float x : v) m = std::max(m, static_cast<double>(std::fabs(x)));
+  return m;
+}
+
+double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  return m;
+}
+
+// M = U V^T (6 x 5, rank 2) of small integers: exact in float.
+std::vector<float> rank_two_matrix() {
+  const float u[6][2] = {{1, 2}, {0, 1}, {-1, 3}, {2, 0}, {1, -1}, {3, 1}};
+  const float v[5][2] = {{1, 0}, {2, -1}, {0, 1}, {-1, 2}, {1, 1}};
+  std::vector<float> m(30);
+  for (int i = 0; i < 6; ++i)
+    for (int k = 0; k < 5; ++k) m[i * 5 + k] = u[i][0] * v[k][0] + u[i][1] * v[k][1];
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("powersgd: compressible layers, effective rank and state size", "[powersgd]") {
+  REQUIRE(compressible(2, 2));
+  REQUIRE(compressible(512, 4608));
+  REQUIRE_FALSE(compressible(10, 1));
+  REQUIRE_FALSE(compressible(1, 10));
+  REQUIRE_FALSE(compressible(0, 0));
+  REQUIRE(effective_rank(6, 5, 2) == 2);
+  REQUIRE(effective_rank(6, 5, 9) == 5);
+  REQUIRE(effective_rank(3, 5, 9) == 3);
+
+  const PowerSgdCompressor warm(4, true), cold(4, false);
+  REQUIRE(warm.state_floats(LayerShape{0, 6, 5}) == 5 * 4 + 1);
+  REQUIRE(warm.state_floats(LayerShape{0, 6, 3}) == 3 * 3 + 1);  // r' = 3
+  REQUIRE(warm.state_floats(LayerShape{0, 6, 1}) == 0);          // a bias goes as float32
+  REQUIRE(cold.state_floats(LayerShape{0, 6, 5}) == 0);
+}
+
+TEST_CASE("powersgd: an exactly rank-2 matrix is recovered when r' >= 2, not when r' = 1",
+          "[powersgd]") {
+  const std::vector<float> m = rank_two_matrix();
+  const double scale = max_abs(m);
+  const LayerShape layer{3, 6, 5};
+  const MessageContext ctx{77, 5, 1};
+  auto error_at_rank = [&](int rank) {
+    const PowerSgdCompressor c(rank, false);
+    const Message msg = encode_one(c, m, layer, ctx, {});
+    std::vector<float> out(30);
+    decode_one(c, msg, layer, ctx, out);
+    return max_abs_diff(out, m) / scale;
+  };
+  const double e2 = error_at_rank(2), e1 = error_at_rank(1);
+  INFO("relative errors: r=2 " << e2 << ", r=1 " << e1);
+  REQUIRE(e2 < 1e-4);
+  REQUIRE(e1 > 0.05);  // a rank-1 approximation misses the second singular direction
+}
+
+TEST_CASE("powersgd: an exactly rank-3 matrix is recovered when r' = 3", "[powersgd]") {
+  // 7 x 6, M = U V^T with U 7 x 3, V 6 x 3 of small integers.
+  const float u[7][3] = {{1, 0, 2},  {0, 1, -1}, {3, 1, 0}, {-1, 2, 1},
+                         {2, -1, 1}, {0, 0, 3},  {1, 1, 1}};
+  const float v[6][3] = {{1, 2, 0}, {0, 1, 1}, {-2, 0, 1}, {1, -1, 2}, {3, 0, -1}, {0, 2, 2}};
+  std::vector<float> m(42);
+  for (int i = 0; i < 7; ++i)
+    for (int k = 0; k < 6; ++k)
+      m[i * 6 + k] = u[i][0] * v[k][0] + u[i][1] * v[k][1] + u[i][2] * v[k][2];
+  const LayerShape layer{0, 7, 6};
+  const MessageContext ctx{5, 1, 2};
+  for (const int rank : {3, 2}) {
+    const PowerSgdCompressor c(rank, false);
+    std::vector<float> out(42);
+    decode_one(c, encode_one(c, m, layer, ctx, {}), layer, ctx, out);
+    const double err = max_abs_diff(out, m) / max_abs(m);
+    INFO("rank " << rank << " relative error " << err);
+    if (rank == 3)
+      REQUIRE(err < 1e-4);
+    else
+      REQUIRE(err > 0.05);
+  }
+}
+
+TEST_CASE("powersgd: r' above the rank recovers M when the extra columns of P are zero",
+          "[powersgd]") {
+  // The rank-2 matrix with r = 3 and a starting Q whose third column lies in the null space of
+  // M (V^T q3 = 0 exactly): P's third column is exactly zero, Gram-Schmidt keeps it zero
+  // (0 / (0 + 1e-8)), and P_hat Q^T = M. (With a random third column, P's third column is a
+  // combination of the first two and Gram-Schmidt normalises their rounding residue, whose
+  // direction is arbitrary, so r' > rank does not recover M to rounding in general.)
+  const std::vector<float> m = rank_two_matrix();
+  // V = [[1,0],[2,-1],[0,1],[-1,2],[1,1]] and q3 = (2, -1, -1, 0, 0): V^T q3 = (2 - 2, 1 - 1).
+  const std::vector<float> q = {1, 0, 2,   // Q is 5 x 3, row-major
+                                0, 1, -1,  //
+                                1, 1, -1,  //
+                                2, 0, 0,   //
+                                0, 1, 0};
+  std::vector<float> p(18), q_new(15), out(30);
+  multiply_p(m.data(), q.data(), 6, 5, 3, p.data());
+  for (int i = 0; i < 6; ++i) REQUIRE(p[i * 3 + 2] == 0.0f);
+  orthonormalize(p.data(), 6, 3);
+  for (const float x : p) REQUIRE_FALSE(std::isnan(x));
+  for (int i = 0; i < 6; ++i) REQUIRE(p[i * 3 + 2] == 0.0f);
+  multiply_q(m.data(), p.data(), 6, 5, 3, q_new.data());
+  reconstruct(p.data(), q_new.data(), 6, 5, 3, out.data());
+  REQUIRE(max_abs_diff(out, m) / max_abs(m) < 1e-4);
+}
+
+TEST_CASE("powersgd: orthonormalize gives orthonormal columns", "[powersgd]") {
+  const std::int64_t rows = 50;
+  const int r = 4;
+  std::vector<float> p = random_matrix(rows * r, 1);
+  orthonormalize(p.data(), rows, r);
+  for (int j = 0; j < r; ++j)
+    for (int k = j; k < r; ++k) {
+      double dot = 0.0;
+      for (std::int64_t i = 0; i < rows; ++i) dot += double(p[i * r + j]) * double(p[i * r + k]);
+      INFO("columns " << j << ", " << k << ": dot " << dot);
+      if (j == k)
+        REQUIRE(std::fabs(dot - 1.0) < 1e-6);
+      else
+        REQUIRE(std::fabs(dot) < 1e-6);
+    }
+}
+
+TEST_CASE("powersgd: orthonormalize keeps a zero column zero (the 1e-8)", "[powersgd]") {
+  // Columns: (3, 4, 0), zero, (1, 1, 1) as a 3 x 3 row-major matrix.
+  std::vector<float> p = {3, 0, 1,  //
+                          4, 0, 1,  //
+                          0, 0, 1};
+  orthonormalize(p.data(), 3, 3);
+  for (const float x : p) REQUIRE(std::isfinite(x));
+  for (int i = 0; i < 3; ++i) REQUIRE(p[i * 3 + 1] == 0.0f);
+  REQUIRE(p[0] == Approx(0.6).epsilon(1e-7));
+  REQUIRE(p[3] == Approx(0.8).epsilon(1e-7));
+  REQUIRE(p[6] == 0.0f);
+  // (1,1,1) - 1.4 (0.6, 0.8, 0) = (0.16, -0.12, 1), norm sqrt(1.04).
+  const double n = std::sqrt(1.04);
+  REQUIRE(p[2] == Approx(0.16 / n).epsilon(1e-6));
+  REQUIRE(p[5] == Approx(-0.12 / n).epsilon(1e-6));
+  REQUIRE(p[8] == Approx(1.0 / n).epsilon(1e-6));
+
+  std::vector<float> zero(8, 0.0f);  // an all-zero P (a zero message) stays zero
+  orthonormalize(zero.data(), 4, 2);
+  REQUIRE(zero == std::vector<float>(8, 0.0f));
+}
+
+TEST_CASE("powersgd: one step on two clients matches tests/powersgd_reference.py", "[powersgd]") {
+  // M1, M2 (3 x 2) and the starting Q of tests/powersgd_reference.py; mode reduce:
+  // P = M1 Q + M2 Q, P_hat = orthonormalize(P), Q = (M1^T P_hat + M2^T P_hat) / 2,
+  // decoded = P_hat Q^T, e_i = M_i - decoded. Expected values: the script's output (float64),
+  // row-major, tolerance 1e-5.
+  const std::vector<float> m1 = {2, -1, 1, 3, 0, 2};
+  const std::vector<float> m2 = {1, 1, -2, 0, 3, 1};
+  struct Case {
+    int r;
+    std::vector<float> q0, p, p_hat, q, decoded, e1, e2;
+  };
+  const std::vector<Case> cases = {
+      // case r1
+      //   P       3 2 6
+      //   P_hat   0.428571428 0.285714285 0.857142856
+      //   Q       1.78571428 1.71428571
+      //   decoded 0.76530612 0.734693875 0.51020408 0.489795917 1.53061224 1.46938775
+      //   e1      1.23469388 -1.73469388 0.48979592 2.51020408 -1.53061224 0.530612249
+      //   e2      0.23469388 0.265306125 -2.51020408 -0.489795917 1.46938776 -0.469387751
+      {1,
+       {1, 1},
+       {3, 2, 6},
+       {0.428571428f, 0.285714285f, 0.857142856f},
+       {1.78571428f, 1.71428571f},
+       {0.76530612f, 0.734693875f, 0.51020408f, 0.489795917f, 1.53061224f, 1.46938775f},
+       {1.23469388f, -1.73469388f, 0.48979592f, 2.51020408f, -1.53061224f, 0.530612249f},
+       {0.23469388f, 0.265306125f, -2.51020408f, -0.489795917f, 1.46938776f, -0.469387751f}},
+      // case r2
+      //   P       3 0 2 -3 6 -3
+      //   P_hat   0.428571428 0.587995145 0.285714285 -0.808493328 0.857142856 -0.0244998011
+      //   Q       1.78571428 1.24948968 1.71428571 -1.24948969
+      //   decoded 1.49999999 1.92865679e-09 -0.499999989 1.5 1.49999999 1.5
+      //   e1      0.500000014 -1 1.49999999 1.5 -1.49999999 0.5
+      //   e2      -0.499999986 0.999999998 -1.50000001 -1.5 1.50000001 -0.5
+      {2,
+       {1, 0, 1, -1},
+       {3, 0, 2, -3, 6, -3},
+       {0.428571428f, 0.587995145f, 0.285714285f, -0.808493328f, 0.857142856f, -0.0244998011f},
+       {1.78571428f, 1.24948968f, 1.71428571f, -1.24948969f},
+       {1.49999999f, 1.92865679e-09f, -0.499999989f, 1.5f, 1.49999999f, 1.5f},
+       {0.500000014f, -1, 1.49999999f, 1.5f, -1.49999999f, 0.5f},
+       {-0.499999986f, 0.999999998f, -1.50000001f, -1.5f, 1.50000001f, -0.5f}},
+  };
+  for (const Case& c : cases) {
+    const int r = c.r;
+    INFO("case r" << r);
+    std::vector<float> p1(3 * r), p2(3 * r), p(3 * r);
+    multiply_p(m1.data(), c.q0.data(), 3, 2, r, p1.data());
+    multiply_p(m2.data(), c.q0.data(), 3, 2, r, p2.data());
+    for (int i = 0; i < 3 * r; ++i) p[i] = p1[i] + p2[i];  // all-reduce-sum
+    REQUIRE(max_abs_diff(p, c.p) < 1e-5);
+    orthonormalize(p.data(), 3, r);
+    REQUIRE(max_abs_diff(p, c.p_hat) < 1e-5);
+    std::vector<float> q1(2 * r), q2(2 * r), q(2 * r);
+    multiply_q(m1.data(), p.data(), 3, 2, r, q1.data());
+    multiply_q(m2.data(), p.data(), 3, 2, r, q2.data());
+    for (int i = 0; i < 2 * r; ++i) q[i] = (q1[i] + q2[i]) / 2;  // all-reduce-mean
+    REQUIRE(max_abs_diff(q, c.q) < 1e-5);
+    std::vector<float> decoded(6), e1(6), e2(6);
+    reconstruct(p.data(), q.data(), 3, 2, r, decoded.data());
+    REQUIRE(max_abs_diff(decoded, c.decoded) < 1e-5);
+    for (int i = 0; i < 6; ++i) {
+      e1[i] = m1[i] - decoded[i];
+      e2[i] = m2[i] - decoded[i];
+    }
+    REQUIRE(max_abs_diff(e1, c.e1) < 1e-5);
+    REQUIRE(max_abs_diff(e2, c.e2) < 1e-5);
+  }
+}
+
+TEST_CASE("powersgd: per_client wire size is r'(rows + cols) floats, a bias goes verbatim",
+          "[powersgd]") {
+  const MessageContext ctx{9, 3, 4};
+  struct Case {
+    std::int64_t rows, cols;
+    int rank;
+    std::uint64_t bits;
+  };
+  for (const Case& c :
+       {Case{7, 5, 2, 32 * 2 * (7 + 5)}, Case{7, 5, 10, 32 * 5 * (7 + 5)},
+        Case{2, 2, 1, 32 * 1 * (2 + 2)}, Case{7, 1, 2, 32 * 7}, Case{1, 9, 3, 32 * 9}}) {
+    INFO(c.rows << " x " << c.cols << " rank " << c.rank);
+    const LayerShape layer{1, c.rows, c.cols};
+    const std::vector<float> v = random_matrix(layer.size(), 2);
+    for (const bool warm : {false, true}) {
+      const PowerSgdCompressor comp(c.rank, warm);
+      std::vector<float> state(static_cast<std::size_t>(comp.state_floats(layer)), 0.0f);
+      const Message msg = encode_one(comp, v, layer, ctx, state);
+      REQUIRE(msg.bits == c.bits);
+      REQUIRE(msg.bytes.size() == (c.bits + 7) / 8);
+      if (!compressible(c.rows, c.cols)) {
+        std::vector<float> out(v.size());
+        decode_one(comp, msg, layer, ctx, out);
+        REQUIRE(out == v);  // bit-exact
+      }
+    }
+  }
+}
+
+TEST_CASE("powersgd: per_client round trip decodes P_hat Q^T of the sent factors", "[powersgd]") {
+  const std::int64_t rows = 40, cols = 33;
+  const int r = 3;
+  const LayerShape layer{2, rows, cols};
+  const MessageContext ctx{11, 7, 5};
+  const std::vector<float> m = random_matrix(rows * cols, 3);
+  const PowerSgdCompressor comp(r, false);
+  const Message msg = encode_one(comp, m, layer, ctx, {});
+
+  BitReader reader(msg.bytes.data(), msg.bits);
+  const std::vector<float> p_hat = read_floats(reader, rows * r);
+  const std::vector<float> q = read_floats(reader, cols * r);
+  REQUIRE(reader.position() == msg.bits);
+
+  // The sent factors are the power step from the shared stream's starting Q.
+  std::vector<float> q0(cols * r), p(rows * r), q1(cols * r);
+  initial_q(ctx, layer, r, q0.data());
+  multiply_p(m.data(), q0.data(), rows, cols, r, p.data());
+  orthonormalize(p.data(), rows, r);
+  multiply_q(m.data(), p.data(), rows, cols, r, q1.data());
+  REQUIRE(p_hat == p);
+  REQUIRE(q == q1);
+
+  std::vector<float> decoded(rows * cols), expected(rows * cols);
+  decode_one(comp, msg, layer, ctx, decoded);
+  reconstruct(p_hat.data(), q.data(), rows, cols, r, expected.data());
+  REQUIRE(decoded == expected);
+
+  // Q comes from the layer's shared stream: another layer index or round gives another Q.
+  std::vector<float> other(cols * r);
+  initial_q(ctx, LayerShape{3, rows, cols}, r, other.data());
+  REQUIRE(other != q0);
+  initial_q(MessageContext{11, 8, 5}, layer, r, other.data());
+  REQUIRE(other != q0);
+  initial_q(MessageContext{11, 7, 6}, layer, r, other.data());  // the client does not matter
+  REQUIRE(other == q0);
+}
+
+TEST_CASE("powersgd: warm start starts from the client's previous Q", "[powersgd]") {
+  const std::int64_t rows = 12, cols = 10;
+  const int r = 2;
+  const LayerShape layer{0, rows, cols};
+  const MessageContext round0{13, 0, 2}, round1{13, 1, 2};
+  const std::vector<float> m0 = random_matrix(rows * cols, 4);
+  const std::vector<float> m1 = random_matrix(rows * cols, 5);
+  const PowerSgdCompressor warm(r, true), cold(r, false);
+  std::vector<float> state(static_cast<std::size_t>(warm.state_floats(layer)), 0.0f);
+  REQUIRE(state.size() == cols * r + 1);
+
+  // First message: no previous Q, so the same as a cold encode; the sent Q is remembered.
+  const Message first = encode_one(warm, m0, layer, round0, state);
+  REQUIRE(first.bytes == encode_one(cold, m0, layer, round0, {}).bytes);
+  REQUIRE(state[cols * r] != 0.0f);
+  BitReader reader(first.bytes.data(), first.bits);
+  read_floats(reader, rows * r);
+  const std::vector<float> sent_q = read_floats(reader, cols * r);
+  REQUIRE(std::vector<float>(state.begin(), state.begin() + cols * r) == sent_q);
+
+  // Second message: starts from the stored Q, not from the round's shared stream.
+  const Message second = encode_one(warm, m1, layer, round1, state);
+  REQUIRE(second.bits == first.bits);
+  REQUIRE(second.bytes != encode_one(cold, m1, layer, round1, {}).bytes);
+  std::vector<float> p(rows * r), q(cols * r);
+  multiply_p(m1.data(), sent_q.data(), rows, cols, r, p.data());
+  orthonormalize(p.data(), rows, r);
+  multiply_q(m1.data(), p.data(), rows, cols, r, q.data());
+  BitReader reader2(second.bytes.data(), second.bits);
+  REQUIRE(read_floats(reader2, rows * r) == p);
+  REQUIRE(read_floats(reader2, cols * r) == q);
+  REQUIRE(std::vector<float>(state.begin(), state.begin() + cols * r) == q);
+
+  // An empty state (a client that keeps none) encodes cold; a wrong-sized one is an error.
+  REQUIRE(encode_one(warm, m1, layer, round1, {}).bytes ==
+          encode_one(cold, m1, layer, round1, {}).bytes);
+  std::vector<float> short_state(5, 0.0f);
+  REQUIRE_THROWS_AS(encode_one(warm, m1, layer, round1, short_state), std::invalid_argument);
+}
+
+TEST_CASE("powersgd: results depend only on values, not on buffer addresses", "[powersgd]") {
+  // Note [PowerSGD product addresses]: small products (Eigen's coefficient-based path, here
+  // 6 x 6 at r = 4 and 5 x 4 at r = 2), a GEMV (r = 1) and GEMMs, with the message and the
+  // decoded output at offsets of 1..3 floats and with other work in between.
+  struct Case {
+    std::int64_t rows, cols;
+    int rank;
+  };
+  const MessageContext ctx{21, 2, 3};
+  for (const Case& c :
+       {Case{6, 6, 4}, Case{5, 4, 2}, Case{30, 20, 1}, Case{40, 33, 3}, Case{64, 96, 4}}) {
+    INFO(c.rows << " x " << c.cols << " rank " << c.rank);
+    const LayerShape layer{1, c.rows, c.cols};
+    const std::int64_t n = layer.size();
+    const std::vector<float> m = random_matrix(n, 6);
+    const PowerSgdCompressor comp(c.rank, true);
+    std::vector<float> state(static_cast<std::size_t>(comp.state_floats(layer)), 0.0f);
+    const Message msg = encode_one(comp, m, layer, ctx, state);
+    const Message msg2 = encode_one(comp, m, layer, ctx, state);  // warm
+    std::vector<float> decoded(n);
+    decode_one(comp, msg, layer, ctx, decoded);
+    for (int shift = 1; shift < 4; ++shift) {
+      INFO("shift " << shift);
+      const std::vector<float> noise = random_matrix(n + shift, 7);
+      std::vector<float> other_state(state.size(), 0.0f), scratch(n + shift);
+      decode_one(comp, encode_one(comp, std::span(noise).subspan(shift), layer, ctx, other_state),
+                 layer, ctx, std::span(scratch).subspan(shift));
+      std::vector<float> moved(n + shift), out(n + shift, -1.0f);
+      std::copy(m.begin(), m.end(), moved.begin() + shift);
+      const std::span<const float> mv = std::span<const float>(moved).subspan(shift);
+      std::vector<float> st(state.size(), 0.0f);
+      const Message again = encode_one(comp, mv, layer, ctx, st);
+      REQUIRE(again.bytes == msg.bytes);
+      REQUIRE(encode_one(comp, mv, layer, ctx, st).bytes == msg2.bytes);
+      decode_one(comp, again, layer, ctx, std::span(out).subspan(shift));
+      std::int64_t differ = 0;
+      for (std::int64_t k = 0; k < n; ++k) differ += out[shift + k] != decoded[k];
+      INFO(differ << " decoded entries differ");
+      REQUIRE(differ == 0);
+      REQUIRE(out[shift - 1] == -1.0f);  // nothing written before the layer
+    }
+  }
+}
+
+TEST_CASE("powersgd: the power-step functions do not depend on buffer addresses", "[powersgd]") {
+  // mode reduce calls these on the round loop's buffers: every input and output at offsets of
+  // 0..3 floats must give bit-identical P, Q and P_hat Q^T.
+  struct Case {
+    std::int64_t rows, cols;
+    int r;
+  };
+  for (const Case& c : {Case{3, 2, 1}, Case{6, 6, 4}, Case{4, 5, 8}, Case{30, 20, 1},
+                        Case{40, 33, 3}, Case{20, 1, 1}}) {
+    INFO(c.rows << " x " << c.cols << " r " << c.r);
+    const std::int64_t nm = c.rows * c.cols, np = c.rows * c.r, nq = c.cols * c.r;
+    const std::vector<float> m = random_matrix(nm, 8), q0 = random_matrix(nq, 9);
+    auto run = [&](int shift) {
+      std::vector<float> mb(nm + shift), qb(nq + shift), pb(np + shift), q1(nq + shift),
+          out(nm + shift);
+      std::copy(m.begin(), m.end(), mb.begin() + shift);
+      std::copy(q0.begin(), q0.end(), qb.begin() + shift);
+      multiply_p(mb.data() + shift, qb.data() + shift, c.rows, c.cols, c.r, pb.data() + shift);
+      orthonormalize(pb.data() + shift, c.rows, c.r);
+      multiply_q(mb.data() + shift, pb.data() + shift, c.rows, c.cols, c.r, q1.data() + shift);
+      reconstruct(pb.data() + shift, q1.data() + shift, c.rows, c.cols, c.r, out.data() + shift);
+      std::vector<float> all(pb.begin() + shift, pb.end());
+      all.insert(all.end(), q1.begin() + shift, q1.end());
+      all.insert(all.end(), out.begin() + shift, out.end());
+      return all;
+    };
+    const std::vector<float> base = run(0);
+    REQUIRE(std::all_of(base.begin(), base.end(), [](float x) { return std::isfinite(x); }));
+    for (int shift = 1; shift < 4; ++shift) {
+      INFO("shift " << shift);
+      REQUIRE(run(shift) == base);
+    }
+  }
+}
