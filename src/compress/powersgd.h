@@ -7,6 +7,15 @@
 //  - mode per_client: each client runs its own power step and sends P_hat_i, Q_i
 //    (PowerSgdCompressor), so any aggregator can combine the decoded messages.
 // Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r.
+//
+// Note [PowerSGD rank]
+// ALGORITHMS.md §7 says PowerSGD reconstructs an exactly rank-k matrix "when r' >= k". In exact
+// arithmetic it does; in float32 with the reference Gram-Schmidt (column / (norm + 1e-8), no
+// re-orthogonalisation, as in the PowerSGD reference code) it does for r' = k, but for r' > k the
+// extra columns of P are pure rounding noise that normalisation scales up to unit length and
+// that is no longer orthogonal to the first k, so the reconstruction error is O(1) (0.01-0.8
+// relative on a 6 x 5 rank-2 matrix over seeds). cohort keeps the reference behaviour; the tests
+// hold r' = k exactly and r' > k only when Q's extra columns lie in M's null space.
 #pragma once
 
 #include <cstdint>
