@@ -58,6 +58,9 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "(or auto), or compressor.mode = per_client with comm.plan = gather");
   }
   o.plan = plan == "gather" ? "gather" : "reduce";
+  require_usage(!(o.compressor.name == "powersgd" && o.global_scope),
+                "compressor powersgd with scope global sees one d x 1 vector, which it cannot "
+                "compress: use scope layer");
   return o;
 }
 
@@ -91,6 +94,7 @@ void Exchange::begin_round(std::uint32_t round) {
   sum_.clear();
   std::fill(votes_.begin(), votes_.end(), 0);
   decoded_finite_ = true;
+  messages_finite_ = true;
   outbox_.clear();
   pending_.clear();
 }
@@ -116,7 +120,7 @@ void Exchange::accumulate(std::span<const float> decoded, double weight) {
   }
   for (std::size_t i = 0; i < decoded.size(); ++i) {
     if (!std::isfinite(decoded[i])) decoded_finite_ = false;
-    votes_[i] += decoded[i] >= 0.0f ? 1 : -1;  // sign(0) = +1
+    votes_[i] += std::signbit(decoded[i]) ? -1 : 1;  // the sent sign bit; sign(0) = +1
   }
 }
 
@@ -131,6 +135,10 @@ void Exchange::submit(int c, std::span<float> p, double weight) {
     if (e.empty()) e.assign(p.size(), 0.0f);
     for (std::size_t i = 0; i < p.size(); ++i) p[i] += e[i];
   }
+  // A message that is not finite (or too large for the exact sums) must stop the run as
+  // diverged even when a compressor would turn it into finite values (sign, randk, qsgd max).
+  for (const float v : p)
+    if (!(std::fabs(v) < kExactLimit)) messages_finite_ = false;
   if (powersgd_reduce_) {
     std::int64_t bits = 0;
     for (const auto& l : layers_)
@@ -173,9 +181,11 @@ bool Exchange::finish(float* g, double total_weight) {
   comm_.allreduce(comm::View{bits_.data(), static_cast<std::int64_t>(bits_.size()),
                              comm::DType::kI64},
                   comm::ReduceOp::kSum);
-  if (powersgd_reduce_) return finish_powersgd(g, total_weight);
-  if (o_.plan == "gather") return finish_gather(g, total_weight);
-  return finish_reduce(g, total_weight);
+  const bool valid = powersgd_reduce_    ? finish_powersgd(g, total_weight)
+                     : o_.plan == "gather" ? finish_gather(g, total_weight)
+                                           : finish_reduce(g, total_weight);
+  return comm_.allreduce_scalar(static_cast<std::int64_t>(valid && messages_finite_),
+                                comm::ReduceOp::kMin) == 1;
 }
 
 static void votes_to_signs(const std::vector<std::int32_t>& votes, float* g) {
@@ -193,7 +203,7 @@ bool Exchange::finish_reduce(float* g, double total_weight) {
     valid = sum_.valid();
     sum_.read(g, total_weight);
   }
-  return comm_.allreduce_scalar(static_cast<std::int64_t>(valid), comm::ReduceOp::kMin) == 1;
+  return valid;
 }
 
 bool Exchange::finish_gather(float* g, double total_weight) {
@@ -331,8 +341,7 @@ bool Exchange::finish_powersgd(float* g, double total_weight) {
       }
     }
   }
-  const bool valid = p_acc.valid() && q_acc.valid();
-  return comm_.allreduce_scalar(static_cast<std::int64_t>(valid), comm::ReduceOp::kMin) == 1;
+  return p_acc.valid() && q_acc.valid();
 }
 
 std::int64_t Exchange::uplink_bits() const {
@@ -365,7 +374,7 @@ std::span<const float> Downlink::broadcast(std::span<const float> x, std::uint32
     return x;
   }
   for (std::size_t i = 0; i < x.size(); ++i) diff_[i] = x[i] - x_hat_[i];
-  const compress::MessageContext ctx{seed_, round, kDownlinkClient};
+  const compress::MessageContext ctx{seed_, round, kDownlinkClient, Purpose::kDownlink};
   const compress::Encoded enc = compress::encode(*compressor_, diff_, layers_, ctx, state_);
   compress::decode(*compressor_, enc, layers_, ctx, decoded_);
   for (std::size_t i = 0; i < x.size(); ++i) x_hat_[i] += decoded_[i];

@@ -84,6 +84,7 @@ class Exchange {
   ExactAccumulator sum_;
   std::vector<std::int32_t> votes_;
   bool decoded_finite_ = true;
+  bool messages_finite_ = true;
   std::vector<float> decoded_;
   std::vector<std::uint8_t> outbox_;  // gather: [client u32][bits u64][weight f64][bytes]...
   struct Pending {

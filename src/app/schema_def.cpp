@@ -169,7 +169,7 @@ Section compressor_section(std::string key, std::string help, bool uplink) {
        {ratio, k, opt_bool("unbiased", false, "scale kept values by d/k")}},
       {"qsgd",
        "stochastic quantisation to s levels of |v|/norm per bucket (unbiased)",
-       {opt_int("levels", 4, "quantisation levels s", 1, 1 << 20),
+       {opt_int("levels", 4, "quantisation levels s", 1, 65535),
         opt_enum("norm", "l2", {"l2", "max"}, "bucket norm"),
         opt_int("bucket", 0, "bucket size; 0: the whole layer"),
         opt_enum("coding", "fixed", {"fixed", "elias"},

@@ -30,13 +30,16 @@ struct Encoded {
 // Decoding never needs the private stream, so any rank can decode any client's message.
 inline constexpr std::uint32_t kSharedStreamBase = 0xFFFF0000u;
 
+// The model broadcast (downlink) draws from the same scheme under Purpose::kDownlink, so its
+// random indices and PowerSGD start are independent of the clients' uplink streams.
 struct MessageContext {
   std::uint64_t seed = 0;
   std::uint32_t round = 0;
   std::uint32_t client = 0;
-  Rng private_rng() const { return Rng(seed, round, client, Purpose::kCompression); }
+  Purpose purpose = Purpose::kCompression;
+  Rng private_rng() const { return Rng(seed, round, client, purpose); }
   Rng shared_rng(std::uint32_t layer) const {
-    return Rng(seed, round, kSharedStreamBase + layer, Purpose::kCompression);
+    return Rng(seed, round, kSharedStreamBase + layer, purpose);
   }
 };
 

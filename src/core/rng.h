@@ -25,6 +25,7 @@ enum class Purpose : std::uint32_t {
   kCompression = 7,
   kAttack = 8,
   kAggregation = 9,
+  kDownlink = 10,
   kTest = 100,
 };
 

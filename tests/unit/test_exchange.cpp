@@ -113,3 +113,42 @@ TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the mess
   // Wire per client: r'(rows + cols) = 2 * 5 floats for w, 3 floats for b.
   REQUIRE(ex.client_bits()[0] == 32 * (10 + 3));
 }
+
+TEST_CASE("exchange: a non-finite message is caught even when the compressor hides it", "[exchange]") {
+  // sign encodes NaN as a bit and randk may not keep the NaN coordinate: the round must still
+  // be reported invalid (ALGORITHMS.md §3: mean propagates them and the run stops as diverged).
+  const std::vector<model::LayerView> layers = {{"w", 0, 6, 1}};
+  for (const std::string name : {"sign", "randk", "qsgd", "none"}) {
+    auto o = options(name);
+    o.compressor.k = 1;
+    o.compressor.norm = "max";
+    auto comm = comm::make_self_communicator();
+    algo::Exchange ex(o, *comm, layers, 1, 2);
+    ex.begin_round(0);
+    std::vector<float> good = {1, 2, 3, 4, 5, 6}, bad = {1, NAN, 3, 4, 5, 6};
+    ex.submit(0, good, 1.0);
+    ex.submit(1, bad, 1.0);
+    std::vector<float> g(6);
+    INFO(name);
+    REQUIRE_FALSE(ex.finish(g.data(), 2.0));
+    ex.begin_round(1);  // the next round starts clean
+    std::vector<float> good2 = {1, 2, 3, 4, 5, 6};
+    ex.submit(0, good2, 1.0);
+    REQUIRE(ex.finish(g.data(), 1.0));
+  }
+}
+
+TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "[exchange]") {
+  const std::vector<model::LayerView> layers = {{"w", 0, 2, 1}};
+  auto o = options("sign");
+  o.aggregator = "majority";
+  auto comm = comm::make_self_communicator();
+  algo::Exchange ex(o, *comm, layers, 1, 1);
+  ex.begin_round(0);
+  std::vector<float> m = {-0.0f, -1e-30f};
+  ex.submit(0, m, 1.0);
+  std::vector<float> g(2);
+  REQUIRE(ex.finish(g.data(), 1.0));
+  REQUIRE(g[0] == 1.0f);   // sign(-0) = sign(0) = +1
+  REQUIRE(g[1] == -1.0f);
+}
