@@ -16,6 +16,7 @@
 #include "algo/sampling.h"
 #include "app/bench.h"
 #include "app/compress_cmd.h"
+#include "app/sweep.h"
 #include "comm/communicator.h"
 #include "core/build_info.h"
 #include "core/config.h"
@@ -72,6 +73,20 @@ int collective_command(int* argc, char*** argv, F&& body) {
   }
 }
 
+// Runs a command that needs no MPI; maps errors to exit codes like collective_command.
+template <class F>
+int single_process_command(const char* name, F&& body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "cohort: error: {}\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "cohort: {} failed: {}\n", name, e.what());
+    return 1;
+  }
+}
+
 Config load_collectively(const std::string& path, const std::vector<std::string>& overrides,
                          std::unique_ptr<comm::Communicator>& comm) {
   // Every rank parses the same file; the world communicator checks the outcome together.
@@ -110,6 +125,10 @@ int main(int argc, char** argv) {
   add_compress_command(app, compress_opts);
   auto* compress_cmd = app.get_subcommand("compress");
 
+  SweepCommandOptions sweep_opts;
+  add_sweep_command(app, sweep_opts);
+  auto* sweep_cmd = app.get_subcommand("sweep");
+
   auto* bench = app.add_subcommand("bench", "benchmarks");
   BenchOptions bench_opts;
   add_bench_options(*bench, bench_opts);
@@ -128,17 +147,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*bench) return run_bench(bench_opts);
-  if (*compress_cmd) {
-    try {
-      return run_compress_command(compress_opts);
-    } catch (const UsageError& e) {
-      fmt::print(stderr, "cohort: error: {}\n", e.what());
-      return kExitUsage;
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "cohort: compress failed: {}\n", e.what());
-      return 1;
-    }
-  }
+  if (*sweep_cmd) return single_process_command("sweep", [&] { return run_sweep_command(sweep_opts); });
+  if (*compress_cmd)
+    return single_process_command("compress", [&] { return run_compress_command(compress_opts); });
 
   algo::install_interrupt_handlers();
   return collective_command(&argc, &argv, [&](int rank) {

@@ -1,0 +1,25 @@
+// `cohort sweep`: expands a sweep file (a base config plus grid / zip / seed axes over dotted
+// keys) into one resolved, validated config per run, a manifest, and a launcher (local process
+// pool or a SLURM job array). Both launchers skip runs whose results file says `completed`.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace cohort {
+
+struct SweepCommandOptions {
+  std::string sweep;
+  std::string out;
+  std::string launcher = "local";  // local | slurm | none
+  bool submit = false;
+  int jobs = 0;  // local: runs at once; 0 = the sweep file's local.jobs (default 1)
+};
+
+void add_sweep_command(CLI::App& app, SweepCommandOptions& o);
+// Returns the exit code (0: all runs completed or launched; 1: some run failed). Throws
+// UsageError for a bad sweep file or a run whose config is invalid (naming the run and key).
+int run_sweep_command(const SweepCommandOptions& o);
+
+}  // namespace cohort
