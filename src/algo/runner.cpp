@@ -149,7 +149,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   }
 
   ExactAccumulator scalars(1);
-  RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : ""};
+  RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : "", {}};
   double last_loss = NAN, last_acc = NAN;
 
   const FaultInjection fault = fault_from_environment();
@@ -184,8 +184,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     t0 = Clock::now();
     bool valid = exchange->finish(g.data(), total_weight);
     comm.allreduce(comm::View{scalars.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    valid = valid && comm.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
-                                           comm::ReduceOp::kMin) == 1;
+    const bool losses_valid = comm.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
+                                                    comm::ReduceOp::kMin) == 1;
+    valid = valid && losses_valid;
     pt.comm = seconds_since(t0);
 
     // Aggregate and server update (identical on every rank).
@@ -198,7 +199,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
       if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); }))
         diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
     }
-    const double train_loss = scalars.value(0) / static_cast<double>(sampled.size());
+    // A loss too large for the exact sum (or not finite) is reported as +inf, never as 0.
+    const double train_loss =
+        losses_valid ? scalars.value(0) / static_cast<double>(sampled.size()) : INFINITY;
     pt.aggregate = seconds_since(t0);
 
     // Evaluation in fixed chunks spread over ranks; sums are exact.

@@ -21,24 +21,11 @@ struct Key {
 
 // Scalar reference (used for the tails), identical to Rng::refill.
 void block_scalar(const Key& key, std::uint32_t counter, std::uint32_t* out) {
-  std::uint32_t c0 = counter, c1 = key.c1, c2 = key.c2, c3 = key.c3;
-  std::uint32_t k0 = key.k0, k1 = key.k1;
-  for (int r = 0; r < 10; ++r) {
-    const std::uint64_t p0 = static_cast<std::uint64_t>(kM0) * c0;
-    const std::uint64_t p1 = static_cast<std::uint64_t>(kM1) * c2;
-    const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    c1 = static_cast<std::uint32_t>(p1);
-    c3 = static_cast<std::uint32_t>(p0);
-    c0 = n0;
-    c2 = n2;
-    k0 += kW0;
-    k1 += kW1;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
+  out[0] = counter;
+  out[1] = key.c1;
+  out[2] = key.c2;
+  out[3] = key.c3;
+  Rng::philox4x32_10(out, key.k0, key.k1);
 }
 
 // SSE2: 4 blocks per step (two registers of two blocks per state word).

@@ -104,8 +104,18 @@ class Rng {
 
  private:
   void refill() {
-    std::uint32_t c0 = index_++, c1 = round_, c2 = client_, c3 = purpose_;
-    std::uint32_t k0 = key0_, k1 = key1_;
+    out_[0] = index_++;
+    out_[1] = round_;
+    out_[2] = client_;
+    out_[3] = purpose_;
+    philox4x32_10(out_, key0_, key1_);
+    pos_ = 0;
+  }
+
+ public:
+  // The Philox4x32-10 block function: ctr (4 words) is replaced by its output.
+  static void philox4x32_10(std::uint32_t* ctr, std::uint32_t k0, std::uint32_t k1) {
+    std::uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
     for (int r = 0; r < 10; ++r) {
       const std::uint64_t p0 = static_cast<std::uint64_t>(0xD2511F53u) * c0;
       const std::uint64_t p1 = static_cast<std::uint64_t>(0xCD9E8D57u) * c2;
@@ -118,13 +128,13 @@ class Rng {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    out_[0] = c0;
-    out_[1] = c1;
-    out_[2] = c2;
-    out_[3] = c3;
-    pos_ = 0;
+    ctr[0] = c0;
+    ctr[1] = c1;
+    ctr[2] = c2;
+    ctr[3] = c3;
   }
 
+ private:
   std::uint32_t key0_, key1_, round_, client_, purpose_;
   std::uint32_t index_ = 0;
   std::uint32_t out_[4] = {0, 0, 0, 0};

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# `cohort sweep --launcher slurm --submit` on a private one-node SLURM cluster: the job array
+# completes every run, collect.py summarises them, a second submit finds nothing to run, and the
+# same sweep run with --launcher local gives identical metrics. Installs slurm-wlm and munge when
+# missing (needs root and apt), starts the cluster with scripts/slurm/start-slurm.sh in a temporary
+# directory on free ports, and always stops it by its PID files.
+set -euo pipefail
+: "${COHORT:?} ${PYTHON:?} ${SRC:?}"
+T0=$SECONDS
+SWEEP_FILE=$SRC/tests/configs/sweep_slurm.yaml
+TMP=$(mktemp -d)
+chmod 755 "$TMP"  # munged wants every directory above its socket searchable by all
+export COHORT_SLURM_DIR=$TMP/slurm
+note() { echo "test_slurm: $* [+$((SECONDS - T0)) s]"; }
+
+dump() {  # what a failure needs to be understood
+  for f in "$TMP"/sweep/sweep.sbatch "$TMP"/*.log "$COHORT_SLURM_DIR"/log/slurm*.log \
+           "$TMP"/sweep/runs/*/log.txt "$TMP"/sweep/slurm-*.out "$TMP"/sweep/runs/slurm-*.out; do
+    [ -s "$f" ] && { echo "----- $f"; tail -n 25 "$f"; }
+  done
+  [ -n "${SLURM_CONF:-}" ] && { squeue -t all 2>&1 || true; sacct -c -o jobid,state,exitcode 2>&1 || true; }
+}
+fail() { echo "FAIL: $*"; dump 2>/dev/null || true; exit 1; }
+cleanup() {  # stop the cluster unless the test already did (stop-slurm.sh removes run/)
+  if [ -d "$COHORT_SLURM_DIR/run" ]; then
+    "$SRC/scripts/slurm/stop-slurm.sh" || echo "FAIL: stop-slurm.sh failed"
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- packages -----------------------------------------------------------------------------
+have() { for p in "$@"; do command -v "$p" >/dev/null || return 1; done; }
+PROGS=(munged mungekey slurmctld slurmd sbatch squeue scancel sinfo)
+if ! have "${PROGS[@]}"; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    fail "slurm-wlm/munge are not installed and cannot be (needs root and apt-get)"
+  fi
+  note "installing slurm-wlm and munge"
+  export DEBIAN_FRONTEND=noninteractive
+  APT=(apt-get install -y -q --no-install-recommends slurm-wlm munge)
+  "${APT[@]}" > "$TMP/apt.log" 2>&1 || { apt-get update -q >> "$TMP/apt.log" 2>&1 && "${APT[@]}" >> "$TMP/apt.log" 2>&1; } ||
+    { tail -n 20 "$TMP/apt.log"; fail "apt-get install slurm-wlm munge failed (log above)"; }
+  have "${PROGS[@]}" || fail "slurm-wlm/munge installed but ${PROGS[*]} not all on PATH"
+fi
+[ "$(id -u)" = 0 ] || fail "the private cluster runs SlurmUser=root: run this test as root"
+"$COHORT" sweep --help > /dev/null 2>&1 || fail "$COHORT has no 'sweep' command"
+
+# --- cluster on a free pair of ports (a developer's cluster may hold 6817/6818) ---------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+export COHORT_SLURM_PORT=
+for p in $(seq 16817 2 16899); do
+  port_free "$p" && port_free $((p + 1)) && { COHORT_SLURM_PORT=$p; break; }
+done
+[ -n "$COHORT_SLURM_PORT" ] || fail "no free port pair in 16817-16900"
+env=$("$SRC/scripts/slurm/start-slurm.sh" 2> "$TMP/start.log") || fail "start-slurm.sh failed"
+eval "$env"
+[ -n "${SLURM_CONF:-}" ] || fail "start-slurm.sh printed no SLURM_CONF: $env"
+PIDS=$(cat "$COHORT_SLURM_DIR"/run/*.pid | tr '\n' ' ')
+note "cluster up (port $COHORT_SLURM_PORT, pids $PIDS)"
+"$SRC/scripts/slurm/start-slurm.sh" > /dev/null 2> "$TMP/start2.log" &&
+  fail "a second start-slurm.sh from the same directory did not refuse"
+grep -q "already running" "$TMP/start2.log" || fail "second start-slurm.sh: $(cat "$TMP/start2.log")"
+
+# Only mpirun needs these (the local launcher); srun --mpi=pmix does not.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+# --- submit the sweep as a job array and wait for it ----------------------------------------
+"$COHORT" sweep "$SWEEP_FILE" --out "$TMP/sweep" --launcher slurm --submit > "$TMP/submit1.log" 2>&1 ||
+  fail "cohort sweep --launcher slurm --submit failed: $(tail -n 5 "$TMP/submit1.log")"
+[ -s "$TMP/sweep/sweep.sbatch" ] || fail "no $TMP/sweep/sweep.sbatch"
+JOBID=$(cat "$TMP/sweep/slurm_job_id" 2>/dev/null || true)
+[[ "$JOBID" =~ ^[0-9]+$ ]] || fail "slurm_job_id is '$JOBID', not a job id"
+grep -qw "$JOBID" "$TMP/submit1.log" || fail "cohort sweep did not print the job id $JOBID"
+note "submitted job array $JOBID"
+DEADLINE=$((SECONDS + 300))
+while :; do
+  queued=$(squeue -h -j "$JOBID" 2>&1) || fail "squeue -j $JOBID failed: $queued"
+  [ -z "$queued" ] && break
+  ((SECONDS < DEADLINE)) || { scancel "$JOBID" || true; fail "job array $JOBID not done after 300 s"; }
+  sleep 0.5
+done
+note "job array $JOBID finished"
+
+# --- every run completed; collect.py sees the 4 grid points ---------------------------------
+check_completed() {  # DIR: 4 runs in the manifest, each results file with status completed
+  "$PYTHON" - "$1" <<'EOF' || fail "runs in $1 not all completed"
+import csv, os, sys
+os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"
+import h5py
+d = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(d, "manifest.csv"))))
+col = next(c for c in ("results", "results_path") if c in rows[0])
+bad = 0
+for r in rows:
+    p = r[col] if os.path.isabs(r[col]) else os.path.join(d, r[col])
+    status = h5py.File(p, "r").attrs["status"] if os.path.exists(p) else "missing"
+    if status != "completed":
+        print(f"FAIL: run {r['run_id']}: status {status} ({p})")
+        bad += 1
+if len(rows) != 4:
+    print(f"FAIL: manifest {d}/manifest.csv has {len(rows)} runs, expected 4")
+    bad += 1
+sys.exit(1 if bad else 0)
+EOF
+}
+check_completed "$TMP/sweep"
+"$PYTHON" "$SRC/scripts/collect.py" "$TMP/sweep" > "$TMP/collect.log" 2>&1 ||
+  fail "collect.py failed: $(cat "$TMP/collect.log")"
+"$PYTHON" - "$TMP/sweep/summary.csv" <<'EOF' || fail "summary.csv is wrong: $(cat "$TMP/collect.log")"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+steps = next(c for c in rows[0] if c.endswith("local_steps"))
+seed = next(c for c in rows[0] if c in ("seed", "seeds"))
+got = sorted((int(r[steps]), int(r[seed])) for r in rows)
+want = [(1, 0), (1, 1), (10, 0), (10, 1)]
+ok = got == want and all(r["status"] == "completed" and int(r["rounds"]) == 20 for r in rows)
+if not ok:
+    print(f"FAIL: summary rows {got} (want {want}), statuses {[r['status'] for r in rows]}, "
+          f"rounds {[r['rounds'] for r in rows]}")
+sys.exit(0 if ok else 1)
+EOF
+cat "$TMP/collect.log"
+note "collect.py: 4 completed runs"
+
+# --- a second submit finds everything completed and submits nothing -------------------------
+before=$(squeue -h -t all -o %i | sort -u)
+"$COHORT" sweep "$SWEEP_FILE" --out "$TMP/sweep" --launcher slurm --submit > "$TMP/submit2.log" 2>&1 ||
+  fail "second cohort sweep --submit failed: $(tail -n 5 "$TMP/submit2.log")"
+grep -qi "nothing to run" "$TMP/submit2.log" || fail "second submit did not say 'nothing to run': $(cat "$TMP/submit2.log")"
+after=$(squeue -h -t all -o %i | sort -u)
+[ "$before" = "$after" ] || fail "second submit queued a job: $(diff <(echo "$before") <(echo "$after") || true)"
+note "second submit: nothing to run"
+
+# --- the same sweep run locally gives identical metrics -------------------------------------
+"$COHORT" sweep "$SWEEP_FILE" --out "$TMP/local" --launcher local > "$TMP/local.log" 2>&1 ||
+  fail "cohort sweep --launcher local failed: $(tail -n 5 "$TMP/local.log")"
+check_completed "$TMP/local"
+note "local sweep done"
+for run in "$TMP"/sweep/runs/*/; do
+  id=$(basename "$run")
+  "$PYTHON" "$SRC/tests/compare_runs.py" "$run/metrics.h5" "$TMP/local/runs/$id/metrics.h5" > "$TMP/compare.log" 2>&1 ||
+    fail "run $id differs between SLURM and local: $(cat "$TMP/compare.log")"
+done
+
+# --- stop the cluster and check that no daemon is left ----------------------------------------
+"$SRC/scripts/slurm/stop-slurm.sh" 2> "$TMP/stop.log" || fail "stop-slurm.sh failed: $(cat "$TMP/stop.log")"
+for pid in $PIDS; do
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null || true)
+  [ -z "$state" ] || [ "${state%% *}" = Z ] || fail "daemon pid $pid still running after stop-slurm.sh"
+done
+note "PASS: SLURM sweep of 4 runs completed, summarised, resubmit no-op, identical to local"
