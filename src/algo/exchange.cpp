@@ -1,11 +1,13 @@
 #include "algo/exchange.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "compress/powersgd.h"
+#include "algo/sampling.h"
 #include "core/errors.h"
 
 namespace cohort::algo {
@@ -35,6 +37,29 @@ compress::CompressorOptions compressor_options(const Config& cfg, const std::str
   return o;
 }
 
+robust::AggregatorOptions robust_options(const Config& cfg) {
+  robust::AggregatorOptions r;
+  r.name = cfg.get_string("aggregator.name");
+  const auto key = [](const char* k) { return std::string("aggregator.") + k; };
+  if (r.name == "krum" || r.name == "multikrum" || r.name == "bulyan")
+    r.f = static_cast<int>(cfg.get_int(key("f")));
+  if (r.name == "multikrum") r.m = static_cast<int>(cfg.get_int(key("m")));
+  if (r.name == "tm" || r.name == "zeno") r.b = static_cast<int>(cfg.get_int(key("b")));
+  if (r.name == "gm" || r.name == "cclip") r.iters = static_cast<int>(cfg.get_int(key("iters")));
+  if (r.name == "gm") {
+    r.nu = cfg.get_float(key("nu"));
+    r.init = cfg.get_string(key("init"));
+  }
+  if (r.name == "cclip") r.tau = cfg.get_float(key("tau"));
+  if (r.name == "zeno") {
+    r.rho = cfg.get_float(key("rho"));
+    r.gamma = cfg.get_float(key("gamma"));
+    r.batch = static_cast<int>(cfg.get_int(key("batch")));
+  }
+  r.bucket = static_cast<int>(cfg.get_int(key("bucketing")));
+  return r;
+}
+
 ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
   ExchangeOptions o;
   o.compressor = compressor_options(cfg, "compressor");
@@ -42,7 +67,31 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
   o.error_feedback = cfg.get_bool("compressor.error_feedback");
   o.aggregator = cfg.get_string("aggregator.name");
   o.weighted = o.aggregator == "mean" && cfg.get_bool("aggregator.weighted");
-  const std::string plan = cfg.get_string("comm.plan");
+  o.robust = o.aggregator != "mean" && o.aggregator != "majority";
+  const long long bucketing = cfg.get_int("aggregator.bucketing");
+  if (!o.robust)
+    require_usage(bucketing <= 1, "aggregator.bucketing wraps robust rules (cm, tm, krum, "
+                                  "multikrum, gm, cclip, bulyan, zeno), not " + o.aggregator);
+  std::string plan = cfg.get_string("comm.plan");
+  if (o.robust) {
+    o.rule = robust_options(cfg);
+    require_usage(plan != "reduce",
+                  "aggregator " + o.aggregator + " is not a sum: it needs comm.plan = gather (or "
+                  "auto), not reduce");
+    plan = "gather";
+    // Config-time precondition on the messages each round brings (after bucketing).
+    const int n = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
+    const int inputs = o.rule.bucket > 1 ? (n + o.rule.bucket - 1) / o.rule.bucket : n;
+    try {
+      robust::make_aggregator(o.rule)->check_inputs(inputs);
+    } catch (const UsageError& e) {
+      throw UsageError(fmt::format("with {} clients per round{}: {}", n,
+                                   o.rule.bucket > 1
+                                       ? fmt::format(" in buckets of {} ({} inputs)", o.rule.bucket, inputs)
+                                       : std::string(),
+                                   e.what()));
+    }
+  }
   const bool power_reduce = o.compressor.name == "powersgd" && o.compressor.mode == "reduce";
   if (o.aggregator == "majority")
     require_usage(o.compressor.name == "sign",
@@ -73,6 +122,7 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
       bits_(static_cast<std::size_t>(num_clients), 0), sum_(d_),
       decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
   if (majority()) votes_.assign(static_cast<std::size_t>(d_), 0);
+  if (o_.robust) rule_ = robust::make_aggregator(o_.rule);
 }
 
 std::string Exchange::describe() const {
@@ -84,6 +134,8 @@ std::string Exchange::describe() const {
     return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
                        o_.aggregator, what);
   if (majority()) return fmt::format("reduce (integer vote counts), compressor {}", what);
+  if (o_.robust) return fmt::format("gather (all-gather of encoded messages, {} on every rank)"
+                                    ", compressor {}", o_.aggregator, what);
   return fmt::format("reduce (exact fixed-point all-reduce of decoded messages), compressor {}",
                      what);
 }
@@ -97,6 +149,7 @@ void Exchange::begin_round(std::uint32_t round) {
   messages_finite_ = true;
   outbox_.clear();
   pending_.clear();
+  report_ = robust::Report{};
 }
 
 std::span<float> Exchange::client_state(int c) {
@@ -129,16 +182,18 @@ static void append_raw(std::vector<std::uint8_t>& out, const void* p, std::size_
   out.insert(out.end(), b, b + n);
 }
 
-void Exchange::submit(int c, std::span<float> p, double weight) {
-  if (o_.error_feedback) {  // p = u_c + e_c
+void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) {
+  const bool ef = o_.error_feedback && !byzantine;
+  if (ef) {  // p = u_c + e_c
     auto& e = error_[c];
     if (e.empty()) e.assign(p.size(), 0.0f);
     for (std::size_t i = 0; i < p.size(); ++i) p[i] += e[i];
   }
   // A message that is not finite (or too large for the exact sums) must stop the run as
   // diverged even when a compressor would turn it into finite values (sign, randk, qsgd max).
-  for (const float v : p)
-    if (!(std::fabs(v) < kExactLimit)) messages_finite_ = false;
+  if (!o_.robust)  // robust rules drop such messages themselves
+    for (const float v : p)
+      if (!(std::fabs(v) < kExactLimit)) messages_finite_ = false;
   if (powersgd_reduce_) {
     std::int64_t bits = 0;
     for (const auto& l : layers_)
@@ -147,7 +202,7 @@ void Exchange::submit(int c, std::span<float> p, double weight) {
                         (l.rows + l.cols)
                   : 32LL * l.size();
     bits_[c] = bits;
-    pending_.push_back(Pending{c, weight, std::vector<float>(p.begin(), p.end())});
+    pending_.push_back(Pending{c, weight, std::vector<float>(p.begin(), p.end()), byzantine});
     return;
   }
   std::span<const float> decoded;
@@ -170,7 +225,7 @@ void Exchange::submit(int c, std::span<float> p, double weight) {
       append_raw(outbox_, enc.bytes.data(), enc.bytes.size());
     }
   }
-  if (o_.error_feedback) {  // e_c = p - decode(C(p))
+  if (ef) {  // e_c = p - decode(C(p))
     auto& e = error_[c];
     for (std::size_t i = 0; i < p.size(); ++i) e[i] = p[i] - decoded[i];
   }
@@ -206,36 +261,74 @@ bool Exchange::finish_reduce(float* g, double total_weight) {
   return valid;
 }
 
-bool Exchange::finish_gather(float* g, double total_weight) {
-  const auto inboxes = comm_.allgather_bytes(outbox_);
-  sum_.clear();
-  std::fill(votes_.begin(), votes_.end(), 0);
-  decoded_finite_ = true;
-  // Ranks own increasing blocks of client ids and pack their clients in increasing order, so
-  // this walks the round's messages in client order on every rank.
+// Walks the all-gathered records [client u32][bits u64][weight f64][nbytes u64][bytes]. Ranks own
+// increasing blocks of client ids and pack their clients in increasing order, so this visits the
+// round's messages in client order on every rank.
+template <class F>
+static void for_each_message(const std::vector<std::vector<std::uint8_t>>& inboxes, F&& visit) {
   for (const auto& box : inboxes) {
     std::size_t at = 0;
+    const auto take = [&](void* dst, std::size_t n) {
+      std::memcpy(dst, box.data() + at, n);
+      at += n;
+    };
     while (at < box.size()) {
       std::uint32_t client;
       double weight;
       std::uint64_t nbytes;
       compress::Encoded enc;
-      std::memcpy(&client, box.data() + at, sizeof client);
-      at += sizeof client;
-      std::memcpy(&enc.bits, box.data() + at, sizeof enc.bits);
-      at += sizeof enc.bits;
-      std::memcpy(&weight, box.data() + at, sizeof weight);
-      at += sizeof weight;
-      std::memcpy(&nbytes, box.data() + at, sizeof nbytes);
-      at += sizeof nbytes;
+      take(&client, sizeof client);
+      take(&enc.bits, sizeof enc.bits);
+      take(&weight, sizeof weight);
+      take(&nbytes, sizeof nbytes);
       enc.bytes.assign(box.begin() + static_cast<std::ptrdiff_t>(at),
                        box.begin() + static_cast<std::ptrdiff_t>(at + nbytes));
       at += nbytes;
-      compress::decode(*compressor_, enc, layers_, compress::MessageContext{seed_, round_, client},
-                       decoded_);
-      accumulate(decoded_, weight);
+      visit(client, weight, enc);
     }
   }
+}
+
+bool Exchange::finish_robust(float* g, const std::vector<std::vector<std::uint8_t>>& inboxes) {
+  // Rows in client order whatever order ranks packed them in (crafted Byzantine messages come
+  // after a rank's honest ones), so rules that depend on order see the same input everywhere.
+  struct Row {
+    std::uint32_t client;
+    double weight;
+    compress::Encoded enc;
+  };
+  std::vector<Row> rows;
+  for_each_message(inboxes, [&](std::uint32_t client, double weight, const compress::Encoded& enc) {
+    rows.push_back(Row{client, weight, enc});
+  });
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.client < b.client; });
+  std::vector<int> clients;
+  std::vector<double> weights;
+  matrix_.assign(rows.size() * static_cast<std::size_t>(d_), 0.0f);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    compress::decode(*compressor_, rows[i].enc, layers_,
+                     compress::MessageContext{seed_, round_, rows[i].client},
+                     std::span<float>(matrix_.data() + i * static_cast<std::size_t>(d_),
+                                      static_cast<std::size_t>(d_)));
+    clients.push_back(static_cast<int>(rows[i].client));
+    weights.push_back(rows[i].weight);
+  }
+  robust::Messages m{matrix_.data(), static_cast<int>(clients.size()), d_, clients, weights};
+  robust::Context ctx{seed_, round_, validation_loss_, x_};
+  return robust::aggregate(*rule_, m, ctx, g, report_);
+}
+
+bool Exchange::finish_gather(float* g, double total_weight) {
+  const auto inboxes = comm_.allgather_bytes(outbox_);
+  if (rule_) return finish_robust(g, inboxes);
+  sum_.clear();
+  std::fill(votes_.begin(), votes_.end(), 0);
+  decoded_finite_ = true;
+  for_each_message(inboxes, [&](std::uint32_t client, double weight, const compress::Encoded& enc) {
+    compress::decode(*compressor_, enc, layers_, compress::MessageContext{seed_, round_, client},
+                     decoded_);
+    accumulate(decoded_, weight);
+  });
   if (majority()) {
     votes_to_signs(votes_, g);
     return decoded_finite_;
@@ -331,6 +424,7 @@ bool Exchange::finish_powersgd(float* g, double total_weight) {
   // layers; the other layers travel exactly, so their error is zero.
   if (o_.error_feedback) {
     for (const auto& pend : pending_) {
+      if (pend.byzantine) continue;
       auto& e = error_[pend.client];
       for (std::size_t l = 0; l < layers_.size(); ++l) {
         const auto& L = layers_[l];

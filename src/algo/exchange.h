@@ -27,6 +27,7 @@
 #include "compress/compressor.h"
 #include "core/config.h"
 #include "core/exact_sum.h"
+#include "robust/aggregator.h"
 
 namespace cohort::algo {
 
@@ -34,12 +35,18 @@ struct ExchangeOptions {
   compress::CompressorOptions compressor;
   bool global_scope = false;
   bool error_feedback = false;
-  std::string aggregator = "mean";  // mean | majority
+  std::string aggregator = "mean";  // mean | majority | a robust rule (robust.name)
   bool weighted = false;
+  bool robust = false;              // aggregator is a robust rule (gather plan)
+  robust::AggregatorOptions rule;
   std::string plan = "reduce";      // reduce | gather (auto resolved)
-  // Reads compressor.*, aggregator.*, comm.plan; rejects impossible combinations.
+  // Reads compressor.*, aggregator.*, comm.plan; rejects impossible combinations, including
+  // a robust rule that cannot run on the configured clients per round.
   static ExchangeOptions from_config(const Config& cfg);
 };
+
+// aggregator.* options of a robust rule.
+robust::AggregatorOptions robust_options(const Config& cfg);
 
 // compressor.* or downlink_compressor.* options.
 compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section);
@@ -53,7 +60,8 @@ class Exchange {
 
   void begin_round(std::uint32_t round);
   // Client c's uncompressed message (overwritten: used as scratch) with aggregation weight w.
-  void submit(int c, std::span<float> message, double weight);
+  // Byzantine clients keep no error-feedback memory.
+  void submit(int c, std::span<float> message, double weight, bool byzantine = false);
   // Collective: g (d floats) <- the aggregate of the round's messages; total_weight is the sum
   // of all sampled clients' weights. Returns false when a message was not finite or too large.
   bool finish(float* g, double total_weight);
@@ -63,12 +71,20 @@ class Exchange {
   std::int64_t uplink_bits() const;
   // Error-feedback memory of a client this rank owns (empty when it has none).
   std::span<const float> error_memory(int c) const;
+  // Robust rules: what the last finish() selected and dropped (identical on every rank).
+  const robust::Report& report() const { return report_; }
+  // zeno: the server's validation loss L(y) for the current round, and the model x.
+  void set_validation(std::function<double(const float*)> loss, const float* x) {
+    validation_loss_ = std::move(loss);
+    x_ = x;
+  }
 
  private:
   void accumulate(std::span<const float> decoded, double weight);
   bool finish_reduce(float* g, double total_weight);
   bool finish_gather(float* g, double total_weight);
   bool finish_powersgd(float* g, double total_weight);
+  bool finish_robust(float* g, const std::vector<std::vector<std::uint8_t>>& inboxes);
   std::span<float> client_state(int c);
 
   ExchangeOptions o_;
@@ -91,9 +107,15 @@ class Exchange {
     int client;
     double weight;
     std::vector<float> m;
+    bool byzantine;
   };
   std::vector<Pending> pending_;  // PowerSGD reduce
   std::vector<std::vector<float>> q_prev_;
+  std::unique_ptr<robust::Aggregator> rule_;
+  robust::Report report_;
+  std::function<double(const float*)> validation_loss_;
+  const float* x_ = nullptr;
+  std::vector<float> matrix_;  // gather + robust rule: the round's decoded messages, n x d
 };
 
 // The model broadcast. With downlink_compressor none, clients receive x itself (32 d bits per

@@ -16,6 +16,10 @@ std::int64_t Problem::num_params() const {
   return l.empty() ? 0 : l.back().offset + l.back().size();
 }
 
+void Problem::set_label_flip(const std::vector<int>&) {
+  throw UsageError("attack.name = labelflip needs a classification problem (class labels to flip)");
+}
+
 std::vector<std::int64_t> Problem::sample_counts() const {
   std::vector<std::int64_t> out(static_cast<std::size_t>(num_clients()));
   for (int c = 0; c < num_clients(); ++c) out[c] = client_samples(c);
@@ -64,7 +68,11 @@ class DatasetProblem final : public Problem {
       batch.targets = batch_t_.data();
     } else {
       batch_y_.resize(static_cast<std::size_t>(b));
-      for (std::int64_t i = 0; i < b; ++i) batch_y_[i] = ds.labels[rows[positions[i]]];
+      const bool flip = !flipped_.empty() && flipped_[static_cast<std::size_t>(c)];
+      for (std::int64_t i = 0; i < b; ++i) {
+        const std::int32_t y = ds.labels[rows[positions[i]]];
+        batch_y_[i] = flip ? ds.num_classes - 1 - y : y;
+      }
       batch.labels = batch_y_.data();
     }
     return model_->loss_grad(x, batch, grad);
@@ -89,14 +97,44 @@ class DatasetProblem final : public Problem {
   }
   bool has_accuracy() const override { return !data_.test.is_regression(); }
 
+  void set_label_flip(const std::vector<int>& clients) override {
+    if (data_.train.is_regression()) Problem::set_label_flip(clients);
+    flipped_.assign(partition_.size(), 0);
+    for (int c : clients) flipped_[static_cast<std::size_t>(c)] = 1;
+  }
+
+  double server_loss(const float* y, std::uint64_t seed, std::uint32_t round, int batch) override {
+    const auto& ds = data_.test;
+    const std::int64_t b = std::min<std::int64_t>(batch, ds.rows);
+    Rng rng(seed, round, kGlobalClient, Purpose::kAggregation);
+    val_x_.resize(static_cast<std::size_t>(b * ds.dim));
+    val_y_.resize(static_cast<std::size_t>(b));
+    val_t_.resize(static_cast<std::size_t>(b));
+    for (std::int64_t i = 0; i < b; ++i) {
+      const auto r = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(ds.rows)));
+      std::copy_n(ds.row(r), ds.dim, val_x_.data() + i * ds.dim);
+      if (ds.is_regression())
+        val_t_[i] = ds.targets[r];
+      else
+        val_y_[i] = ds.labels[r];
+    }
+    model::Batch batch_view{val_x_.data(), b, ds.dim};
+    if (ds.is_regression())
+      batch_view.targets = val_t_.data();
+    else
+      batch_view.labels = val_y_.data();
+    return model_->loss_grad(y, batch_view, nullptr);
+  }
+
  private:
   data::TrainTest data_;
   data::Partition partition_;
   std::unique_ptr<model::Model> model_;
   std::int64_t eval_chunk_;
   std::string what_;
-  std::vector<float> batch_x_, batch_t_;
-  std::vector<std::int32_t> batch_y_;
+  std::vector<float> batch_x_, batch_t_, val_x_, val_t_;
+  std::vector<std::int32_t> batch_y_, val_y_;
+  std::vector<char> flipped_;  // labelflip attackers
 };
 
 data::Partition make_partition(const Config& cfg, const data::Dataset& train,

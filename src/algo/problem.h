@@ -41,10 +41,16 @@ class Problem {
   virtual std::int64_t num_eval_chunks() const = 0;
   virtual EvalSums evaluate_chunk(const float* x, std::int64_t chunk) = 0;
   virtual bool has_accuracy() const = 0;
+  // The server's validation loss at y (zeno): mean loss on `batch` test rows drawn from the
+  // (seed, round, kAggregation) stream; the full objective for problems without data.
+  virtual double server_loss(const float* y, std::uint64_t seed, std::uint32_t round,
+                             int batch) = 0;
   // Extra metrics computed on every evaluation (e.g. distance to the optimum), in the order of
   // extra_metric_names(); rounds without evaluation record NaN for them.
   virtual std::vector<std::string> extra_metric_names() const { return {}; }
   virtual std::vector<double> extra_metrics(const float*) const { return {}; }
+  // labelflip: these clients train on labels y -> C-1-y. UsageError without class labels.
+  virtual void set_label_flip(const std::vector<int>& clients);
   // Sample counts of all clients.
   std::vector<std::int64_t> sample_counts() const;
 };

@@ -23,6 +23,9 @@ class QuadraticProblem final : public Problem {
   std::int64_t num_eval_chunks() const override { return 1; }
   EvalSums evaluate_chunk(const float* x, std::int64_t chunk) override;
   bool has_accuracy() const override { return false; }
+  double server_loss(const float* y, std::uint64_t, std::uint32_t, int) override {
+    return objective(y);
+  }
   std::vector<std::string> extra_metric_names() const override { return {"dist_to_opt"}; }
   std::vector<double> extra_metrics(const float* x) const override;
 

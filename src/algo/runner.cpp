@@ -15,6 +15,7 @@
 #include <mpi.h>
 
 #include "algo/algorithm.h"
+#include "algo/clients.h"
 #include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
@@ -93,6 +94,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   std::unique_ptr<metrics::ResultsFile> out;
   std::unique_ptr<Exchange> exchange;
   std::unique_ptr<Downlink> downlink_ptr;
+  std::unique_ptr<ClientBehaviour> behaviour;
   std::vector<float> x;
   int num_clients = 0, per_round = 0;
   collectively(comm, [&] {
@@ -106,6 +108,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     x.resize(static_cast<std::size_t>(problem->num_params()));
     problem->init(x.data(), seed);
     downlink_ptr = std::make_unique<Downlink>(cfg, problem->layers(), seed, x);
+    behaviour = std::make_unique<ClientBehaviour>(cfg, *problem, seed);
     if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
   });
   const std::int64_t d = problem->num_params();
@@ -114,8 +117,13 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
                         cfg.get_bool("aggregator.weighted");
   std::vector<float> msg(x.size()), g(x.size());
   Downlink& downlink = *downlink_ptr;
+  const long long exchange_batch =
+      cfg.get_string("aggregator.name") == "zeno" ? cfg.get_int("aggregator.batch") : 32;
   const auto counts = problem->sample_counts();
   const long long eval_every = cfg.get_int("eval.every");
+  const std::string agg_name = cfg.get_string("aggregator.name");
+  const bool selecting_rule = agg_name == "krum" || agg_name == "multikrum" ||
+                              agg_name == "bulyan" || agg_name == "zeno";
   const long long progress_every = cfg.get_int("output.progress_every");
 
   if (root) {
@@ -139,6 +147,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     out->set_attribute("num_params", static_cast<std::int64_t>(d));
     out->set_attribute("problem", problem->description());
     out->write_vector("/clients/num_samples", counts);
+    std::vector<std::int64_t> byz(static_cast<std::size_t>(num_clients), 0);
+    for (int c : behaviour->byzantine_set()) byz[static_cast<std::size_t>(c)] = 1;
+    out->write_vector("/clients/byzantine", byz);
     out->set_status("running");
     fmt::print("cohort {}: {}\n", kVersion, problem->description());
     fmt::print("  {} ranks ({} backend), {} clients, {} per round, algorithm {}, server {}\n",
@@ -148,7 +159,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     std::fflush(stdout);
   }
 
-  ExactAccumulator scalars(1);
+  ExactAccumulator scalars(2);  // train-loss sum, clients that trained
   RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : "", {}};
   double last_loss = NAN, last_acc = NAN;
 
@@ -167,27 +178,49 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     std::int64_t down_bits = 0;
     const std::span<const float> x_client = downlink.broadcast(x, round, &down_bits);
     exchange->begin_round(round);
+    const int zeno_batch = static_cast<int>(exchange_batch);
+    exchange->set_validation(
+        [&, round](const float* y) { return problem->server_loss(y, seed, round, zeno_batch); },
+        x.data());
     scalars.clear();
     double total_weight = 0;
+    behaviour->begin_round(round, sampled);
+    auto weight = [&](int c) { return weighted ? static_cast<double>(counts[c]) : 1.0; };
     for (int c : sampled) {
-      const double w = weighted ? static_cast<double>(counts[c]) : 1.0;
-      total_weight += w;
-      if (!mine.owns(c)) continue;
+      if (behaviour->sends(c)) total_weight += weight(c);
+      if (!mine.owns(c) || !behaviour->trains(c)) continue;
       const ClientResult r =
           algorithm->client_message(*problem, c, round, x_client.data(), msg.data());
-      exchange->submit(c, msg, w);
+      behaviour->process(c, msg);  // worker momentum, then the attack of a Byzantine client
+      exchange->submit(c, msg, weight(c), behaviour->byzantine(c));
       scalars.add_at(0, r.train_loss);
+      scalars.add_at(1, 1.0);
     }
+    behaviour->finish_honest(comm);
+    if (behaviour->crafts())  // omniscient attackers send what the honest statistics suggest
+      for (int c : sampled)
+        if (mine.owns(c) && behaviour->byzantine(c)) {
+          behaviour->craft(msg);
+          exchange->submit(c, msg, weight(c), true);
+        }
     pt.local = seconds_since(t0);
 
     // Exchange: one exact all-reduce of the message sum (Note [Deterministic sums]).
     t0 = Clock::now();
     bool valid = exchange->finish(g.data(), total_weight);
-    comm.allreduce(comm::View{scalars.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    comm.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
     const bool losses_valid = comm.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
                                                     comm::ReduceOp::kMin) == 1;
     valid = valid && losses_valid;
     pt.comm = seconds_since(t0);
+    // How far the aggregate lands from the honest clients' mean (attacks only).
+    double dist_honest = NAN;
+    if (behaviour->attacking() && valid) {
+      const auto& mu = behaviour->honest_mean();
+      double s2 = 0;
+      for (std::int64_t i = 0; i < d; ++i) s2 += (g[i] - mu[i]) * (g[i] - mu[i]);
+      dist_honest = std::sqrt(s2);
+    }
 
     // Aggregate and server update (identical on every rank).
     t0 = Clock::now();
@@ -201,7 +234,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     }
     // A loss too large for the exact sum (or not finite) is reported as +inf, never as 0.
     const double train_loss =
-        losses_valid ? scalars.value(0) / static_cast<double>(sampled.size()) : INFINITY;
+        losses_valid ? scalars.value(0) / std::max(1.0, scalars.value(1)) : INFINITY;
     pt.aggregate = seconds_since(t0);
 
     // Evaluation in fixed chunks spread over ranks; sums are exact.
@@ -252,6 +285,15 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
       out->append("uplink_bits", bits);
       out->append("downlink_bits", bits_down);
       out->append_client_row("uplink_bits", exchange->client_bits());
+      out->append("byzantine_sampled", static_cast<std::int64_t>(behaviour->sampled_byzantine()));
+      if (behaviour->attacking()) out->append("agg_dist_honest_mean", dist_honest);
+      const auto& rep = exchange->report();
+      out->append("dropped_nonfinite", static_cast<std::int64_t>(rep.dropped_nonfinite));
+      if (selecting_rule) {
+        std::vector<std::int64_t> chosen(static_cast<std::size_t>(num_clients), 0);
+        for (int c : rep.selected) chosen[static_cast<std::size_t>(c)] = 1;
+        out->append_client_row("selected", chosen);
+      }
       const char* names[4] = {"local", "comm", "aggregate", "eval"};
       for (int i = 0; i < 4; ++i) {
         out->append(fmt::format("time_{}_min", names[i]), tmin[i]);

@@ -18,19 +18,23 @@
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/rng.h"
+#include "robust/aggregator.h"
 
 namespace cohort {
 
 void add_bench_options(CLI::App& bench, BenchOptions& o) {
   bench
       .add_option("what", o.what,
-                  "benchmark: memory (STREAM-like bandwidth) | compress (encode/decode speed)")
-      ->check(CLI::IsMember({"memory", "compress"}));
+                  "benchmark: memory (STREAM-like bandwidth) | compress (encode/decode speed) | "
+                  "aggregate (robust aggregators)")
+      ->check(CLI::IsMember({"memory", "compress", "aggregate"}));
   bench.add_option("--megabytes", o.megabytes, "array size in MB")->check(CLI::Range(1.0, 65536.0));
   bench.add_option("--repeats", o.repeats, "repetitions (best is reported)")
       ->check(CLI::Range(1, 1000));
   bench.add_option("--json", o.json, "also write the results as JSON to this file");
-  bench.add_option("--sizes", o.sizes, "compress: comma-separated message sizes d (e.g. 1e5,1e6)");
+  bench.add_option("--sizes", o.sizes,
+                   "compress, aggregate: comma-separated message sizes d (e.g. 1e5,1e6)");
+  bench.add_option("--clients", o.clients, "aggregate: comma-separated message counts n");
 }
 
 MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
@@ -55,9 +59,9 @@ MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
 }
 
 int run_bench(const BenchOptions& o) {
-  if (o.what == "compress") {
+  if (o.what == "compress" || o.what == "aggregate") {
     try {
-      return run_compress_bench(o);
+      return o.what == "compress" ? run_compress_bench(o) : run_aggregate_bench(o);
     } catch (const UsageError& e) {
       fmt::print(stderr, "cohort: error: {}\n", e.what());
       return kExitUsage;
@@ -268,6 +272,153 @@ int run_compress_bench(const BenchOptions& o) {
           R"("gbs": {:.4f}, "bits_per_coord": {:.4f}, "triad_share": {:.4f}}})",
           i == 0 ? "" : ", ", r.compressor, r.d, r.encode_ms, r.decode_ms, r.gbs, r.bits_per_coord,
           r.triad_share);
+    }
+    js << "]}\n";
+  }
+  return 0;
+}
+
+// ---- cohort bench aggregate -----------------------------------------------------------------
+
+namespace {
+
+struct AggregateRow {
+  std::string rule;
+  int n = 0;
+  std::int64_t d = 0;
+  double ms = 0, gbs = 0, triad_share = 0, gflops = 0;
+};
+
+// Uniform floats in [-1, 1) from the bulk Philox stream (Gaussian draws would dominate the run).
+std::vector<float> uniform_messages(std::int64_t count) {
+  std::vector<float> v(static_cast<std::size_t>(count));
+  std::vector<std::uint32_t> bits(1 << 16);
+  std::uint32_t block = 0;
+  for (std::size_t k0 = 0; k0 < v.size(); k0 += bits.size()) {
+    compress::philox_blocks(1, 0, 0, Purpose::kTest, block, bits.size() / 4, bits.data());
+    block += static_cast<std::uint32_t>(bits.size() / 4);
+    const std::size_t len = std::min(bits.size(), v.size() - k0);
+    for (std::size_t k = 0; k < len; ++k)
+      v[k0 + k] = static_cast<float>(static_cast<double>(bits[k] >> 8) * 0x1.0p-23 - 1.0);
+  }
+  return v;
+}
+
+}  // namespace
+
+int run_aggregate_bench(const BenchOptions& o) {
+  const std::vector<std::int64_t> sizes = parse_sizes(o.sizes);
+  std::vector<int> counts;
+  {
+    std::stringstream ss(o.clients);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      int n = 0;
+      try {
+        n = std::stoi(item);
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--clients: '{}' is not a number", item));
+      }
+      require_usage(n >= 1 && n <= 10000,
+                    fmt::format("--clients: {} is not a count (1 .. 10000)", n));
+      counts.push_back(n);
+    }
+    require_usage(!counts.empty(), "--clients: no counts given");
+  }
+  constexpr double kMaxInputBytes = 4e9;
+  mallopt(M_MMAP_MAX, 0);  // as in bench compress: no first-touch faults of fresh scratch
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const MemoryBandwidth bw = measure_memory_bandwidth(o.megabytes, 3);
+  const unsigned cores = std::thread::hardware_concurrency();
+  fmt::print("# cohort bench aggregate: cohort {} ({}), 1 thread, {} cores; kernels: {}\n",
+             kVersion, kGitRevision, cores, robust::robust_isa());
+  fmt::print(
+      "# memory bandwidth (this program, {:.0f} MB arrays): read {:.2f} GB/s, triad {:.2f} GB/s\n",
+      o.megabytes, bw.read_gbs, bw.triad_gbs);
+  fmt::print(
+      "# best of {} repeats; GB/s = n d 4 bytes of input / time; % = share of triad; f = b = "
+      "max(1, (n-3)/4) (bucketing: the largest f its ceil(n/2) buckets allow); gm T=3, cclip L=1; "
+      "GFLOP/s: the Gram product (n(n+1) d flops) of krum; "
+      "inputs over {:.0f} GB skipped\n",
+      o.repeats, kMaxInputBytes / 1e9);
+  fmt::print("{:<22} {:>5} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "aggregator", "n", "d", "ms", "GB/s",
+             "triad", "GFLOP/s");
+  std::vector<AggregateRow> rows;
+  for (int n : counts)
+    for (std::int64_t d : sizes) {
+      const double bytes = 4.0 * n * static_cast<double>(d);
+      if (bytes > kMaxInputBytes) continue;
+      const std::vector<float> data = uniform_messages(static_cast<std::int64_t>(n) * d);
+      std::vector<int> clients(n);
+      for (int i = 0; i < n; ++i) clients[i] = i;
+      robust::Messages m;
+      m.data = data.data();
+      m.n = n;
+      m.d = d;
+      m.clients = clients;
+      std::vector<float> x(static_cast<std::size_t>(d), 0.5f), out(static_cast<std::size_t>(d));
+      robust::Context ctx;
+      ctx.seed = 1;
+      ctx.x = x.data();
+      ctx.validation_loss = [d](const float* y) {  // a cheap quadratic: 0.5 ||y||^2
+        double s = 0;
+        for (std::int64_t k = 0; k < d; ++k) s += static_cast<double>(y[k]) * y[k];
+        return 0.5 * s;
+      };
+      const int f = std::max(1, (n - 3) / 4);
+      struct Config {
+        std::string label;
+        robust::AggregatorOptions opts;
+      };
+      std::vector<Config> configs;
+      for (const char* name : {"cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan", "zeno"}) {
+        robust::AggregatorOptions a;
+        a.name = name;
+        a.f = f;
+        a.b = f;
+        a.iters = a.name == "cclip" ? 1 : 3;
+        configs.push_back({name, a});
+      }
+      configs.push_back({"krum+bucketing s=2", configs[2].opts});
+      configs.back().opts.bucket = 2;
+      configs.back().opts.f = std::max(0, ((n + 1) / 2 - 3) / 2);  // ceil(n/2) buckets >= 2f+3
+      auto add_row = [&](const std::string& label, double t, double flops) {
+        AggregateRow r{label, n, d, t * 1e3, bytes / t / 1e9, 0, flops / t / 1e9};
+        r.triad_share = r.gbs / bw.triad_gbs;
+        rows.push_back(r);
+        fmt::print("{:<22} {:>5} {:>10} {:>10.3f} {:>8.2f} {:>6.0f}% {:>9}\n", r.rule, r.n, r.d,
+                   r.ms, r.gbs, 100 * r.triad_share,
+                   flops > 0 ? fmt::format("{:.1f}", r.gflops) : std::string("-"));
+        std::fflush(stdout);
+      };
+      {
+        volatile bool ok = true;
+        const double t = best_seconds(o.repeats, [&] {
+          for (int i = 0; i < n; ++i) ok = ok && robust::all_finite(m.row(i), d);
+        });
+        add_row("(finite scan)", t, 0);
+      }
+      for (const auto& cfg : configs) {
+        auto rule = robust::make_aggregator(cfg.opts);
+        rule->check_inputs(n);
+        robust::Report report;
+        const double t =
+            best_seconds(o.repeats, [&] { rule->aggregate(m, ctx, out.data(), report); });
+        const double flops =
+            cfg.label == "krum" ? static_cast<double>(n) * (n + 1) * static_cast<double>(d) : 0;
+        add_row(cfg.label, t, flops);
+      }
+    }
+  if (!o.json.empty()) {
+    std::ofstream js(o.json);
+    js << fmt::format(
+        R"({{"cores": {}, "read_gbs": {:.3f}, "triad_gbs": {:.3f}, "kernels": "{}", "repeats": {}, "rows": [)",
+        cores, bw.read_gbs, bw.triad_gbs, robust::robust_isa(), o.repeats);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      js << fmt::format(
+          R"({}{{"aggregator": "{}", "n": {}, "d": {}, "ms": {:.4f}, "gbs": {:.4f}, "triad_share": {:.4f}, "gflops": {:.3f}}})",
+          i == 0 ? "" : ", ", r.rule, r.n, r.d, r.ms, r.gbs, r.triad_share, r.gflops);
     }
     js << "]}\n";
   }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "algo/exchange.h"
+#include "app/hdf5_input.h"
 #include "compress/compressor.h"
 #include "core/config.h"
 #include "core/errors.h"
@@ -29,61 +30,13 @@ void add_compress_command(CLI::App& app, CompressCommandOptions& o) {
   cmd->add_option("overrides", o.overrides, "dotted key=value overrides, e.g. compressor.k=10");
 }
 
-namespace {
-
-struct Input {
-  std::vector<float> data;
-  std::vector<hsize_t> dims;
-};
-
-Input read_input(const std::string& path, const std::string& name) {
-  require_usage(std::filesystem::exists(path), fmt::format("--input '{}' does not exist", path));
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  require_usage(file >= 0, fmt::format("--input '{}' is not an HDF5 file", path));
-  const hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  if (ds < 0) {
-    H5Fclose(file);
-    throw UsageError(fmt::format("--input '{}' has no dataset '{}' (choose one with --dataset)",
-                                 path, name));
-  }
-  const hid_t space = H5Dget_space(ds);
-  const int rank = H5Sget_simple_extent_ndims(space);
-  Input in;
-  if (rank == 2 || rank == 3) {
-    in.dims.resize(static_cast<std::size_t>(rank));
-    H5Sget_simple_extent_dims(space, in.dims.data(), nullptr);
-  }
-  const hid_t type = H5Dget_type(ds);
-  const bool is_float = H5Tget_class(type) == H5T_FLOAT;
-  H5Tclose(type);
-  if (in.dims.empty() || !is_float) {
-    H5Sclose(space);
-    H5Dclose(ds);
-    H5Fclose(file);
-    throw UsageError(fmt::format("dataset '{}' in '{}' must be a 2-D (n x d) or 3-D "
-                                 "(n x rows x cols) floating-point array",
-                                 name, path));
-  }
-  std::size_t total = 1;
-  for (auto v : in.dims) total *= v;
-  in.data.resize(total);
-  const herr_t rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, in.data.data());
-  H5Sclose(space);
-  H5Dclose(ds);
-  H5Fclose(file);
-  if (rc < 0) throw std::runtime_error(fmt::format("HDF5 read of '{}' in '{}' failed", name, path));
-  return in;
-}
-
-}  // namespace
 
 int run_compress_command(const CompressCommandOptions& o) {
   const Config cfg = Config::load(o.config, o.overrides);
   compress::CompressorOptions copts = algo::compressor_options(cfg, "compressor");
   const bool error_feedback = cfg.get_bool("compressor.error_feedback");
   const auto compressor = compress::make_compressor(copts);
-  const Input in = read_input(o.input, o.dataset);
+  const Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 3);
   const auto n = static_cast<std::int64_t>(in.dims[0]);
   const std::int64_t rows = static_cast<std::int64_t>(in.dims[1]);
   const std::int64_t cols = in.dims.size() == 3 ? static_cast<std::int64_t>(in.dims[2]) : 1;

@@ -14,6 +14,7 @@
 #include "algo/problem.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
+#include "app/aggregate_cmd.h"
 #include "app/bench.h"
 #include "app/compress_cmd.h"
 #include "app/sweep.h"
@@ -125,6 +126,10 @@ int main(int argc, char** argv) {
   add_compress_command(app, compress_opts);
   auto* compress_cmd = app.get_subcommand("compress");
 
+  AggregateCommandOptions aggregate_opts;
+  add_aggregate_command(app, aggregate_opts);
+  auto* aggregate_cmd = app.get_subcommand("aggregate");
+
   SweepCommandOptions sweep_opts;
   add_sweep_command(app, sweep_opts);
   auto* sweep_cmd = app.get_subcommand("sweep");
@@ -150,6 +155,9 @@ int main(int argc, char** argv) {
   if (*sweep_cmd) return single_process_command("sweep", [&] { return run_sweep_command(sweep_opts); });
   if (*compress_cmd)
     return single_process_command("compress", [&] { return run_compress_command(compress_opts); });
+  if (*aggregate_cmd)
+    return single_process_command("aggregate",
+                                  [&] { return run_aggregate_command(aggregate_opts); });
 
   algo::install_interrupt_handlers();
   return collective_command(&argc, &argv, [&](int rank) {

@@ -97,6 +97,13 @@ Section model_section() {
 Section algorithm_section() {
   Section s{"algorithm", "What sampled clients compute each round (ALGORITHMS.md §1)."};
   s.default_component = "fedavg";
+  s.options = {
+      opt_float("client_momentum", 0.0,
+                "worker momentum beta: a client sends m_i instead of u_i (0: off)", 0, 1),
+      opt_enum("momentum_form", "ema", {"ema", "heavy_ball"},
+               "ema: m_i <- beta m_i + (1-beta) u_i; heavy_ball: m_i <- beta m_i + u_i; "
+               "m_i = u_i at a client's first participation"),
+  };
   s.components = {
       {"sgd",
        "server-only SGD (FedSGD): one minibatch gradient per sampled client at x",
@@ -139,6 +146,80 @@ Section server_optimizer_section() {
         opt_float("eps", 1e-3, "added to sqrt(v)", 0, INFINITY, true),
         opt_bool("bias_correction", false, "divide m, v by 1 - beta^t")}},
   };
+  return s;
+}
+
+Section attack_section() {
+  Section s{"attack",
+            "Byzantine clients (ALGORITHMS.md §4): a fixed subset of the population chosen from "
+            "the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic) see "
+            "the round's honest messages; compression applies after the attack."};
+  s.default_component = "none";
+  s.components = {
+      {"none", "every client is honest", {}},
+      {"signflip", "send -scale u_i", {opt_float("scale", 1.0, "multiplier of -u_i")}},
+      {"labelflip", "train honestly on labels y -> C-1-y (classification)", {}},
+      {"gaussian", "send N(0, sigma^2 I)", {opt_float("sigma", 1.0, "standard deviation", 0)}},
+      {"nonfinite",
+       "send NaN (or +inf) in every coordinate",
+       {opt_enum("value", "nan", {"nan", "inf"}, "what to send")}},
+      {"zero", "send zeros", {}},
+      {"dropout", "send nothing: the round aggregates fewer messages", {}},
+      {"ipm", "every Byzantine sends -eps mean(honest)", {opt_float("eps", 0.1, "scale", 0)}},
+      {"alie",
+       "every Byzantine sends mu - z sigma (coordinate-wise over the honest messages)",
+       {opt_string("z", "auto", "auto: Phi^-1((n-f-s)/(n-f)), s = floor(n/2+1)-f; or a number")}},
+      {"mimic", "every Byzantine copies the lowest-id honest client's message", {}},
+  };
+  s.options = {
+      opt_float("fraction", 0.0, "Byzantine share of the population (when count is 0)", 0, 1),
+      opt_int("count", 0, "number of Byzantine clients; 0: use fraction"),
+  };
+  return s;
+}
+
+Section aggregator_section() {
+  Section s{"aggregator",
+            "How the server combines client messages (ALGORITHMS.md §3). Robust rules drop "
+            "non-finite messages and run on the gather plan."};
+  s.default_component = "mean";
+  auto f = opt_int("f", 1, "assumed number of Byzantine messages");
+  s.components = {
+      {"mean",
+       "(weighted) average of the messages",
+       {opt_bool("weighted", false, "weight clients by their sample counts")}},
+      {"majority",
+       "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
+       {}},
+      {"cm", "coordinate-wise median (even n: mean of the two middle values)", {}},
+      {"tm",
+       "coordinate-wise trimmed mean: drop the b largest and b smallest (needs n > 2b)",
+       {opt_int("b", 1, "values trimmed per side")}},
+      {"krum",
+       "the message with the lowest sum of squared distances to its n-f-2 nearest (n >= 2f+3)",
+       {f}},
+      {"multikrum",
+       "mean of the m lowest Krum scores (n >= 2f+3)",
+       {f, opt_int("m", 0, "messages averaged; 0: n - f")}},
+      {"gm",
+       "geometric median by smoothed Weiszfeld (RFA)",
+       {opt_int("iters", 3, "Weiszfeld iterations T", 1),
+        opt_float("nu", 0.1, "smoothing: distances below nu count as nu", 0, INFINITY, true),
+        opt_enum("init", "zero", {"zero", "mean"}, "starting point z0")}},
+      {"cclip",
+       "centered clipping from the previous aggregate",
+       {opt_float("tau", 10.0, "clipping radius", 0, INFINITY, true),
+        opt_int("iters", 1, "clipping iterations L", 1)}},
+      {"bulyan", "repeated Krum selection, then a trimmed mean around the median (n >= 4f+3)", {f}},
+      {"zeno",
+       "average of the n-b messages with the best validation-loss descent score",
+       {opt_int("b", 1, "messages dropped"), opt_float("rho", 5e-4, "weight of ||u||^2", 0),
+        opt_float("gamma", 0.1, "step used in the score", 0, INFINITY, true),
+        opt_int("batch", 32, "server validation minibatch (test rows)", 1)}},
+  };
+  s.options = {opt_int("bucketing", 0,
+                       "robust rules: average random groups of this many messages first (0 or 1: "
+                       "off)")};
   return s;
 }
 
@@ -215,7 +296,8 @@ Section build_schema() {
                "auto: mpi when launched with several ranks, self otherwise"),
       opt_enum("plan", "auto", {"auto", "reduce", "gather"},
                "exchange plan (ARCHITECTURE.md): reduce all-reduces exact sums of decoded "
-               "messages; gather all-gathers the encoded messages; auto picks reduce"),
+               "messages; gather all-gathers the encoded messages; auto: gather for robust "
+               "aggregators, reduce otherwise"),
   };
   Section output{"output", "Where results go."};
   output.options = {
@@ -229,21 +311,14 @@ Section build_schema() {
       clients,
       algorithm_section(),
       server_optimizer_section(),
-      slot("aggregator", "How the server combines client messages.",
-           {{"mean",
-             "(weighted) average of the messages",
-             {opt_bool("weighted", false, "weight clients by their sample counts")}},
-            {"majority",
-             "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
-             {}}}),
+      aggregator_section(),
       compressor_section("compressor", "Compression of client messages (uplink), ALGORITHMS.md §2.",
                          true),
       compressor_section("downlink_compressor",
                          "Compression of the model broadcast: the server sends C(x - x_hat) and "
                          "every sampled client trains from x_hat += decode(...).",
                          false),
-      slot("attack", "Byzantine behaviour of some clients.",
-           {{"none", "every client is honest", {}}}),
+      attack_section(),
       eval,
       comm,
       output,

@@ -143,7 +143,8 @@ TEST_CASE("config: an unknown key names its full path and the nearest valid key"
   CHECK_THAT(nested, StartsWith("test.yaml: unknown key 'algorithm.local_step'"));
   CHECK_THAT(nested, Contains("(did you mean 'algorithm.local_steps'?)"));
   CHECK_THAT(nested,
-             Contains("(valid here: name, local_steps, local_epochs, batch_size, local_lr)"));
+             Contains("(valid here: name, client_momentum, momentum_form, local_steps, local_epochs, "
+                            "batch_size, local_lr)"));
 
   const std::string top = config_error("rounsd: 3\n");
   INFO(top);

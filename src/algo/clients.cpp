@@ -1,0 +1,119 @@
+#include "algo/clients.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace cohort::algo {
+
+static attack::AttackOptions attack_options(const Config& cfg) {
+  attack::AttackOptions o;
+  o.name = cfg.get_string("attack.name");
+  o.fraction = cfg.get_float("attack.fraction");
+  o.count = static_cast<int>(cfg.get_int("attack.count"));
+  if (o.name == "signflip") o.scale = cfg.get_float("attack.scale");
+  if (o.name == "gaussian") o.sigma = cfg.get_float("attack.sigma");
+  if (o.name == "nonfinite") o.value = cfg.get_string("attack.value");
+  if (o.name == "ipm") o.eps = cfg.get_float("attack.eps");
+  if (o.name == "alie") o.z = cfg.get_string("attack.z");
+  return o;
+}
+
+ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed)
+    : seed_(seed), d_(problem.num_params()) {
+  const auto o = attack_options(cfg);
+  attack_ = attack::make_attack(o);
+  byzantine_ = attack::byzantine_clients(seed, problem.num_clients(), o);
+  require_usage(o.name == "none" || !byzantine_.empty(),
+                "attack." + o.name + " has no Byzantine clients: set attack.count or "
+                "attack.fraction (fraction * num_clients rounds to 0)");
+  is_byzantine_.assign(static_cast<std::size_t>(problem.num_clients()), 0);
+  for (int c : byzantine_) is_byzantine_[static_cast<std::size_t>(c)] = 1;
+  if (attack_->flips_labels()) problem.set_label_flip(byzantine_);
+  beta_ = cfg.get_float("algorithm.client_momentum");
+  heavy_ball_ = cfg.get_string("algorithm.momentum_form") == "heavy_ball";
+  if (attacking()) {
+    sum_.resize(d_);
+    if (attack_->needs_stddev()) sum_sq_.resize(d_);
+    if (attack_->needs_mimic()) mimic_.resize(d_);
+  }
+}
+
+void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& sampled) {
+  round_ = round;
+  sampled_ = static_cast<int>(sampled.size());
+  sampled_byzantine_ = 0;
+  mimic_client_ = -1;
+  for (int c : sampled) {
+    if (byzantine(c))
+      ++sampled_byzantine_;
+    else if (mimic_client_ < 0)
+      mimic_client_ = c;  // the lowest-id honest client of the round
+  }
+  sum_.clear();
+  sum_sq_.clear();
+  mimic_.clear();
+}
+
+void ClientBehaviour::momentum(int c, std::span<float> u) {
+  if (beta_ <= 0) return;
+  auto& m = momentum_[c];
+  if (m.empty()) {  // first participation: m_i = u_i in both forms
+    m.assign(u.begin(), u.end());
+    return;
+  }
+  const double a = heavy_ball_ ? 1.0 : 1.0 - beta_;
+  for (std::size_t i = 0; i < u.size(); ++i) {
+    m[i] = static_cast<float>(beta_ * m[i] + a * u[i]);
+    u[i] = m[i];
+  }
+}
+
+void ClientBehaviour::process(int c, std::span<float> message) {
+  momentum(c, message);
+  if (!attacking()) return;
+  if (byzantine(c)) {
+    Rng rng(seed_, round_, static_cast<std::uint32_t>(c), Purpose::kAttack);
+    attack_->corrupt(message, rng);
+    return;
+  }
+  sum_.add(message.data());
+  if (attack_->needs_stddev())
+    for (std::int64_t i = 0; i < d_; ++i)
+      sum_sq_.add_at(i, static_cast<double>(message[i]) * message[i]);
+  if (c == mimic_client_) mimic_.add(message.data());
+}
+
+void ClientBehaviour::finish_honest(comm::Communicator& comm) {
+  stats_ = attack::HonestStats{};
+  if (!attacking()) return;
+  comm.allreduce(comm::View{sum_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  const int n = sampled_ - sampled_byzantine_;
+  stats_.n = n;
+  stats_.mean.resize(static_cast<std::size_t>(d_));
+  for (std::int64_t i = 0; i < d_; ++i) stats_.mean[i] = n > 0 ? sum_.value(i) / n : 0.0;
+  if (attack_->needs_stddev()) {
+    comm.allreduce(comm::View{sum_sq_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    stats_.stddev.resize(static_cast<std::size_t>(d_));
+    for (std::int64_t i = 0; i < d_; ++i) {  // unbiased: sum (x - mu)^2 / (n - 1)
+      const double ss = sum_sq_.value(i) - n * stats_.mean[i] * stats_.mean[i];
+      stats_.stddev[i] = n > 1 ? std::sqrt(std::max(0.0, ss / (n - 1))) : 0.0;
+    }
+  }
+  if (attack_->needs_mimic()) {
+    comm.allreduce(comm::View{mimic_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    stats_.mimic.resize(static_cast<std::size_t>(d_));
+    mimic_.read(stats_.mimic.data(), 1.0);
+  }
+}
+
+void ClientBehaviour::craft(std::span<float> out) const {
+  if (stats_.n == 0)
+    throw std::runtime_error(fmt::format("attack {} in round {}: no honest client was sampled",
+                                         attack_->name(), round_ + 1));
+  attack_->craft(stats_, sampled_, sampled_byzantine_, out);
+}
+
+}  // namespace cohort::algo

@@ -1,0 +1,63 @@
+// What happens to a client's message between local work and the exchange: worker momentum
+// (ALGORITHMS.md §1) and, for Byzantine clients, the attack (§4).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "algo/problem.h"
+#include "attack/attack.h"
+#include "comm/communicator.h"
+#include "core/config.h"
+#include "core/exact_sum.h"
+
+namespace cohort::algo {
+
+class ClientBehaviour {
+ public:
+  // Chooses the Byzantine set and, for labelflip, tells the problem to flip their labels.
+  ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed);
+
+  const std::vector<int>& byzantine_set() const { return byzantine_; }
+  bool byzantine(int c) const { return is_byzantine_[static_cast<std::size_t>(c)] != 0; }
+  bool attacking() const { return attack_->name() != "none"; }
+  // Whether client c's message reaches the exchange this round (dropout attackers send none).
+  bool sends(int c) const { return !(byzantine(c) && attack_->drops()); }
+  // Whether client c runs local work (omniscient attackers only craft their message).
+  bool trains(int c) const { return sends(c) && !(byzantine(c) && attack_->omniscient()); }
+
+  void begin_round(std::uint32_t round, const std::vector<int>& sampled);
+  // Worker momentum, then the attack for a Byzantine client; an honest message feeds the round's
+  // statistics. message is updated in place.
+  void process(int c, std::span<float> message);
+  // Collective: all-reduces the honest statistics (exact sums). Call once per round on every
+  // rank after all process() calls.
+  void finish_honest(comm::Communicator& comm);
+  // Omniscient attacks: the message a sampled Byzantine client sends (after finish_honest).
+  bool crafts() const { return attack_->omniscient(); }
+  void craft(std::span<float> out) const;
+  // The honest messages' mean this round (after finish_honest; empty without an attack).
+  const std::vector<double>& honest_mean() const { return stats_.mean; }
+  int sampled_byzantine() const { return sampled_byzantine_; }
+
+ private:
+  void momentum(int c, std::span<float> message);
+
+  std::unique_ptr<attack::Attack> attack_;
+  std::vector<int> byzantine_;
+  std::vector<char> is_byzantine_;
+  double beta_ = 0;
+  bool heavy_ball_ = false;
+  std::unordered_map<int, std::vector<float>> momentum_;
+  std::uint64_t seed_;
+  std::uint32_t round_ = 0;
+  std::int64_t d_;
+  int sampled_ = 0, sampled_byzantine_ = 0, mimic_client_ = -1;
+  ExactAccumulator sum_, sum_sq_, mimic_;
+  attack::HonestStats stats_;
+};
+
+}  // namespace cohort::algo

@@ -1,0 +1,190 @@
+// The attacks are a few lines each, so they share this file with their registry.
+#include "attack/attack.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace cohort::attack {
+
+std::vector<int> byzantine_clients(std::uint64_t seed, int num_clients, const AttackOptions& o) {
+  if (o.name == "none") return {};
+  const int k = o.count > 0 ? o.count
+                            : static_cast<int>(std::lround(o.fraction * static_cast<double>(num_clients)));
+  require_usage(k <= num_clients, fmt::format("attack.count = {} exceeds clients.num_clients = {}",
+                                              k, num_clients));
+  std::vector<int> ids(static_cast<std::size_t>(num_clients));
+  std::iota(ids.begin(), ids.end(), 0);
+  Rng rng(seed, 0, kGlobalClient, Purpose::kAttack);
+  for (int i = 0; i < k; ++i) {  // partial Fisher-Yates
+    const int j = i + static_cast<int>(rng.below(static_cast<std::uint64_t>(num_clients - i)));
+    std::swap(ids[i], ids[j]);
+  }
+  ids.resize(static_cast<std::size_t>(k));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+void Attack::corrupt(std::span<float>, Rng&) const {}
+void Attack::craft(const HonestStats&, int, int, std::span<float>) const {
+  throw std::logic_error("attack " + name() + " is not omniscient");
+}
+
+double normal_quantile(double p) {
+  if (!(p > 0 && p < 1)) throw std::invalid_argument("normal_quantile: p must lie in (0, 1)");
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 200 && hi - lo > 1e-13; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+double alie_z_auto(int n, int f) {
+  const int s = n / 2 + 1 - f;  // floor(n/2 + 1) - f
+  const double p = static_cast<double>(n - f - s) / static_cast<double>(n - f);
+  if (!(p > 0 && p < 1))
+    throw std::runtime_error(fmt::format("alie z: auto is undefined for n = {}, f = {} "
+                                         "((n-f-s)/(n-f) = {}); set attack.z", n, f, p));
+  return normal_quantile(p);
+}
+
+namespace {
+
+class None final : public Attack {
+ public:
+  std::string name() const override { return "none"; }
+};
+
+class SignFlip final : public Attack {  // send -scale * u_i
+ public:
+  explicit SignFlip(double scale) : scale_(scale) {}
+  std::string name() const override { return "signflip"; }
+  void corrupt(std::span<float> m, Rng&) const override {
+    for (auto& v : m) v = static_cast<float>(-scale_ * v);
+  }
+
+ private:
+  double scale_;
+};
+
+class LabelFlip final : public Attack {  // honest training on labels C-1-y
+ public:
+  std::string name() const override { return "labelflip"; }
+  bool flips_labels() const override { return true; }
+};
+
+class Gaussian final : public Attack {  // N(0, sigma^2 I)
+ public:
+  explicit Gaussian(double sigma) : sigma_(sigma) {}
+  std::string name() const override { return "gaussian"; }
+  void corrupt(std::span<float> m, Rng& rng) const override {
+    for (auto& v : m) v = static_cast<float>(sigma_ * rng.normal());
+  }
+
+ private:
+  double sigma_;
+};
+
+class NonFinite final : public Attack {  // NaN or +Inf
+ public:
+  explicit NonFinite(bool inf) : inf_(inf) {}
+  std::string name() const override { return "nonfinite"; }
+  void corrupt(std::span<float> m, Rng&) const override {
+    std::fill(m.begin(), m.end(), inf_ ? std::numeric_limits<float>::infinity()
+                                       : std::numeric_limits<float>::quiet_NaN());
+  }
+
+ private:
+  bool inf_;
+};
+
+class Zero final : public Attack {
+ public:
+  std::string name() const override { return "zero"; }
+  void corrupt(std::span<float> m, Rng&) const override { std::fill(m.begin(), m.end(), 0.0f); }
+};
+
+class Dropout final : public Attack {  // sends nothing
+ public:
+  std::string name() const override { return "dropout"; }
+  bool drops() const override { return true; }
+};
+
+class Ipm final : public Attack {  // -eps * mean(honest)
+ public:
+  explicit Ipm(double eps) : eps_(eps) {}
+  std::string name() const override { return "ipm"; }
+  bool omniscient() const override { return true; }
+  void craft(const HonestStats& h, int, int, std::span<float> out) const override {
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(-eps_ * h.mean[i]);
+  }
+
+ private:
+  double eps_;
+};
+
+class Alie final : public Attack {  // mu - z sigma
+ public:
+  explicit Alie(std::string z) : z_(std::move(z)) {}
+  std::string name() const override { return "alie"; }
+  bool omniscient() const override { return true; }
+  bool needs_stddev() const override { return true; }
+  void craft(const HonestStats& h, int n, int f, std::span<float> out) const override {
+    const double z = z_ == "auto" ? alie_z_auto(n, f) : std::stod(z_);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<float>(h.mean[i] - z * h.stddev[i]);
+  }
+
+ private:
+  std::string z_;
+};
+
+class Mimic final : public Attack {  // copy one honest client's message
+ public:
+  std::string name() const override { return "mimic"; }
+  bool omniscient() const override { return true; }
+  bool needs_mimic() const override { return true; }
+  void craft(const HonestStats& h, int, int, std::span<float> out) const override {
+    std::copy(h.mimic.begin(), h.mimic.end(), out.begin());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Attack> make_attack(const AttackOptions& o) {
+  if (o.name == "none") return std::make_unique<None>();
+  if (o.name == "signflip") return std::make_unique<SignFlip>(o.scale);
+  if (o.name == "labelflip") return std::make_unique<LabelFlip>();
+  if (o.name == "gaussian") return std::make_unique<Gaussian>(o.sigma);
+  if (o.name == "nonfinite") return std::make_unique<NonFinite>(o.value == "inf");
+  if (o.name == "zero") return std::make_unique<Zero>();
+  if (o.name == "dropout") return std::make_unique<Dropout>();
+  if (o.name == "ipm") return std::make_unique<Ipm>(o.eps);
+  if (o.name == "alie") {
+    if (o.z != "auto") {
+      std::size_t used = 0;
+      double z = 0;
+      try {
+        z = std::stod(o.z, &used);
+      } catch (const std::logic_error&) {
+        used = 0;
+      }
+      require_usage(used == o.z.size() && std::isfinite(z),
+                    "attack.z = '" + o.z + "' is not allowed: expected auto or a number");
+    }
+    return std::make_unique<Alie>(o.z);
+  }
+  if (o.name == "mimic") return std::make_unique<Mimic>();
+  throw UsageError("unknown attack.name '" + o.name +
+                   "' (known: none, signflip, labelflip, gaussian, nonfinite, zero, dropout, ipm, "
+                   "alie, mimic)");
+}
+
+}  // namespace cohort::attack

@@ -1,0 +1,65 @@
+// Byzantine attacks (ALGORITHMS.md §4). The Byzantine clients are a fixed subset of the
+// population chosen from the seed; in each round the sampled ones act. Omniscient attacks see
+// the round's honest messages (after worker momentum, before compression) through their
+// coordinate-wise statistics, which the round loop all-reduces exactly, so every plan and rank
+// count gives the same attack. Compression applies after the attack.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace cohort::attack {
+
+struct AttackOptions {
+  std::string name = "none";
+  double fraction = 0.0;  // of the population; used when count is 0
+  int count = 0;
+  double scale = 1.0;         // signflip
+  double sigma = 1.0;         // gaussian
+  std::string value = "nan";  // nonfinite: nan | inf
+  double eps = 0.1;           // ipm
+  std::string z = "auto";     // alie: auto or a number
+};
+
+// The Byzantine clients (sorted): round(fraction * N) or count of them, drawn from the
+// (seed, 0, kGlobalClient, kAttack) stream.
+std::vector<int> byzantine_clients(std::uint64_t seed, int num_clients, const AttackOptions& o);
+
+// The round's honest messages, summarised: coordinate-wise mean and unbiased standard
+// deviation over n honest messages, and the message of the lowest-id honest client (mimic).
+struct HonestStats {
+  int n = 0;
+  std::vector<double> mean, stddev;
+  std::vector<float> mimic;
+};
+
+class Attack {
+ public:
+  virtual ~Attack() = default;
+  virtual std::string name() const = 0;
+  virtual bool omniscient() const { return false; }
+  virtual bool flips_labels() const { return false; }  // labelflip: trains on C-1-y
+  virtual bool drops() const { return false; }         // dropout: sends nothing
+  virtual bool needs_stddev() const { return false; }
+  virtual bool needs_mimic() const { return false; }
+  // Non-omniscient attacks: the Byzantine client's message from its own honest one.
+  virtual void corrupt(std::span<float> message, Rng& rng) const;
+  // Omniscient attacks: the message every sampled Byzantine client sends, from the round's
+  // honest statistics; n = messages in the round, f = sampled Byzantine clients.
+  virtual void craft(const HonestStats& honest, int n, int f, std::span<float> out) const;
+};
+
+std::unique_ptr<Attack> make_attack(const AttackOptions& o);
+
+// ALIE's z for n messages of which f are Byzantine: Phi^-1((n - f - s) / (n - f)) with
+// s = floor(n/2 + 1) - f (0.2533 for n = 25, f = 5).
+double alie_z_auto(int n, int f);
+// The standard normal quantile (bisection on erfc to 1e-12).
+double normal_quantile(double p);
+
+}  // namespace cohort::attack

@@ -1,0 +1,291 @@
+#include "robust/aggregator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "core/errors.h"
+#include "robust/bucketing.h"
+#include "robust/bulyan.h"
+#include "robust/cclip.h"
+#include "robust/cm.h"
+#include "robust/gm.h"
+#include "robust/krum.h"
+#include "robust/tm.h"
+#include "robust/zeno.h"
+
+namespace cohort::robust {
+
+// ---- ISA dispatch and scratch (Note [Robust kernels]) ----------------------------------------
+
+namespace {
+
+int detect_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  return 0;
+}
+
+std::atomic<int> g_forced_isa{-1};
+
+}  // namespace
+
+namespace detail {
+
+int isa_level() {
+  const int forced = g_forced_isa.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced;
+  static const int detected = detect_isa();
+  return detected;
+}
+
+float* Scratch::reserve(std::int64_t n) {
+  if (n > capacity_) {
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    data_.reset(static_cast<float*>(p));
+    capacity_ = n;
+  }
+  return data_.get();
+}
+
+void Scratch::Free::operator()(float* p) const { std::free(p); }
+
+}  // namespace detail
+
+const char* robust_isa() {
+  switch (detail::isa_level()) {
+    case 2:
+      return "avx512";
+    case 1:
+      return "avx2";
+    default:
+      return "generic";
+  }
+}
+
+bool force_robust_isa(const std::string& isa) {
+  if (isa.empty()) {
+    g_forced_isa = -1;
+    return true;
+  }
+  const int want = isa == "avx512" ? 2 : isa == "avx2" ? 1 : isa == "generic" ? 0 : -1;
+  if (want < 0 || want > detect_isa()) return false;
+  g_forced_isa = want;
+  return true;
+}
+
+// ---- combine_rows, all_finite ------------------------------------------------------------------
+
+namespace {
+
+constexpr std::int64_t kCombineBlock = 512;
+
+[[gnu::always_inline]] inline void combine_body(const float* const* rows, std::size_t n,
+                                                const double* coef, double divisor, std::int64_t d,
+                                                float* out) {
+  alignas(64) double acc[kCombineBlock];
+  for (std::int64_t k0 = 0; k0 < d; k0 += kCombineBlock) {
+    const std::int64_t len = std::min(kCombineBlock, d - k0);
+    for (std::int64_t k = 0; k < len; ++k) acc[k] = 0.0;
+    // Four rows per sweep over acc; each acc[k] still takes the rows in order.
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const float *x0 = rows[i] + k0, *x1 = rows[i + 1] + k0, *x2 = rows[i + 2] + k0,
+                  *x3 = rows[i + 3] + k0;
+      const double c0 = coef == nullptr ? 1.0 : coef[i], c1 = coef == nullptr ? 1.0 : coef[i + 1],
+                   c2 = coef == nullptr ? 1.0 : coef[i + 2],
+                   c3 = coef == nullptr ? 1.0 : coef[i + 3];
+      for (std::int64_t k = 0; k < len; ++k) {
+        double a = std::fma(c0, static_cast<double>(x0[k]), acc[k]);
+        a = std::fma(c1, static_cast<double>(x1[k]), a);
+        a = std::fma(c2, static_cast<double>(x2[k]), a);
+        acc[k] = std::fma(c3, static_cast<double>(x3[k]), a);
+      }
+    }
+    for (; i < n; ++i) {
+      const float* x = rows[i] + k0;
+      const double c = coef == nullptr ? 1.0 : coef[i];
+      for (std::int64_t k = 0; k < len; ++k)
+        acc[k] = std::fma(c, static_cast<double>(x[k]), acc[k]);
+    }
+    for (std::int64_t k = 0; k < len; ++k) out[k0 + k] = static_cast<float>(acc[k] / divisor);
+  }
+}
+
+__attribute__((target("avx512f"))) void combine_avx512(const float* const* rows, std::size_t n,
+                                                       const double* coef, double divisor,
+                                                       std::int64_t d, float* out) {
+  combine_body(rows, n, coef, divisor, d, out);
+}
+__attribute__((target("avx2,fma"))) void combine_avx2(const float* const* rows, std::size_t n,
+                                                      const double* coef, double divisor,
+                                                      std::int64_t d, float* out) {
+  combine_body(rows, n, coef, divisor, d, out);
+}
+void combine_generic(const float* const* rows, std::size_t n, const double* coef, double divisor,
+                     std::int64_t d, float* out) {
+  combine_body(rows, n, coef, divisor, d, out);
+}
+
+[[gnu::always_inline]] inline bool finite_body(const float* v, std::int64_t d) {
+  constexpr std::int64_t kChunk = 4096;
+  for (std::int64_t k0 = 0; k0 < d; k0 += kChunk) {
+    const std::int64_t len = std::min(kChunk, d - k0);
+    std::uint32_t bad = 0;
+    for (std::int64_t k = 0; k < len; ++k) {
+      std::uint32_t b;
+      std::memcpy(&b, v + k0 + k, sizeof b);
+      bad |= static_cast<std::uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad != 0) return false;
+  }
+  return true;
+}
+
+__attribute__((target("avx512f,avx512bw"))) bool finite_avx512(const float* v, std::int64_t d) {
+  return finite_body(v, d);
+}
+__attribute__((target("avx2"))) bool finite_avx2(const float* v, std::int64_t d) {
+  return finite_body(v, d);
+}
+bool finite_generic(const float* v, std::int64_t d) { return finite_body(v, d); }
+
+}  // namespace
+
+void combine_rows(std::span<const float* const> rows, const double* coef, double divisor,
+                  std::int64_t d, float* out) {
+  switch (detail::isa_level()) {
+    case 2:
+      return combine_avx512(rows.data(), rows.size(), coef, divisor, d, out);
+    case 1:
+      return combine_avx2(rows.data(), rows.size(), coef, divisor, d, out);
+    default:
+      return combine_generic(rows.data(), rows.size(), coef, divisor, d, out);
+  }
+}
+
+bool all_finite(const float* v, std::int64_t d) {
+  switch (detail::isa_level()) {
+    case 2:
+      return finite_avx512(v, d);
+    case 1:
+      return finite_avx2(v, d);
+    default:
+      return finite_generic(v, d);
+  }
+}
+
+// ---- the registry ------------------------------------------------------------------------------
+
+namespace {
+
+const char* const kRuleNames[] = {"cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan", "zeno"};
+
+void require_option(bool ok, const char* key, const std::string& what) {
+  if (!ok) throw UsageError(fmt::format("aggregator.{}: {}", key, what));
+}
+
+std::unique_ptr<Aggregator> make_rule(const AggregatorOptions& o) {
+  const std::string& n = o.name;
+  if (n == "cm") return std::make_unique<CoordinateMedian>();
+  if (n == "tm") {
+    require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
+    return std::make_unique<TrimmedMean>(o.b);
+  }
+  if (n == "krum" || n == "multikrum" || n == "bulyan") {
+    require_option(o.f >= 0, "f", fmt::format("must be >= 0, got {}", o.f));
+    if (n == "bulyan") return std::make_unique<Bulyan>(o.f);
+    if (n == "krum") return std::make_unique<Krum>(o.f, false);
+    require_option(o.m >= 0, "m", fmt::format("must be >= 0 (0: n - f), got {}", o.m));
+    return std::make_unique<Krum>(o.f, true, o.m);
+  }
+  if (n == "gm") {
+    require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
+    require_option(o.nu > 0 && std::isfinite(o.nu), "nu", fmt::format("must be > 0, got {}", o.nu));
+    require_option(o.init == "zero" || o.init == "mean", "init",
+                   fmt::format("must be zero or mean, got '{}'", o.init));
+    return std::make_unique<GeometricMedian>(o.iters, o.nu, o.init == "mean");
+  }
+  if (n == "cclip") {
+    require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
+    require_option(o.tau > 0, "tau", fmt::format("must be > 0, got {}", o.tau));
+    return std::make_unique<CenteredClip>(o.tau, o.iters);
+  }
+  if (n == "zeno") {
+    require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
+    require_option(o.rho >= 0 && std::isfinite(o.rho), "rho",
+                   fmt::format("must be >= 0, got {}", o.rho));
+    require_option(o.gamma > 0 && std::isfinite(o.gamma), "gamma",
+                   fmt::format("must be > 0, got {}", o.gamma));
+    require_option(o.batch >= 1, "batch", fmt::format("must be >= 1, got {}", o.batch));
+    return std::make_unique<Zeno>(o.b, o.rho, o.gamma);
+  }
+  std::string known;
+  for (const char* k : kRuleNames) known += fmt::format("{}{}", known.empty() ? "" : ", ", k);
+  throw UsageError(fmt::format("unknown aggregator '{}'; robust aggregators: {}", n, known));
+}
+
+}  // namespace
+
+std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o) {
+  require_option(o.bucket >= 0, "bucketing", fmt::format("must be >= 0, got {}", o.bucket));
+  auto rule = make_rule(o);
+  if (o.bucket > 1) return std::make_unique<Bucketing>(o.bucket, std::move(rule));
+  return rule;
+}
+
+bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out,
+               Report& report) {
+  report.selected.clear();
+  report.scores.clear();
+  report.dropped_nonfinite = 0;
+  std::vector<int> keep;
+  keep.reserve(static_cast<std::size_t>(m.n));
+  for (int i = 0; i < m.n; ++i)
+    if (all_finite(m.row(i), m.d)) keep.push_back(i);
+  report.dropped_nonfinite = m.n - static_cast<int>(keep.size());
+  if (keep.empty()) return false;
+  const int n = static_cast<int>(keep.size());
+  try {
+    rule.check_inputs(n);
+  } catch (const UsageError& e) {
+    throw std::runtime_error(fmt::format(
+        "aggregator {} (round {}): {} of {} messages are finite, too few for the rule: {}",
+        rule.name(), ctx.round, n, m.n, e.what()));
+  }
+  if (report.dropped_nonfinite == 0) {
+    rule.aggregate(m, ctx, out, report);
+    return true;
+  }
+  // Compact the finite rows (rare: only when a message was dropped).
+  std::vector<float> data(static_cast<std::size_t>(n) * static_cast<std::size_t>(m.d));
+  std::vector<int> clients(n);
+  std::vector<double> weights;
+  for (int r = 0; r < n; ++r) {
+    std::memcpy(data.data() + static_cast<std::size_t>(r) * m.d, m.row(keep[r]),
+                sizeof(float) * static_cast<std::size_t>(m.d));
+    clients[r] = m.client(keep[r]);
+    if (!m.weights.empty()) weights.push_back(m.weights[keep[r]]);
+  }
+  Messages kept;
+  kept.data = data.data();
+  kept.n = n;
+  kept.d = m.d;
+  kept.clients = clients;
+  kept.weights = weights;
+  const int dropped = report.dropped_nonfinite;
+  rule.aggregate(kept, ctx, out, report);
+  report.dropped_nonfinite = dropped;
+  return true;
+}
+
+}  // namespace cohort::robust

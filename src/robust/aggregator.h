@@ -1,0 +1,123 @@
+// Aggregators: n client messages -> one vector (ALGORITHMS.md §3).
+//
+// Every robust aggregator treats a message containing NaN or +-Inf as invalid: the caller
+// (robust::aggregate) drops it, counts it, and it never reaches the rule. `mean` is not robust
+// and is not called through here (the exchange's exact sums propagate non-finite values and the
+// run stops as diverged).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace cohort::robust {
+
+// The round's messages: n rows of d floats, row-major, in client order.
+struct Messages {
+  const float* data = nullptr;
+  int n = 0;
+  std::int64_t d = 0;
+  std::span<const int> clients;     // client id of each row (for reports)
+  std::span<const double> weights;  // sample weights (gm), or empty = uniform
+  const float* row(int i) const { return data + static_cast<std::int64_t>(i) * d; }
+  // Client id of row i (the row index when no ids were given).
+  int client(int i) const { return clients.empty() ? i : clients[static_cast<std::size_t>(i)]; }
+};
+
+// What a rule chose, for the per-round metrics and `cohort aggregate`.
+struct Report {
+  std::vector<int> selected;   // client ids the rule kept (krum, multikrum, bulyan, zeno)
+  std::vector<double> scores;  // per input row, in input order (krum scores, zeno scores)
+  int dropped_nonfinite = 0;   // rows dropped before the rule because they were not finite
+};
+
+// Everything a rule may need besides the messages.
+struct Context {
+  std::uint64_t seed = 0;
+  std::uint32_t round = 0;
+  // zeno: L(y) on the server's validation minibatch of this round; x the current model.
+  std::function<double(const float* y)> validation_loss;
+  const float* x = nullptr;
+};
+
+class Aggregator {
+ public:
+  virtual ~Aggregator() = default;
+  virtual std::string name() const = 0;
+  // out (d floats) <- rule(messages). `m` holds only finite rows.
+  virtual void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) = 0;
+  // Throws UsageError when the rule cannot run on n inputs (e.g. krum needs n >= 2f + 3),
+  // saying what would work.
+  virtual void check_inputs(int n) const = 0;
+};
+
+struct AggregatorOptions {
+  std::string name = "cm";    // cm | tm | krum | multikrum | gm | cclip | bulyan | zeno
+  int f = 1;                  // krum, multikrum, bulyan: assumed Byzantine count
+  int m = 0;                  // multikrum: vectors averaged; 0 = n - f
+  int b = 1;                  // tm: trimmed per side; zeno: dropped
+  int iters = 3;              // gm: T; cclip: L
+  double nu = 0.1;            // gm
+  std::string init = "zero";  // gm: zero | mean
+  double tau = 10.0;          // cclip
+  double rho = 5e-4;          // zeno
+  double gamma = 0.1;         // zeno
+  int batch = 32;             // zeno: validation minibatch size (used by the caller)
+  int bucket = 0;             // bucketing s; 0 or 1 = no bucketing
+};
+
+// The registry (one explicit list); bucketing wraps the named rule when bucket > 1.
+std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o);
+
+// Drops non-finite rows (counted in report.dropped_nonfinite), then applies the rule.
+// Returns false when no finite row is left (out untouched).
+bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out, Report& report);
+
+// ---- Shared row kernels (robust/aggregator.cpp) -------------------------------------------------
+//
+// Note [Robust kernels]
+// The hot loops of the rules (Gram products, per-coordinate sorting networks, weighted row sums,
+// the finiteness scan) are written once as plain lane loops and compiled for AVX-512, AVX2+FMA
+// and the baseline target, picked at run time by robust_isa(). Every multiply-add is an explicit
+// std::fma and every lane reduction has a fixed order, so all three paths give the same bits, and
+// no path depends on the address of the caller's buffers (blocks are copied to aligned scratch
+// first; Note [Address-independent results] in model/dense.h). No rule uses threads or Eigen.
+
+// "avx512", "avx2" or "generic": the path the kernels take on this CPU.
+const char* robust_isa();
+// Forces a path for tests ("avx512", "avx2", "generic", or "" = automatic); false when this CPU
+// lacks it.
+bool force_robust_isa(const std::string& isa);
+
+// out[k] = (sum_i coef[i] * rows[i][k]) / divisor, accumulated in double in row order
+// (coef == nullptr: all ones).
+void combine_rows(std::span<const float* const> rows, const double* coef, double divisor,
+                  std::int64_t d, float* out);
+
+// True when every one of the d values is finite.
+bool all_finite(const float* v, std::int64_t d);
+
+namespace detail {
+// 2: AVX-512, 1: AVX2+FMA, 0: generic (the path robust_isa() names).
+int isa_level();
+// Float scratch aligned to 64 bytes; contents unspecified after reserve().
+class Scratch {
+ public:
+  float* reserve(std::int64_t n);
+  float* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float, Free> data_;
+  std::int64_t capacity_ = 0;
+};
+}  // namespace detail
+
+}  // namespace cohort::robust

@@ -1,0 +1,29 @@
+// cclip: centered clipping from the previous aggregate (ALGORITHMS.md §3).
+#pragma once
+
+#include <vector>
+
+#include "robust/aggregator.h"
+
+namespace cohort::robust {
+
+class CenteredClip final : public Aggregator {
+ public:
+  CenteredClip(double tau, int iters) : tau_(tau), iters_(iters) {}
+  std::string name() const override { return "cclip"; }
+  // v starts from the previous call's output (zero before the first call or when d changes);
+  // L times: v <- v + (1/n) sum_i (u_i - v) min(1, tau / ||u_i - v||). The output becomes the
+  // state. Runs on coefficients (Note [Iterates as combinations] in gm.h).
+  void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) override;
+  void check_inputs(int n) const override;
+  // The state v (empty before the first call).
+  const std::vector<float>& state() const { return v_; }
+  void reset() { v_.clear(); }
+
+ private:
+  double tau_;
+  int iters_;
+  std::vector<float> v_;
+};
+
+}  // namespace cohort::robust

@@ -1,0 +1,40 @@
+// gm: geometric median by smoothed Weiszfeld (RFA; ALGORITHMS.md §3).
+#pragma once
+
+#include <vector>
+
+#include "robust/aggregator.h"
+
+namespace cohort::robust {
+
+// Note [Iterates as combinations]
+// Every Weiszfeld iterate z_t (t >= 1) is a combination sum_i c_i u_i of the inputs, and z_0 is
+// 0 or their mean; cclip's iterates are combinations of the inputs and the previous aggregate.
+// So ||z - u_i||^2 = q^T H q, with q the coefficients of z - u_i and H the Gram matrix of the
+// vectors involved, and the T iterations run on n coefficients: one Gram product (Note [Gram
+// distances] in krum.h: rows centred on their mean mu, with mu as one more row, so the
+// coefficients are taken in the basis {u_i - mu, mu}) plus one weighted sum of the rows for the
+// output, whatever T is. Iterating on the d-vectors directly would read the input T + 1 times.
+// The arithmetic is the same smoothed Weiszfeld; only the rounding differs (norms in double
+// from a Gram matrix instead of float differences).
+
+// ||q||_H^2 = q^T H q for a coefficient vector q of length R (H is R x R, row-major).
+double gram_norm2(const std::vector<double>& h, int R, const std::vector<double>& q);
+
+class GeometricMedian final : public Aggregator {
+ public:
+  GeometricMedian(int iters, double nu, bool init_mean)
+      : iters_(iters), nu_(nu), init_mean_(init_mean) {}
+  std::string name() const override { return "gm"; }
+  // z <- sum_i beta_i u_i / sum_i beta_i, beta_i = w_i / max(nu, ||z - u_i||), T times from z0;
+  // w_i = 1/n or the messages' weights normalised to sum 1.
+  void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) override;
+  void check_inputs(int n) const override;
+
+ private:
+  int iters_;
+  double nu_;
+  bool init_mean_;
+};
+
+}  // namespace cohort::robust

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `cohort aggregate` applies a configured robust rule to user-supplied vectors.
+set -euo pipefail
+: "${COHORT:?} ${PYTHON:?} ${SRC:?}"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+"$PYTHON" - "$TMP" <<'PY'
+import sys, h5py, numpy as np
+honest = [(1, 2), (1.1, 2), (0.9, 2.1), (1, 1.9), (1.2, 2.2), (0.8, 1.8), (1.05, 2.05)]
+rows = np.array(honest + [(-5, -5), (-5, -5), (np.nan, 0)], dtype=np.float32)
+with h5py.File(f"{sys.argv[1]}/in.h5", "w") as f:
+    f["vectors"] = rows
+PY
+printf 'aggregator: {name: krum, f: 2}\n' > "$TMP/krum.yaml"
+printf 'aggregator: {name: cm}\n' > "$TMP/cm.yaml"
+"$COHORT" aggregate --config "$TMP/krum.yaml" --input "$TMP/in.h5" --output "$TMP/krum.h5" | tee "$TMP/log"
+grep -q "1 dropped as non-finite" "$TMP/log"
+"$COHORT" aggregate --config "$TMP/cm.yaml" --input "$TMP/in.h5" --output "$TMP/cm.h5" > /dev/null
+"$PYTHON" - "$TMP" <<'PY'
+import sys, h5py, numpy as np
+tmp = sys.argv[1]
+honest = np.array([(1, 2), (1.1, 2), (0.9, 2.1), (1, 1.9), (1.2, 2.2), (0.8, 1.8), (1.05, 2.05)], dtype=np.float32)
+rows = np.vstack([honest, [(-5, -5), (-5, -5)]]).astype(np.float64)
+with h5py.File(f"{tmp}/krum.h5", "r") as f:
+    agg, sel = f["aggregate"][()][0], f["selected"][()]
+    assert f.attrs["dropped_nonfinite"] == 1
+# Krum (f = 2) over the 9 finite rows: sum of squared distances to the n - f - 2 = 5 nearest.
+d2 = ((rows[:, None, :] - rows[None, :, :]) ** 2).sum(-1)
+scores = [np.sort(np.delete(d2[i], i))[:5].sum() for i in range(len(rows))]
+best = int(np.argmin(scores))
+assert list(sel) == [best], (sel, best)
+assert np.array_equal(agg, rows[best].astype(np.float32))
+with h5py.File(f"{tmp}/cm.h5", "r") as f:
+    agg = f["aggregate"][()][0]
+assert np.allclose(agg, np.median(rows, axis=0)), agg
+print(f"krum picked row {best}; cm equals numpy's median")
+PY
+set +e
+msg=$("$COHORT" aggregate --config "$TMP/krum.yaml" --input "$TMP/in.h5" --output "$TMP/x.h5" aggregator.f=4 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "2f+3" <<< "$msg" || { echo "FAIL ($rc): $msg"; exit 1; }
+echo "aggregate command: all checks passed"

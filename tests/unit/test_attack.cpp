@@ -1,0 +1,161 @@
+// Attacks (ALGORITHMS.md §4) and worker momentum (§1) on fixed honest sets.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "algo/clients.h"
+#include "algo/problem.h"
+#include "attack/attack.h"
+#include "comm/communicator.h"
+#include "core/config.h"
+
+using namespace cohort;
+
+TEST_CASE("attack: ALIE's z: auto and the normal quantile", "[attack]") {
+  // n = 25, f = 5: s = floor(13.5) - 5 = 8, Phi^-1((20 - 8)/20) = Phi^-1(0.6) = 0.253347
+  REQUIRE(attack::alie_z_auto(25, 5) == Approx(0.253347).margin(1e-6));
+  REQUIRE(attack::normal_quantile(0.975) == Approx(1.959964).margin(1e-6));
+  REQUIRE(attack::normal_quantile(0.5) == Approx(0.0).margin(1e-12));
+  REQUIRE_THROWS(attack::alie_z_auto(4, 3));  // (n-f-s)/(n-f) = 0: undefined
+}
+
+TEST_CASE("attack: the Byzantine set is fixed by the seed", "[attack]") {
+  attack::AttackOptions o;
+  o.name = "signflip";
+  o.count = 3;
+  const auto a = attack::byzantine_clients(7, 20, o), b = attack::byzantine_clients(7, 20, o);
+  REQUIRE(a == b);
+  REQUIRE(a.size() == 3);
+  REQUIRE(std::is_sorted(a.begin(), a.end()));
+  REQUIRE(a != attack::byzantine_clients(8, 20, o));
+  o.count = 0;
+  o.fraction = 0.2;
+  REQUIRE(attack::byzantine_clients(7, 25, o).size() == 5);
+  o.name = "none";
+  REQUIRE(attack::byzantine_clients(7, 25, o).empty());
+}
+
+TEST_CASE("attack: each attack's message on a fixed honest set", "[attack]") {
+  // Honest messages (2-D): (1, 2), (3, 2), (2, 5): mean (2, 3), unbiased std (1, sqrt(3)).
+  attack::HonestStats h;
+  h.n = 3;
+  h.mean = {2.0, 3.0};
+  h.stddev = {1.0, std::sqrt(3.0)};
+  h.mimic = {1.0f, 2.0f};
+  std::vector<float> out(2);
+  attack::AttackOptions o;
+  Rng rng(1, 0, 0, Purpose::kTest);
+
+  o.name = "ipm";
+  o.eps = 0.5;
+  attack::make_attack(o)->craft(h, 5, 2, out);
+  REQUIRE(out == std::vector<float>{-1.0f, -1.5f});
+
+  o.name = "alie";
+  o.z = "1.5";
+  attack::make_attack(o)->craft(h, 5, 2, out);
+  REQUIRE(out[0] == Approx(0.5));
+  REQUIRE(out[1] == Approx(3.0 - 1.5 * std::sqrt(3.0)));
+
+  o.name = "mimic";
+  attack::make_attack(o)->craft(h, 5, 2, out);
+  REQUIRE(out == std::vector<float>{1.0f, 2.0f});
+
+  std::vector<float> own = {1.5f, -2.0f};
+  o.name = "signflip";
+  o.scale = 2.0;
+  attack::make_attack(o)->corrupt(own, rng);
+  REQUIRE(own == std::vector<float>{-3.0f, 4.0f});
+  o.name = "zero";
+  attack::make_attack(o)->corrupt(own, rng);
+  REQUIRE(own == std::vector<float>{0.0f, 0.0f});
+  o.name = "nonfinite";
+  o.value = "inf";
+  attack::make_attack(o)->corrupt(own, rng);
+  REQUIRE(std::isinf(own[0]));
+  o.value = "nan";
+  attack::make_attack(o)->corrupt(own, rng);
+  REQUIRE(std::isnan(own[1]));
+  o.name = "dropout";
+  REQUIRE(attack::make_attack(o)->drops());
+  o.name = "labelflip";
+  REQUIRE(attack::make_attack(o)->flips_labels());
+
+  // gaussian: N(0, sigma^2) per coordinate; sample std of 20000 draws within 5 standard errors.
+  o.name = "gaussian";
+  o.sigma = 3.0;
+  std::vector<float> big(20000);
+  attack::make_attack(o)->corrupt(big, rng);
+  double s = 0, s2 = 0;
+  for (float v : big) {
+    s += v;
+    s2 += double(v) * v;
+  }
+  const double n = big.size(), mean = s / n, var = s2 / n - mean * mean;
+  REQUIRE(std::fabs(mean) < 5 * 3.0 / std::sqrt(n));
+  REQUIRE(std::fabs(var - 9.0) < 5 * 9.0 * std::sqrt(2.0 / n));
+}
+
+namespace {
+
+// Two quadratic clients, so the behaviour has a problem to attach to.
+struct Setup {
+  Config cfg;
+  std::unique_ptr<algo::Problem> problem;
+  Setup(const std::vector<std::string>& overrides)
+      : cfg(Config::from_text("data: {name: quadratic, dim: 2}\nclients: {num_clients: 4}\n"
+                              "output: {progress_every: 0}\n",
+                              overrides)),
+        problem(algo::make_problem(cfg)) {}
+};
+
+}  // namespace
+
+TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = u at first", "[attack]") {
+  for (const std::string form : {"ema", "heavy_ball"}) {
+    Setup s({"algorithm.client_momentum=0.5", "algorithm.momentum_form=" + form});
+    algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+    std::vector<float> u1 = {2, 4}, u2 = {4, 0}, u3 = {0, 8};
+    b.begin_round(0, {0});
+    b.process(0, u1);
+    REQUIRE(u1 == std::vector<float>{2, 4});  // first participation: m = u
+    b.begin_round(5, {0});                    // rounds away: the memory stays
+    b.process(0, u2);
+    b.begin_round(6, {0});
+    b.process(0, u3);
+    if (form == "ema") {  // m2 = 0.5 (2,4) + 0.5 (4,0) = (3,2); m3 = 0.5 (3,2) + 0.5 (0,8) = (1.5,5)
+      REQUIRE(u2 == std::vector<float>{3, 2});
+      REQUIRE(u3 == std::vector<float>{1.5f, 5});
+    } else {  // m2 = 0.5 (2,4) + (4,0) = (5,2); m3 = 0.5 (5,2) + (0,8) = (2.5,9)
+      REQUIRE(u2 == std::vector<float>{5, 2});
+      REQUIRE(u3 == std::vector<float>{2.5f, 9});
+    }
+  }
+}
+
+TEST_CASE("attack: omniscient attackers see the honest statistics of the round", "[attack]") {
+  Setup s({"attack.name=alie", "attack.count=1", "attack.z=1"});
+  algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+  const int byz = b.byzantine_set().at(0);
+  std::vector<int> sampled = {0, 1, 2, 3};
+  b.begin_round(0, sampled);
+  std::vector<std::vector<float>> honest = {{1, 2}, {3, 2}, {2, 5}};
+  int k = 0;
+  for (int c : sampled)
+    if (c != byz) b.process(c, honest[static_cast<std::size_t>(k++)]);
+  auto comm = comm::make_self_communicator();
+  b.finish_honest(*comm);
+  std::vector<float> out(2);
+  b.craft(out);
+  REQUIRE(out[0] == Approx(2.0 - 1.0));                // mu - z sigma, sigma = 1
+  REQUIRE(out[1] == Approx(3.0 - std::sqrt(3.0)));     // sigma = sqrt(3)
+  REQUIRE(b.honest_mean() == std::vector<double>{2.0, 3.0});
+  REQUIRE(b.sampled_byzantine() == 1);
+}
+
+TEST_CASE("attack: labelflip needs class labels", "[attack]") {
+  Setup s({"attack.name=labelflip", "attack.count=1"});
+  REQUIRE_THROWS_WITH(algo::ClientBehaviour(s.cfg, *s.problem, 0),
+                      Catch::Contains("labelflip needs a classification problem"));
+}
