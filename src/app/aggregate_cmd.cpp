@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "algo/exchange.h"
+#include "attack/attack.h"
 #include "app/hdf5_input.h"
 #include "core/config.h"
 #include "core/errors.h"
@@ -16,8 +17,8 @@ namespace cohort {
 
 void add_aggregate_command(CLI::App& app, AggregateCommandOptions& o) {
   auto* cmd = app.add_subcommand(
-      "aggregate", "apply the config's robust aggregator to the rows of an HDF5 dataset and write "
-                   "the aggregate and what the rule selected");
+      "aggregate", "apply the config's attack (attack.count Byzantine rows) and aggregator to the rows "
+                   "of an HDF5 dataset and write the aggregate and what the rule selected");
   cmd->add_option("--config", o.config, "YAML config; its aggregator section is used")->required();
   cmd->add_option("--input", o.input, "HDF5 file with a float n x d dataset (one message a row)")
       ->required();
@@ -29,36 +30,105 @@ void add_aggregate_command(CLI::App& app, AggregateCommandOptions& o) {
   cmd->add_option("overrides", o.overrides, "dotted key=value overrides, e.g. aggregator.f=2");
 }
 
+namespace {
+
+// The Byzantine rows `cohort aggregate` appends to the honest ones (ALGORITHMS.md §4): attack.count
+// of them; non-omniscient attacks corrupt a copy of honest row i (i-th attacker), omniscient ones
+// are crafted from the honest rows' statistics.
+std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, std::uint64_t seed,
+                                  std::uint32_t round) {
+  attack::AttackOptions a;
+  a.name = cfg.get_string("attack.name");
+  if (a.name == "none") return {};
+  const int f = static_cast<int>(cfg.get_int("attack.count"));
+  require_usage(f > 0, "cohort aggregate adds attack.count Byzantine rows: set attack.count >= 1");
+  require_usage(a.name != "labelflip", "attack labelflip changes training, not messages: it has no "
+                                       "effect in cohort aggregate");
+  if (a.name == "signflip") a.scale = cfg.get_float("attack.scale");
+  if (a.name == "gaussian") a.sigma = cfg.get_float("attack.sigma");
+  if (a.name == "nonfinite") a.value = cfg.get_string("attack.value");
+  if (a.name == "ipm") a.eps = cfg.get_float("attack.eps");
+  if (a.name == "alie") a.z = cfg.get_string("attack.z");
+  const auto atk = attack::make_attack(a);
+  if (atk->drops()) return {};
+  const int n = static_cast<int>(honest.dims[0]);
+  const auto d = static_cast<std::int64_t>(honest.dims[1]);
+  std::vector<float> rows(static_cast<std::size_t>(f * d));
+  if (!atk->omniscient()) {
+    for (int i = 0; i < f; ++i) {
+      std::span<float> row(rows.data() + i * d, static_cast<std::size_t>(d));
+      std::copy_n(honest.data.data() + (i % n) * d, d, row.begin());
+      Rng rng(seed, round, static_cast<std::uint32_t>(n + i), Purpose::kAttack);
+      atk->corrupt(row, rng);
+    }
+    return rows;
+  }
+  attack::HonestStats st;
+  st.n = n;
+  st.mean.assign(static_cast<std::size_t>(d), 0.0);
+  st.stddev.assign(static_cast<std::size_t>(d), 0.0);
+  for (int i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j) st.mean[j] += honest.data[i * d + j] / static_cast<double>(n);
+  for (int i = 0; i < n && n > 1; ++i)
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double r = honest.data[i * d + j] - st.mean[j];
+      st.stddev[j] += r * r / (n - 1);
+    }
+  for (auto& v : st.stddev) v = std::sqrt(v);
+  st.mimic.assign(honest.data.begin(), honest.data.begin() + d);  // row 0: the lowest id
+  atk->craft(st, n + f, f, std::span<float>(rows.data(), static_cast<std::size_t>(d)));
+  for (int i = 1; i < f; ++i) std::copy_n(rows.data(), d, rows.data() + i * d);
+  return rows;
+}
+
+}  // namespace
+
 int run_aggregate_command(const AggregateCommandOptions& o) {
   const Config cfg = Config::load(o.config, o.overrides);
   const std::string name = cfg.get_string("aggregator.name");
-  require_usage(name != "mean" && name != "majority",
-                "cohort aggregate applies robust rules (cm, tm, krum, multikrum, gm, cclip, "
-                "bulyan, zeno); aggregator.name = " + name + " is a plain sum");
+  require_usage(name != "majority", "aggregator majority votes on sign messages; cohort aggregate "
+                                    "applies mean or a robust rule");
   require_usage(name != "zeno",
                 "aggregator zeno scores messages with the server's validation loss, which "
                 "cohort aggregate does not have; use it in `cohort run`");
-  const robust::AggregatorOptions opts = algo::robust_options(cfg);
-  const Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 2);
-  const int n = static_cast<int>(in.dims[0]);
+  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
+  Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 2);
+  const int honest = static_cast<int>(in.dims[0]);
   const auto d = static_cast<std::int64_t>(in.dims[1]);
-  auto rule = robust::make_aggregator(opts);
-  rule->check_inputs(opts.bucket > 1 ? (n + opts.bucket - 1) / opts.bucket : n);
+  const std::vector<float> byz = byzantine_rows(cfg, in, seed, static_cast<std::uint32_t>(o.round));
+  in.data.insert(in.data.end(), byz.begin(), byz.end());
+  const int n = honest + static_cast<int>(byz.size() / static_cast<std::size_t>(std::max<std::int64_t>(d, 1)));
   std::vector<int> clients(static_cast<std::size_t>(n));
   std::iota(clients.begin(), clients.end(), 0);
-  const robust::Messages m{in.data.data(), n, d, clients, {}};
-  const robust::Context ctx{static_cast<std::uint64_t>(cfg.get_int("seed")),
-                            static_cast<std::uint32_t>(o.round), {}, nullptr};
   std::vector<float> out(static_cast<std::size_t>(d), NAN);
   robust::Report report;
-  const bool ok = robust::aggregate(*rule, m, ctx, out.data(), report);
+  bool ok = true;
+  if (name == "mean") {  // not robust: non-finite rows propagate
+    for (std::int64_t j = 0; j < d; ++j) {
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += in.data[i * d + j];
+      out[j] = static_cast<float>(s / n);
+    }
+  } else {
+    const robust::AggregatorOptions opts = algo::robust_options(cfg);
+    auto rule = robust::make_aggregator(opts);
+    rule->check_inputs(opts.bucket > 1 ? (n + opts.bucket - 1) / opts.bucket : n);
+    const robust::Messages m{in.data.data(), n, d, clients, {}};
+    const robust::Context ctx{seed, static_cast<std::uint32_t>(o.round), {}, nullptr};
+    ok = robust::aggregate(*rule, m, ctx, out.data(), report);
+  }
 
   metrics::ResultsFile file(o.output);
   file.set_attribute("config", cfg.resolved_text());
   file.set_attribute("aggregator", name);
+  file.set_attribute("attack", cfg.get_string("attack.name"));
   file.set_attribute("input", o.input + ":" + o.dataset);
   file.set_attribute("dropped_nonfinite", static_cast<std::int64_t>(report.dropped_nonfinite));
   file.write_matrix("/aggregate", out.data(), 1, d);
+  file.write_matrix("/messages", in.data.data(), n, d);
+  std::vector<std::int64_t> byz_ids;
+  for (int i = honest; i < n; ++i) byz_ids.push_back(i);
+  file.write_vector("/byzantine", byz_ids);
   std::vector<std::int64_t> selected(report.selected.begin(), report.selected.end());
   file.write_vector("/selected", selected);
   if (!report.scores.empty()) {
@@ -66,7 +136,9 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
     file.write_matrix("/scores", scores.data(), 1, static_cast<std::int64_t>(scores.size()));
   }
   file.set_status(ok ? "completed" : "failed", ok ? "" : "no finite input row");
-  fmt::print("{} over {} x {} rows: {} dropped as non-finite{}\nwrote {}\n", name, n, d,
+  fmt::print("{} over {} x {} rows ({} honest, {} Byzantine from attack {}): {} dropped as "
+             "non-finite{}\nwrote {}\n",
+             name, n, d, honest, n - honest, cfg.get_string("attack.name"),
              report.dropped_nonfinite,
              selected.empty() ? "" : fmt::format(", selected rows {}", fmt::join(selected, " ")),
              o.output);

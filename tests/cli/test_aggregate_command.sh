@@ -35,6 +35,28 @@ with h5py.File(f"{tmp}/cm.h5", "r") as f:
 assert np.allclose(agg, np.median(rows, axis=0)), agg
 print(f"krum picked row {best}; cm equals numpy's median")
 PY
+# An attack adds attack.count Byzantine rows: ALIE with z auto for n = 25, f = 5 (z = 0.2533).
+"$PYTHON" - "$TMP" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(f"{sys.argv[1]}/honest.h5", "w") as f:
+    f["vectors"] = np.random.default_rng(1).standard_normal((20, 50)).astype(np.float32)
+PY
+printf 'aggregator: {name: cm}\nattack: {name: alie, count: 5}\n' > "$TMP/alie.yaml"
+"$COHORT" aggregate --config "$TMP/alie.yaml" --input "$TMP/honest.h5" --output "$TMP/alie.h5" > /dev/null
+"$PYTHON" - "$TMP" <<'PY'
+import sys, h5py, numpy as np
+tmp = sys.argv[1]
+with h5py.File(f"{tmp}/honest.h5", "r") as f:
+    h = f["vectors"][()].astype(np.float64)
+with h5py.File(f"{tmp}/alie.h5", "r") as f:
+    msgs, agg, byz = f["messages"][()], f["aggregate"][()][0], f["byzantine"][()]
+assert list(byz) == [20, 21, 22, 23, 24]
+expect = h.mean(0) - 0.253347 * h.std(0, ddof=1)
+assert np.allclose(msgs[20:], expect, atol=1e-5), np.abs(msgs[20:] - expect).max()
+assert np.allclose(agg, np.median(msgs.astype(np.float64), axis=0), atol=1e-6)
+print("alie rows = mu - 0.2533 sigma; cm over all 25 rows equals numpy's median")
+PY
+
 set +e
 msg=$("$COHORT" aggregate --config "$TMP/krum.yaml" --input "$TMP/in.h5" --output "$TMP/x.h5" aggregator.f=4 2>&1)
 rc=$?
