@@ -30,17 +30,12 @@ int clients_per_round(const Config& cfg, int num_clients) {
 
 std::vector<int> sample_clients(std::uint64_t seed, std::uint32_t round, int num_clients,
                                 int per_round) {
-  std::vector<int> ids(static_cast<std::size_t>(num_clients));
-  std::iota(ids.begin(), ids.end(), 0);
-  if (per_round >= num_clients) return ids;
-  Rng rng(seed, round, kGlobalClient, Purpose::kClientSampling);
-  for (int i = 0; i < per_round; ++i) {  // partial Fisher-Yates
-    const int j = i + static_cast<int>(rng.below(static_cast<std::uint64_t>(num_clients - i)));
-    std::swap(ids[i], ids[j]);
+  if (per_round >= num_clients) {
+    std::vector<int> ids(static_cast<std::size_t>(num_clients));
+    std::iota(ids.begin(), ids.end(), 0);
+    return ids;
   }
-  ids.resize(static_cast<std::size_t>(per_round));
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  return Rng(seed, round, kGlobalClient, Purpose::kClientSampling).choose_sorted(num_clients, per_round);
 }
 
 }  // namespace cohort::algo

@@ -19,16 +19,7 @@ std::vector<int> byzantine_clients(std::uint64_t seed, int num_clients, const At
                             : static_cast<int>(std::lround(o.fraction * static_cast<double>(num_clients)));
   require_usage(k <= num_clients, fmt::format("attack.count = {} exceeds clients.num_clients = {}",
                                               k, num_clients));
-  std::vector<int> ids(static_cast<std::size_t>(num_clients));
-  std::iota(ids.begin(), ids.end(), 0);
-  Rng rng(seed, 0, kGlobalClient, Purpose::kAttack);
-  for (int i = 0; i < k; ++i) {  // partial Fisher-Yates
-    const int j = i + static_cast<int>(rng.below(static_cast<std::uint64_t>(num_clients - i)));
-    std::swap(ids[i], ids[j]);
-  }
-  ids.resize(static_cast<std::size_t>(k));
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  return Rng(seed, 0, kGlobalClient, Purpose::kAttack).choose_sorted(num_clients, k);
 }
 
 void Attack::corrupt(std::span<float>, Rng&) const {}

@@ -8,10 +8,12 @@
 // (client sampling, model init, data generation) use client = kGlobalClient.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <utility>
+#include <vector>
 
 namespace cohort {
 
@@ -81,6 +83,18 @@ class Rng {
       const std::size_t j = static_cast<std::size_t>(below(i));
       std::swap(v[i - 1], v[j]);
     }
+  }
+  // k distinct integers of [0, n) by a partial Fisher-Yates shuffle, returned sorted (k <= n).
+  std::vector<int> choose_sorted(int n, int k) {
+    std::vector<int> ids(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = i;
+    for (int i = 0; i < k; ++i) {
+      const int j = i + static_cast<int>(below(static_cast<std::uint64_t>(n - i)));
+      std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
+    }
+    ids.resize(static_cast<std::size_t>(k));
+    std::sort(ids.begin(), ids.end());
+    return ids;
   }
   // Gamma(shape, 1) by Marsaglia-Tsang (shape > 0).
   double gamma(double shape) {
