@@ -3,6 +3,7 @@
 # label-sorted (non-iid) Fashion-MNIST (configs/byzantine/base.yaml).
 #   MODE=quick (default): iid and non-iid, attacks alie and ipm, beta 0 and 0.9, no bucketing
 #   MODE=full: + signflip, labelflip, beta 0.99, bucketing s = 2, and the no-attack runs
+#   TABLE_ONLY=1: run nothing, tabulate the runs present (missing ones are marked)
 # Writes results/byzantine/{table.md, table.csv}. quick: ~15 minutes on 2 cores; full: hours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ for d in "${datas[@]}"; do
           read -r -a ov <<< "${d#*|} ${a#*|} ${g#*|}"
           [ "$s" -gt 1 ] && ov+=("aggregator.bucketing=$s")
           [ "$beta" != 0 ] && ov+=("algorithm.client_momentum=$beta")
-          if [ ! -f "$OUT/$name.h5" ] || ! /usr/bin/python3 -c "import h5py,sys; sys.exit(h5py.File(sys.argv[1],'r').attrs['status']!='completed')" "$OUT/$name.h5" 2>/dev/null; then
+          if [ -z "${TABLE_ONLY:-}" ] && { [ ! -f "$OUT/$name.h5" ] || ! /usr/bin/python3 -c "import h5py,sys; sys.exit(h5py.File(sys.argv[1],'r').attrs['status']!='completed')" "$OUT/$name.h5" 2>/dev/null; }; then
             echo "[byzantine] $name"
             mpirun -np "$NP" "$COHORT" run "$CFG" output.path="$OUT/$name.h5" "${ov[@]}" > "$OUT/$name.log" 2>&1 || true
           fi
