@@ -2,19 +2,8 @@
 # Every compressor, with and without error feedback, gives bitwise-identical runs at -np 1, 2
 # and 4, and the gather plan gives the same results as the reduce plan.
 set -euo pipefail
-: "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-MPI=("$MPIEXEC" --oversubscribe --allow-run-as-root)
 CFG="$SRC/tests/configs/invariance_compress.yaml"
-cmp() { "$PYTHON" "$SRC/tests/compare_runs.py" "$@" > /dev/null; }
-
-run() {  # name np overrides...
-  local name=$1 np=$2
-  shift 2
-  "${MPI[@]}" -n "$np" "$COHORT" run "$CFG" output.path="$TMP/$name.np$np.h5" \
-    output.progress_every=0 "$@" > "$TMP/$name.np$np.log"
-}
+source "$SRC/tests/cli/lib.sh"
 
 cases=(
   "sign|compressor.name=sign"
@@ -33,9 +22,7 @@ cases=(
 for c in "${cases[@]}"; do
   name=${c%%|*}
   read -r -a overrides <<< "${c#*|}"
-  for np in 1 2 4; do run "$name" $np "${overrides[@]}"; done
-  cmp "$TMP/$name.np1.h5" "$TMP/$name.np2.h5"
-  cmp "$TMP/$name.np1.h5" "$TMP/$name.np4.h5"
+  same_at_1_2_4 "$name" "${overrides[@]}"
   if [[ $name != powersgd_reduce* ]]; then  # PowerSGD in mode reduce has no gather form
     run "$name.gather" 2 "${overrides[@]}" comm.plan=gather
     cmp --ignore-config "$TMP/$name.np1.h5" "$TMP/$name.gather.np2.h5"

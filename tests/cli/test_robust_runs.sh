@@ -2,18 +2,9 @@
 # Robust aggregators under attack in full runs: bitwise identical at -np 1, 2 and 4 (gather plan),
 # non-finite messages dropped and counted, impossible rule settings rejected at config time.
 set -euo pipefail
-: "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-MPI=("$MPIEXEC" --oversubscribe --allow-run-as-root)
 CFG="$SRC/tests/configs/invariance_compress.yaml"
+source "$SRC/tests/cli/lib.sh"
 
-run() {  # name np overrides...
-  local name=$1 np=$2
-  shift 2
-  "${MPI[@]}" -n "$np" "$COHORT" run "$CFG" output.path="$TMP/$name.np$np.h5" \
-    output.progress_every=0 "$@" > "$TMP/$name.np$np.log"
-}
 cases=(
   "cm_alie|aggregator.name=cm attack.name=alie attack.count=2"
   "krum_ipm|aggregator.name=krum aggregator.f=1 attack.name=ipm attack.count=1"
@@ -29,9 +20,7 @@ cases=(
 for c in "${cases[@]}"; do
   name=${c%%|*}
   read -r -a overrides <<< "${c#*|}"
-  for np in 1 2 4; do run "$name" $np "${overrides[@]}"; done
-  "$PYTHON" "$SRC/tests/compare_runs.py" "$TMP/$name.np1.h5" "$TMP/$name.np2.h5" > /dev/null
-  "$PYTHON" "$SRC/tests/compare_runs.py" "$TMP/$name.np1.h5" "$TMP/$name.np4.h5" > /dev/null
+  same_at_1_2_4 "$name" "${overrides[@]}"
   echo "ok: $name (np 1 = 2 = 4)"
 done
 
