@@ -82,8 +82,8 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
     // Config-time precondition on the messages each round brings (after bucketing).
     const int n = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
     const int inputs = o.rule.bucket > 1 ? (n + o.rule.bucket - 1) / o.rule.bucket : n;
-    try {
-      robust::make_aggregator(o.rule)->check_inputs(inputs);
+    try {  // the bucketing wrapper's own check divides n into buckets
+      robust::make_aggregator(o.rule)->check_inputs(n);
     } catch (const UsageError& e) {
       throw UsageError(fmt::format("with {} clients per round{}: {}", n,
                                    o.rule.bucket > 1

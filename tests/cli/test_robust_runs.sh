@@ -54,4 +54,9 @@ set -e
 [ $rc -eq 3 ] || { echo "FAIL: mean under a NaN attack exited $rc, expected 3"; exit 1; }
 [ $rc2 -eq 2 ] || { echo "FAIL: krum with f too large exited $rc2"; exit 1; }
 grep -q "with 5 clients per round: .*2f+3" <<< "$msg" || { echo "FAIL: $msg"; exit 1; }
+# With bucketing the precondition applies once to the ceil(n/s) buckets: 5 clients in buckets of
+# 2 are 3 inputs, enough for tm with b = 1 (3 > 2) but not for b = 2.
+"$COHORT" validate "$CFG" aggregator.name=tm aggregator.b=1 aggregator.bucketing=2 > /dev/null
+msg=$("$COHORT" validate "$CFG" aggregator.name=tm aggregator.b=2 aggregator.bucketing=2 2>&1) && exit 1
+grep -q "in buckets of 2 (3 inputs)" <<< "$msg" || { echo "FAIL: $msg"; exit 1; }
 echo "robust runs: all checks passed"
