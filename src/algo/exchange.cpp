@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -73,12 +74,24 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
     require_usage(bucketing <= 1, "aggregator.bucketing wraps robust rules (cm, tm, krum, "
                                   "multikrum, gm, cclip, bulyan, zeno), not " + o.aggregator);
   std::string plan = cfg.get_string("comm.plan");
+  o.memory_budget = cfg.get_int("comm.memory_budget_mib") * (std::int64_t{1} << 20);
+  o.per_round = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
+  if (!o.robust)
+    require_usage(plan != "shard",
+                  "comm.plan = shard splits messages into coordinate blocks for a robust "
+                  "aggregator (cm, tm, krum, multikrum, gm, cclip, bulyan); " + o.aggregator +
+                      " is a sum: use comm.plan = reduce (or auto)");
   if (o.robust) {
     o.rule = robust_options(cfg);
     require_usage(plan != "reduce",
-                  "aggregator " + o.aggregator + " is not a sum: it needs comm.plan = gather (or "
-                  "auto), not reduce");
-    plan = "gather";
+                  "aggregator " + o.aggregator + " is not a sum: it needs comm.plan = gather, "
+                  "shard or auto, not reduce");
+    require_usage(plan != "shard" || robust::make_aggregator(o.rule)->shardable(),
+                  "aggregator " + o.aggregator + " evaluates a validation loss on each whole "
+                  "message, so it cannot run on coordinate blocks: use comm.plan = gather (or "
+                  "auto)");
+    o.auto_plan = plan == "auto";
+    if (plan != "shard") plan = "gather";
     // Config-time precondition on the messages each round brings (after bucketing).
     const int n = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
     const int inputs = o.rule.bucket > 1 ? (n + o.rule.bucket - 1) / o.rule.bucket : n;
@@ -106,7 +119,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "compressor powersgd with mode reduce all-reduces P and Q: use comm.plan = reduce "
                   "(or auto), or compressor.mode = per_client with comm.plan = gather");
   }
-  o.plan = plan == "gather" ? "gather" : "reduce";
+  o.plan = plan == "gather" || plan == "shard" ? plan : "reduce";
   require_usage(!(o.compressor.name == "powersgd" && o.global_scope),
                 "compressor powersgd with scope global sees one d x 1 vector, which it cannot "
                 "compress: use scope layer");
@@ -123,6 +136,19 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
       decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
   if (majority()) votes_.assign(static_cast<std::size_t>(d_), 0);
   if (o_.robust) rule_ = robust::make_aggregator(o_.rule);
+  // auto: the shard plan once a round's messages would not fit the per-rank budget.
+  if (o_.robust && o_.auto_plan && rule_->shardable() &&
+      static_cast<double>(o_.per_round) * static_cast<double>(d_) * 4.0 >
+          static_cast<double>(o_.memory_budget))
+    o_.plan = "shard";
+  if (o_.plan == "shard") blocks_.resize(static_cast<std::size_t>(comm_.size()));
+}
+
+std::pair<std::int64_t, std::int64_t> Exchange::shard_block(int r) const {
+  const std::int64_t chunks = (d_ + robust::kSumChunk - 1) / robust::kSumChunk;
+  const std::int64_t P = comm_.size();
+  return {std::min(d_, chunks * r / P * robust::kSumChunk),
+          std::min(d_, chunks * (r + 1) / P * robust::kSumChunk)};
 }
 
 std::string Exchange::describe() const {
@@ -130,6 +156,12 @@ std::string Exchange::describe() const {
   if (o_.error_feedback) what += " + error feedback";
   if (powersgd_reduce_)
     return fmt::format("reduce (PowerSGD: exact all-reduce of P, then of Q), compressor {}", what);
+  if (o_.plan == "shard") {
+    const auto [lo, hi] = shard_block(0);
+    return fmt::format("shard (all-to-all of coordinate blocks in {}-coordinate chunks, {} on "
+                       "{} of {} coordinates on rank 0), compressor {}",
+                       robust::kSumChunk, o_.aggregator, hi - lo, d_, what);
+  }
   if (o_.plan == "gather")
     return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
                        o_.aggregator, what);
@@ -149,6 +181,8 @@ void Exchange::begin_round(std::uint32_t round) {
   messages_finite_ = true;
   outbox_.clear();
   pending_.clear();
+  for (auto& b : blocks_) b.clear();
+  shard_meta_.clear();
   report_ = robust::Report{};
 }
 
@@ -207,7 +241,7 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
   }
   std::span<const float> decoded;
   const compress::MessageContext ctx{seed_, round_, static_cast<std::uint32_t>(c)};
-  if (o_.compressor.name == "none" && o_.plan == "reduce") {
+  if (o_.compressor.name == "none" && o_.plan != "gather") {
     bits_[c] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
     decoded = p;
   } else {
@@ -230,6 +264,18 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
     for (std::size_t i = 0; i < p.size(); ++i) e[i] = p[i] - decoded[i];
   }
   if (o_.plan == "reduce") accumulate(decoded, weight);
+  if (o_.plan == "shard") {  // the owner drops a non-finite message before the all-to-all
+    const auto client = static_cast<std::uint32_t>(c);
+    const std::uint8_t finite = robust::all_finite(decoded.data(), d_) ? 1 : 0;
+    append_raw(shard_meta_, &client, sizeof client);
+    append_raw(shard_meta_, &weight, sizeof weight);
+    append_raw(shard_meta_, &finite, sizeof finite);
+    if (finite)
+      for (int r = 0; r < comm_.size(); ++r) {
+        const auto [lo, hi] = shard_block(r);
+        blocks_[r].insert(blocks_[r].end(), decoded.begin() + lo, decoded.begin() + hi);
+      }
+  }
 }
 
 bool Exchange::finish(float* g, double total_weight) {
@@ -237,6 +283,7 @@ bool Exchange::finish(float* g, double total_weight) {
                              comm::DType::kI64},
                   comm::ReduceOp::kSum);
   const bool valid = powersgd_reduce_    ? finish_powersgd(g, total_weight)
+                     : o_.plan == "shard"  ? finish_shard(g)
                      : o_.plan == "gather" ? finish_gather(g, total_weight)
                                            : finish_reduce(g, total_weight);
   return comm_.allreduce_scalar(static_cast<std::int64_t>(valid && messages_finite_),
@@ -314,8 +361,100 @@ bool Exchange::finish_robust(float* g, const std::vector<std::vector<std::uint8_
     weights.push_back(rows[i].weight);
   }
   robust::Messages m{matrix_.data(), static_cast<int>(clients.size()), d_, clients, weights};
-  robust::Context ctx{seed_, round_, validation_loss_, x_};
+  robust::Context ctx{seed_, round_, validation_loss_, x_, {}};
   return robust::aggregate(*rule_, m, ctx, g, report_);
+}
+
+bool Exchange::finish_shard(float* g) {
+  const int P = comm_.size(), me = comm_.rank();
+  // Who sent what: [client u32][weight f64][finite u8] per message, in each rank's order.
+  struct Row {
+    std::uint32_t client;
+    double weight;
+  };
+  const auto metas = comm_.allgather_bytes(shard_meta_);
+  constexpr std::size_t kMeta = sizeof(std::uint32_t) + sizeof(double) + 1;
+  std::vector<Row> rows;  // the finite messages in arrival order (rank, then submission)
+  std::vector<std::int64_t> rows_from(static_cast<std::size_t>(P), 0);
+  int dropped = 0;
+  for (int r = 0; r < P; ++r)
+    for (std::size_t at = 0; at < metas[r].size(); at += kMeta) {
+      Row row;
+      std::memcpy(&row.client, metas[r].data() + at, sizeof row.client);
+      std::memcpy(&row.weight, metas[r].data() + at + sizeof row.client, sizeof row.weight);
+      if (metas[r][at + kMeta - 1] == 0) {
+        ++dropped;
+        continue;
+      }
+      rows.push_back(row);
+      ++rows_from[r];
+    }
+  const auto [lo, hi] = shard_block(me);
+  const std::int64_t w = hi - lo;
+  const auto n = static_cast<std::int64_t>(rows.size());
+  // One all-to-all: every rank receives all finite messages on its block.
+  std::vector<std::int64_t> send_counts(static_cast<std::size_t>(P)), recv_counts(send_counts);
+  std::vector<const float*> send(static_cast<std::size_t>(P));
+  for (int r = 0; r < P; ++r) {
+    send[r] = blocks_[r].data();
+    send_counts[r] = static_cast<std::int64_t>(blocks_[r].size());
+    recv_counts[r] = rows_from[r] * w;
+  }
+  matrix_.resize(static_cast<std::size_t>(n * w));
+  comm_.alltoallv(send, send_counts, matrix_.data(), recv_counts);
+  for (auto& b : blocks_) std::vector<float>().swap(b);
+  // Rows into client order (crafted Byzantine messages come after a rank's honest ones), in
+  // place by cycles of the permutation.
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return rows[a].client < rows[b].client; });
+  {
+    std::vector<char> done(static_cast<std::size_t>(n), 0);
+    std::vector<float> tmp(static_cast<std::size_t>(w));
+    for (std::int64_t i = 0; i < n; ++i) {  // position i takes row order[i]
+      if (done[i] || order[i] == i) continue;
+      if (w > 0) std::memcpy(tmp.data(), matrix_.data() + i * w, sizeof(float) * w);
+      std::int64_t j = i;
+      for (;;) {
+        done[j] = 1;
+        const std::int64_t src = order[j];
+        if (src == i) {
+          if (w > 0) std::memcpy(matrix_.data() + j * w, tmp.data(), sizeof(float) * w);
+          break;
+        }
+        if (w > 0) std::memcpy(matrix_.data() + j * w, matrix_.data() + src * w, sizeof(float) * w);
+        j = src;
+      }
+    }
+  }
+  std::vector<int> clients(static_cast<std::size_t>(n));
+  std::vector<double> weights(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    clients[i] = static_cast<int>(rows[order[i]].client);
+    weights[i] = rows[order[i]].weight;
+  }
+  robust::Messages m{matrix_.data(), static_cast<int>(n), w, clients, weights};
+  robust::Context ctx{seed_, round_, validation_loss_, x_, {}};
+  ctx.shard.offset = lo;
+  ctx.shard.d_total = d_;
+  ctx.shard.gather = [this](std::span<const std::uint8_t> mine) {
+    return comm_.allgather_bytes(mine);
+  };
+  std::vector<float> block(static_cast<std::size_t>(w));
+  const bool ok = robust::aggregate(*rule_, m, ctx, block.data(), report_);
+  report_.dropped_nonfinite = dropped;
+  if (!ok) return false;
+  // Every rank assembles the whole aggregate from the output blocks.
+  const auto outs = comm_.allgather_bytes(std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(block.data()), block.size() * sizeof(float)));
+  for (int r = 0; r < P; ++r) {
+    const auto [rlo, rhi] = shard_block(r);
+    if (static_cast<std::int64_t>(outs[r].size()) != (rhi - rlo) * 4)
+      throw std::logic_error("shard plan: an output block has the wrong size");
+    if (rhi > rlo) std::memcpy(g + rlo, outs[r].data(), outs[r].size());
+  }
+  return true;
 }
 
 bool Exchange::finish_gather(float* g, double total_weight) {

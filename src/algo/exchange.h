@@ -9,6 +9,13 @@
 //    of them in client order and aggregates the same way. For the linear aggregators it gives
 //    bitwise the same g as reduce (a test holds it to that); it is the plan non-linear
 //    aggregators will need.
+//  - shard: robust rules on messages too large for one rank (n d 4 bytes above
+//    comm.memory_budget_mib). Each rank decodes its own clients' messages and cuts them into
+//    coordinate blocks that start on chunk boundaries (Note [Chunked sums]); one all-to-all
+//    gives every rank all messages on its block; the rule runs on the block (Gram sums through
+//    the chunk tree) and the output blocks are all-gathered. A rank holds n_local d + n d / P
+//    message values instead of n d. Non-finite messages are dropped by the rank that owns them,
+//    before the all-to-all. The output is bitwise the gather plan's at any rank count.
 //  - PowerSGD in mode reduce: sum_i M_i Q is all-reduced, orthonormalised on every rank, then
 //    sum_i w_i M_i^T P_hat / sum_i w_i is all-reduced; g = P_hat Q^T. Each rank keeps its sampled
 //    clients' M_i between the two all-reduces (memory O(n_local d) for that round).
@@ -21,6 +28,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -39,7 +47,10 @@ struct ExchangeOptions {
   bool weighted = false;
   bool robust = false;              // aggregator is a robust rule (gather plan)
   robust::AggregatorOptions rule;
-  std::string plan = "reduce";      // reduce | gather (auto resolved)
+  std::string plan = "reduce";      // reduce | gather | shard (auto resolved)
+  bool auto_plan = false;           // plan was auto: a robust rule may still move to shard
+  std::int64_t memory_budget = 0;   // bytes of one round's messages a rank may hold (auto)
+  int per_round = 0;                // clients per round
   // Reads compressor.*, aggregator.*, comm.plan; rejects impossible combinations, including
   // a robust rule that cannot run on the configured clients per round.
   static ExchangeOptions from_config(const Config& cfg);
@@ -85,6 +96,9 @@ class Exchange {
   bool finish_gather(float* g, double total_weight);
   bool finish_powersgd(float* g, double total_weight);
   bool finish_robust(float* g, const std::vector<std::vector<std::uint8_t>>& inboxes);
+  bool finish_shard(float* g);
+  // Coordinates [lo, hi) of rank r's block under the shard plan.
+  std::pair<std::int64_t, std::int64_t> shard_block(int r) const;
   std::span<float> client_state(int c);
 
   ExchangeOptions o_;
@@ -116,6 +130,10 @@ class Exchange {
   std::function<double(const float*)> validation_loss_;
   const float* x_ = nullptr;
   std::vector<float> matrix_;  // gather + robust rule: the round's decoded messages, n x d
+  // shard: this rank's messages cut into blocks (one buffer per destination rank), and what
+  // each row is: [client u32][weight f64][finite u8] in submission order.
+  std::vector<std::vector<float>> blocks_;
+  std::vector<std::uint8_t> shard_meta_;
 };
 
 // The model broadcast. With downlink_compressor none, clients receive x itself (32 d bits per

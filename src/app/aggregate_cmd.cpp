@@ -114,7 +114,7 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
     auto rule = robust::make_aggregator(opts);
     rule->check_inputs(n);  // with bucketing, the wrapper checks ceil(n/s) buckets
     const robust::Messages m{in.data.data(), n, d, clients, {}};
-    const robust::Context ctx{seed, static_cast<std::uint32_t>(o.round), {}, nullptr};
+    const robust::Context ctx{seed, static_cast<std::uint32_t>(o.round), {}, nullptr, {}};
     ok = robust::aggregate(*rule, m, ctx, out.data(), report);
   }
 

@@ -41,6 +41,12 @@ class Communicator {
   // Every rank's bytes, in rank order (host memory; the gather plan's transport).
   virtual std::vector<std::vector<std::uint8_t>> allgather_bytes(
       std::span<const std::uint8_t> mine) = 0;
+  // Personalised exchange of host floats (the shard plan's transport): send[r] holds
+  // send_counts[r] values for rank r; `recv` receives, in rank order, recv_counts[r] values from
+  // rank r. Counts may exceed 2^31.
+  virtual void alltoallv(std::span<const float* const> send,
+                         std::span<const std::int64_t> send_counts, float* recv,
+                         std::span<const std::int64_t> recv_counts) = 0;
   virtual void barrier() = 0;
   // Ends the whole job at once (a failure seen by one rank).
   [[noreturn]] virtual void abort(int code) = 0;

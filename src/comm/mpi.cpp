@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 
@@ -115,6 +116,38 @@ class MpiCommunicator final : public Communicator {
     for (int r = 0; r < size_; ++r)
       out[r].assign(all.begin() + displs[r], all.begin() + displs[r] + counts[r]);
     return out;
+  }
+
+  // Point-to-point in pieces of at most 2^28 floats (MPI counts are int), all posted at once;
+  // the piece index is the tag, so the pieces of one pair cannot be confused.
+  void alltoallv(std::span<const float* const> send, std::span<const std::int64_t> send_counts,
+                 float* recv, std::span<const std::int64_t> recv_counts) override {
+    if (send.size() != static_cast<std::size_t>(size_) ||
+        send_counts.size() != static_cast<std::size_t>(size_) ||
+        recv_counts.size() != static_cast<std::size_t>(size_))
+      throw std::logic_error("mpi backend: alltoallv needs one count per rank");
+    const std::int64_t kMaxChunk = 1 << 28;
+    std::vector<MPI_Request> requests;
+    std::int64_t at = 0;
+    for (int r = 0; r < size_; ++r) {
+      for (std::int64_t off = 0, piece = 0; off < recv_counts[r]; off += kMaxChunk, ++piece) {
+        const int n = static_cast<int>(std::min(kMaxChunk, recv_counts[r] - off));
+        requests.emplace_back();
+        COHORT_MPI_CHECK(MPI_Irecv(recv + at + off, n, MPI_FLOAT, r, static_cast<int>(piece),
+                                   MPI_COMM_WORLD, &requests.back()));
+      }
+      at += recv_counts[r];
+    }
+    for (int r = 0; r < size_; ++r) {
+      for (std::int64_t off = 0, piece = 0; off < send_counts[r]; off += kMaxChunk, ++piece) {
+        const int n = static_cast<int>(std::min(kMaxChunk, send_counts[r] - off));
+        requests.emplace_back();
+        COHORT_MPI_CHECK(MPI_Isend(send[r] + off, n, MPI_FLOAT, r, static_cast<int>(piece),
+                                   MPI_COMM_WORLD, &requests.back()));
+      }
+    }
+    COHORT_MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(),
+                                 MPI_STATUSES_IGNORE));
   }
 
   void barrier() override { COHORT_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "robust/chunk_tree.h"
 
 namespace cohort::robust {
 
@@ -36,6 +37,16 @@ struct Report {
   int dropped_nonfinite = 0;   // rows dropped before the rule because they were not finite
 };
 
+// Under the shard plan a rule sees every message's values on one block of coordinates
+// (Messages::d is the block's width); sums over all coordinates go through the chunk tree
+// (Note [Chunked sums]), and the rule writes its output on the block.
+struct Shard {
+  std::int64_t offset = 0;   // first coordinate of the block: a multiple of kSumChunk
+  std::int64_t d_total = 0;  // length of the whole messages; 0: the block is the whole message
+  GatherBytes gather;        // all-gather over the ranks holding the other blocks; empty: none
+  bool sharded() const { return static_cast<bool>(gather); }
+};
+
 // Everything a rule may need besides the messages.
 struct Context {
   std::uint64_t seed = 0;
@@ -43,6 +54,7 @@ struct Context {
   // zeno: L(y) on the server's validation minibatch of this round; x the current model.
   std::function<double(const float* y)> validation_loss;
   const float* x = nullptr;
+  Shard shard;
 };
 
 class Aggregator {
@@ -54,6 +66,8 @@ class Aggregator {
   // Throws UsageError when the rule cannot run on n inputs (e.g. krum needs n >= 2f + 3),
   // saying what would work.
   virtual void check_inputs(int n) const = 0;
+  // Whether the rule can run on blocks of coordinates (the shard plan).
+  virtual bool shardable() const { return true; }
 };
 
 struct AggregatorOptions {

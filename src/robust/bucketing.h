@@ -18,6 +18,7 @@ class Bucketing final : public Aggregator {
   // selected (ascending); report.scores: each row gets its bucket's score.
   void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) override;
   void check_inputs(int n) const override;
+  bool shardable() const override { return inner_->shardable(); }
   // The permutation aggregate() uses for n rows (row perm[j] goes to bucket j / s).
   static std::vector<int> permutation(const Context& ctx, int n);
   const Aggregator& inner() const { return *inner_; }

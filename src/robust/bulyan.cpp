@@ -10,11 +10,11 @@ namespace cohort::robust {
 
 void Bulyan::check_inputs(int n) const { check_krum_count("bulyan", n, f_, 4); }
 
-void Bulyan::aggregate(const Messages& m, const Context&, float* out, Report& report) {
+void Bulyan::aggregate(const Messages& m, const Context& ctx, float* out, Report& report) {
   const int n = m.n;
   std::vector<const float*> rows(n);
   for (int i = 0; i < n; ++i) rows[i] = m.row(i);
-  const auto dist = gram_distances(centered_gram(rows, n, false, m.d), n, n);
+  const auto dist = gram_distances(centered_gram(rows, n, false, m.d, ctx.shard), n, n);
   const int theta = n - 2 * f_;
   std::vector<int> rest(n);
   std::iota(rest.begin(), rest.end(), 0);

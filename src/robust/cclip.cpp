@@ -14,7 +14,7 @@ void CenteredClip::check_inputs(int n) const {
   if (n < 1) throw UsageError("cclip needs at least 1 input, got 0");
 }
 
-void CenteredClip::aggregate(const Messages& m, const Context&, float* out, Report& report) {
+void CenteredClip::aggregate(const Messages& m, const Context& ctx, float* out, Report& report) {
   const int n = m.n;
   if (static_cast<std::int64_t>(v_.size()) != m.d) v_.assign(static_cast<std::size_t>(m.d), 0.0f);
   // Basis: u_i - mu (i < n), v0 - mu (index n), mu (index n + 1).
@@ -22,7 +22,7 @@ void CenteredClip::aggregate(const Messages& m, const Context&, float* out, Repo
   std::vector<const float*> rows(n + 1);
   for (int i = 0; i < n; ++i) rows[i] = m.row(i);
   rows[n] = v_.data();
-  const auto h = centered_gram(rows, n, /*with_mean=*/true, m.d);
+  const auto h = centered_gram(rows, n, /*with_mean=*/true, m.d, ctx.shard);
   std::vector<double> c(R, 0.0), q(R), step(R);
   c[n] = 1.0;  // v = v0
   c[n + 1] = 1.0;

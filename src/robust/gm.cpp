@@ -23,7 +23,7 @@ void GeometricMedian::check_inputs(int n) const {
   if (n < 1) throw UsageError("gm needs at least 1 input, got 0");
 }
 
-void GeometricMedian::aggregate(const Messages& m, const Context&, float* out, Report& report) {
+void GeometricMedian::aggregate(const Messages& m, const Context& ctx, float* out, Report& report) {
   const int n = m.n, R = n + 1;  // basis {u_i - mu} and mu (Note [Iterates as combinations])
   std::vector<const float*> rows(n);
   for (int i = 0; i < n; ++i) rows[i] = m.row(i);
@@ -34,7 +34,7 @@ void GeometricMedian::aggregate(const Messages& m, const Context&, float* out, R
     if (!(total > 0)) throw std::runtime_error("gm: the message weights do not sum to > 0");
     for (int i = 0; i < n; ++i) w[i] = m.weights[i] / total;
   }
-  const auto h = centered_gram(rows, n, /*with_mean=*/true, m.d);
+  const auto h = centered_gram(rows, n, /*with_mean=*/true, m.d, ctx.shard);
   std::vector<double> c(R, 0.0), q(R), beta(n);
   if (init_mean_) c[n] = 1.0;  // z0 = mu
   double total = 1;

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/errors.h"
+#include "robust/chunk_tree.h"
 
 namespace cohort::robust {
 
@@ -149,54 +150,79 @@ void load_block(std::span<const float* const> rows, int center_rows, bool with_m
 }  // namespace
 
 std::vector<double> centered_gram(std::span<const float* const> rows, int center_rows,
-                                  bool with_mean, std::int64_t d) {
+                                  bool with_mean, std::int64_t d, const Shard& shard) {
   const int R = static_cast<int>(rows.size()) + (with_mean ? 1 : 0);
   const int tiles = (R + kTile - 1) / kTile;
   const int rows_padded = tiles * kTile;
+  const std::int64_t d_total = shard.d_total > 0 ? shard.d_total : d;
+  if (shard.offset % kSumChunk != 0 || (shard.offset + d != d_total && d % kSumChunk != 0))
+    throw std::logic_error(fmt::format("centered_gram: block [{}, {}) of {} is not chunk-aligned",
+                                       shard.offset, shard.offset + d, d_total));
+  ChunkTree tree(shard.offset / kSumChunk, (d_total + kSumChunk - 1) / kSumChunk,
+                 static_cast<std::size_t>(R) * (R + 1) / 2);
   detail::Scratch scratch, mean_scratch;
   float* s = scratch.reserve(rows_padded * kGramBlock);
   float* mean = mean_scratch.reserve(kGramBlock);
   std::vector<double> dacc(static_cast<std::size_t>(tiles) * tiles * kTileDoubles, 0.0);
+  std::vector<double> leaf(static_cast<std::size_t>(R) * (R + 1) / 2);
   const TileFn tile = pick_tile();
   // The tiles are compute-bound and the block loads memory-bound: while the tiles of one block
   // run, the next block's rows are prefetched into L2, spread evenly over the tile calls.
   const int m = static_cast<int>(rows.size());
   const int tile_calls = tiles * (tiles + 1) / 2;
-  for (std::int64_t k0 = 0; k0 < d; k0 += kGramBlock) {
-    const std::int64_t len = std::min(kGramBlock, d - k0);
-    const std::int64_t len16 = (len + kLanes - 1) / kLanes * kLanes;
-    load_block(rows, center_rows, with_mean, k0, len, len16, rows_padded, s, mean);
-    const std::int64_t next = k0 + kGramBlock;
-    const std::int64_t next_len = std::max<std::int64_t>(0, std::min(kGramBlock, d - next));
-    const std::int64_t lines_per_row = (next_len * 4 + 63) / 64;
-    const std::int64_t lines = lines_per_row * m;
-    std::int64_t issued = 0;
-    int call = 0;
+  for (std::int64_t c0 = 0; c0 < d; c0 += kSumChunk) {  // one chunk (Note [Chunked sums])
+    const std::int64_t c1 = std::min(d, c0 + kSumChunk);
+    for (int I = 0; I < tiles; ++I)
+      for (int J = I; J < tiles; ++J)
+        std::fill_n(dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles,
+                    kTileDoubles, 0.0);
+    for (std::int64_t k0 = c0; k0 < c1; k0 += kGramBlock) {
+      const std::int64_t len = std::min(kGramBlock, c1 - k0);
+      const std::int64_t len16 = (len + kLanes - 1) / kLanes * kLanes;
+      load_block(rows, center_rows, with_mean, k0, len, len16, rows_padded, s, mean);
+      const std::int64_t next = k0 + kGramBlock;
+      const std::int64_t next_len = std::max<std::int64_t>(0, std::min(kGramBlock, d - next));
+      const std::int64_t lines_per_row = (next_len * 4 + 63) / 64;
+      const std::int64_t lines = lines_per_row * m;
+      std::int64_t issued = 0;
+      int call = 0;
+      for (int I = 0; I < tiles; ++I)
+        for (int J = I; J < tiles; ++J) {
+          const std::int64_t until = lines * (++call) / tile_calls;
+          for (; issued < until; ++issued) {
+            const char* p = reinterpret_cast<const char*>(rows[issued / lines_per_row] + next) +
+                            64 * (issued % lines_per_row);
+            _mm_prefetch(p, _MM_HINT_T1);
+          }
+          tile(s, kGramBlock, I * kTile, J * kTile, len16,
+               dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles);
+        }
+    }
+    // The chunk's partials: the 16 double lanes of each entry summed in lane order, packed as
+    // the upper triangle (i <= j) row by row.
     for (int I = 0; I < tiles; ++I)
       for (int J = I; J < tiles; ++J) {
-        const std::int64_t until = lines * (++call) / tile_calls;
-        for (; issued < until; ++issued) {
-          const char* p = reinterpret_cast<const char*>(rows[issued / lines_per_row] + next) +
-                          64 * (issued % lines_per_row);
-          _mm_prefetch(p, _MM_HINT_T1);
-        }
-        tile(s, kGramBlock, I * kTile, J * kTile, len16,
-             dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles);
+        const double* t = dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles;
+        for (int p = 0; p < kTile; ++p)
+          for (int q = 0; q < kTile; ++q) {
+            const int i = I * kTile + p, j = J * kTile + q;
+            if (i >= R || j >= R || j < i) continue;
+            double sum = 0;
+            for (int l = 0; l < kLanes; ++l) sum += t[(p * kTile + q) * kLanes + l];
+            leaf[static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 +
+                 (j - i)] = sum;
+          }
       }
+    tree.push(leaf.data());
   }
+  const std::vector<double> upper = tree.total(shard.gather);
   std::vector<double> g(static_cast<std::size_t>(R) * R, 0.0);
-  for (int I = 0; I < tiles; ++I)
-    for (int J = I; J < tiles; ++J) {
-      const double* t = dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles;
-      for (int p = 0; p < kTile; ++p)
-        for (int q = 0; q < kTile; ++q) {
-          const int i = I * kTile + p, j = J * kTile + q;
-          if (i >= R || j >= R || j < i) continue;
-          double sum = 0;
-          for (int l = 0; l < kLanes; ++l) sum += t[(p * kTile + q) * kLanes + l];
-          g[static_cast<std::size_t>(i) * R + j] = sum;
-          g[static_cast<std::size_t>(j) * R + i] = sum;
-        }
+  for (int i = 0; i < R; ++i)
+    for (int j = i; j < R; ++j) {
+      const double v =
+          upper[static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 + (j - i)];
+      g[static_cast<std::size_t>(i) * R + j] = v;
+      g[static_cast<std::size_t>(j) * R + i] = v;
     }
   return g;
 }
@@ -247,11 +273,11 @@ void Krum::check_inputs(int n) const {
     throw UsageError(fmt::format("multikrum with m={} needs at least m inputs, got {}", m_, n));
 }
 
-void Krum::aggregate(const Messages& msg, const Context&, float* out, Report& report) {
+void Krum::aggregate(const Messages& msg, const Context& ctx, float* out, Report& report) {
   const int n = msg.n;
   std::vector<const float*> rows(n);
   for (int i = 0; i < n; ++i) rows[i] = msg.row(i);
-  const auto gram = centered_gram(rows, n, /*with_mean=*/false, msg.d);
+  const auto gram = centered_gram(rows, n, /*with_mean=*/false, msg.d, ctx.shard);
   const auto dist = gram_distances(gram, n, n);
   std::vector<int> all(n);
   std::iota(all.begin(), all.end(), 0);

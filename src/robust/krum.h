@@ -29,8 +29,10 @@ inline constexpr std::int64_t kGramBlock = 1024;
 
 // The Gram matrix (R x R, row-major, R = rows.size() + with_mean) of the rows centred on the
 // coordinate mean mu of the first center_rows rows; when with_mean, row R-1 is mu itself.
+// Summed chunk by chunk over a fixed tree (Note [Chunked sums]); under the shard plan the rows
+// are the block's d values and the call is collective over shard.gather.
 std::vector<double> centered_gram(std::span<const float* const> rows, int center_rows,
-                                  bool with_mean, std::int64_t d);
+                                  bool with_mean, std::int64_t d, const Shard& shard = {});
 
 // Squared distances (n x n) from the leading n x n block of a Gram matrix with R columns.
 std::vector<double> gram_distances(const std::vector<double>& gram, int R, int n);

@@ -20,6 +20,7 @@ void Zeno::check_inputs(int n) const {
 void Zeno::aggregate(const Messages& m, const Context& ctx, float* out, Report& report) {
   if (!ctx.validation_loss || ctx.x == nullptr)
     throw std::logic_error("zeno: the context has no validation loss or model");
+  if (ctx.shard.sharded()) throw std::logic_error("zeno: needs whole messages, not a shard");
   const int n = m.n;
   const std::size_t d = static_cast<std::size_t>(m.d);
   const double base = ctx.validation_loss(ctx.x);

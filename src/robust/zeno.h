@@ -9,6 +9,8 @@ class Zeno final : public Aggregator {
  public:
   Zeno(int b, double rho, double gamma) : b_(b), rho_(rho), gamma_(gamma) {}
   std::string name() const override { return "zeno"; }
+  // The validation loss needs each whole message.
+  bool shardable() const override { return false; }
   // score_i = L(x) - L(x - gamma u_i) - rho ||u_i||^2 with L = ctx.validation_loss, x = ctx.x;
   // out = mean of the n - b highest scores (ties: lower row first). report.scores: per row;
   // report.selected: the kept clients in row order.

@@ -42,3 +42,29 @@ TEST_CASE("exact128 sums do not depend on how terms are split across ranks", "[m
   for (float t : terms) exact += t;
   REQUIRE(mine.value(0) == static_cast<double>(exact));
 }
+
+TEST_CASE("alltoallv delivers every block, empty ones included, in rank order", "[mpi]") {
+  auto comm = comm::make_mpi_communicator();
+  const int p = comm->size(), r = comm->rank();
+  // Rank s sends (s + t) % 3 * 1000 + s values to rank t (0 from rank 0 to rank 0): value
+  // k of that block is s * 1e6 + t * 1e3 + k, exact in float for these sizes.
+  const auto count = [](int s, int t) -> std::int64_t { return (s + t) % 3 * 1000 + s; };
+  std::vector<std::vector<float>> out(static_cast<std::size_t>(p));
+  std::vector<const float*> send;
+  std::vector<std::int64_t> send_counts, recv_counts;
+  for (int t = 0; t < p; ++t) {
+    for (std::int64_t k = 0; k < count(r, t); ++k)
+      out[t].push_back(static_cast<float>(r * 1000000 + t * 1000 + k % 1000));
+    send.push_back(out[t].data());
+    send_counts.push_back(count(r, t));
+    recv_counts.push_back(count(t, r));
+  }
+  std::int64_t total = 0;
+  for (auto c : recv_counts) total += c;
+  std::vector<float> recv(static_cast<std::size_t>(total), -1.0f);
+  comm->alltoallv(send, send_counts, recv.data(), recv_counts);
+  std::int64_t at = 0;
+  for (int s = 0; s < p; ++s)
+    for (std::int64_t k = 0; k < count(s, r); ++k)
+      REQUIRE(recv[at++] == static_cast<float>(s * 1000000 + r * 1000 + k % 1000));
+}
