@@ -181,7 +181,7 @@ Section attack_section() {
 Section aggregator_section() {
   Section s{"aggregator",
             "How the server combines client messages (ALGORITHMS.md §3). Robust rules drop "
-            "non-finite messages and run on the gather plan."};
+            "non-finite messages and run on the gather or shard plan."};
   s.default_component = "mean";
   auto f = opt_int("f", 1, "assumed number of Byzantine messages");
   s.components = {
