@@ -184,15 +184,18 @@ std::vector<double> centered_gram(std::span<const float* const> rows, int center
       const std::int64_t next_len = std::max<std::int64_t>(0, std::min(kGramBlock, d - next));
       const std::int64_t lines_per_row = (next_len * 4 + 63) / 64;
       const std::int64_t lines = lines_per_row * m;
-      std::int64_t issued = 0;
-      int call = 0;
+      std::int64_t issued = 0, line = 0;  // line `line` of row `row` is the next to prefetch
+      int call = 0, row = 0;
       for (int I = 0; I < tiles; ++I)
         for (int J = I; J < tiles; ++J) {
           const std::int64_t until = lines * (++call) / tile_calls;
           for (; issued < until; ++issued) {
-            const char* p = reinterpret_cast<const char*>(rows[issued / lines_per_row] + next) +
-                            64 * (issued % lines_per_row);
-            _mm_prefetch(p, _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(rows[row] + next) + 64 * line,
+                         _MM_HINT_T1);
+            if (++line == lines_per_row) {
+              line = 0;
+              ++row;
+            }
           }
           tile(s, kGramBlock, I * kTile, J * kTile, len16,
                dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles);
