@@ -150,12 +150,17 @@ CompressRow time_compressor(const std::string& label, const compress::Compressor
                             const std::vector<float>& v,
                             const std::vector<compress::LayerShape>& layers, int repeats,
                             double triad_gbs) {
-  const compress::MessageContext ctx{1, 0, 0};
+  // A new round for every encode: random-k then draws its index set each time, as the first
+  // message of a round does; the decode that follows reuses the set of the encode before it,
+  // as the exchange does (it decodes each message right after encoding it).
+  std::uint32_t round = 0;
+  compress::MessageContext ctx{1, 0, 0};
   std::vector<float> state(static_cast<std::size_t>(compress::total_state_floats(c, layers)), 0.0f);
   std::vector<float> out(v.size());
   compress::Encoded e;
   const double te = best_seconds(repeats, [&] {
     std::fill(state.begin(), state.end(), 0.0f);
+    ctx.round = round++;
     e = compress::encode(c, v, layers, ctx, state);
   });
   const double td = best_seconds(repeats, [&] { compress::decode(c, e, layers, ctx, out); });

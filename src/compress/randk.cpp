@@ -53,6 +53,25 @@ void require_index_range(std::size_t n) {
 thread_local std::vector<std::uint32_t> t_idx;
 thread_local std::vector<float> t_val;
 
+// The index set in t_idx was drawn for (seed, n, k). The draw is the costly part of decoding,
+// and in cohort a decoder usually holds the set already: every message is decoded right after
+// its encoding (error feedback, the reduce plan), and the indices are shared by all clients of a
+// round and layer. So randk_set draws only when the key changes.
+struct IndexKey {
+  std::uint64_t seed = 0;
+  std::uint32_t n = 0, k = 0;
+  bool valid = false;
+};
+thread_local IndexKey t_key;
+
+void randk_set(std::uint64_t seed, std::uint32_t n, std::uint32_t k) {
+  if (t_key.valid && t_key.seed == seed && t_key.n == n && t_key.k == k && t_idx.size() == k)
+    return;
+  t_key.valid = false;  // stays invalid if the draw throws
+  randk_indices(seed, n, k, t_idx);
+  t_key = IndexKey{seed, n, k, true};
+}
+
 }  // namespace
 
 void RandKCompressor::encode_layer(std::span<const float> v, const LayerShape& layer,
@@ -62,7 +81,7 @@ void RandKCompressor::encode_layer(std::span<const float> v, const LayerShape& l
   require_index_range(n);
   const auto k = static_cast<std::uint32_t>(sparse_k(ratio_, k_, static_cast<std::int64_t>(n)));
   const std::uint64_t seed = ctx.shared_rng(layer.index).next_u64();
-  randk_indices(seed, static_cast<std::uint32_t>(n), k, t_idx);
+  randk_set(seed, static_cast<std::uint32_t>(n), k);
   t_val.resize(k);
   if (unbiased_) {
     const float scale = static_cast<float>(static_cast<double>(n) / static_cast<double>(k));
@@ -80,7 +99,7 @@ void RandKCompressor::decode_layer(BitReader& in, const LayerShape&, const Messa
   require_index_range(n);
   const auto k = static_cast<std::uint32_t>(sparse_k(ratio_, k_, static_cast<std::int64_t>(n)));
   const std::uint64_t seed = in.get_u64();
-  randk_indices(seed, static_cast<std::uint32_t>(n), k, t_idx);
+  randk_set(seed, static_cast<std::uint32_t>(n), k);
   t_val.resize(k);
   in.get_bits(t_val.data(), 32 * static_cast<std::uint64_t>(k));
   write_sparse<std::uint32_t>(t_idx, t_val.data(), out);

@@ -8,14 +8,25 @@
 
 namespace cohort::compress {
 
-// out = 0 except out[idx[i]] = val[i]; idx ascending and < out.size(). A whole-buffer memset
-// (glibc's is the fastest zero fill here, for large buffers about twice a store loop) and then
-// the scatter, in ascending order.
+// out = 0 except out[idx[i]] = val[i]; idx ascending and < out.size().
+//
+// One pass over the output: each 64-byte line is built in registers (zeros, plus the values whose
+// index falls in it) and written with a streaming store, which skips reading the line first
+// (about 1.3x glibc's memset here, and no second pass for the scatter). Without AVX-512: memset,
+// then the scatter in ascending order.
+void write_sparse_u32(std::span<const std::uint32_t> idx, const float* val, std::span<float> out);
+
 template <class Index>
 void write_sparse(std::span<const Index> idx, const float* val, std::span<float> out) {
-  float* o = out.data();
-  std::memset(o, 0, out.size() * sizeof(float));
-  for (std::size_t i = 0; i < idx.size(); ++i) o[static_cast<std::size_t>(idx[i])] = val[i];
+  if constexpr (sizeof(Index) == sizeof(std::uint32_t)) {
+    write_sparse_u32(std::span<const std::uint32_t>(
+                         reinterpret_cast<const std::uint32_t*>(idx.data()), idx.size()),
+                     val, out);
+  } else {
+    float* o = out.data();
+    std::memset(o, 0, out.size() * sizeof(float));
+    for (std::size_t i = 0; i < idx.size(); ++i) o[static_cast<std::size_t>(idx[i])] = val[i];
+  }
 }
 
 }  // namespace cohort::compress

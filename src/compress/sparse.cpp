@@ -1,0 +1,61 @@
+#include "compress/sparse.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace cohort::compress {
+
+namespace {
+
+// Outputs below this size stay in cache for whoever reads them next: plain stores.
+constexpr std::size_t kStreamBytes = std::size_t{4} << 20;
+
+template <bool kStream>
+__attribute__((target("avx512f"))) void fill_lines_avx512(const std::uint32_t* idx, std::size_t k,
+                                                          const float* val, float* o,
+                                                          std::size_t n) {
+  std::size_t i = 0, p = 0;
+  const std::size_t head =
+      std::min(n, ((64 - reinterpret_cast<std::uintptr_t>(o) % 64) % 64) / sizeof(float));
+  for (; i < head; ++i) o[i] = p < k && idx[p] == i ? val[p++] : 0.0f;
+  const __m512 zero = _mm512_setzero_ps();
+  for (; i + 16 <= n; i += 16) {
+    __m512 line = zero;
+    if (p < k && idx[p] < i + 16) {
+      // The values of this line are consecutive in val, in lane order: expand them into the
+      // lanes their indices name.
+      std::uint32_t mask = 0;
+      std::size_t q = p;
+      for (; q < k && idx[q] < i + 16; ++q) mask |= 1u << (idx[q] - i);
+      line = _mm512_maskz_expandloadu_ps(static_cast<__mmask16>(mask), val + p);
+      p = q;
+    }
+    if constexpr (kStream)
+      _mm512_stream_ps(o + i, line);
+    else
+      _mm512_store_ps(o + i, line);
+  }
+  for (; i < n; ++i) o[i] = p < k && idx[p] == i ? val[p++] : 0.0f;
+  if constexpr (kStream) _mm_sfence();
+}
+
+}  // namespace
+
+void write_sparse_u32(std::span<const std::uint32_t> idx, const float* val, std::span<float> out) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  float* o = out.data();
+  const std::size_t n = out.size();
+  if (avx512) {
+    if (n * sizeof(float) >= kStreamBytes)
+      fill_lines_avx512<true>(idx.data(), idx.size(), val, o, n);
+    else
+      fill_lines_avx512<false>(idx.data(), idx.size(), val, o, n);
+    return;
+  }
+  std::memset(o, 0, n * sizeof(float));
+  for (std::size_t i = 0; i < idx.size(); ++i) o[idx[i]] = val[i];
+}
+
+}  // namespace cohort::compress
