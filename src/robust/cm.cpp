@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cstring>
 
 #include "core/errors.h"
@@ -81,6 +85,116 @@ void network_generic(float* s, std::int64_t stride, const std::uint16_t* lo,
   network_body(s, stride, lo, hi, count, len);
 }
 
+// ---- Columns of up to kRegRows rows sort in registers (AVX-512) ---------------------------------
+//
+// Note [Register sorting networks]
+// With n <= kRegRows, a 16-column slice of all n rows fits in the 32 vector registers, so the
+// whole network runs there: n loads, two instructions per comparator, n stores, instead of two
+// loads and two stores per comparator on the scratch. The network is the one make_sort_network
+// builds (Batcher's odd-even merge sort, same relabelling of the padding), generated at compile
+// time for each n and unrolled; it is not pruned, which changes no value at the ranks a rule
+// reads (pruning removes only comparators that cannot reach them). min/max take their operands
+// in the order of network_body's selects, so equal values (+0 and -0) land where they do there:
+// the same bits on every path.
+constexpr int kRegRows = 28;
+
+// GCC 12 warns about the intrinsics' undefined pass-through operand and the AVX-512 ABI of
+// these internal helpers; neither applies.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+template <int N>
+struct RegNet {
+  static constexpr int kSize = [] {
+    int s = 1;
+    while (s < N) s <<= 1;
+    return s;
+  }();
+  int count = 0;
+  std::uint8_t lo[kSize * kSize], hi[kSize * kSize];  // more than Batcher's comparator count
+};
+
+template <int N>
+constexpr RegNet<N> build_reg_net() {
+  RegNet<N> net{};
+  constexpr int size = RegNet<N>::kSize;
+  int slot[size] = {};
+  for (int p = 0; p < size; ++p) slot[p] = p < N ? p : -1;
+  for (int p = 1; p < size; p <<= 1)
+    for (int k = p; k >= 1; k >>= 1)
+      for (int j = k % p; j + k < size; j += 2 * k)
+        for (int i = 0; i < std::min(k, size - j - k); ++i) {
+          const int a = i + j, b = i + j + k;
+          if ((a / (2 * p)) != (b / (2 * p))) continue;
+          if (slot[b] < 0) continue;
+          if (slot[a] < 0) {
+            const int t = slot[a];
+            slot[a] = slot[b];
+            slot[b] = t;
+            continue;
+          }
+          net.lo[net.count] = static_cast<std::uint8_t>(slot[a]);
+          net.hi[net.count] = static_cast<std::uint8_t>(slot[b]);
+          ++net.count;
+        }
+  return net;
+}
+
+template <int N>
+inline constexpr RegNet<N> kRegNet = build_reg_net<N>();
+
+template <int N, std::size_t C>
+[[gnu::always_inline]] __attribute__((target("avx512f"))) inline void reg_compare(__m512* v) {
+  constexpr int a = kRegNet<N>.lo[C], b = kRegNet<N>.hi[C];
+  const __m512 x = v[a], y = v[b];
+  v[a] = _mm512_min_ps(y, x);  // (y < x) ? y : x
+  v[b] = _mm512_max_ps(x, y);  // (x > y) ? x : y, i.e. (y < x) ? x : y
+}
+
+template <int N, std::size_t... C>
+[[gnu::always_inline]] __attribute__((target("avx512f"))) inline void reg_network(
+    [[maybe_unused]] __m512* v, std::index_sequence<C...>) {
+  (reg_compare<N, C>(v), ...);
+}
+
+template <int N, std::size_t... R>
+[[gnu::always_inline]] __attribute__((target("avx512f"))) inline void reg_load(__m512* v, const float* const* rows, std::int64_t at,
+                                            __mmask16 mask, std::index_sequence<R...>) {
+  ((v[R] = _mm512_maskz_loadu_ps(mask, rows[R] + at)), ...);
+}
+
+template <int N, std::size_t... R>
+[[gnu::always_inline]] __attribute__((target("avx512f"))) inline void reg_store(const __m512* v, float* s, std::int64_t stride,
+                                             std::index_sequence<R...>) {
+  ((_mm512_store_ps(s + static_cast<std::int64_t>(R) * stride, v[R])), ...);
+}
+
+// Sorts columns [k0, k0 + len) of the N rows into the scratch s (row stride `stride`, columns
+// padded with zeros to a multiple of 16).
+template <int N>
+__attribute__((target("avx512f"))) void sort_block_regs(const float* const* rows, std::int64_t k0,
+                                                        std::int64_t len, float* s,
+                                                        std::int64_t stride) {
+  for (std::int64_t c = 0; c < len; c += 16) {
+    const __mmask16 mask =
+        len - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (len - c)) - 1);
+    __m512 v[N];
+    reg_load<N>(v, rows, k0 + c, mask, std::make_index_sequence<N>{});
+    reg_network<N>(v, std::make_index_sequence<static_cast<std::size_t>(kRegNet<N>.count)>{});
+    reg_store<N>(v, s + c, stride, std::make_index_sequence<N>{});
+  }
+}
+
+using SortBlock = void (*)(const float* const*, std::int64_t, std::int64_t, float*, std::int64_t);
+
+template <std::size_t... I>
+constexpr std::array<SortBlock, sizeof...(I)> make_sort_blocks(std::index_sequence<I...>) {
+  return {sort_block_regs<static_cast<int>(I) + 1>...};
+}
+constexpr auto kSortBlocks = make_sort_blocks(std::make_index_sequence<kRegRows>{});
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 void sort_columns(
@@ -92,6 +206,15 @@ void sort_columns(
   detail::Scratch scratch;
   float* s = scratch.reserve(n * stride);
   const int isa = detail::isa_level();
+  if (isa == 2 && n >= 1 && n <= kRegRows) {  // Note [Register sorting networks]
+    const SortBlock sort_block = kSortBlocks[static_cast<std::size_t>(n - 1)];
+    for (std::int64_t k0 = 0; k0 < d; k0 += stride) {
+      const std::int64_t len = std::min(stride, d - k0);
+      sort_block(rows.data(), k0, len, s, stride);
+      reduce(k0, len, s, stride);
+    }
+    return;
+  }
   for (std::int64_t k0 = 0; k0 < d; k0 += stride) {
     const std::int64_t len = std::min(stride, d - k0);
     const std::int64_t len16 = (len + 15) / 16 * 16;
