@@ -13,7 +13,7 @@ class CenteredClip final : public Aggregator {
   std::string name() const override { return "cclip"; }
   // v starts from the previous call's output (zero before the first call or when d changes);
   // L times: v <- v + (1/n) sum_i (u_i - v) min(1, tau / ||u_i - v||). The output becomes the
-  // state. Runs on coefficients (Note [Iterates as combinations] in gm.h).
+  // state. L + 1 passes over the inputs (Note [cclip passes] in cclip.cpp).
   void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) override;
   void check_inputs(int n) const override;
   // The state v (empty before the first call).

@@ -9,7 +9,7 @@ namespace cohort::robust {
 
 // Note [Iterates as combinations]
 // Every Weiszfeld iterate z_t (t >= 1) is a combination sum_i c_i u_i of the inputs, and z_0 is
-// 0 or their mean; cclip's iterates are combinations of the inputs and the previous aggregate.
+// 0 or their mean.
 // So ||z - u_i||^2 = q^T H q, with q the coefficients of z - u_i and H the Gram matrix of the
 // vectors involved, and the T iterations run on n coefficients: one Gram product (Note [Gram
 // distances] in krum.h: rows centred on their mean mu, with mu as one more row, so the

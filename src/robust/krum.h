@@ -1,5 +1,4 @@
-// krum and multikrum (ALGORITHMS.md §3), and the Gram product they share with bulyan, gm and
-// cclip.
+// krum and multikrum (ALGORITHMS.md §3), and the Gram product they share with bulyan and gm.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +10,8 @@
 namespace cohort::robust {
 
 // Note [Gram distances]
-// Krum needs all n^2 squared distances; bulyan reuses them; gm and cclip express every iterate
-// as a combination of the inputs and need the same inner products (Note [Iterates as
+// Krum needs all n^2 squared distances; bulyan reuses them; gm expresses every iterate
+// as a combination of the inputs and needs the same inner products (Note [Iterates as
 // combinations] in gm.h). Computing them as d_ij = G_ii + G_jj - 2 G_ij from the Gram matrix
 // G = X X^T halves the work of direct differences, and the product is compute-bound at the rate
 // these rules must reach (krum at n = 25: >= 13 GB/s of input, ~80 GFLOP/s), which needs
