@@ -10,6 +10,7 @@
 #include "compress/powersgd.h"
 #include "algo/sampling.h"
 #include "core/errors.h"
+#include "robust/thread_gather.h"
 
 namespace cohort::algo {
 
@@ -145,10 +146,7 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
 }
 
 std::pair<std::int64_t, std::int64_t> Exchange::shard_block(int r) const {
-  const std::int64_t chunks = (d_ + robust::kSumChunk - 1) / robust::kSumChunk;
-  const std::int64_t P = comm_.size();
-  return {std::min(d_, chunks * r / P * robust::kSumChunk),
-          std::min(d_, chunks * (r + 1) / P * robust::kSumChunk)};
+  return robust::shard_block(d_, r, comm_.size());
 }
 
 std::string Exchange::describe() const {

@@ -19,6 +19,7 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "robust/aggregator.h"
+#include "robust/thread_gather.h"
 
 namespace cohort {
 
@@ -35,6 +36,9 @@ void add_bench_options(CLI::App& bench, BenchOptions& o) {
   bench.add_option("--sizes", o.sizes,
                    "compress, aggregate: comma-separated message sizes d (e.g. 1e5,1e6)");
   bench.add_option("--clients", o.clients, "aggregate: comma-separated message counts n");
+  bench.add_option("--threads", o.threads,
+                   "aggregate: comma-separated thread counts; with t > 1 each thread runs the rule "
+                   "on a block of coordinates, as a rank does under the shard plan");
 }
 
 MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
@@ -299,6 +303,7 @@ namespace {
 
 struct AggregateRow {
   std::string rule;
+  int threads = 1;
   int n = 0;
   std::int64_t d = 0;
   double ms = 0, gbs = 0, triad_share = 0, gflops = 0;
@@ -340,12 +345,30 @@ int run_aggregate_bench(const BenchOptions& o) {
     }
     require_usage(!counts.empty(), "--clients: no counts given");
   }
+  std::vector<int> thread_counts;
+  {
+    std::stringstream ss(o.threads);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      int t = 0;
+      try {
+        t = std::stoi(item);
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--threads: '{}' is not a number", item));
+      }
+      require_usage(t >= 1 && t <= 256, fmt::format("--threads: {} is not a count (1 .. 256)", t));
+      thread_counts.push_back(t);
+    }
+    require_usage(!thread_counts.empty(), "--threads: no counts given");
+  }
   constexpr double kMaxInputBytes = 4e9;
   mallopt(M_MMAP_MAX, 0);  // as in bench compress: no first-touch faults of fresh scratch
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const MemoryBandwidth bw = measure_memory_bandwidth(o.megabytes, 3);
   const unsigned cores = std::thread::hardware_concurrency();
-  fmt::print("# cohort bench aggregate: cohort {} ({}), 1 thread, {} cores; kernels: {}\n",
+  fmt::print("# cohort bench aggregate: cohort {} ({}), {} cores; kernels: {}; thr = threads (t > 1: "
+             "each runs the rule on a block of coordinates, as a rank does under the shard plan; "
+             "zeno needs whole messages)\n",
              kVersion, kGitRevision, cores, robust::robust_isa());
   fmt::print(
       "# memory bandwidth (this program, {:.0f} MB arrays): read {:.2f} GB/s, triad {:.2f} GB/s\n",
@@ -356,8 +379,8 @@ int run_aggregate_bench(const BenchOptions& o) {
       "GFLOP/s: the Gram product (n(n+1) d flops) of krum; "
       "inputs over {:.0f} GB skipped\n",
       o.repeats, kMaxInputBytes / 1e9);
-  fmt::print("{:<22} {:>5} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "aggregator", "n", "d", "ms", "GB/s",
-             "triad", "GFLOP/s");
+  fmt::print("{:<22} {:>3} {:>5} {:>10} {:>10} {:>8} {:>7} {:>9}\n", "aggregator", "thr", "n", "d",
+             "ms", "GB/s", "triad", "GFLOP/s");
   std::vector<AggregateRow> rows;
   for (int n : counts)
     for (std::int64_t d : sizes) {
@@ -397,31 +420,66 @@ int run_aggregate_bench(const BenchOptions& o) {
       configs.push_back({"krum+bucketing s=2", configs[2].opts});
       configs.back().opts.bucket = 2;
       configs.back().opts.f = std::max(0, ((n + 1) / 2 - 3) / 2);  // ceil(n/2) buckets >= 2f+3
-      auto add_row = [&](const std::string& label, double t, double flops) {
-        AggregateRow r{label, n, d, t * 1e3, bytes / t / 1e9, 0, flops / t / 1e9};
+      auto add_row = [&](const std::string& label, int threads, double t, double flops) {
+        AggregateRow r{label, threads, n, d, t * 1e3, bytes / t / 1e9, 0, flops / t / 1e9};
         r.triad_share = r.gbs / bw.triad_gbs;
         rows.push_back(r);
-        fmt::print("{:<22} {:>5} {:>10} {:>10.3f} {:>8.2f} {:>6.0f}% {:>9}\n", r.rule, r.n, r.d,
-                   r.ms, r.gbs, 100 * r.triad_share,
+        fmt::print("{:<22} {:>3} {:>5} {:>10} {:>10.3f} {:>8.2f} {:>6.0f}% {:>9}\n", r.rule,
+                   r.threads, r.n, r.d, r.ms, r.gbs, 100 * r.triad_share,
                    flops > 0 ? fmt::format("{:.1f}", r.gflops) : std::string("-"));
         std::fflush(stdout);
       };
-      {
-        volatile bool ok = true;
-        const double t = best_seconds(o.repeats, [&] {
-          for (int i = 0; i < n; ++i) ok = ok && robust::all_finite(m.row(i), d);
-        });
-        add_row("(finite scan)", t, 0);
-      }
-      for (const auto& cfg : configs) {
-        auto rule = robust::make_aggregator(cfg.opts);
-        rule->check_inputs(n);
-        robust::Report report;
-        const double t =
-            best_seconds(o.repeats, [&] { rule->aggregate(m, ctx, out.data(), report); });
-        const double flops =
-            cfg.label == "krum" ? static_cast<double>(n) * (n + 1) * static_cast<double>(d) : 0;
-        add_row(cfg.label, t, flops);
+      for (int threads : thread_counts) {
+        if (threads == 1) {
+          volatile bool ok = true;
+          const double t = best_seconds(o.repeats, [&] {
+            for (int i = 0; i < n; ++i) ok = ok && robust::all_finite(m.row(i), d);
+          });
+          add_row("(finite scan)", 1, t, 0);
+          for (const auto& cfg : configs) {
+            auto rule = robust::make_aggregator(cfg.opts);
+            rule->check_inputs(n);
+            robust::Report report;
+            const double t =
+                best_seconds(o.repeats, [&] { rule->aggregate(m, ctx, out.data(), report); });
+            const double flops =
+                cfg.label == "krum" ? static_cast<double>(n) * (n + 1) * static_cast<double>(d) : 0;
+            add_row(cfg.label, 1, t, flops);
+          }
+          continue;
+        }
+        // Each thread holds its block of every message contiguously, as the shard plan's
+        // all-to-all delivers it; only the rule is timed (all threads, start to last finish).
+        std::vector<std::vector<float>> blocks(static_cast<std::size_t>(threads));
+        for (int r = 0; r < threads; ++r) {
+          const auto [lo, hi] = robust::shard_block(d, r, threads);
+          blocks[r].resize(static_cast<std::size_t>(n * (hi - lo)));
+          for (int i = 0; i < n; ++i)
+            std::copy(m.row(i) + lo, m.row(i) + hi, blocks[r].begin() + i * (hi - lo));
+        }
+        for (const auto& cfg : configs) {
+          if (!robust::make_aggregator(cfg.opts)->shardable()) continue;
+          std::vector<std::unique_ptr<robust::Aggregator>> rules;
+          for (int r = 0; r < threads; ++r) rules.push_back(robust::make_aggregator(cfg.opts));
+          const double t = best_seconds(o.repeats, [&] {
+            robust::ThreadGather gather(threads);
+            std::vector<std::thread> pool;
+            for (int r = 0; r < threads; ++r)
+              pool.emplace_back([&, r] {
+                const auto [lo, hi] = robust::shard_block(d, r, threads);
+                robust::Messages mb{blocks[r].data(), n, hi - lo, clients, {}};
+                robust::Context cb;
+                cb.seed = 1;
+                cb.shard = robust::Shard{lo, d, gather.for_thread(r)};
+                robust::Report report;
+                rules[r]->aggregate(mb, cb, out.data() + lo, report);
+              });
+            for (auto& th : pool) th.join();
+          });
+          const double flops =
+              cfg.label == "krum" ? static_cast<double>(n) * (n + 1) * static_cast<double>(d) : 0;
+          add_row(cfg.label, threads, t, flops);
+        }
       }
     }
   if (!o.json.empty()) {
@@ -432,8 +490,8 @@ int run_aggregate_bench(const BenchOptions& o) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       js << fmt::format(
-          R"({}{{"aggregator": "{}", "n": {}, "d": {}, "ms": {:.4f}, "gbs": {:.4f}, "triad_share": {:.4f}, "gflops": {:.3f}}})",
-          i == 0 ? "" : ", ", r.rule, r.n, r.d, r.ms, r.gbs, r.triad_share, r.gflops);
+          R"({}{{"aggregator": "{}", "threads": {}, "n": {}, "d": {}, "ms": {:.4f}, "gbs": {:.4f}, "triad_share": {:.4f}, "gflops": {:.3f}}})",
+          i == 0 ? "" : ", ", r.rule, r.threads, r.n, r.d, r.ms, r.gbs, r.triad_share, r.gflops);
     }
     js << "]}\n";
   }

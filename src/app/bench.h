@@ -13,6 +13,7 @@ struct BenchOptions {
   std::string json;                     // optional JSON copy of the results
   std::string sizes = "1e5,1e6,1.1e7";  // compress, aggregate: message sizes d
   std::string clients = "10,25,100";    // aggregate: message counts n
+  std::string threads = "1";            // aggregate: thread counts (blocks of coordinates)
 };
 
 void add_bench_options(CLI::App& bench, BenchOptions& o);

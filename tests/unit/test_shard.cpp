@@ -2,7 +2,6 @@
 // every split of the chunks over ranks, and every shardable rule run on coordinate blocks over
 // P simulated ranks (threads with an in-process all-gather) gives bitwise the whole-vector
 // result, selections and scores included.
-#include <barrier>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <functional>
@@ -13,30 +12,12 @@
 
 #include "robust/aggregator.h"
 #include "robust/chunk_tree.h"
+#include "robust/thread_gather.h"
 
 using namespace cohort;
 using namespace cohort::robust;
 
 namespace {
-
-// An all-gather among P threads.
-class ThreadGather {
- public:
-  explicit ThreadGather(int P) : slots_(static_cast<std::size_t>(P)), sync_(P) {}
-  GatherBytes for_rank(int r) {
-    return [this, r](std::span<const std::uint8_t> mine) {
-      slots_[r].assign(mine.begin(), mine.end());
-      sync_.arrive_and_wait();
-      auto all = slots_;
-      sync_.arrive_and_wait();
-      return all;
-    };
-  }
-
- private:
-  std::vector<std::vector<std::uint8_t>> slots_;
-  std::barrier<> sync_;
-};
 
 // Runs body(r) on P threads.
 void on_ranks(int P, const std::function<void(int)>& body) {
@@ -87,7 +68,7 @@ TEST_CASE("shard: the chunk tree adds in the same fixed order for every split ov
         const std::int64_t a = C * r / P, b = C * (r + 1) / P;
         ChunkTree t(a, C, 2);
         for (std::int64_t c = a; c < b; ++c) t.push(&leaves[2 * c]);
-        got[r] = t.total(gather.for_rank(r));
+        got[r] = t.total(gather.for_thread(r));
       });
       for (int r = 0; r < P; ++r) {
         INFO("C = " << C << ", P = " << P << ", rank " << r);
@@ -140,7 +121,6 @@ TEST_CASE("shard: every shardable rule on coordinate blocks equals the whole-vec
   // d spans four chunks, the last one short; 11 rows: 8 honest near a common point, 3 outliers.
   const int n = 11;
   const std::int64_t d = 3 * kSumChunk + 123;
-  const std::int64_t chunks = (d + kSumChunk - 1) / kSumChunk;
   std::mt19937 gen(11);
   std::normal_distribution<float> noise(0.0f, 1.0f);
   std::vector<float> data(static_cast<std::size_t>(n * d));
@@ -172,8 +152,7 @@ TEST_CASE("shard: every shardable rule on coordinate blocks equals the whole-vec
       std::vector<std::vector<float>> got(2, std::vector<float>(static_cast<std::size_t>(d)));
       std::vector<std::vector<Report>> reps(static_cast<std::size_t>(P), std::vector<Report>(2));
       on_ranks(P, [&](int r) {
-        const std::int64_t lo = std::min(d, chunks * r / P * kSumChunk);
-        const std::int64_t hi = std::min(d, chunks * (r + 1) / P * kSumChunk);
+        const auto [lo, hi] = shard_block(d, r, P);
         const std::int64_t width = hi - lo;
         std::vector<float> block(static_cast<std::size_t>(n * width));
         for (int i = 0; i < n; ++i)
@@ -186,7 +165,7 @@ TEST_CASE("shard: every shardable rule on coordinate blocks equals the whole-vec
           ctx.round = round;
           ctx.shard.offset = lo;
           ctx.shard.d_total = d;
-          ctx.shard.gather = gather.for_rank(r);
+          ctx.shard.gather = gather.for_thread(r);
           REQUIRE(aggregate(*mine, m, ctx, got[round].data() + lo, reps[r][round]));
         }
       });
@@ -226,7 +205,7 @@ TEST_CASE("shard: the rules select the honest rows on the sharded example") {
       std::memcpy(block.data() + i * width, data.data() + i * d + lo, sizeof(float) * width);
     auto rule = make_aggregator(o);
     Context ctx;
-    ctx.shard = Shard{lo, d, gather.for_rank(r)};
+    ctx.shard = Shard{lo, d, gather.for_thread(r)};
     REQUIRE(aggregate(*rule, Messages{block.data(), n, width, clients, {}}, ctx, out.data() + lo,
                       reps[r]));
   });
