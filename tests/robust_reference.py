@@ -164,3 +164,27 @@ order = sorted(range(9), key=lambda i: (-zs[i], i))
 keep = sorted(order[:7])
 print("zeno b=2 selected:", keep)
 show("zeno b=2 mean", U[keep].mean(axis=0))
+
+# minmax / minsum (Shejwalkar & Houmansadr 2021) on the attack test's honest set, by the papers'
+# own search (bisection from gamma = 10, here to 1e-12) rather than the closed form cohort uses.
+H = np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 5.0]])
+mu, sd = H.mean(axis=0), H.std(axis=0, ddof=1)
+pair = np.array([[np.sum((a - b) ** 2) for b in H] for a in H])
+
+
+def search(ok):
+    lam, step, succ = 10.0, 10.0, 0.0
+    while abs(succ - lam) > 1e-12:
+        if ok(mu - lam * sd):
+            succ = lam
+            lam += step / 2
+        else:
+            lam -= step / 2
+        step /= 2
+    return succ
+
+
+g_minmax = search(lambda m: max(np.sum((m - h) ** 2) for h in H) <= pair.max())
+g_minsum = search(lambda m: sum(np.sum((m - h) ** 2) for h in H) <= pair.sum(axis=1).max())
+print(f"minmax gamma: {g_minmax!r} message: {list(mu - g_minmax * sd)!r}")
+print(f"minsum gamma: {g_minsum!r} message: {list(mu - g_minsum * sd)!r}")

@@ -1,6 +1,8 @@
 #include "algo/clients.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -55,6 +57,7 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
   sum_.clear();
   sum_sq_.clear();
   mimic_.clear();
+  honest_local_.clear();
 }
 
 void ClientBehaviour::momentum(int c, std::span<float> u) {
@@ -84,6 +87,13 @@ void ClientBehaviour::process(int c, std::span<float> message) {
     for (std::int64_t i = 0; i < d_; ++i)
       sum_sq_.add_at(i, static_cast<double>(message[i]) * message[i]);
   if (c == mimic_client_) mimic_.add(message.data());
+  if (attack_->needs_messages()) {
+    const auto client = static_cast<std::uint32_t>(c);
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&client);
+    honest_local_.insert(honest_local_.end(), p, p + sizeof client);
+    const auto* m = reinterpret_cast<const std::uint8_t*>(message.data());
+    honest_local_.insert(honest_local_.end(), m, m + message.size() * sizeof(float));
+  }
 }
 
 void ClientBehaviour::finish_honest(comm::Communicator& comm) {
@@ -101,6 +111,23 @@ void ClientBehaviour::finish_honest(comm::Communicator& comm) {
       const double ss = sum_sq_.value(i) - n * stats_.mean[i] * stats_.mean[i];
       stats_.stddev[i] = n > 1 ? std::sqrt(std::max(0.0, ss / (n - 1))) : 0.0;
     }
+  }
+  if (attack_->needs_messages()) {  // every rank gets all honest messages, in client order
+    const std::size_t rec = sizeof(std::uint32_t) + static_cast<std::size_t>(d_) * sizeof(float);
+    std::vector<std::pair<std::uint32_t, const std::uint8_t*>> recs;
+    const auto boxes = comm.allgather_bytes(honest_local_);
+    for (const auto& box : boxes)
+      for (std::size_t at = 0; at + rec <= box.size(); at += rec) {
+        std::uint32_t client;
+        std::memcpy(&client, box.data() + at, sizeof client);
+        recs.emplace_back(client, box.data() + at + sizeof client);
+      }
+    std::sort(recs.begin(), recs.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    stats_.messages.resize(recs.size() * static_cast<std::size_t>(d_));
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      std::memcpy(stats_.messages.data() + i * static_cast<std::size_t>(d_), recs[i].second,
+                  static_cast<std::size_t>(d_) * sizeof(float));
   }
   if (attack_->needs_mimic()) {
     comm.allreduce(comm::View{mimic_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);

@@ -57,6 +57,8 @@ class ClientBehaviour {
   std::int64_t d_;
   int sampled_ = 0, sampled_byzantine_ = 0, mimic_client_ = -1;
   ExactAccumulator sum_, sum_sq_, mimic_;
+  // minmax / minsum: this rank's honest messages of the round, [client u32][d floats] each.
+  std::vector<std::uint8_t> honest_local_;
   attack::HonestStats stats_;
 };
 

@@ -76,6 +76,7 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
     }
   for (auto& v : st.stddev) v = std::sqrt(v);
   st.mimic.assign(honest.data.begin(), honest.data.begin() + d);  // row 0: the lowest id
+  if (atk->needs_messages()) st.messages.assign(honest.data.begin(), honest.data.begin() + n * d);
   atk->craft(st, n + f, f, std::span<float>(rows.data(), static_cast<std::size_t>(d)));
   for (int i = 1; i < f; ++i) std::copy_n(rows.data(), d, rows.data() + i * d);
   return rows;

@@ -152,7 +152,8 @@ Section server_optimizer_section() {
 Section attack_section() {
   Section s{"attack",
             "Byzantine clients (ALGORITHMS.md §4): a fixed subset of the population chosen from "
-            "the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic) see "
+            "the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic, minmax, "
+            "minsum) see "
             "the round's honest messages; compression applies after the attack."};
   s.default_component = "none";
   s.components = {
@@ -170,6 +171,14 @@ Section attack_section() {
        "every Byzantine sends mu - z sigma (coordinate-wise over the honest messages)",
        {opt_string("z", "auto", "auto: Phi^-1((n-f-s)/(n-f)), s = floor(n/2+1)-f; or a number")}},
       {"mimic", "every Byzantine copies the lowest-id honest client's message", {}},
+      {"minmax",
+       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its largest distance to "
+       "an honest message within the largest honest pairwise distance",
+       {}},
+      {"minsum",
+       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its summed squared "
+       "distance to the honest messages within the largest honest one",
+       {}},
   };
   s.options = {
       opt_float("fraction", 0.0, "Byzantine share of the population (when count is 0)", 0, 1),

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/errors.h"
+#include "robust/krum.h"
 
 namespace cohort::attack {
 
@@ -44,6 +45,64 @@ double alie_z_auto(int n, int f) {
     throw std::runtime_error(fmt::format("alie z: auto is undefined for n = {}, f = {} "
                                          "((n-f-s)/(n-f) = {}); set attack.z", n, f, p));
   return normal_quantile(p);
+}
+
+// Note [minmax and minsum]
+// The malicious message is m(gamma) = mu - gamma sigma (the -std direction p = -sigma). With
+// a_i = ||g_i - mu||^2, b_i = <g_i - mu, sigma> and c = ||sigma||^2 (sums in double, in
+// coordinate order), ||m(gamma) - g_i||^2 = a_i + 2 gamma b_i + gamma^2 c, a convex quadratic,
+// so the largest feasible gamma is a root, solved in closed form (the papers bisect towards it
+// from gamma = 10 to 1e-5):
+//  - minmax: max_i ||m - g_i||^2 <= D = max_{i,j} ||g_i - g_j||^2: gamma = min_i of the larger
+//    root of c gamma^2 + 2 b_i gamma + a_i - D;
+//  - minsum: sum_i ||m - g_i||^2 <= S = max_i sum_j ||g_i - g_j||^2: the larger root of
+//    n c gamma^2 + 2 (sum_i b_i) gamma + sum_i a_i - S.
+// gamma = 0 (m = mu) is always feasible (a_i <= D, sum_i a_i <= S/2), so the roots are real and
+// >= 0. D and S come from the centred Gram matrix of the honest messages (Note [Gram distances]).
+// Every rank holds all honest messages and computes the same gamma.
+double minmax_gamma(const HonestStats& h, bool sum) {
+  const int n = h.n;
+  const auto d = static_cast<std::int64_t>(h.mean.size());
+  if (n < 2) return 0.0;
+  std::vector<const float*> rows(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) rows[i] = h.messages.data() + static_cast<std::int64_t>(i) * d;
+  const std::vector<double> dist = robust::gram_distances(robust::centered_gram(rows, n, false, d),
+                                                          n, n);
+  double D = 0, S = 0;
+  for (int i = 0; i < n; ++i) {
+    double row = 0;
+    for (int j = 0; j < n; ++j) {
+      D = std::max(D, dist[static_cast<std::size_t>(i) * n + j]);
+      row += dist[static_cast<std::size_t>(i) * n + j];
+    }
+    S = std::max(S, row);
+  }
+  double c = 0;
+  for (std::int64_t k = 0; k < d; ++k) c += h.stddev[k] * h.stddev[k];
+  if (!(c > 0)) return 0.0;  // identical honest messages: m = mu
+  std::vector<double> a(static_cast<std::size_t>(n), 0.0), b(a);
+  for (int i = 0; i < n; ++i)
+    for (std::int64_t k = 0; k < d; ++k) {
+      const double e = static_cast<double>(rows[i][k]) - h.mean[k];
+      a[i] += e * e;
+      b[i] += e * h.stddev[k];
+    }
+  // The larger root of C g^2 + 2 B g + A = 0 (A <= 0); clamped at 0 against rounding.
+  const auto root = [](double C, double B, double A) {
+    return std::max(0.0, (-B + std::sqrt(std::max(0.0, B * B - C * A))) / C);
+  };
+  // m - g_i = (mu - g_i) - gamma sigma: the cross term is -2 gamma <mu - g_i, sigma> = 2 gamma b_i.
+  if (sum) {
+    double A = -S, B = 0;
+    for (int i = 0; i < n; ++i) {
+      A += a[i];
+      B += b[i];
+    }
+    return root(n * c, B, A);
+  }
+  double gamma = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < n; ++i) gamma = std::min(gamma, root(c, b[i], a[i] - D));
+  return gamma;
 }
 
 namespace {
@@ -147,6 +206,23 @@ class Mimic final : public Attack {  // copy one honest client's message
   }
 };
 
+class MinMax final : public Attack {  // mu - gamma sigma, gamma from Note [minmax and minsum]
+ public:
+  explicit MinMax(bool sum) : sum_(sum) {}
+  std::string name() const override { return sum_ ? "minsum" : "minmax"; }
+  bool omniscient() const override { return true; }
+  bool needs_stddev() const override { return true; }
+  bool needs_messages() const override { return true; }
+  void craft(const HonestStats& h, int, int, std::span<float> out) const override {
+    const double gamma = minmax_gamma(h, sum_);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<float>(h.mean[i] - gamma * h.stddev[i]);
+  }
+
+ private:
+  bool sum_;
+};
+
 }  // namespace
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o) {
@@ -173,9 +249,10 @@ std::unique_ptr<Attack> make_attack(const AttackOptions& o) {
     return std::make_unique<Alie>(o.z);
   }
   if (o.name == "mimic") return std::make_unique<Mimic>();
+  if (o.name == "minmax" || o.name == "minsum") return std::make_unique<MinMax>(o.name == "minsum");
   throw UsageError("unknown attack.name '" + o.name +
                    "' (known: none, signflip, labelflip, gaussian, nonfinite, zero, dropout, ipm, "
-                   "alie, mimic)");
+                   "alie, mimic, minmax, minsum)");
 }
 
 }  // namespace cohort::attack

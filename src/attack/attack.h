@@ -31,11 +31,14 @@ struct AttackOptions {
 std::vector<int> byzantine_clients(std::uint64_t seed, int num_clients, const AttackOptions& o);
 
 // The round's honest messages, summarised: coordinate-wise mean and unbiased standard
-// deviation over n honest messages, and the message of the lowest-id honest client (mimic).
+// deviation over n honest messages, the message of the lowest-id honest client (mimic) and,
+// for the attacks that need distances between them (minmax, minsum), all n messages in client
+// order (n x d, row-major).
 struct HonestStats {
   int n = 0;
   std::vector<double> mean, stddev;
   std::vector<float> mimic;
+  std::vector<float> messages;
 };
 
 class Attack {
@@ -47,6 +50,7 @@ class Attack {
   virtual bool drops() const { return false; }         // dropout: sends nothing
   virtual bool needs_stddev() const { return false; }
   virtual bool needs_mimic() const { return false; }
+  virtual bool needs_messages() const { return false; }  // HonestStats::messages
   // Non-omniscient attacks: the Byzantine client's message from its own honest one.
   virtual void corrupt(std::span<float> message, Rng& rng) const;
   // Omniscient attacks: the message every sampled Byzantine client sends, from the round's
@@ -55,6 +59,11 @@ class Attack {
 };
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
+
+// minmax / minsum (Shejwalkar & Houmansadr 2021, ALGORITHMS.md §4): the largest gamma >= 0 for
+// which mu - gamma sigma stays, in max (minmax) or summed (minsum) squared distance to the honest
+// messages, within what the honest messages themselves reach (Note [minmax and minsum]).
+double minmax_gamma(const HonestStats& h, bool sum);
 
 // ALIE's z for n messages of which f are Byzantine: Phi^-1((n - f - s) / (n - f)) with
 // s = floor(n/2 + 1) - f (0.2533 for n = 25, f = 5).

@@ -57,6 +57,35 @@ assert np.allclose(agg, np.median(msgs.astype(np.float64), axis=0), atol=1e-6)
 print("alie rows = mu - 0.2533 sigma; cm over all 25 rows equals numpy's median")
 PY
 
+# minmax and minsum: mu - gamma sigma with the largest feasible gamma; checked against the
+# papers' own bisection on the same 20 honest rows.
+for a in minmax minsum; do
+  printf 'aggregator: {name: tm, b: 5}\nattack: {name: %s, count: 5}\n' "$a" > "$TMP/$a.yaml"
+  "$COHORT" aggregate --config "$TMP/$a.yaml" --input "$TMP/honest.h5" --output "$TMP/$a.h5" > /dev/null
+done
+"$PYTHON" - "$TMP" <<'PY'
+import sys, h5py, numpy as np
+tmp = sys.argv[1]
+with h5py.File(f"{tmp}/honest.h5", "r") as f:
+    h = f["vectors"][()].astype(np.float64)
+mu, sd = h.mean(0), h.std(0, ddof=1)
+pair = ((h[:, None, :] - h[None, :, :]) ** 2).sum(-1)
+checks = {"minmax": lambda m: ((m - h) ** 2).sum(1).max() <= pair.max(),
+          "minsum": lambda m: ((m - h) ** 2).sum() <= pair.sum(1).max()}
+for name, ok in checks.items():
+    lam, step, succ = 10.0, 10.0, 0.0
+    while abs(succ - lam) > 1e-10:
+        if ok(mu - lam * sd):
+            succ, lam = lam, lam + step / 2
+        else:
+            lam -= step / 2
+        step /= 2
+    with h5py.File(f"{tmp}/{name}.h5", "r") as f:
+        msgs = f["messages"][()]
+    assert np.allclose(msgs[20:], mu - succ * sd, atol=1e-5), (name, succ)
+    print(f"{name}: gamma = {succ:.6f} as the papers' bisection finds")
+PY
+
 set +e
 msg=$("$COHORT" aggregate --config "$TMP/krum.yaml" --input "$TMP/in.h5" --output "$TMP/x.h5" aggregator.f=4 2>&1)
 rc=$?

@@ -16,6 +16,8 @@ cases=(
   "zeno_dropout|aggregator.name=zeno aggregator.b=1 attack.name=dropout attack.count=1"
   "mean_labelflip_ef_topk|attack.name=labelflip attack.count=2 compressor.name=topk compressor.ratio=0.2 compressor.error_feedback=true"
   "krum_qsgd_alie|aggregator.name=krum aggregator.f=1 attack.name=alie attack.count=1 compressor.name=qsgd"
+  "cm_minmax|aggregator.name=cm attack.name=minmax attack.count=2"
+  "tm_minsum_momentum|aggregator.name=tm aggregator.b=1 attack.name=minsum attack.count=2 algorithm.client_momentum=0.9"
 )
 for c in "${cases[@]}"; do
   name=${c%%|*}
@@ -41,7 +43,12 @@ with h5py.File(f"{tmp}/multikrum_gaussian.np1.h5", "r") as f:
     byz = f["clients/byzantine"][()].astype(bool)
     assert (sel.sum(axis=1) == 4).all(), sel                     # m = n - f = 4 of 5
     assert sel[:, byz].sum() == 0, "multikrum kept the N(0, 1) attacker"
-print("nonfinite messages dropped and counted; multikrum drops the Gaussian attacker")
+with h5py.File(f"{tmp}/cm_minmax.np1.h5", "r") as f:
+    assert f.attrs["status"] == "completed"
+    # the attackers sit inside the honest spread, so they do move the median, but not far
+    d = f["rounds/agg_dist_honest_mean"][()]
+    assert np.isfinite(d).all() and (d > 0).all(), d
+print("nonfinite messages dropped and counted; multikrum drops the Gaussian attacker; minmax runs")
 PY
 
 # Mean is not robust: NaN messages stop the run as diverged (exit code 3).

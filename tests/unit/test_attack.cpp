@@ -62,6 +62,33 @@ TEST_CASE("attack: each attack's message on a fixed honest set", "[attack]") {
   attack::make_attack(o)->craft(h, 5, 2, out);
   REQUIRE(out == std::vector<float>{1.0f, 2.0f});
 
+  // minmax / minsum (tests/robust_reference.py, by the papers' bisection): the pairwise squared
+  // distances are 4, 10, 10, so D = 10 and S = max(14, 14, 20) = 20; with a = (2, 2, 4),
+  // b = <g - mu, sigma> = (-1-sqrt3, 1-sqrt3, 2 sqrt3), c = 4, minmax's binding client is the
+  // third: 4g^2 + 4 sqrt3 g - 6 = 0, g = 3/2 - sqrt3/2; minsum: 12 g^2 - 12 = 0, g = 1.
+  h.messages = {1, 2, 3, 2, 2, 5};
+  REQUIRE(attack::minmax_gamma(h, false) == Approx(1.5 - std::sqrt(3.0) / 2).epsilon(1e-12));
+  REQUIRE(attack::minmax_gamma(h, true) == Approx(1.0).epsilon(1e-12));
+  o.name = "minmax";
+  REQUIRE(attack::make_attack(o)->needs_messages());
+  attack::make_attack(o)->craft(h, 5, 2, out);
+  REQUIRE(out[0] == Approx(1.366025403785443).epsilon(1e-7));
+  REQUIRE(out[1] == Approx(1.9019237886484235).epsilon(1e-7));
+  o.name = "minsum";
+  attack::make_attack(o)->craft(h, 5, 2, out);
+  REQUIRE(out[0] == Approx(1.0).epsilon(1e-7));
+  REQUIRE(out[1] == Approx(3.0 - std::sqrt(3.0)).epsilon(1e-7));
+  // Identical honest messages: sigma = 0, the attackers send mu.
+  attack::HonestStats same;
+  same.n = 2;
+  same.mean = {1.0, -1.0};
+  same.stddev = {0.0, 0.0};
+  same.messages = {1, -1, 1, -1};
+  REQUIRE(attack::minmax_gamma(same, false) == 0.0);
+  o.name = "minmax";
+  attack::make_attack(o)->craft(same, 4, 2, out);
+  REQUIRE(out == std::vector<float>{1.0f, -1.0f});
+
   std::vector<float> own = {1.5f, -2.0f};
   o.name = "signflip";
   o.scale = 2.0;
