@@ -326,41 +326,30 @@ std::vector<float> uniform_messages(std::int64_t count) {
 
 }  // namespace
 
+// A comma-separated list of counts in 1 .. max, for a command-line option.
+static std::vector<int> parse_counts(const std::string& text, const char* option, int max) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    int n = 0;
+    try {
+      n = std::stoi(item);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("{}: '{}' is not a number", option, item));
+    }
+    require_usage(n >= 1 && n <= max,
+                  fmt::format("{}: {} is not a count (1 .. {})", option, n, max));
+    out.push_back(n);
+  }
+  require_usage(!out.empty(), fmt::format("{}: no counts given", option));
+  return out;
+}
+
 int run_aggregate_bench(const BenchOptions& o) {
   const std::vector<std::int64_t> sizes = parse_sizes(o.sizes);
-  std::vector<int> counts;
-  {
-    std::stringstream ss(o.clients);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      int n = 0;
-      try {
-        n = std::stoi(item);
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--clients: '{}' is not a number", item));
-      }
-      require_usage(n >= 1 && n <= 10000,
-                    fmt::format("--clients: {} is not a count (1 .. 10000)", n));
-      counts.push_back(n);
-    }
-    require_usage(!counts.empty(), "--clients: no counts given");
-  }
-  std::vector<int> thread_counts;
-  {
-    std::stringstream ss(o.threads);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      int t = 0;
-      try {
-        t = std::stoi(item);
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--threads: '{}' is not a number", item));
-      }
-      require_usage(t >= 1 && t <= 256, fmt::format("--threads: {} is not a count (1 .. 256)", t));
-      thread_counts.push_back(t);
-    }
-    require_usage(!thread_counts.empty(), "--threads: no counts given");
-  }
+  const std::vector<int> counts = parse_counts(o.clients, "--clients", 10000);
+  const std::vector<int> thread_counts = parse_counts(o.threads, "--threads", 256);
   constexpr double kMaxInputBytes = 4e9;
   mallopt(M_MMAP_MAX, 0);  // as in bench compress: no first-touch faults of fresh scratch
   mallopt(M_TRIM_THRESHOLD, 1 << 30);

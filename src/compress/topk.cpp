@@ -145,18 +145,7 @@ void collect_at_least_sse2(const float* v, std::size_t n, std::uint32_t threshol
                   static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(m01, m23))))
               << (16 * q);
     }
-    if (mask == 0) continue;
-    c.ensure(c.count + 64);
-    std::uint32_t* ci = c.idx.data() + c.count;
-    std::uint32_t* cb = c.bits.data() + c.count;
-    std::size_t got = 0;
-    for (; mask != 0; mask &= mask - 1) {
-      const std::size_t j = i + static_cast<std::size_t>(std::countr_zero(mask));
-      ci[got] = static_cast<std::uint32_t>(j);
-      cb[got] = vb[j];
-      ++got;
-    }
-    c.count += got;
+    if (mask != 0) take_mask(mask, i, vb, c);
   }
   c.ensure(c.count + 64);
   for (; i < n; ++i) {

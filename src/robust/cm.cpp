@@ -13,28 +13,46 @@
 
 namespace cohort::robust {
 
-SortNetwork make_sort_network(int n, int first, int last) {
-  SortNetwork net;
-  net.n = n;
+namespace {
+
+// Batcher's odd-even merge sort of n values, padded to a power of two with +inf: the
+// comparators (slot pairs: lo gets the min) in order, and after them the slot of each rank.
+// constexpr, so the register networks below are built from the same code at compile time.
+struct Batcher {
+  std::vector<std::pair<int, int>> cmp;
+  std::vector<int> slot;  // position -> slot (the first n positions are the ranks)
+};
+constexpr Batcher batcher(int n) {
+  Batcher b;
   int size = 1;
   while (size < n) size <<= 1;
-  std::vector<int> slot(size, -1);  // position -> slot; -1: a padding +inf
-  for (int p = 0; p < n; ++p) slot[p] = p;
-  std::vector<std::pair<int, int>> cmp;
-  // Batcher's odd-even merge sort on `size` positions.
+  b.slot.assign(static_cast<std::size_t>(size), -1);  // -1: a padding +inf
+  for (int p = 0; p < n; ++p) b.slot[static_cast<std::size_t>(p)] = p;
+  auto& slot = b.slot;
   for (int p = 1; p < size; p <<= 1)
     for (int k = p; k >= 1; k >>= 1)
       for (int j = k % p; j + k < size; j += 2 * k)
         for (int i = 0; i < std::min(k, size - j - k); ++i) {
-          const int a = i + j, b = i + j + k;
-          if ((a / (2 * p)) != (b / (2 * p))) continue;
-          if (slot[b] < 0) continue;  // max is +inf: nothing moves
+          const auto a = static_cast<std::size_t>(i + j), c = static_cast<std::size_t>(i + j + k);
+          if ((a / (2 * p)) != (c / (2 * p))) continue;
+          if (slot[c] < 0) continue;  // max is +inf: nothing moves
           if (slot[a] < 0) {          // min is the real value: relabel
-            std::swap(slot[a], slot[b]);
+            std::swap(slot[a], slot[c]);
             continue;
           }
-          cmp.emplace_back(slot[a], slot[b]);
+          b.cmp.emplace_back(slot[a], slot[c]);
         }
+  return b;
+}
+
+}  // namespace
+
+SortNetwork make_sort_network(int n, int first, int last) {
+  SortNetwork net;
+  net.n = n;
+  const Batcher b = batcher(n);
+  const auto& slot = b.slot;
+  const auto& cmp = b.cmp;
   net.rank_slot.assign(slot.begin(), slot.begin() + n);
   // Keep only comparators whose outputs can reach ranks [first, last).
   std::vector<char> needed(n, 0);
@@ -118,26 +136,12 @@ struct RegNet {
 template <int N>
 constexpr RegNet<N> build_reg_net() {
   RegNet<N> net{};
-  constexpr int size = RegNet<N>::kSize;
-  int slot[size] = {};
-  for (int p = 0; p < size; ++p) slot[p] = p < N ? p : -1;
-  for (int p = 1; p < size; p <<= 1)
-    for (int k = p; k >= 1; k >>= 1)
-      for (int j = k % p; j + k < size; j += 2 * k)
-        for (int i = 0; i < std::min(k, size - j - k); ++i) {
-          const int a = i + j, b = i + j + k;
-          if ((a / (2 * p)) != (b / (2 * p))) continue;
-          if (slot[b] < 0) continue;
-          if (slot[a] < 0) {
-            const int t = slot[a];
-            slot[a] = slot[b];
-            slot[b] = t;
-            continue;
-          }
-          net.lo[net.count] = static_cast<std::uint8_t>(slot[a]);
-          net.hi[net.count] = static_cast<std::uint8_t>(slot[b]);
-          ++net.count;
-        }
+  const Batcher b = batcher(N);
+  for (const auto& [lo, hi] : b.cmp) {
+    net.lo[net.count] = static_cast<std::uint8_t>(lo);
+    net.hi[net.count] = static_cast<std::uint8_t>(hi);
+    ++net.count;
+  }
   return net;
 }
 
