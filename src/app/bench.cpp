@@ -232,6 +232,8 @@ int run_compress_bench(const BenchOptions& o) {
   configs.back().opts.levels = 16;
   configs.push_back({"qsgd s=4 elias", make_opts("qsgd")});
   configs.back().opts.coding = "elias";
+  configs.push_back({"qsgd s=4 bucket=512", make_opts("qsgd")});  // the QSGD paper's buckets
+  configs.back().opts.bucket = 512;
 
   std::vector<CompressRow> rows;
   for (std::int64_t d : sizes) {
