@@ -33,7 +33,10 @@ namespace {
 
 constexpr std::size_t kChunk = 2048;
 constexpr std::size_t kNormBlock = 1024;
-constexpr std::size_t kAhead = 4;  // chunks prefetched ahead of the quantiser
+// The quantiser prefetches one line per 16 values, kAhead chunks ahead: one sequential stream is
+// limited by the hardware prefetcher to about half the memory's rate here, and a burst of a
+// whole chunk's lines at once stalls on the fill buffers.
+constexpr std::size_t kAhead = 4;
 constexpr std::size_t kStreamMin = std::size_t{1} << 20;  // Note [Streaming stores] in sign.cpp
 
 // The norm: per block of kNormBlock values, 16 float lanes (lane j sums x_i^2 for i = j mod 16,
@@ -186,6 +189,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_byte
   std::uint64_t tacc = 0;
   std::size_t i = 0;
   for (; i + 16 <= m; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
     const __m512i xb = _mm512_loadu_si512(v + i);
     const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, abs_mask));
     const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, rv), sv));
@@ -499,12 +503,6 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
     for (std::size_t c = 0; c < m; c += kChunk) {
       const std::size_t mc = std::min(kChunk, m - c), j0 = b0 + c;
       const float* x = v.data() + j0;
-      // Fetch the chunk kAhead chunks on into L2 while this one is quantised: the hardware
-      // prefetcher alone keeps too few misses in flight for one stream (about half the memory's
-      // rate here).
-      if (c + (kAhead + 1) * kChunk <= m)
-        for (std::size_t line = 0; line < kChunk * sizeof(float); line += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(x + kAhead * kChunk) + line, _MM_HINT_T1);
       const auto first_block = static_cast<std::uint32_t>(j0 / 16);
       const std::size_t nblocks = (j0 + mc - 1) / 16 - j0 / 16 + 1;
       philox_blocks(key, 0, 0, Purpose::kCompression, first_block, nblocks, sc.rnd.data());
