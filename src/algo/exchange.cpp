@@ -16,6 +16,7 @@ namespace cohort::algo {
 
 compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
   compress::CompressorOptions o;
+  o.section = section;
   const auto key = [&](const char* k) { return section + "." + k; };
   o.name = cfg.get_string(key("name"));
   if (o.name == "sign") o.scale = cfg.get_string(key("scale"));

@@ -108,7 +108,7 @@ namespace {
 // The registry: one explicit list (STYLE.md §2).
 const char* const kCompressorNames = "none, sign, topk, randk, qsgd, powersgd";
 
-void require_one_of(const std::string& key, const std::string& value,
+void require_one_of(const CompressorOptions& o, const std::string& key, const std::string& value,
                     std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) {
@@ -116,17 +116,17 @@ void require_one_of(const std::string& key, const std::string& value,
     list += list.empty() ? a : fmt::format(", {}", a);
   }
   throw UsageError(
-      fmt::format("compressor.{} = '{}' is not allowed: expected one of {}", key, value, list));
+      fmt::format("{}.{} = '{}' is not allowed: expected one of {}", o.section, key, value, list));
 }
 
 void check_sparsity(const CompressorOptions& o) {
-  require_usage(o.k >= 0, fmt::format("compressor.k = {} is not allowed: expected >= 0 "
-                                      "(0: use compressor.ratio)",
-                                      o.k));
+  require_usage(o.k >= 0, fmt::format("{0}.k = {1} is not allowed: expected >= 0 "
+                                      "(0: use {0}.ratio)",
+                                      o.section, o.k));
   if (o.k == 0)
     require_usage(
         o.ratio > 0.0 && o.ratio <= 1.0,
-        fmt::format("compressor.ratio = {} is not allowed: expected 0 < ratio <= 1", o.ratio));
+        fmt::format("{}.ratio = {} is not allowed: expected 0 < ratio <= 1", o.section, o.ratio));
 }
 
 }  // namespace
@@ -134,7 +134,7 @@ void check_sparsity(const CompressorOptions& o) {
 std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o) {
   if (o.name == "none") return std::make_unique<NoneCompressor>();
   if (o.name == "sign") {
-    require_one_of("scale", o.scale, {"none", "l1"});
+    require_one_of(o, "scale", o.scale, {"none", "l1"});
     return std::make_unique<SignCompressor>(o.scale == "l1");
   }
   if (o.name == "topk") {
@@ -147,26 +147,26 @@ std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o) {
   }
   if (o.name == "qsgd") {
     require_usage(o.levels >= 1,
-                  fmt::format("compressor.levels = {} is not allowed: expected >= 1", o.levels));
+                  fmt::format("{}.levels = {} is not allowed: expected >= 1", o.section, o.levels));
     require_usage(o.levels <= QsgdCompressor::kMaxLevels,
-                  fmt::format("compressor.levels = {} is not allowed: expected <= {}", o.levels,
-                              QsgdCompressor::kMaxLevels));
-    require_one_of("norm", o.norm, {"l2", "max"});
-    require_usage(o.bucket >= 0, fmt::format("compressor.bucket = {} is not allowed: expected >= 0 "
+                  fmt::format("{}.levels = {} is not allowed: expected <= {}", o.section,
+                              o.levels, QsgdCompressor::kMaxLevels));
+    require_one_of(o, "norm", o.norm, {"l2", "max"});
+    require_usage(o.bucket >= 0, fmt::format("{}.bucket = {} is not allowed: expected >= 0 "
                                              "(0: the whole layer)",
-                                             o.bucket));
-    require_one_of("coding", o.coding, {"fixed", "elias"});
+                                             o.section, o.bucket));
+    require_one_of(o, "coding", o.coding, {"fixed", "elias"});
     return std::make_unique<QsgdCompressor>(o.levels, o.norm == "max", o.bucket,
                                             o.coding == "elias");
   }
   if (o.name == "powersgd") {
     require_usage(o.rank >= 1,
-                  fmt::format("compressor.rank = {} is not allowed: expected >= 1", o.rank));
-    require_one_of("mode", o.mode, {"reduce", "per_client"});
+                  fmt::format("{}.rank = {} is not allowed: expected >= 1", o.section, o.rank));
+    require_one_of(o, "mode", o.mode, {"reduce", "per_client"});
     return std::make_unique<powersgd::PowerSgdCompressor>(o.rank, o.warm_start);
   }
-  throw UsageError(fmt::format("compressor.name = '{}' is not known: expected one of {}", o.name,
-                               kCompressorNames));
+  throw UsageError(fmt::format("{}.name = '{}' is not known: expected one of {}", o.section,
+                               o.name, kCompressorNames));
 }
 
 }  // namespace cohort::compress

@@ -93,6 +93,7 @@ struct CompressorOptions {
   int rank = 2;                    // powersgd: r
   bool warm_start = true;          // powersgd
   std::string mode = "reduce";     // powersgd: reduce | per_client
+  std::string section = "compressor";  // the config section, for error messages
 };
 
 // The compressor registry (one explicit list). Throws UsageError for impossible options.

@@ -630,6 +630,9 @@ TEST_CASE("compress: make_compressor rejects bad options naming the key", "[comp
     o.ratio = 0.1;
     o.k = -2;
     expect(o, "compressor.k = -2");
+    o.section = "downlink_compressor";  // the section the options came from
+    expect(o, "downlink_compressor.k = -2 is not allowed: expected >= 0 (0: use "
+              "downlink_compressor.ratio)");
   }
   o = opts("topk");
   o.ratio = 0;
