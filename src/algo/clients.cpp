@@ -58,6 +58,7 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
   sum_sq_.clear();
   mimic_.clear();
   honest_local_.clear();
+  crafted_valid_ = false;
 }
 
 void ClientBehaviour::momentum(int c, std::span<float> u) {
@@ -136,11 +137,16 @@ void ClientBehaviour::finish_honest(comm::Communicator& comm) {
   }
 }
 
-void ClientBehaviour::craft(std::span<float> out) const {
+void ClientBehaviour::craft(std::span<float> out) {
   if (stats_.n == 0)
     throw std::runtime_error(fmt::format("attack {} in round {}: no honest client was sampled",
                                          attack_->name(), round_ + 1));
-  attack_->craft(stats_, sampled_, sampled_byzantine_, out);
+  if (!crafted_valid_) {  // the same message for every attacker of the round
+    crafted_.resize(out.size());
+    attack_->craft(stats_, sampled_, sampled_byzantine_, crafted_);
+    crafted_valid_ = true;
+  }
+  std::copy(crafted_.begin(), crafted_.end(), out.begin());
 }
 
 }  // namespace cohort::algo

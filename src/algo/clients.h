@@ -38,7 +38,7 @@ class ClientBehaviour {
   void finish_honest(comm::Communicator& comm);
   // Omniscient attacks: the message a sampled Byzantine client sends (after finish_honest).
   bool crafts() const { return attack_->omniscient(); }
-  void craft(std::span<float> out) const;
+  void craft(std::span<float> out);
   // The honest messages' mean this round (after finish_honest; empty without an attack).
   const std::vector<double>& honest_mean() const { return stats_.mean; }
   int sampled_byzantine() const { return sampled_byzantine_; }
@@ -59,6 +59,9 @@ class ClientBehaviour {
   ExactAccumulator sum_, sum_sq_, mimic_;
   // minmax / minsum: this rank's honest messages of the round, [client u32][d floats] each.
   std::vector<std::uint8_t> honest_local_;
+  // The omniscient attackers' message of the round, crafted once (every one sends the same).
+  std::vector<float> crafted_;
+  bool crafted_valid_ = false;
   attack::HonestStats stats_;
 };
 

@@ -92,7 +92,16 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "aggregator " + o.aggregator + " evaluates a validation loss on each whole "
                   "message, so it cannot run on coordinate blocks: use comm.plan = gather (or "
                   "auto)");
-    o.auto_plan = plan == "auto";
+    // minmax / minsum put every honest message on every rank (O(n d) memory), which the shard
+    // plan exists to avoid: refuse the pair, and keep plan auto on gather for them.
+    const std::string attack = cfg.get_string("attack.name");
+    const bool gathers_honest = attack == "minmax" || attack == "minsum";
+    require_usage(plan != "shard" || !gathers_honest,
+                  "attack " + attack + " needs every honest message on every rank (O(n d) "
+                  "memory per rank), which comm.plan = shard is meant to avoid: use comm.plan = "
+                  "gather (or auto), or an attack built on coordinate-wise statistics (alie, ipm, "
+                  "mimic)");
+    o.auto_plan = plan == "auto" && !gathers_honest;
     if (plan != "shard") plan = "gather";
     // Config-time precondition on the messages each round brings (after bucketing).
     const int n = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));

@@ -44,7 +44,10 @@ constexpr std::size_t kStreamMin = std::size_t{1} << 20;  // Note [Streaming sto
 // block order. The AVX-512 path runs four blocks at once (four read streams: one sequential
 // stream is prefetcher-bound here at about half the memory's rate) with the same operations, so
 // both paths give the same bits.
-void block_lanes_sse2(const float* v, std::size_t start, std::size_t end, float* lanes) {
+// fp-contract off here too: a -march=native build could otherwise fuse this path's multiply-add.
+__attribute__((optimize("fp-contract=off"))) void block_lanes_sse2(const float* v,
+                                                                   std::size_t start,
+                                                                   std::size_t end, float* lanes) {
   std::size_t i = start;
   __m128 s0 = _mm_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   for (; i + 16 <= end; i += 16) {

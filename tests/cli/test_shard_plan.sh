@@ -68,4 +68,10 @@ expect_usage() {
 expect_usage "cannot run on coordinate blocks: use comm.plan = gather" \
   aggregator.name=zeno aggregator.b=1 comm.plan=shard
 expect_usage "mean is a sum: use comm.plan = reduce" comm.plan=shard
+expect_usage "attack minmax needs every honest message on every rank" \
+  aggregator.name=cm comm.plan=shard attack.name=minmax attack.count=1
+# ... and plan auto keeps minsum on gather even above the budget.
+run auto_minsum 2 model.hidden=[2048] aggregator.name=cm comm.memory_budget_mib=1 rounds=1 \
+  attack.name=minsum attack.count=1
+grep -q "exchange plan: gather" "$TMP/auto_minsum.np2.log"
 echo "shard plan: all checks passed"
