@@ -2,9 +2,10 @@
 # Worker momentum beta = 0.99 in heavy-ball form (m <- 0.99 m + u, x <- x - lr m) with smaller
 # server step sizes, against the EMA-form runs of scripts/experiment_byzantine.sh (MODE=full):
 # iid data under ALIE (5 attackers) and label-sorted data without attackers, for cm, gm and
-# cclip (tau = 1, L = 1), 300 rounds. Heavy-ball at lr equals EMA at lr / (1 - beta) in steady
+# cclip (L = 1; tau = 1 as in the EMA runs, and tau = 100 = 1 / (1 - beta) for the heavy-ball
+# messages, which are that much larger), 300 rounds. Heavy-ball at lr equals EMA at lr / (1 - beta) in steady
 # state, so lr = 0.001 matches the EMA runs' 0.1 and 0.0003 / 0.003 scale it by 0.3 / 3.
-# Writes results/byzantine/momentum099/{table.md,table.csv}; about 4 minutes on 2 cores.
+# Writes results/byzantine/momentum099/{table.md,table.csv}; about 5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -15,7 +16,8 @@ CFG=configs/byzantine/base.yaml
 datas=("iid_alie|data.partition.name=iid attack.name=alie attack.count=5"
        "noniid_none|data.partition.name=shards data.partition.shards_per_client=2")
 aggs=("cm|aggregator.name=cm" "gm|aggregator.name=gm aggregator.iters=8"
-      "cclip|aggregator.name=cclip aggregator.tau=1 aggregator.iters=1")
+      "cclip|aggregator.name=cclip aggregator.tau=1 aggregator.iters=1"
+      "cclip100|aggregator.name=cclip aggregator.tau=100 aggregator.iters=1")  # tau / (1 - beta)
 jobs=()
 for d in "${datas[@]}"; do
   for g in "${aggs[@]}"; do
