@@ -269,14 +269,14 @@ std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o) {
 }
 
 bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out,
-               Report& report) {
+               Report& report, bool known_finite) {
   report.selected.clear();
   report.scores.clear();
   report.dropped_nonfinite = 0;
   std::vector<int> keep;
   keep.reserve(static_cast<std::size_t>(m.n));
   for (int i = 0; i < m.n; ++i)
-    if (all_finite(m.row(i), m.d)) keep.push_back(i);
+    if (known_finite || all_finite(m.row(i), m.d)) keep.push_back(i);
   report.dropped_nonfinite = m.n - static_cast<int>(keep.size());
   if (keep.empty()) return false;
   const int n = static_cast<int>(keep.size());
