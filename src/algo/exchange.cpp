@@ -450,10 +450,8 @@ bool Exchange::finish_shard(float* g) {
     return comm_.allgather_bytes(mine);
   };
   std::vector<float> block(static_cast<std::size_t>(w));
-  const bool ok =
-      robust::aggregate(*rule_, m, ctx, block.data(), report_, /*known_finite=*/true);
-  report_.dropped_nonfinite = dropped;
-  if (!ok) return false;
+  if (!robust::aggregate(*rule_, m, ctx, block.data(), report_, /*dropped_earlier=*/dropped))
+    return false;
   // Every rank assembles the whole aggregate from the output blocks.
   const auto outs = comm_.allgather_bytes(std::span<const std::uint8_t>(
       reinterpret_cast<const std::uint8_t*>(block.data()), block.size() * sizeof(float)));

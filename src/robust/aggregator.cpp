@@ -269,15 +269,16 @@ std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o) {
 }
 
 bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out,
-               Report& report, bool known_finite) {
+               Report& report, int dropped_earlier) {
   report.selected.clear();
   report.scores.clear();
   report.dropped_nonfinite = 0;
   std::vector<int> keep;
   keep.reserve(static_cast<std::size_t>(m.n));
   for (int i = 0; i < m.n; ++i)
-    if (known_finite || all_finite(m.row(i), m.d)) keep.push_back(i);
-  report.dropped_nonfinite = m.n - static_cast<int>(keep.size());
+    if (dropped_earlier >= 0 || all_finite(m.row(i), m.d)) keep.push_back(i);
+  const int dropped_here = m.n - static_cast<int>(keep.size());
+  report.dropped_nonfinite = dropped_here + std::max(0, dropped_earlier);
   if (keep.empty()) return false;
   const int n = static_cast<int>(keep.size());
   try {
@@ -285,10 +286,12 @@ bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* o
   } catch (const UsageError& e) {
     throw std::runtime_error(fmt::format(
         "aggregator {} (round {}): {} of {} messages are finite, too few for the rule: {}",
-        rule.name(), ctx.round, n, m.n, e.what()));
+        rule.name(), ctx.round + 1, n, n + report.dropped_nonfinite, e.what()));  // rounds 1-based
   }
-  if (report.dropped_nonfinite == 0) {
+  if (dropped_here == 0) {
+    const int dropped = report.dropped_nonfinite;
     rule.aggregate(m, ctx, out, report);
+    report.dropped_nonfinite = dropped;
     return true;
   }
   // Compact the finite rows (rare: only when a message was dropped).

@@ -89,10 +89,11 @@ struct AggregatorOptions {
 std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o);
 
 // Drops non-finite rows (counted in report.dropped_nonfinite), then applies the rule.
-// Returns false when no finite row is left (out untouched). known_finite: the caller has
-// checked every row already (the shard plan's owners do), so the scan is skipped.
+// Returns false when no finite row is left (out untouched). dropped_earlier >= 0: the caller has
+// already dropped that many non-finite messages and every row of m is finite (the shard plan's
+// owners check their own), so the scan is skipped.
 bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out, Report& report,
-               bool known_finite = false);
+               int dropped_earlier = -1);
 
 // ---- Shared row kernels (robust/aggregator.cpp) -------------------------------------------------
 //

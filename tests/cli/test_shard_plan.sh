@@ -54,6 +54,20 @@ grep -q "exchange plan: gather" "$TMP/auto_small.np2.log"
 grep -q "exchange plan: shard" "$TMP/auto_big.np2.log"
 echo "ok: plan auto picks shard above comm.memory_budget_mib"
 
+# A round with too few finite messages for the rule fails the same way under both plans: the
+# shard plan's owners drop the NaN message before the all-to-all, and the message still counts it.
+for plan in gather shard; do
+  set +e
+  "${MPI[@]}" -n 2 "$COHORT" run "$CFG" "${big[@]}" aggregator.name=krum aggregator.f=1 \
+    attack.name=nonfinite attack.count=1 rounds=2 comm.plan=$plan output.path="$TMP/few.$plan.h5" \
+    output.progress_every=0 > "$TMP/few.$plan.log" 2>&1
+  rc=$?
+  set -e
+  [ $rc -ne 0 ] || { echo "FAIL: krum with 4 finite of 5 messages ran under $plan"; exit 1; }
+  grep -q "aggregator krum (round 1): 4 of 5 messages are finite, too few for the rule" \
+    "$TMP/few.$plan.log" || { cat "$TMP/few.$plan.log"; exit 1; }
+done
+
 # Combinations that cannot shard are usage errors (exit 2) that say what works.
 expect_usage() {
   local want=$1
