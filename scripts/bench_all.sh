@@ -2,7 +2,7 @@
 # Compressor and aggregator throughput beside the numpy reference: runs `cohort bench compress`,
 # `cohort bench aggregate` (1 and 2 threads) and scripts/bench_reference.py, then writes
 # results/bench_compress.md and results/bench_aggregate.md (scripts/bench_tables.py).
-# About 10 minutes on 2 cores; needs ~5 GB of memory (n = 25 x d = 1.1e7 and numpy's copies).
+# About 5 minutes on 2 cores; needs ~5 GB of memory (n = 25 x d = 1.1e7 and numpy's copies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COHORT=${COHORT:-build/cohort}

@@ -3,7 +3,7 @@
 # (64 clients x d = 1,996,805 per round, coordinate-wise median) under the gather and shard plans
 # at P = 1, 2, 4 ranks, beside the mean on the reduce plan (what a rank holds besides the round's
 # messages: model, data, client work). Also checks that every file equals the gather run at np 1.
-# Writes results/bench_shard.md and results/bench_shard.csv. Takes about 5 minutes on 2 cores
+# Writes results/bench_shard.md and results/bench_shard.csv. Takes about a minute on 2 cores
 # and up to ~10 GB of memory (gather at P = 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
