@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -79,6 +80,9 @@ int run_bench(const BenchOptions& o) {
     } catch (const UsageError& e) {
       fmt::print(stderr, "cohort: error: {}\n", e.what());
       return kExitUsage;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "cohort: bench failed: {}\n", e.what());
+      return 1;
     }
   }
   const MemoryBandwidth bw = measure_memory_bandwidth(o.megabytes, o.repeats);
@@ -470,6 +474,20 @@ int run_aggregate_bench(const BenchOptions& o) {
           const double flops =
               cfg.label == "krum" ? static_cast<double>(n) * (n + 1) * static_cast<double>(d) : 0;
           add_row(cfg.label, threads, t, flops);
+          // The blocks must give what one thread gives on whole vectors, bit for bit (the rule
+          // is called as many times, for cclip's state).
+          auto whole = robust::make_aggregator(cfg.opts);
+          std::vector<float> want(static_cast<std::size_t>(d));
+          robust::Context cw;
+          cw.seed = 1;
+          for (int rep = 0; rep < o.repeats; ++rep) {
+            robust::Report report;
+            whole->aggregate(m, cw, want.data(), report);
+          }
+          if (std::memcmp(want.data(), out.data(), sizeof(float) * static_cast<std::size_t>(d)) != 0)
+            throw std::runtime_error(fmt::format(
+                "bench aggregate: {} on {} threads differs from one thread (n = {}, d = {})",
+                cfg.label, threads, n, d));
         }
       }
     }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The benchmark commands on small inputs (no timing is asserted): every rule and compressor
+# reports a row with a positive rate; with several threads each shardable rule runs on
+# coordinate blocks and must give the one-thread result bit for bit (the bench fails otherwise);
+# bad options are usage errors.
+set -euo pipefail
+: "${COHORT:?} ${PYTHON:?}"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+"$COHORT" bench memory --megabytes 4 --repeats 1 > "$TMP/memory.txt"
+grep -Eq "^read +[0-9.]+" "$TMP/memory.txt"
+"$COHORT" bench compress --sizes 1000,70001 --repeats 1 --megabytes 4 --json "$TMP/c.json" > /dev/null
+# 9,000 coordinates are three 4096-coordinate chunks: 2 and 3 threads get uneven blocks.
+"$COHORT" bench aggregate --sizes 9000 --clients 7,12 --threads 1,2,3 --repeats 2 --megabytes 4 \
+  --json "$TMP/a.json" > /dev/null
+"$PYTHON" - "$TMP" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+c = json.load(open(f"{tmp}/c.json"))
+names = {r["compressor"] for r in c["rows"]}
+for want in ["none", "sign scale=none", "topk ratio=0.01", "randk ratio=0.01", "qsgd s=4 fixed",
+             "qsgd s=4 bucket=512", "powersgd per_client r=4"]:
+    assert want in names, (want, names)
+assert all(r["gbs"] > 0 for r in c["rows"])
+a = json.load(open(f"{tmp}/a.json"))
+rows = {(r["aggregator"], r["threads"], r["n"]) for r in a["rows"]}
+rules = ["cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan"]
+for n in (7, 12):
+    for rule in rules + ["zeno"]:
+        assert (rule, 1, n) in rows, (rule, n)
+    for t in (2, 3):
+        for rule in rules:
+            assert (rule, t, n) in rows, (rule, t, n)
+        assert ("zeno", t, n) not in rows  # zeno needs whole messages
+assert all(r["gbs"] > 0 and r["ms"] > 0 for r in a["rows"])
+print("bench: every rule and compressor reported; blocks matched one thread")
+PY
+for bad in "--clients 0" "--threads x" "--sizes 0"; do
+  set +e
+  read -r -a args <<< "$bad"
+  msg=$("$COHORT" bench aggregate "${args[@]}" 2>&1)
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] || { echo "FAIL: bench aggregate $bad exited $rc: $msg"; exit 1; }
+done
+echo "bench: all checks passed"
