@@ -45,11 +45,6 @@ void randk_indices(std::uint64_t seed, std::uint32_t n, std::uint32_t k,
 
 namespace {
 
-void require_index_range(std::size_t n) {
-  if (n > 0xFFFFFFFFull)
-    throw UsageError("randk: a layer of more than 2^32 - 1 values is not supported");
-}
-
 thread_local std::vector<std::uint32_t> t_idx;
 thread_local std::vector<float> t_val;
 
@@ -78,7 +73,7 @@ void RandKCompressor::encode_layer(std::span<const float> v, const LayerShape& l
                                    const MessageContext& ctx, std::span<float>, Rng&,
                                    BitWriter& out) const {
   const std::size_t n = v.size();
-  require_index_range(n);
+  require_index_range(n, "randk");
   const auto k = static_cast<std::uint32_t>(sparse_k(ratio_, k_, static_cast<std::int64_t>(n)));
   const std::uint64_t seed = ctx.shared_rng(layer.index).next_u64();
   randk_set(seed, static_cast<std::uint32_t>(n), k);
@@ -96,7 +91,7 @@ void RandKCompressor::encode_layer(std::span<const float> v, const LayerShape& l
 void RandKCompressor::decode_layer(BitReader& in, const LayerShape&, const MessageContext&,
                                    std::span<float> out) const {
   const std::size_t n = out.size();
-  require_index_range(n);
+  require_index_range(n, "randk");
   const auto k = static_cast<std::uint32_t>(sparse_k(ratio_, k_, static_cast<std::int64_t>(n)));
   const std::uint64_t seed = in.get_u64();
   randk_set(seed, static_cast<std::uint32_t>(n), k);

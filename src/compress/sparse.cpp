@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
+
+#include "core/errors.h"
 
 namespace cohort::compress {
 
@@ -42,6 +45,11 @@ __attribute__((target("avx512f"))) void fill_lines_avx512(const std::uint32_t* i
 }
 
 }  // namespace
+
+void require_index_range(std::size_t n, const char* who) {
+  if (n > 0xFFFFFFFFull)
+    throw UsageError(std::string(who) + ": a layer of more than 2^32 - 1 values is not supported");
+}
 
 void write_sparse_u32(std::span<const std::uint32_t> idx, const float* val, std::span<float> out) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");

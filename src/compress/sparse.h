@@ -8,6 +8,9 @@
 
 namespace cohort::compress {
 
+// Sparse indices are 32-bit: a layer must hold fewer than 2^32 values (UsageError otherwise).
+void require_index_range(std::size_t n, const char* who);
+
 // out = 0 except out[idx[i]] = val[i]; idx ascending and < out.size().
 //
 // One pass over the output: each 64-byte line is built in registers (zeros, plus the values whose

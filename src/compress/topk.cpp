@@ -277,11 +277,6 @@ void topk_indices(std::span<const float> v, std::int64_t k, std::vector<std::uin
 
 namespace {
 
-void require_index_range(std::size_t n, const char* who) {
-  if (n > 0xFFFFFFFFull)
-    throw UsageError(std::string(who) + ": a layer of more than 2^32 - 1 values is not supported");
-}
-
 thread_local std::vector<std::uint32_t> t_idx;
 thread_local std::vector<float> t_val;
 thread_local std::vector<std::uint64_t> t_words;

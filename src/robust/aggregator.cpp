@@ -272,7 +272,6 @@ bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* o
                Report& report, int dropped_earlier) {
   report.selected.clear();
   report.scores.clear();
-  report.dropped_nonfinite = 0;
   std::vector<int> keep;
   keep.reserve(static_cast<std::size_t>(m.n));
   for (int i = 0; i < m.n; ++i)
@@ -288,29 +287,23 @@ bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* o
         "aggregator {} (round {}): {} of {} messages are finite, too few for the rule: {}",
         rule.name(), ctx.round + 1, n, n + report.dropped_nonfinite, e.what()));  // rounds 1-based
   }
-  if (dropped_here == 0) {
-    const int dropped = report.dropped_nonfinite;
-    rule.aggregate(m, ctx, out, report);
-    report.dropped_nonfinite = dropped;
-    return true;
-  }
-  // Compact the finite rows (rare: only when a message was dropped).
-  std::vector<float> data(static_cast<std::size_t>(n) * static_cast<std::size_t>(m.d));
-  std::vector<int> clients(n);
-  std::vector<double> weights;
-  for (int r = 0; r < n; ++r) {
-    std::memcpy(data.data() + static_cast<std::size_t>(r) * m.d, m.row(keep[r]),
-                sizeof(float) * static_cast<std::size_t>(m.d));
-    clients[r] = m.client(keep[r]);
-    if (!m.weights.empty()) weights.push_back(m.weights[keep[r]]);
-  }
-  Messages kept;
-  kept.data = data.data();
-  kept.n = n;
-  kept.d = m.d;
-  kept.clients = clients;
-  kept.weights = weights;
+  // The rule sees only the finite rows: compacted into a copy when one was dropped here (rare).
   const int dropped = report.dropped_nonfinite;
+  std::vector<float> data;
+  std::vector<int> clients;
+  std::vector<double> weights;
+  Messages kept = m;
+  if (dropped_here > 0) {
+    data.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(m.d));
+    clients.resize(static_cast<std::size_t>(n));
+    for (int r = 0; r < n; ++r) {
+      std::memcpy(data.data() + static_cast<std::size_t>(r) * m.d, m.row(keep[r]),
+                  sizeof(float) * static_cast<std::size_t>(m.d));
+      clients[r] = m.client(keep[r]);
+      if (!m.weights.empty()) weights.push_back(m.weights[keep[r]]);
+    }
+    kept = Messages{data.data(), n, m.d, clients, weights};
+  }
   rule.aggregate(kept, ctx, out, report);
   report.dropped_nonfinite = dropped;
   return true;

@@ -165,6 +165,11 @@ std::vector<double> centered_gram(std::span<const float* const> rows, int center
   float* mean = mean_scratch.reserve(kGramBlock);
   std::vector<double> dacc(static_cast<std::size_t>(tiles) * tiles * kTileDoubles, 0.0);
   std::vector<double> leaf(static_cast<std::size_t>(R) * (R + 1) / 2);
+  // Entry (i, j), i <= j, of the upper triangle packed row by row.
+  const auto packed = [R](int i, int j) {
+    return static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 +
+           static_cast<std::size_t>(j - i);
+  };
   const TileFn tile = pick_tile();
   // The tiles are compute-bound and the block loads memory-bound: while the tiles of one block
   // run, the next block's rows are prefetched into L2, spread evenly over the tile calls.
@@ -212,8 +217,7 @@ std::vector<double> centered_gram(std::span<const float* const> rows, int center
             if (i >= R || j >= R || j < i) continue;
             double sum = 0;
             for (int l = 0; l < kLanes; ++l) sum += t[(p * kTile + q) * kLanes + l];
-            leaf[static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 +
-                 (j - i)] = sum;
+            leaf[packed(i, j)] = sum;
           }
       }
     tree.push(leaf.data());
@@ -223,7 +227,7 @@ std::vector<double> centered_gram(std::span<const float* const> rows, int center
   for (int i = 0; i < R; ++i)
     for (int j = i; j < R; ++j) {
       const double v =
-          upper[static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 + (j - i)];
+          upper[packed(i, j)];
       g[static_cast<std::size_t>(i) * R + j] = v;
       g[static_cast<std::size_t>(j) * R + i] = v;
     }
