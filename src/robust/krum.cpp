@@ -4,9 +4,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include "core/errors.h"
 #include "robust/chunk_tree.h"
@@ -16,60 +18,76 @@ namespace cohort::robust {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kTile = 4;
-constexpr int kTileDoubles = kTile * kTile * kLanes;  // double lane accumulators of one tile
+// Up to this many rows the AVX-512 block load reads all rows side by side (load_block_avx512);
+// beyond it the rows' pages no longer fit the TLB together and row by row is faster (at n = 100:
+// 15 ms against 27 ms per Gram product of d = 1e5 on the benchmark host; the two meet near 56).
+constexpr int kStreams = 48;
 
-// One 4 x 4 tile of the block's Gram product over len (multiple of 16) coordinates, rows i0..i0+3
-// against j0..j0+3 of the scratch s (row stride `stride`); the float lane sums are added into
-// dacc[(p * 4 + q) * 16 + lane] (Note [Gram distances]).
+// One T x T tile of the block's Gram product over len (multiple of 16) coordinates, rows
+// i0..i0+T-1 against j0..j0+T-1 of the scratch s (row stride `stride`); the float lane sums are
+// added into dacc[(p * T + q) * 16 + lane] (Note [Gram distances]). The tile shape only decides
+// which entries are computed together, never the order of an entry's additions.
+template <int T>
 [[gnu::always_inline]] inline void gram_tile_body(const float* s, std::int64_t stride, int i0,
                                                   int j0, std::int64_t len, double* dacc) {
-  float acc[kTile][kTile][kLanes] = {};
+  float acc[T][T][kLanes] = {};
   for (std::int64_t k = 0; k < len; k += kLanes) {
-    for (int p = 0; p < kTile; ++p) {
+    for (int p = 0; p < T; ++p) {
       const float* a = s + (i0 + p) * stride + k;
-      for (int q = 0; q < kTile; ++q) {
+      for (int q = 0; q < T; ++q) {
         const float* b = s + (j0 + q) * stride + k;
         for (int l = 0; l < kLanes; ++l) acc[p][q][l] = std::fma(a[l], b[l], acc[p][q][l]);
       }
     }
   }
-  for (int p = 0; p < kTile; ++p)
-    for (int q = 0; q < kTile; ++q)
+  for (int p = 0; p < T; ++p)
+    for (int q = 0; q < T; ++q)
       for (int l = 0; l < kLanes; ++l)
-        dacc[(p * kTile + q) * kLanes + l] += static_cast<double>(acc[p][q][l]);
+        dacc[(p * T + q) * kLanes + l] += static_cast<double>(acc[p][q][l]);
 }
 
+template <int T>
 __attribute__((target("avx2,fma"))) void gram_tile_avx2(const float* s, std::int64_t stride, int i0,
                                                         int j0, std::int64_t len, double* dacc) {
-  gram_tile_body(s, stride, i0, j0, len, dacc);
+  gram_tile_body<T>(s, stride, i0, j0, len, dacc);
 }
+template <int T>
 void gram_tile_generic(const float* s, std::int64_t stride, int i0, int j0, std::int64_t len,
                        double* dacc) {
-  gram_tile_body(s, stride, i0, j0, len, dacc);
+  gram_tile_body<T>(s, stride, i0, j0, len, dacc);
 }
 
+// A x B accumulators plus the B loaded b vectors and one a vector: 31 of the 32 registers at
+// 5 x 5, so each step's 10 loads feed 25 FMAs.
+template <int A, int B>
 __attribute__((target("avx512f"))) void gram_tile_avx512(const float* s, std::int64_t stride,
                                                          int i0, int j0, std::int64_t len,
                                                          double* dacc) {
-  __m512 acc[kTile][kTile];
-  for (int p = 0; p < kTile; ++p)
-    for (int q = 0; q < kTile; ++q) acc[p][q] = _mm512_setzero_ps();
+  __m512 acc[A][B];
+  for (int p = 0; p < A; ++p)
+    for (int q = 0; q < B; ++q) acc[p][q] = _mm512_setzero_ps();
   const float* a0 = s + i0 * stride;
   const float* b0 = s + j0 * stride;
   for (std::int64_t k = 0; k < len; k += kLanes) {
-    __m512 a[kTile], b[kTile];
-    for (int p = 0; p < kTile; ++p) a[p] = _mm512_load_ps(a0 + p * stride + k);
-    for (int q = 0; q < kTile; ++q) b[q] = _mm512_load_ps(b0 + q * stride + k);
-    for (int p = 0; p < kTile; ++p)
-      for (int q = 0; q < kTile; ++q) acc[p][q] = _mm512_fmadd_ps(a[p], b[q], acc[p][q]);
+    __m512 b[B];
+    for (int q = 0; q < B; ++q) b[q] = _mm512_load_ps(b0 + q * stride + k);
+    for (int p = 0; p < A; ++p) {
+      const __m512 a = _mm512_load_ps(a0 + p * stride + k);
+      for (int q = 0; q < B; ++q) acc[p][q] = _mm512_fmadd_ps(a, b[q], acc[p][q]);
+    }
   }
-  for (int p = 0; p < kTile; ++p)
-    for (int q = 0; q < kTile; ++q) {
-      double* dst = dacc + (p * kTile + q) * kLanes;
-      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc[p][q]));
-      const __m512d hi =
-          _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][q]), 1)));
+  for (int p = 0; p < A; ++p)
+    for (int q = 0; q < B; ++q) {
+      double* dst = dacc + (p * B + q) * kLanes;
+      // (Masked forms with explicit zero sources: the plain ones trip GCC 12's -Wuninitialized
+      // through their undefined-register idiom once inlined here.)
+      const __m512d v = _mm512_castps_pd(acc[p][q]);
+      const __m512d lo = _mm512_mask_cvtps_pd(
+          _mm512_setzero_pd(), 0xFF,
+          _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, v, 0)));
+      const __m512d hi = _mm512_mask_cvtps_pd(
+          _mm512_setzero_pd(), 0xFF,
+          _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, v, 1)));
       _mm512_storeu_pd(dst, _mm512_add_pd(_mm512_loadu_pd(dst), lo));
       _mm512_storeu_pd(dst + 8, _mm512_add_pd(_mm512_loadu_pd(dst + 8), hi));
     }
@@ -77,14 +95,33 @@ __attribute__((target("avx512f"))) void gram_tile_avx512(const float* s, std::in
 
 using TileFn = void (*)(const float*, std::int64_t, int, int, std::int64_t, double*);
 
-TileFn pick_tile() {
+// The row grouping of the tiles. AVX-512 cuts the R rows into groups of 5 (the last may be
+// smaller) and runs a g_I x g_J tile for each pair of groups I <= J, so no padding rows are
+// multiplied (R = 25: 375 FMAs per coordinate; R = 26: 401); AVX2 and the generic path pad R to
+// a multiple of 4 and run 4 x 4 tiles (448 at R = 25 or 26).
+struct Tiling {
+  int group;      // rows per group
+  bool pad;       // pad the last group with zero rows
+  int rows(int R) const { return pad ? (R + group - 1) / group * group : R; }
+};
+
+template <std::size_t... I>
+constexpr std::array<TileFn, sizeof...(I)> avx512_tiles(std::index_sequence<I...>) {
+  return {&gram_tile_avx512<static_cast<int>(I / 5) + 1, static_cast<int>(I % 5) + 1>...};
+}
+constexpr auto kAvx512Tiles = avx512_tiles(std::make_index_sequence<25>{});
+
+Tiling pick_tiling() { return detail::isa_level() == 2 ? Tiling{5, false} : Tiling{4, true}; }
+
+// The tile for a groups of a x b rows (a, b <= the tiling's group).
+TileFn pick_tile(int a, int b) {
   switch (detail::isa_level()) {
     case 2:
-      return gram_tile_avx512;
+      return kAvx512Tiles[static_cast<std::size_t>((a - 1) * 5 + (b - 1))];
     case 1:
-      return gram_tile_avx2;
+      return gram_tile_avx2<4>;
     default:
-      return gram_tile_generic;
+      return gram_tile_generic<4>;
   }
 }
 
@@ -120,7 +157,30 @@ TileFn pick_tile() {
   const float *const *rows, int m, int center_rows, bool with_mean, std::int64_t k0, \
       std::int64_t len, std::int64_t len16, int rows_padded, float *s, float *mean
 #define COHORT_LOAD_BLOCK_ARGS rows, m, center_rows, with_mean, k0, len, len16, rows_padded, s, mean
+// The same values as load_block_body (the mean of a coordinate adds the rows in row order from
+// 0, then divides), computed 16 coordinates at a time across all rows: the rows are read as m
+// concurrent streams, which the hardware prefetchers follow at the full read bandwidth, where
+// one row at a time restarts them at every page.
 __attribute__((target("avx512f"))) void load_block_avx512(COHORT_LOAD_BLOCK_PARAMS) {
+  (void)mean;
+  const __m512 c = _mm512_set1_ps(static_cast<float>(center_rows));
+  const __m512 zero = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < len16; k += kLanes) {
+    const __mmask16 live =
+        len - k >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << (len - k)) - 1u);
+    __m512 mu = zero;
+    for (int r = 0; r < center_rows; ++r)
+      mu = _mm512_add_ps(mu, _mm512_mask_loadu_ps(zero, live, rows[r] + k0 + k));
+    mu = _mm512_div_ps(mu, c);
+    for (int r = 0; r < m; ++r)
+      _mm512_store_ps(s + r * kGramBlock + k,
+                      _mm512_sub_ps(_mm512_mask_loadu_ps(zero, live, rows[r] + k0 + k), mu));
+    int r = m;
+    if (with_mean) _mm512_store_ps(s + (r++) * kGramBlock + k, mu);
+    for (; r < rows_padded; ++r) _mm512_store_ps(s + r * kGramBlock + k, zero);
+  }
+}
+__attribute__((target("avx512f"))) void load_block_rows_avx512(COHORT_LOAD_BLOCK_PARAMS) {
   load_block_body(COHORT_LOAD_BLOCK_ARGS);
 }
 __attribute__((target("avx2"))) void load_block_avx2(COHORT_LOAD_BLOCK_PARAMS) {
@@ -136,6 +196,9 @@ void load_block(std::span<const float* const> rows, int center_rows, bool with_m
   const int m = static_cast<int>(rows.size());
   switch (detail::isa_level()) {
     case 2:
+      if (m > kStreams)
+        return load_block_rows_avx512(rows.data(), m, center_rows, with_mean, k0, len, len16,
+                                      rows_padded, s, mean);
       return load_block_avx512(rows.data(), m, center_rows, with_mean, k0, len, len16, rows_padded,
                                s, mean);
     case 1:
@@ -147,87 +210,77 @@ void load_block(std::span<const float* const> rows, int center_rows, bool with_m
   }
 }
 
+// Entry (i, j), i <= j, of the upper triangle of an R x R matrix packed row by row.
+std::size_t packed_index(int R, int i, int j) {
+  return static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 +
+         static_cast<std::size_t>(j - i);
+}
+
+// Pushes the partials of every chunk of [0, d) into the tree.
+void gram_chunks(std::span<const float* const> rows, int center_rows, bool with_mean,
+                 std::int64_t d, int R, ChunkTree& tree) {
+  const Tiling tiling = pick_tiling();
+  const int G = tiling.group;
+  const int rows_padded = tiling.rows(R);
+  const int groups = (rows_padded + G - 1) / G;
+  const auto group_size = [&](int I) { return std::min(G, rows_padded - I * G); };
+  const std::size_t tile_doubles = static_cast<std::size_t>(G) * G * kLanes;
+  detail::Scratch scratch, mean_scratch;
+  float* s = scratch.reserve(static_cast<std::int64_t>(rows_padded) * kGramBlock);
+  float* mean = mean_scratch.reserve(kGramBlock);
+  std::vector<double> dacc(static_cast<std::size_t>(groups) * groups * tile_doubles, 0.0);
+  std::vector<double> leaf(static_cast<std::size_t>(R) * (R + 1) / 2);
+  std::vector<TileFn> tile(static_cast<std::size_t>(groups) * groups);
+  for (int I = 0; I < groups; ++I)
+    for (int J = I; J < groups; ++J) tile[I * groups + J] = pick_tile(group_size(I), group_size(J));
+  for (std::int64_t c0 = 0; c0 < d; c0 += kSumChunk) {  // one chunk (Note [Chunked sums])
+    const std::int64_t c1 = std::min(d, c0 + kSumChunk);
+    std::fill(dacc.begin(), dacc.end(), 0.0);
+    for (std::int64_t k0 = c0; k0 < c1; k0 += kGramBlock) {
+      const std::int64_t len = std::min(kGramBlock, c1 - k0);
+      const std::int64_t len16 = (len + kLanes - 1) / kLanes * kLanes;
+      load_block(rows, center_rows, with_mean, k0, len, len16, rows_padded, s, mean);
+      for (int I = 0; I < groups; ++I)
+        for (int J = I; J < groups; ++J)
+          tile[I * groups + J](s, kGramBlock, I * G, J * G, len16,
+                               dacc.data() + (static_cast<std::size_t>(I) * groups + J) * tile_doubles);
+    }
+    // The chunk's partials: the 16 double lanes of each entry summed in lane order, packed as
+    // the upper triangle (i <= j) row by row.
+    for (int I = 0; I < groups; ++I)
+      for (int J = I; J < groups; ++J) {
+        const double* t = dacc.data() + (static_cast<std::size_t>(I) * groups + J) * tile_doubles;
+        const int a = group_size(I), b = group_size(J);
+        for (int p = 0; p < a; ++p)
+          for (int q = 0; q < b; ++q) {
+            const int i = I * G + p, j = J * G + q;
+            if (i >= R || j >= R || j < i) continue;
+            double sum = 0;
+            for (int l = 0; l < kLanes; ++l) sum += t[(p * b + q) * kLanes + l];
+            leaf[packed_index(R, i, j)] = sum;
+          }
+      }
+    tree.push(leaf.data());
+  }
+}
+
 }  // namespace
 
 std::vector<double> centered_gram(std::span<const float* const> rows, int center_rows,
                                   bool with_mean, std::int64_t d, const Shard& shard) {
   const int R = static_cast<int>(rows.size()) + (with_mean ? 1 : 0);
-  const int tiles = (R + kTile - 1) / kTile;
-  const int rows_padded = tiles * kTile;
   const std::int64_t d_total = shard.d_total > 0 ? shard.d_total : d;
   if (shard.offset % kSumChunk != 0 || (shard.offset + d != d_total && d % kSumChunk != 0))
     throw std::logic_error(fmt::format("centered_gram: block [{}, {}) of {} is not chunk-aligned",
                                        shard.offset, shard.offset + d, d_total));
   ChunkTree tree(shard.offset / kSumChunk, (d_total + kSumChunk - 1) / kSumChunk,
                  static_cast<std::size_t>(R) * (R + 1) / 2);
-  detail::Scratch scratch, mean_scratch;
-  float* s = scratch.reserve(rows_padded * kGramBlock);
-  float* mean = mean_scratch.reserve(kGramBlock);
-  std::vector<double> dacc(static_cast<std::size_t>(tiles) * tiles * kTileDoubles, 0.0);
-  std::vector<double> leaf(static_cast<std::size_t>(R) * (R + 1) / 2);
-  // Entry (i, j), i <= j, of the upper triangle packed row by row.
-  const auto packed = [R](int i, int j) {
-    return static_cast<std::size_t>(i) * R - static_cast<std::size_t>(i) * (i - 1) / 2 +
-           static_cast<std::size_t>(j - i);
-  };
-  const TileFn tile = pick_tile();
-  // The tiles are compute-bound and the block loads memory-bound: while the tiles of one block
-  // run, the next block's rows are prefetched into L2, spread evenly over the tile calls.
-  const int m = static_cast<int>(rows.size());
-  const int tile_calls = tiles * (tiles + 1) / 2;
-  for (std::int64_t c0 = 0; c0 < d; c0 += kSumChunk) {  // one chunk (Note [Chunked sums])
-    const std::int64_t c1 = std::min(d, c0 + kSumChunk);
-    for (int I = 0; I < tiles; ++I)
-      for (int J = I; J < tiles; ++J)
-        std::fill_n(dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles,
-                    kTileDoubles, 0.0);
-    for (std::int64_t k0 = c0; k0 < c1; k0 += kGramBlock) {
-      const std::int64_t len = std::min(kGramBlock, c1 - k0);
-      const std::int64_t len16 = (len + kLanes - 1) / kLanes * kLanes;
-      load_block(rows, center_rows, with_mean, k0, len, len16, rows_padded, s, mean);
-      const std::int64_t next = k0 + kGramBlock;
-      const std::int64_t next_len = std::max<std::int64_t>(0, std::min(kGramBlock, d - next));
-      const std::int64_t lines_per_row = (next_len * 4 + 63) / 64;
-      const std::int64_t lines = lines_per_row * m;
-      std::int64_t issued = 0, line = 0;  // line `line` of row `row` is the next to prefetch
-      int call = 0, row = 0;
-      for (int I = 0; I < tiles; ++I)
-        for (int J = I; J < tiles; ++J) {
-          const std::int64_t until = lines * (++call) / tile_calls;
-          for (; issued < until; ++issued) {
-            _mm_prefetch(reinterpret_cast<const char*>(rows[row] + next) + 64 * line,
-                         _MM_HINT_T1);
-            if (++line == lines_per_row) {
-              line = 0;
-              ++row;
-            }
-          }
-          tile(s, kGramBlock, I * kTile, J * kTile, len16,
-               dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles);
-        }
-    }
-    // The chunk's partials: the 16 double lanes of each entry summed in lane order, packed as
-    // the upper triangle (i <= j) row by row.
-    for (int I = 0; I < tiles; ++I)
-      for (int J = I; J < tiles; ++J) {
-        const double* t = dacc.data() + (static_cast<std::size_t>(I) * tiles + J) * kTileDoubles;
-        for (int p = 0; p < kTile; ++p)
-          for (int q = 0; q < kTile; ++q) {
-            const int i = I * kTile + p, j = J * kTile + q;
-            if (i >= R || j >= R || j < i) continue;
-            double sum = 0;
-            for (int l = 0; l < kLanes; ++l) sum += t[(p * kTile + q) * kLanes + l];
-            leaf[packed(i, j)] = sum;
-          }
-      }
-    tree.push(leaf.data());
-  }
+  gram_chunks(rows, center_rows, with_mean, d, R, tree);
   const std::vector<double> upper = tree.total(shard.gather);
   std::vector<double> g(static_cast<std::size_t>(R) * R, 0.0);
   for (int i = 0; i < R; ++i)
     for (int j = i; j < R; ++j) {
-      const double v =
-          upper[packed(i, j)];
+      const double v = upper[packed_index(R, i, j)];
       g[static_cast<std::size_t>(i) * R + j] = v;
       g[static_cast<std::size_t>(j) * R + i] = v;
     }
