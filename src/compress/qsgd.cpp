@@ -6,8 +6,12 @@
 // float work; where the CPU has AVX-512 (F, BW, DQ, VL; chosen at run time, like Philox) a
 // 16-lane version with mask registers does the same operations. Fixed fields of w <= 8 bits are
 // packed 16 at a time by pairwise merging in SIMD lanes (8 -> 16 -> 32 -> 64-bit lanes; w = 4 is
-// one nibble merge) into local words (WordPacker), one put_bits per chunk; decoding splits the
-// same way in reverse and converts 4 (SSE2) or 16 (AVX-512) codes per float operation. Elias
+// one nibble merge) into local words (WordPacker), one put_bits per chunk; with AVX-512 and
+// w = 4 (s = 4 .. 7) the quantiser packs the nibbles itself and the ties are fixed in place.
+// Decoding splits the same way in reverse and converts 4 (SSE2) or 16 (AVX-512) codes per float
+// operation; the AVX-512 decoder covers the partial lines at both ends of a bucket with masked
+// stores, so small buckets (QSGD's usual 512) keep the 16-wide path whatever the output's
+// alignment, and streams the whole lines of a large layer. Elias
 // streams are dominated by level 0 (the single bit 1), so both ends move runs of those 16 to 64
 // at a time. Every path gives the same bytes and values (tested).
 #include "compress/qsgd.h"
@@ -218,13 +222,59 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_byte
   }
 }
 
+// w = 4 (s = 4 .. 7) fixed coding with AVX-512: the codes of quantize_bytes_avx512 packed two
+// per byte as pack_fixed_bytes would pack them (byte k = c_2k | c_2k+1 << 4), in the same pass,
+// so the chunk's codes are never stored one per byte and read back. The 64-bit lane k of the
+// code vector holds c_2k (low half) and c_2k+1 (high half), both below 16: (lane & 15) |
+// lane >> 28 is their byte.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibbles_avx512(
+    const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
+    std::uint8_t* packed, std::uint64_t* ties) {
+  const __m512 rv = _mm512_set1_ps(r256), sv = _mm512_set1_ps(s256);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), low8 = _mm512_set1_epi32(0xFF);
+  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+  const __m512i low4 = _mm512_set1_epi64(0xF);
+  std::uint64_t tacc = 0;
+  std::size_t i = 0;
+  for (; i + 16 <= m; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
+    const __m512i xb = _mm512_loadu_si512(v + i);
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, abs_mask));
+    const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, rv), sv));
+    const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, low8);
+    const __m512i r =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
+    const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, one);
+    const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, zero);
+    const __m512i twice = _mm512_slli_epi32(lev, 1);
+    const __m512i code = _mm512_mask_or_epi32(twice, g, twice, one);
+    const __m512i pairs = _mm512_or_si512(_mm512_and_si512(code, low4), _mm512_srli_epi64(code, 28));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
+    tacc |= static_cast<std::uint64_t>(_mm512_cmpeq_epi32_mask(r, t)) << (i % 64);
+    if (i % 64 == 48) {
+      ties[i / 64] = tacc;
+      tacc = 0;
+    }
+  }
+  if (i % 64 != 0) ties[i / 64] |= tacc;
+  for (; i < m; ++i) {
+    const Rounding r = round_parts(v[i], r256, s256);
+    if (rb[i] == r.t) ties[i / 64] |= std::uint64_t{1} << (i % 64);
+    const auto code = static_cast<std::uint8_t>(make_code(v[i], r.l + (rb[i] < r.t)));
+    packed[i / 2] = (i % 2 == 0) ? code : static_cast<std::uint8_t>(packed[i / 2] | code << 4);
+  }
+}
+
 using QuantizeBytes = void (*)(const float*, std::size_t, const std::uint8_t*, float, float,
                                std::uint8_t*, std::uint64_t*);
 
 bool cpu_has_avx512() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }();
+  return has;
 }
 
 QuantizeBytes& quantize_bytes_kernel() {
@@ -283,6 +333,22 @@ void fix_ties(const float* v, std::size_t m, const std::uint64_t* ties, float r2
       const Rounding r = round_parts(v[i], r256, s256);
       const bool up = static_cast<double>(tie_rng.next_u32()) < static_cast<double>(r.f) * 0x1p32;
       codes[i] = static_cast<Code>(make_code(v[i], r.l + up));
+    }
+  }
+}
+
+// fix_ties on codes packed two per byte (quantize_nibbles_avx512).
+void fix_ties_nibbles(const float* v, std::size_t m, const std::uint64_t* ties, float r256,
+                      float s256, BulkRng& tie_rng, std::uint8_t* packed) {
+  for (std::size_t wi = 0; wi < (m + 63) / 64; ++wi) {
+    for (std::uint64_t bits = ties[wi]; bits != 0; bits &= bits - 1) {
+      const std::size_t i = 64 * wi + static_cast<std::size_t>(std::countr_zero(bits));
+      const Rounding r = round_parts(v[i], r256, s256);
+      const bool up = static_cast<double>(tie_rng.next_u32()) < static_cast<double>(r.f) * 0x1p32;
+      const auto code = static_cast<std::uint8_t>(make_code(v[i], r.l + up));
+      std::uint8_t& byte = packed[i / 2];
+      byte = (i % 2 == 0) ? static_cast<std::uint8_t>((byte & 0xF0) | code)
+                          : static_cast<std::uint8_t>((byte & 0x0F) | code << 4);
     }
   }
 }
@@ -376,20 +442,22 @@ struct FieldSplit {
   std::uint64_t mask8w;
 };
 
-inline __attribute__((always_inline)) __m128i next16(BitReader& in, const FieldSplit& k) {
+// The next cnt <= 16 fields as 16 code bytes (bytes past cnt are 0).
+inline __attribute__((always_inline)) __m128i next16(BitReader& in, const FieldSplit& k,
+                                                     int cnt = 16) {
   if (k.w == 4) {  // byte j holds codes 2j and 2j + 1
-    const __m128i x = _mm_cvtsi64_si128(static_cast<long long>(in.get(64)));
+    const __m128i x = _mm_cvtsi64_si128(static_cast<long long>(in.get(4 * cnt)));
     const __m128i low4 = _mm_set1_epi8(0x0F);
     return _mm_unpacklo_epi8(_mm_and_si128(x, low4), _mm_and_si128(_mm_srli_epi16(x, 4), low4));
   }
   std::uint64_t lo, hi;
   if (k.w <= 4) {
-    const std::uint64_t g = in.get(16 * k.w);
+    const std::uint64_t g = in.get(cnt * k.w);
     lo = g & k.mask8w;
     hi = g >> (8 * k.w);
   } else {
-    lo = in.get(8 * k.w);
-    hi = in.get(8 * k.w);
+    lo = in.get(std::min(cnt, 8) * k.w);
+    hi = cnt > 8 ? in.get((cnt - 8) * k.w) : 0;
   }
   __m128i x = _mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo));
   x = _mm_or_si128(_mm_and_si128(x, k.m4w), _mm_slli_epi64(_mm_srl_epi64(x, k.c4w), 32));
@@ -406,12 +474,12 @@ std::size_t decode_until_aligned(BitReader& in, std::size_t m, int w, float q, f
   return i;
 }
 
-// Note [Streaming stores] in sign.cpp: large outputs bypass the cache.
-void unpack_fixed_sse2(BitReader& in, std::size_t m, int w, float q, float* out) {
+// Note [Streaming stores] in sign.cpp: large outputs bypass the cache. `stream` is decided for
+// the whole layer (small buckets of a large layer stream too); the caller issues the sfence.
+void unpack_fixed_sse2(BitReader& in, std::size_t m, int w, float q, float* out, bool stream) {
   const FieldSplit k(w);
   const __m128 qv = _mm_set1_ps(q);
   const __m128i zi = _mm_setzero_si128();
-  const bool stream = m >= kStreamMin;
   std::size_t i = decode_until_aligned(in, m, w, q, out, 16);
   for (; i + 16 <= m; i += 16) {
     const __m128i x = next16(in, k);
@@ -427,28 +495,45 @@ void unpack_fixed_sse2(BitReader& in, std::size_t m, int w, float q, float* out)
         _mm_store_ps(out + i + 4 * j, val);
     }
   }
-  if (stream) _mm_sfence();
   for (; i < m; ++i) out[i] = decode_value(static_cast<std::uint32_t>(in.get(w)), q);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void unpack_fixed_avx512(
-    BitReader& in, std::size_t m, int w, float q, float* out) {
+// The next cnt <= 16 values (lanes past cnt are 0).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline __m512
+next16_values_avx512(BitReader& in, const FieldSplit& k, __m512 qv, int cnt) {
+  const __m512i c = _mm512_cvtepu8_epi32(next16(in, k, cnt));
+  const __m512 mag = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c, 1)), qv);
+  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(mag), _mm512_slli_epi32(c, 31)));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prfchw"))) void unpack_fixed_avx512(
+    BitReader& in, std::size_t m, int w, float q, float* out, bool stream) {
   const FieldSplit k(w);
   const __m512 qv = _mm512_set1_ps(q);
-  const bool stream = m >= kStreamMin;
-  std::size_t i = decode_until_aligned(in, m, w, q, out, 64);
+  // The values before the first 64-byte boundary and after the last one in masked stores: a
+  // layer of small buckets (512) has both in every bucket unless the output is 64-byte aligned.
+  // The line the tail shares with the next bucket's head is read for ownership by those masked
+  // stores; fetched only then, the read holds up the streaming stores queued behind it.
+  if (stream) _m_prefetchw(out + m - 1);
+  std::size_t i = 0;
+  if (const auto mis = reinterpret_cast<std::uintptr_t>(out) % 64; mis != 0 && mis % 4 == 0) {
+    const int head = static_cast<int>(std::min<std::size_t>(m, (64 - mis) / 4));
+    _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << head) - 1u), next16_values_avx512(in, k, qv, head));
+    i = static_cast<std::size_t>(head);
+  } else if (mis != 0) {
+    i = decode_until_aligned(in, m, w, q, out, 64);
+  }
   for (; i + 16 <= m; i += 16) {
-    const __m512i c = _mm512_cvtepu8_epi32(next16(in, k));
-    const __m512 mag = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c, 1)), qv);
-    const __m512 val =
-        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(mag), _mm512_slli_epi32(c, 31)));
+    const __m512 val = next16_values_avx512(in, k, qv, 16);
     if (stream)
       _mm512_stream_ps(out + i, val);
     else
       _mm512_store_ps(out + i, val);
   }
-  if (stream) _mm_sfence();
-  for (; i < m; ++i) out[i] = decode_value(static_cast<std::uint32_t>(in.get(w)), q);
+  if (i < m) {
+    const int tail = static_cast<int>(m - i);
+    _mm512_mask_storeu_ps(out + i, static_cast<__mmask16>((1u << tail) - 1u), next16_values_avx512(in, k, qv, tail));
+  }
 }
 
 void unpack_elias(BitReader& in, std::size_t m, float q, int s, float* out) {
@@ -498,6 +583,8 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
   BulkRng tie_rng(key, 1, 0, Purpose::kCompression);
   const float s256 = static_cast<float>(256 * s_);
   const bool small = s_ <= 127;  // code bytes, w <= 8
+  // w = 4 fixed fields straight from the AVX-512 quantiser, two per byte
+  const bool nibbles = w == 4 && !elias_ && quantize_bytes_kernel() == quantize_bytes_avx512;
   for (std::size_t b0 = 0; b0 < n; b0 += bucket) {
     const std::size_t m = std::min(bucket, n - b0);
     const float nu = max_norm_ ? max_abs(v.data() + b0, m) : l2_norm(v.data() + b0, m);
@@ -511,7 +598,11 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
       philox_blocks(key, 0, 0, Purpose::kCompression, first_block, nblocks, sc.rnd.data());
       const auto* rb = reinterpret_cast<const std::uint8_t*>(sc.rnd.data()) + j0 % 16;
       std::fill(sc.ties.begin(), sc.ties.end(), 0);
-      if (small) {
+      if (nibbles) {
+        quantize_nibbles_avx512(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
+        fix_ties_nibbles(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());
+        out.put_bits(sc.bytes.data(), 4 * static_cast<std::uint64_t>(mc));
+      } else if (small) {
         quantize_bytes_kernel()(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
         fix_ties(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());
         if (elias_)
@@ -550,6 +641,7 @@ void QsgdCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
   const std::size_t bucket = bucket_ > 0 ? std::min<std::size_t>(bucket_, n) : n;
   const int w = 1 + index_bits(static_cast<std::uint64_t>(s_) + 1);
   const auto s_f = static_cast<float>(s_);
+  const bool stream = n >= kStreamMin;
   for (std::size_t b0 = 0; b0 < n; b0 += bucket) {
     const std::size_t m = std::min(bucket, n - b0);
     const float q = in.get_f32() / s_f;
@@ -558,9 +650,9 @@ void QsgdCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
       unpack_elias(in, m, q, s_, o);
     } else if (w <= 8) {
       if (quantize_bytes_kernel() == quantize_bytes_avx512)
-        unpack_fixed_avx512(in, m, w, q, o);
+        unpack_fixed_avx512(in, m, w, q, o, stream);
       else
-        unpack_fixed_sse2(in, m, w, q, o);
+        unpack_fixed_sse2(in, m, w, q, o, stream);
     } else {
       for (std::size_t i = 0; i < m; ++i) {
         const auto code = static_cast<std::uint32_t>(in.get(w));
@@ -570,6 +662,7 @@ void QsgdCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
       }
     }
   }
+  if (stream) _mm_sfence();
 }
 
 }  // namespace cohort::compress

@@ -552,6 +552,51 @@ TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[c
   select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2");  // back to the default
 }
 
+// The AVX-512 decoder writes the values before the output's first 64-byte boundary and after its
+// last one with masked stores, and streams the lines between once the layer has >= 2^20 values;
+// small buckets repeat head and tail in every bucket. Every offset of the output within a line
+// must give the same values, and nothing outside the layer may be written.
+TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compress]") {
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
+  if (!select_qsgd_kernel(isa)) {
+    WARN("this CPU lacks " << isa << ": not checked");
+    return;
+  }
+  struct Case {
+    int s;
+    std::int64_t bucket;
+    std::size_t n;
+  };
+  for (const Case& cs : {Case{4, 512, (std::size_t{1} << 20) + 77}, Case{4, 100, 5003},
+                         Case{16, 37, 4099}, Case{4, 0, 19}, Case{3, 512, 3000}}) {
+    const auto v = gaussian(cs.n, 7 + cs.n);
+    const MessageContext ctx{5, 1, 2};
+    const auto layers = one_layer(static_cast<std::int64_t>(cs.n));
+    auto o = opts("qsgd");
+    o.levels = cs.s;
+    o.bucket = cs.bucket;
+    const auto c = make(o);
+    const Encoded e = encode(*c, v, layers, ctx, {});
+    std::vector<float> want(cs.n);
+    decode(*c, e, layers, ctx, want);
+    // a 64-byte aligned buffer with 16 guard floats before and after any placement
+    std::vector<float> buf(cs.n + 48 + 16);
+    const auto base = reinterpret_cast<std::uintptr_t>(buf.data());
+    const std::size_t first = ((base + 63) / 64 * 64 - base) / sizeof(float) + 16;
+    for (std::size_t off = 0; off < 16; ++off) {
+      INFO(isa << ": s = " << cs.s << " bucket " << cs.bucket << " n = " << cs.n << " offset "
+               << off);
+      std::fill(buf.begin(), buf.end(), -7.0f);
+      float* out = buf.data() + first + off;
+      decode(*c, e, layers, ctx, std::span<float>(out, cs.n));
+      REQUIRE(std::memcmp(out, want.data(), cs.n * sizeof(float)) == 0);
+      REQUIRE(std::all_of(buf.data(), out, [](float x) { return x == -7.0f; }));
+      REQUIRE(std::all_of(out + cs.n, buf.data() + buf.size(), [](float x) { return x == -7.0f; }));
+    }
+  }
+  select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2");  // back to the default
+}
+
 // ---- drivers, determinism, registry ------------------------------------------------------------
 
 TEST_CASE("compress: multi-layer messages and global scope", "[compress]") {
