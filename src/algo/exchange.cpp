@@ -486,7 +486,9 @@ bool Exchange::finish_gather(float* g, double total_weight) {
 bool Exchange::finish_powersgd(float* g, double total_weight) {
   namespace ps = compress::powersgd;
   const int rank = o_.compressor.rank;
-  // Phase 1: P = sum_i M_i Q0 for matrix layers; the other layers' weighted sums, exactly.
+  // Phase 1: P = sum_i w_i M_i Q0 for matrix layers (the power step on the weighted sum; only
+  // its direction matters, and with unit weights it is ALGORITHMS.md's sum of P_i); the other
+  // layers' weighted sums, exactly.
   std::vector<std::int64_t> p_off(layers_.size()), q_off(layers_.size());
   std::vector<int> r(layers_.size(), 0);
   std::int64_t p_total = 0, q_total = 0, offset = 0;
@@ -528,7 +530,8 @@ bool Exchange::finish_powersgd(float* g, double total_weight) {
       }
       scratch.resize(static_cast<std::size_t>(L.rows * r[l]));
       ps::multiply_p(m, q0[l].data(), L.rows, L.cols, r[l], scratch.data());
-      for (std::int64_t i = 0; i < L.rows * r[l]; ++i) p_acc.add_at(p_off[l] + i, scratch[i]);
+      for (std::int64_t i = 0; i < L.rows * r[l]; ++i)
+        p_acc.add_at(p_off[l] + i, pend.weight * scratch[i]);
     }
   }
   comm_.allreduce(comm::View{p_acc.data(), p_total, comm::DType::kExact128}, comm::ReduceOp::kSum);

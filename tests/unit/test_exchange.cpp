@@ -114,6 +114,38 @@ TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the mess
   REQUIRE(ex.client_bits()[0] == 32 * (10 + 3));
 }
 
+TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weight times",
+          "[exchange]") {
+  // Weights 1 and 3 against M1 once and M2 three times at weight 1: both P = sum_i w_i M_i Q and
+  // Q = sum_i w_i M_i^T P_hat / sum_i w_i are the same exact sums, so the results are bitwise
+  // equal. Rank 1 < rank of the weighted mean, so an unweighted P would point elsewhere.
+  const std::vector<model::LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
+  auto o = options("powersgd");
+  o.compressor.rank = 1;
+  const std::vector<float> m1 = {2, -1, 1, 3, 0, 2, 1, 1, 1}, m2 = {1, 1, -2, 0, 3, 1, 3, 5, 7};
+  auto run = [&](const std::vector<std::pair<const std::vector<float>*, double>>& msgs) {
+    auto comm = comm::make_self_communicator();
+    algo::Exchange ex(o, *comm, layers, 4, static_cast<int>(msgs.size()));
+    ex.begin_round(0);
+    double total = 0;
+    for (std::size_t c = 0; c < msgs.size(); ++c) {
+      std::vector<float> m = *msgs[c].first;
+      ex.submit(static_cast<int>(c), m, msgs[c].second);
+      total += msgs[c].second;
+    }
+    std::vector<float> g(9);
+    REQUIRE(ex.finish(g.data(), total));
+    return g;
+  };
+  const auto weighted = run({{&m1, 1.0}, {&m2, 3.0}});
+  const auto repeated = run({{&m1, 1.0}, {&m2, 1.0}, {&m2, 1.0}, {&m2, 1.0}});
+  const auto unweighted = run({{&m1, 1.0}, {&m2, 1.0}});
+  REQUIRE(weighted == repeated);
+  REQUIRE(weighted != unweighted);
+  for (int i = 6; i < 9; ++i)  // the bias travels exactly: its weighted mean
+    REQUIRE(weighted[i] == static_cast<float>((m1[i] + 3.0 * m2[i]) / 4.0));
+}
+
 TEST_CASE("exchange: a non-finite message is caught even when the compressor hides it", "[exchange]") {
   // sign encodes NaN as a bit and randk may not keep the NaN coordinate: the round must still
   // be reported invalid (ALGORITHMS.md §3: mean propagates them and the run stops as diverged).
