@@ -161,7 +161,9 @@ std::pair<std::int64_t, std::int64_t> Exchange::shard_block(int r) const {
 
 std::string Exchange::describe() const {
   std::string what = o_.compressor.name;
-  if (o_.error_feedback) what += " + error feedback";
+  if (o_.error_feedback)
+    what += o_.compressor.name == "none" ? " (error feedback has nothing to keep)"
+                                         : " + error feedback";
   if (powersgd_reduce_)
     return fmt::format("reduce (PowerSGD: exact all-reduce of P, then of Q), compressor {}", what);
   if (o_.plan == "shard") {
@@ -225,7 +227,9 @@ static void append_raw(std::vector<std::uint8_t>& out, const void* p, std::size_
 }
 
 void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) {
-  const bool ef = o_.error_feedback && !byzantine;
+  // Compressor none sends p itself: the memory would only ever hold zeros (O(d) per client),
+  // so error feedback keeps none.
+  const bool ef = o_.error_feedback && !byzantine && o_.compressor.name != "none";
   if (ef) {  // p = u_c + e_c
     auto& e = error_[c];
     if (e.empty()) e.assign(p.size(), 0.0f);

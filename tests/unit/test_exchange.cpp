@@ -146,6 +146,28 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
     REQUIRE(weighted[i] == static_cast<float>((m1[i] + 3.0 * m2[i]) / 4.0));
 }
 
+TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exchange]") {
+  // none sends p exactly, so e = p - p = 0: no O(d) memory per client, and an overflowing message
+  // (inf - inf) cannot leave a NaN memory that would poison the client's later messages.
+  const std::vector<model::LayerView> layers = {{"w", 0, 3, 1}};
+  for (const char* plan : {"reduce", "gather"}) {
+    INFO(plan);
+    auto o = options("none");
+    o.error_feedback = true;
+    o.plan = plan;
+    auto comm = comm::make_self_communicator();
+    algo::Exchange ex(o, *comm, layers, 1, 1);
+    ex.begin_round(0);
+    std::vector<float> a = {1, 2, 3};
+    ex.submit(0, a, 1.0);
+    std::vector<float> g(3);
+    REQUIRE(ex.finish(g.data(), 1.0));
+    REQUIRE(g == std::vector<float>{1, 2, 3});
+    REQUIRE(ex.error_memory(0).empty());
+    REQUIRE(ex.describe().find("error feedback has nothing to keep") != std::string::npos);
+  }
+}
+
 TEST_CASE("exchange: a non-finite message is caught even when the compressor hides it", "[exchange]") {
   // sign encodes NaN as a bit and randk may not keep the NaN coordinate: the round must still
   // be reported invalid (ALGORITHMS.md §3: mean propagates them and the run stops as diverged).
