@@ -49,6 +49,18 @@ class BitWriter {
     if (fill_ == 0) {
       flush_staging();
       append_bytes(p, full * 8);
+    } else if (fill_ % 8 == 0 && full > 0) {
+      // Byte-aligned (a float32 norm or scale before the data, say): the stream is the pending
+      // bytes followed by the data's bytes; the last fill_ / 8 of them become the new pending
+      // bits, so the bytes stay whole words.
+      flush_staging();
+      const auto k = static_cast<std::size_t>(fill_ / 8);
+      append_bytes(&acc_, k);
+      append_bytes(p, full * 8);
+      std::uint64_t tail = 0;
+      std::memcpy(&tail, bytes_.data() + bytes_.size() - k, k);
+      bytes_.resize(bytes_.size() - k);
+      acc_ = tail;
     } else {
       const int sh = fill_;
       std::uint64_t acc = acc_;

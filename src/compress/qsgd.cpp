@@ -227,30 +227,66 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_byte
 // so the chunk's codes are never stored one per byte and read back. The 64-bit lane k of the
 // code vector holds c_2k (low half) and c_2k+1 (high half), both below 16: (lane & 15) |
 // lane >> 28 is their byte.
+//
+// A chunk of kNibbleChunk values is read as four quarter streams side by side (16 values of
+// each in turn): after the norm this is the pass that reads the layer from memory, and one
+// sequential stream is limited by the prefetcher to well below what several get. Each value's
+// code and tie bit do not depend on the order they are computed in.
+constexpr std::size_t kNibbleChunk = 4 * kChunk;
+
+struct NibbleStep {
+  __m512 rv, sv;
+  __m512i abs_mask, low8, one, zero, low4;
+};
+
+// Values i .. i + 15 of v (all present): their packed codes go to packed + i / 2, and the mask
+// of their ties is returned.
+[[gnu::always_inline]] inline __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+__mmask16 nibble_step(const NibbleStep& k, const float* v, const std::uint8_t* rb, std::size_t i,
+                      std::uint8_t* packed) {
+  const __m512i xb = _mm512_loadu_si512(v + i);
+  const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, k.abs_mask));
+  const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, k.rv), k.sv));
+  const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, k.low8);
+  const __m512i r = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
+  const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, k.one);
+  const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, k.zero);
+  const __m512i twice = _mm512_slli_epi32(lev, 1);
+  const __m512i code = _mm512_mask_or_epi32(twice, g, twice, k.one);
+  const __m512i pairs = _mm512_or_si512(_mm512_and_si512(code, k.low4), _mm512_srli_epi64(code, 28));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
+  return _mm512_cmpeq_epi32_mask(r, t);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibbles_avx512(
     const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
     std::uint8_t* packed, std::uint64_t* ties) {
-  const __m512 rv = _mm512_set1_ps(r256), sv = _mm512_set1_ps(s256);
-  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), low8 = _mm512_set1_epi32(0xFF);
-  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
-  const __m512i low4 = _mm512_set1_epi64(0xF);
-  std::uint64_t tacc = 0;
+  const NibbleStep k{_mm512_set1_ps(r256),         _mm512_set1_ps(s256),
+                     _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(0xFF),
+                     _mm512_set1_epi32(1),          _mm512_setzero_si512(),
+                     _mm512_set1_epi64(0xF)};
   std::size_t i = 0;
+  if (m == kNibbleChunk) {  // four quarter streams; a quarter is a whole number of tie words
+    constexpr std::size_t Q = kNibbleChunk / 4;
+    std::uint64_t tacc[4] = {0, 0, 0, 0};
+    for (; i < Q; i += 16) {
+      for (std::size_t q = 0; q < 4; ++q) {
+        _mm_prefetch(reinterpret_cast<const char*>(v + q * Q + i + kNibbleChunk), _MM_HINT_T0);
+        tacc[q] |= static_cast<std::uint64_t>(nibble_step(k, v, rb, q * Q + i, packed))
+                   << (i % 64);
+      }
+      if (i % 64 == 48)
+        for (std::size_t q = 0; q < 4; ++q) {
+          ties[(q * Q + i) / 64] = tacc[q];
+          tacc[q] = 0;
+        }
+    }
+    return;
+  }
+  std::uint64_t tacc = 0;
   for (; i + 16 <= m; i += 16) {
     _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
-    const __m512i xb = _mm512_loadu_si512(v + i);
-    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, abs_mask));
-    const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, rv), sv));
-    const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, low8);
-    const __m512i r =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
-    const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, one);
-    const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, zero);
-    const __m512i twice = _mm512_slli_epi32(lev, 1);
-    const __m512i code = _mm512_mask_or_epi32(twice, g, twice, one);
-    const __m512i pairs = _mm512_or_si512(_mm512_and_si512(code, low4), _mm512_srli_epi64(code, 28));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
-    tacc |= static_cast<std::uint64_t>(_mm512_cmpeq_epi32_mask(r, t)) << (i % 64);
+    tacc |= static_cast<std::uint64_t>(nibble_step(k, v, rb, i, packed)) << (i % 64);
     if (i % 64 == 48) {
       ties[i / 64] = tacc;
       tacc = 0;
@@ -560,11 +596,11 @@ void unpack_elias(BitReader& in, std::size_t m, float q, int s, float* out) {
   }
 }
 
-struct Scratch {
+struct Scratch {  // sized for the larger chunks of the nibble path
   std::vector<std::uint32_t> words = std::vector<std::uint32_t>(kChunk);
-  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(kChunk);
-  std::vector<std::uint32_t> rnd = std::vector<std::uint32_t>(4 * (kChunk / 16 + 2));
-  std::vector<std::uint64_t> ties = std::vector<std::uint64_t>(kChunk / 64);
+  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(kNibbleChunk);
+  std::vector<std::uint32_t> rnd = std::vector<std::uint32_t>(4 * (kNibbleChunk / 16 + 2));
+  std::vector<std::uint64_t> ties = std::vector<std::uint64_t>(kNibbleChunk / 64);
 };
 
 }  // namespace
@@ -590,14 +626,15 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
     const float nu = max_norm_ ? max_abs(v.data() + b0, m) : l2_norm(v.data() + b0, m);
     out.put_f32(nu);
     const float r256 = nu > 0.0f ? s256 / nu : 0.0f;
-    for (std::size_t c = 0; c < m; c += kChunk) {
-      const std::size_t mc = std::min(kChunk, m - c), j0 = b0 + c;
+    const std::size_t chunk = nibbles ? kNibbleChunk : kChunk;
+    for (std::size_t c = 0; c < m; c += chunk) {
+      const std::size_t mc = std::min(chunk, m - c), j0 = b0 + c;
       const float* x = v.data() + j0;
       const auto first_block = static_cast<std::uint32_t>(j0 / 16);
       const std::size_t nblocks = (j0 + mc - 1) / 16 - j0 / 16 + 1;
       philox_blocks(key, 0, 0, Purpose::kCompression, first_block, nblocks, sc.rnd.data());
       const auto* rb = reinterpret_cast<const std::uint8_t*>(sc.rnd.data()) + j0 % 16;
-      std::fill(sc.ties.begin(), sc.ties.end(), 0);
+      std::fill_n(sc.ties.begin(), (mc + 63) / 64, 0);
       if (nibbles) {
         quantize_nibbles_avx512(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
         fix_ties_nibbles(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());

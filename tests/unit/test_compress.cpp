@@ -216,18 +216,25 @@ TEST_CASE("compress: bit streams keep LSB-first byte order", "[compress]") {
   REQUIRE(bytes.size() == 2);
   REQUIRE(bytes[0] == static_cast<std::uint8_t>(0x1 | 0x3 << 1 | (0xAB & 0x1F) << 3));
   REQUIRE(bytes[1] == (0xAB >> 5));
-  // byte-aligned and unaligned put_bits of the same data give the same stream as put(64)
+  // put_bits after every lead (word-, byte- and bit-aligned; a lead of ones shows whether the
+  // pending bits survive) gives the same stream as put(64) word by word, also when a run of
+  // words follows a previous run
   std::vector<std::uint64_t> data = {0x0123456789ABCDEFull, 0xFEDCBA9876543210ull, 0x77ull};
-  for (int lead = 0; lead < 64; lead += 7) {
-    BitWriter a, b;
-    a.put(0, lead);
-    b.put(0, lead);
-    a.put_bits(data.data(), 64 * 2 + 7);
-    b.put(data[0], 64);
-    b.put(data[1], 64);
-    b.put(data[2], 7);
-    REQUIRE(a.bits() == b.bits());
-    REQUIRE(a.finish() == b.finish());
+  for (int lead = 0; lead < 64; ++lead) {
+    for (int runs = 1; runs <= 2; ++runs) {
+      BitWriter a, b;
+      a.put(~0ull, lead);
+      b.put(~0ull, lead);
+      for (int k = 0; k < runs; ++k) {
+        a.put_bits(data.data(), 64 * 2 + 7);
+        b.put(data[0], 64);
+        b.put(data[1], 64);
+        b.put(data[2], 7);
+      }
+      INFO("lead " << lead << ", runs " << runs);
+      REQUIRE(a.bits() == b.bits());
+      REQUIRE(a.finish() == b.finish());
+    }
   }
 }
 
