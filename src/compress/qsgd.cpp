@@ -185,30 +185,50 @@ void quantize_bytes(const float* v, std::size_t m, const std::uint8_t* rb, float
   }
 }
 
-// The same with AVX-512 (16 values per step, masks instead of byte tricks): identical results,
-// as every operation is the same IEEE float32 or integer operation.
+// The AVX-512 quantisers' constants (Note [QSGD rounding]).
+struct Avx512Rounding {
+  __m512 rv, sv;
+  __m512i abs_mask, low8, one, zero, low4;
+};
+
+// Codes g | l << 1 of values i .. i + 15 of v (all present), one per 32-bit lane, and in *tie
+// the mask of their ties: the same IEEE float32 and integer operations as quantize_bytes, with
+// masks instead of byte tricks, so the same codes.
+[[gnu::always_inline]] inline __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+__m512i codes16_avx512(const Avx512Rounding& k, const float* v, const std::uint8_t* rb,
+                       std::size_t i, __mmask16* tie) {
+  const __m512i xb = _mm512_loadu_si512(v + i);
+  const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, k.abs_mask));
+  const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, k.rv), k.sv));
+  const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, k.low8);
+  const __m512i r = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
+  const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, k.one);
+  const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, k.zero);
+  const __m512i twice = _mm512_slli_epi32(lev, 1);
+  *tie = _mm512_cmpeq_epi32_mask(r, t);
+  return _mm512_mask_or_epi32(twice, g, twice, k.one);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) Avx512Rounding avx512_rounding(
+    float r256, float s256) {
+  return {_mm512_set1_ps(r256),         _mm512_set1_ps(s256),  _mm512_set1_epi32(0x7FFFFFFF),
+          _mm512_set1_epi32(0xFF),      _mm512_set1_epi32(1), _mm512_setzero_si512(),
+          _mm512_set1_epi64(0xF)};
+}
+
+// quantize_bytes with AVX-512, 16 values per step.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_bytes_avx512(
     const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
     std::uint8_t* codes, std::uint64_t* ties) {
-  const __m512 rv = _mm512_set1_ps(r256), sv = _mm512_set1_ps(s256);
-  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), low8 = _mm512_set1_epi32(0xFF);
-  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+  const Avx512Rounding k = avx512_rounding(r256, s256);
   std::uint64_t tacc = 0;
   std::size_t i = 0;
   for (; i + 16 <= m; i += 16) {
     _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
-    const __m512i xb = _mm512_loadu_si512(v + i);
-    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, abs_mask));
-    const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, rv), sv));
-    const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, low8);
-    const __m512i r =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
-    const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, one);
-    const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, zero);
-    const __m512i twice = _mm512_slli_epi32(lev, 1);
-    const __m512i code = _mm512_mask_or_epi32(twice, g, twice, one);
+    __mmask16 tie;
+    const __m512i code = codes16_avx512(k, v, rb, i, &tie);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code));
-    tacc |= static_cast<std::uint64_t>(_mm512_cmpeq_epi32_mask(r, t)) << (i % 64);
+    tacc |= static_cast<std::uint64_t>(tie) << (i % 64);
     if (i % 64 == 48) {
       ties[i / 64] = tacc;
       tacc = 0;
@@ -234,37 +254,22 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_byte
 // code and tie bit do not depend on the order they are computed in.
 constexpr std::size_t kNibbleChunk = 4 * kChunk;
 
-struct NibbleStep {
-  __m512 rv, sv;
-  __m512i abs_mask, low8, one, zero, low4;
-};
-
 // Values i .. i + 15 of v (all present): their packed codes go to packed + i / 2, and the mask
 // of their ties is returned.
 [[gnu::always_inline]] inline __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-__mmask16 nibble_step(const NibbleStep& k, const float* v, const std::uint8_t* rb, std::size_t i,
-                      std::uint8_t* packed) {
-  const __m512i xb = _mm512_loadu_si512(v + i);
-  const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, k.abs_mask));
-  const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, k.rv), k.sv));
-  const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, k.low8);
-  const __m512i r = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
-  const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, k.one);
-  const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, k.zero);
-  const __m512i twice = _mm512_slli_epi32(lev, 1);
-  const __m512i code = _mm512_mask_or_epi32(twice, g, twice, k.one);
+__mmask16 nibble_step(const Avx512Rounding& k, const float* v, const std::uint8_t* rb,
+                      std::size_t i, std::uint8_t* packed) {
+  __mmask16 tie;
+  const __m512i code = codes16_avx512(k, v, rb, i, &tie);
   const __m512i pairs = _mm512_or_si512(_mm512_and_si512(code, k.low4), _mm512_srli_epi64(code, 28));
   _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
-  return _mm512_cmpeq_epi32_mask(r, t);
+  return tie;
 }
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibbles_avx512(
     const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
     std::uint8_t* packed, std::uint64_t* ties) {
-  const NibbleStep k{_mm512_set1_ps(r256),         _mm512_set1_ps(s256),
-                     _mm512_set1_epi32(0x7FFFFFFF), _mm512_set1_epi32(0xFF),
-                     _mm512_set1_epi32(1),          _mm512_setzero_si512(),
-                     _mm512_set1_epi64(0xF)};
+  const Avx512Rounding k = avx512_rounding(r256, s256);
   std::size_t i = 0;
   if (m == kNibbleChunk) {  // four quarter streams; a quarter is a whole number of tie words
     constexpr std::size_t Q = kNibbleChunk / 4;
