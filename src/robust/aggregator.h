@@ -122,6 +122,13 @@ bool all_finite(const float* v, std::int64_t d);
 namespace detail {
 // 2: AVX-512, 1: AVX2+FMA, 0: generic (the path robust_isa() names).
 int isa_level();
+// Kernels that read many rows side by side, a few lines of each at a time, outrun the hardware
+// prefetchers (they follow a limited number of streams and stop at page ends): they prefetch
+// `lines` cache lines of a row, kRowAhead values past x. Prefetches never change results.
+inline constexpr std::int64_t kRowAhead = 512;
+inline void prefetch_row_ahead(const float* x, int lines) {
+  for (int l = 0; l < lines; ++l) __builtin_prefetch(x + kRowAhead + 16 * l, 0, 3);
+}
 // Float scratch aligned to 64 bytes; contents unspecified after reserve().
 class Scratch {
  public:

@@ -27,7 +27,6 @@ namespace {
 
 constexpr int kLanes = 8;
 constexpr std::int64_t kUpdateBlock = 512;
-constexpr std::int64_t kAhead = 512;  // software prefetch distance in values
 
 // out[i] = sum over k < len of (rows[i][k] - v[k])^2.
 [[gnu::always_inline]] inline void distances_body(const float* const* rows, int n,
@@ -89,12 +88,8 @@ __attribute__((target("avx512f"))) void distances_avx512(COHORT_DIST_PARAMS) {
     __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     std::int64_t k = 0;
     for (; k + kLanes <= len; k += kLanes) {
-      if (k % 16 == 0) {  // one line of each row per 16 values, kAhead on (across page ends)
-        _mm_prefetch(reinterpret_cast<const char*>(u0 + k + kAhead), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(u1 + k + kAhead), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(u2 + k + kAhead), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(u3 + k + kAhead), _MM_HINT_T0);
-      }
+      if (k % 16 == 0)  // one line of each row per 16 values (across page ends)
+        for (const float* u : {u0, u1, u2, u3}) detail::prefetch_row_ahead(u + k, 1);
       const __m256 vv = _mm256_loadu_ps(v + k);
       const __m512d e0 = _mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(u0 + k), vv));
       const __m512d e1 = _mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(u1 + k), vv));
@@ -142,8 +137,7 @@ __attribute__((target("avx512f"))) void update_avx512(COHORT_UPDATE_PARAMS) {
     }
     for (int i = 0; i < n; ++i) {
       const float* u = rows[i] + at + k0;
-      for (int l = 0; l < 4; ++l)  // as combine_rows: n streams outrun the hardware prefetchers
-        _mm_prefetch(reinterpret_cast<const char*>(u + kAhead + 16 * l), _MM_HINT_T0);
+      detail::prefetch_row_ahead(u, 4);  // as combine_rows
       const __m512d c = _mm512_set1_pd(clip[i]);
       for (int q = 0; q < 8; ++q)
         acc[q] = _mm512_fmadd_pd(
