@@ -59,6 +59,8 @@ void gram_tile_generic(const float* s, std::int64_t stride, int i0, int j0, std:
 
 // A x B accumulators plus the B loaded b vectors and one a vector: 31 of the 32 registers at
 // 5 x 5, so each step's 10 loads feed 25 FMAs.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12: the intrinsics' pass-through
 template <int A, int B>
 __attribute__((target("avx512f"))) void gram_tile_avx512(const float* s, std::int64_t stride,
                                                          int i0, int j0, std::int64_t len,
@@ -79,19 +81,14 @@ __attribute__((target("avx512f"))) void gram_tile_avx512(const float* s, std::in
   for (int p = 0; p < A; ++p)
     for (int q = 0; q < B; ++q) {
       double* dst = dacc + (p * B + q) * kLanes;
-      // (Masked forms with explicit zero sources: the plain ones trip GCC 12's -Wuninitialized
-      // through their undefined-register idiom once inlined here.)
-      const __m512d v = _mm512_castps_pd(acc[p][q]);
-      const __m512d lo = _mm512_mask_cvtps_pd(
-          _mm512_setzero_pd(), 0xFF,
-          _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, v, 0)));
-      const __m512d hi = _mm512_mask_cvtps_pd(
-          _mm512_setzero_pd(), 0xFF,
-          _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, v, 1)));
+      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc[p][q]));
+      const __m512d hi =
+          _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][q]), 1)));
       _mm512_storeu_pd(dst, _mm512_add_pd(_mm512_loadu_pd(dst), lo));
       _mm512_storeu_pd(dst + 8, _mm512_add_pd(_mm512_loadu_pd(dst + 8), hi));
     }
 }
+#pragma GCC diagnostic pop
 
 using TileFn = void (*)(const float*, std::int64_t, int, int, std::int64_t, double*);
 
