@@ -201,7 +201,8 @@ __m512i codes16_avx512(const Avx512Rounding& k, const float* v, const std::uint8
   const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(xb, k.abs_mask));
   const __m512i big = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_mul_ps(a, k.rv), k.sv));
   const __m512i l = _mm512_srli_epi32(big, 8), t = _mm512_and_si512(big, k.low8);
-  const __m512i r = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
+  const __m512i r =
+      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + i)));
   const __m512i lev = _mm512_mask_add_epi32(l, _mm512_cmplt_epu32_mask(r, t), l, k.one);
   const __mmask16 g = _mm512_movepi32_mask(xb) & _mm512_cmpgt_epi32_mask(lev, k.zero);
   const __m512i twice = _mm512_slli_epi32(lev, 1);
@@ -216,68 +217,61 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) Avx512Rounding avx
           _mm512_set1_epi64(0xF)};
 }
 
-// quantize_bytes with AVX-512, 16 values per step.
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_bytes_avx512(
-    const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
-    std::uint8_t* codes, std::uint64_t* ties) {
-  const Avx512Rounding k = avx512_rounding(r256, s256);
-  std::uint64_t tacc = 0;
-  std::size_t i = 0;
-  for (; i + 16 <= m; i += 16) {
-    _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
-    __mmask16 tie;
-    const __m512i code = codes16_avx512(k, v, rb, i, &tie);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code));
-    tacc |= static_cast<std::uint64_t>(tie) << (i % 64);
-    if (i % 64 == 48) {
-      ties[i / 64] = tacc;
-      tacc = 0;
-    }
-  }
-  if (i % 64 != 0) ties[i / 64] |= tacc;
-  for (; i < m; ++i) {
-    const Rounding r = round_parts(v[i], r256, s256);
-    if (rb[i] == r.t) ties[i / 64] |= std::uint64_t{1} << (i % 64);
-    codes[i] = static_cast<std::uint8_t>(make_code(v[i], r.l + (rb[i] < r.t)));
+// Stores the code c of value i: one per element of out, or (kPacked, w = 4) in the nibble of
+// byte i / 2 that pack_fixed_bytes gives it (byte k = c_2k | c_2k+1 << 4).
+template <bool kPacked, class Code>
+inline void put_code(Code* out, std::size_t i, std::uint32_t c) {
+  if constexpr (kPacked) {
+    Code& b = out[i / 2];
+    b = static_cast<Code>(i % 2 == 0 ? (b & 0xF0) | c : (b & 0x0F) | c << 4);
+  } else {
+    out[i] = static_cast<Code>(c);
   }
 }
 
-// w = 4 (s = 4 .. 7) fixed coding with AVX-512: the codes of quantize_bytes_avx512 packed two
-// per byte as pack_fixed_bytes would pack them (byte k = c_2k | c_2k+1 << 4), in the same pass,
-// so the chunk's codes are never stored one per byte and read back. The 64-bit lane k of the
-// code vector holds c_2k (low half) and c_2k+1 (high half), both below 16: (lane & 15) |
-// lane >> 28 is their byte.
+// w = 4 (s = 4 .. 7) fixed coding with AVX-512 packs the codes in the quantiser (kPacked), in
+// the same pass, so the chunk's codes are never stored one per byte and read back. The 64-bit
+// lane k of the code vector holds c_2k (low half) and c_2k+1 (high half), both below 16:
+// (lane & 15) | lane >> 28 is their byte.
 //
-// A chunk of kNibbleChunk values is read as four quarter streams side by side (16 values of
-// each in turn): after the norm this is the pass that reads the layer from memory, and one
+// A packed chunk of kNibbleChunk values is read as four quarter streams side by side (16 values
+// of each in turn): after the norm this is the pass that reads the layer from memory, and one
 // sequential stream is limited by the prefetcher to well below what several get. Each value's
 // code and tie bit do not depend on the order they are computed in.
 constexpr std::size_t kNibbleChunk = 4 * kChunk;
 
-// Values i .. i + 15 of v (all present): their packed codes go to packed + i / 2, and the mask
-// of their ties is returned.
+// Values i .. i + 15 of v (all present): their codes go to out (bytes, or packed at out + i / 2),
+// and the mask of their ties is returned.
+template <bool kPacked>
 [[gnu::always_inline]] inline __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-__mmask16 nibble_step(const Avx512Rounding& k, const float* v, const std::uint8_t* rb,
-                      std::size_t i, std::uint8_t* packed) {
+__mmask16 step16_avx512(const Avx512Rounding& k, const float* v, const std::uint8_t* rb,
+                        std::size_t i, std::uint8_t* out) {
   __mmask16 tie;
   const __m512i code = codes16_avx512(k, v, rb, i, &tie);
-  const __m512i pairs = _mm512_or_si512(_mm512_and_si512(code, k.low4), _mm512_srli_epi64(code, 28));
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
+  if constexpr (kPacked) {
+    const __m512i pairs =
+        _mm512_or_si512(_mm512_and_si512(code, k.low4), _mm512_srli_epi64(code, 28));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i / 2), _mm512_cvtepi64_epi8(pairs));
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(code));
+  }
   return tie;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibbles_avx512(
+// quantize_bytes with AVX-512, 16 values per step; kPacked: 4-bit codes, two per byte.
+template <bool kPacked>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_avx512(
     const float* v, std::size_t m, const std::uint8_t* rb, float r256, float s256,
-    std::uint8_t* packed, std::uint64_t* ties) {
+    std::uint8_t* out, std::uint64_t* ties) {
   const Avx512Rounding k = avx512_rounding(r256, s256);
   std::size_t i = 0;
-  if (m == kNibbleChunk) {  // four quarter streams; a quarter is a whole number of tie words
+  if (kPacked && m == kNibbleChunk) {  // four quarter streams; a quarter is whole tie words
     constexpr std::size_t Q = kNibbleChunk / 4;
     std::uint64_t tacc[4] = {0, 0, 0, 0};
     for (; i < Q; i += 16) {
       for (std::size_t q = 0; q < 4; ++q) {
         _mm_prefetch(reinterpret_cast<const char*>(v + q * Q + i + kNibbleChunk), _MM_HINT_T0);
-        tacc[q] |= static_cast<std::uint64_t>(nibble_step(k, v, rb, q * Q + i, packed))
+        tacc[q] |= static_cast<std::uint64_t>(step16_avx512<kPacked>(k, v, rb, q * Q + i, out))
                    << (i % 64);
       }
       if (i % 64 == 48)
@@ -291,7 +285,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibb
   std::uint64_t tacc = 0;
   for (; i + 16 <= m; i += 16) {
     _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
-    tacc |= static_cast<std::uint64_t>(nibble_step(k, v, rb, i, packed)) << (i % 64);
+    tacc |= static_cast<std::uint64_t>(step16_avx512<kPacked>(k, v, rb, i, out)) << (i % 64);
     if (i % 64 == 48) {
       ties[i / 64] = tacc;
       tacc = 0;
@@ -301,13 +295,14 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_nibb
   for (; i < m; ++i) {
     const Rounding r = round_parts(v[i], r256, s256);
     if (rb[i] == r.t) ties[i / 64] |= std::uint64_t{1} << (i % 64);
-    const auto code = static_cast<std::uint8_t>(make_code(v[i], r.l + (rb[i] < r.t)));
-    packed[i / 2] = (i % 2 == 0) ? code : static_cast<std::uint8_t>(packed[i / 2] | code << 4);
+    put_code<kPacked>(out, i, make_code(v[i], r.l + (rb[i] < r.t)));
   }
 }
 
 using QuantizeBytes = void (*)(const float*, std::size_t, const std::uint8_t*, float, float,
                                std::uint8_t*, std::uint64_t*);
+constexpr QuantizeBytes quantize_bytes_avx512 = quantize_avx512<false>;
+constexpr QuantizeBytes quantize_nibbles_avx512 = quantize_avx512<true>;
 
 bool cpu_has_avx512() {
   static const bool has = [] {
@@ -365,7 +360,8 @@ void quantize_words(const float* v, std::size_t m, const std::uint8_t* rb, float
   }
 }
 
-template <class Code>
+// Resolves the ties of Note [QSGD rounding] in index order; kPacked: codes two per byte.
+template <bool kPacked = false, class Code>
 void fix_ties(const float* v, std::size_t m, const std::uint64_t* ties, float r256, float s256,
               BulkRng& tie_rng, Code* codes) {
   for (std::size_t wi = 0; wi < (m + 63) / 64; ++wi) {
@@ -373,23 +369,7 @@ void fix_ties(const float* v, std::size_t m, const std::uint64_t* ties, float r2
       const std::size_t i = 64 * wi + static_cast<std::size_t>(std::countr_zero(bits));
       const Rounding r = round_parts(v[i], r256, s256);
       const bool up = static_cast<double>(tie_rng.next_u32()) < static_cast<double>(r.f) * 0x1p32;
-      codes[i] = static_cast<Code>(make_code(v[i], r.l + up));
-    }
-  }
-}
-
-// fix_ties on codes packed two per byte (quantize_nibbles_avx512).
-void fix_ties_nibbles(const float* v, std::size_t m, const std::uint64_t* ties, float r256,
-                      float s256, BulkRng& tie_rng, std::uint8_t* packed) {
-  for (std::size_t wi = 0; wi < (m + 63) / 64; ++wi) {
-    for (std::uint64_t bits = ties[wi]; bits != 0; bits &= bits - 1) {
-      const std::size_t i = 64 * wi + static_cast<std::size_t>(std::countr_zero(bits));
-      const Rounding r = round_parts(v[i], r256, s256);
-      const bool up = static_cast<double>(tie_rng.next_u32()) < static_cast<double>(r.f) * 0x1p32;
-      const auto code = static_cast<std::uint8_t>(make_code(v[i], r.l + up));
-      std::uint8_t& byte = packed[i / 2];
-      byte = (i % 2 == 0) ? static_cast<std::uint8_t>((byte & 0xF0) | code)
-                          : static_cast<std::uint8_t>((byte & 0x0F) | code << 4);
+      put_code<kPacked>(codes, i, make_code(v[i], r.l + up));
     }
   }
 }
@@ -544,7 +524,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inl
 next16_values_avx512(BitReader& in, const FieldSplit& k, __m512 qv, int cnt) {
   const __m512i c = _mm512_cvtepu8_epi32(next16(in, k, cnt));
   const __m512 mag = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c, 1)), qv);
-  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(mag), _mm512_slli_epi32(c, 31)));
+  return _mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(mag), _mm512_slli_epi32(c, 31)));
 }
 
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prfchw"))) void unpack_fixed_avx512(
@@ -557,12 +538,11 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prfchw"))) void unpack
   // stores; fetched only then, the read holds up the streaming stores queued behind it.
   if (stream) _m_prefetchw(out + m - 1);
   std::size_t i = 0;
-  if (const auto mis = reinterpret_cast<std::uintptr_t>(out) % 64; mis != 0 && mis % 4 == 0) {
+  if (const auto mis = reinterpret_cast<std::uintptr_t>(out) % 64; mis != 0) {  // a float * 4
     const int head = static_cast<int>(std::min<std::size_t>(m, (64 - mis) / 4));
-    _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << head) - 1u), next16_values_avx512(in, k, qv, head));
+    _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << head) - 1u),
+                          next16_values_avx512(in, k, qv, head));
     i = static_cast<std::size_t>(head);
-  } else if (mis != 0) {
-    i = decode_until_aligned(in, m, w, q, out, 64);
   }
   for (; i + 16 <= m; i += 16) {
     const __m512 val = next16_values_avx512(in, k, qv, 16);
@@ -573,7 +553,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prfchw"))) void unpack
   }
   if (i < m) {
     const int tail = static_cast<int>(m - i);
-    _mm512_mask_storeu_ps(out + i, static_cast<__mmask16>((1u << tail) - 1u), next16_values_avx512(in, k, qv, tail));
+    _mm512_mask_storeu_ps(out + i, static_cast<__mmask16>((1u << tail) - 1u),
+                          next16_values_avx512(in, k, qv, tail));
   }
 }
 
@@ -642,7 +623,7 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
       std::fill_n(sc.ties.begin(), (mc + 63) / 64, 0);
       if (nibbles) {
         quantize_nibbles_avx512(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
-        fix_ties_nibbles(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());
+        fix_ties<true>(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());
         out.put_bits(sc.bytes.data(), 4 * static_cast<std::uint64_t>(mc));
       } else if (small) {
         quantize_bytes_kernel()(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());

@@ -238,9 +238,10 @@ void gram_chunks(std::span<const float* const> rows, int center_rows, bool with_
       const std::int64_t len16 = (len + kLanes - 1) / kLanes * kLanes;
       load_block(rows, center_rows, with_mean, k0, len, len16, rows_padded, s, mean);
       for (int I = 0; I < groups; ++I)
-        for (int J = I; J < groups; ++J)
-          tile[I * groups + J](s, kGramBlock, I * G, J * G, len16,
-                               dacc.data() + (static_cast<std::size_t>(I) * groups + J) * tile_doubles);
+        for (int J = I; J < groups; ++J) {
+          const std::size_t t = static_cast<std::size_t>(I) * groups + J;
+          tile[t](s, kGramBlock, I * G, J * G, len16, dacc.data() + t * tile_doubles);
+        }
     }
     // The chunk's partials: the 16 double lanes of each entry summed in lane order, packed as
     // the upper triangle (i <= j) row by row.
