@@ -517,12 +517,22 @@ TEST_CASE("compress: QSGD level probabilities and unbiasedness on a fixed vector
   }
 }
 
+// Selects a QSGD kernel for one test and restores the default when the test ends, also when an
+// assertion fails on the way.
+struct QsgdKernel {
+  explicit QsgdKernel(const std::string& isa) : selected(select_qsgd_kernel(isa)) {
+    if (!selected) WARN("this CPU lacks " << isa << ": not checked");
+  }
+  ~QsgdKernel() { select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2"); }
+  QsgdKernel(const QsgdKernel&) = delete;
+  QsgdKernel& operator=(const QsgdKernel&) = delete;
+  bool selected;
+};
+
 TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[compress]") {
   const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
-  if (!select_qsgd_kernel(isa)) {
-    WARN("this CPU lacks " << isa << ": not checked");
-    return;
-  }
+  const QsgdKernel kernel(isa);
+  if (!kernel.selected) return;
   struct Case {
     int s;
     const char* norm;
@@ -556,7 +566,6 @@ TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[c
       REQUIRE(same_bits(decoded[0], decoded[1]));  // elias and fixed decode identically
     }
   }
-  select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2");  // back to the default
 }
 
 // The AVX-512 decoder writes the values before the output's first 64-byte boundary and after its
@@ -565,10 +574,8 @@ TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[c
 // must give the same values, and nothing outside the layer may be written.
 TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compress]") {
   const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
-  if (!select_qsgd_kernel(isa)) {
-    WARN("this CPU lacks " << isa << ": not checked");
-    return;
-  }
+  const QsgdKernel kernel(isa);
+  if (!kernel.selected) return;
   struct Case {
     int s;
     std::int64_t bucket;
@@ -601,7 +608,6 @@ TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compres
       REQUIRE(std::all_of(out + cs.n, buf.data() + buf.size(), [](float x) { return x == -7.0f; }));
     }
   }
-  select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2");  // back to the default
 }
 
 // ---- drivers, determinism, registry ------------------------------------------------------------
