@@ -5,6 +5,8 @@
 
 #include <immintrin.h>
 
+#include "core/isa.h"
+
 // GCC 12 reports false "may be used uninitialized" inside its own AVX-512 intrinsics (GCC
 // PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -180,16 +182,17 @@ struct Dispatch {
   const char* isa;
 };
 
-Dispatch pick() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {blocks_avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2")) return {blocks_avx2, "avx2"};
-  return {blocks_sse2, "sse2"};
-}
-
-const Dispatch& dispatch() {
-  static const Dispatch d = pick();
-  return d;
+// Note [One ISA decision]: the path follows active_isa(); the generic path is SSE2, which every
+// x86-64 CPU has.
+Dispatch dispatch() {
+  switch (active_isa()) {
+    case Isa::kAvx512:
+      return {blocks_avx512, "avx512"};
+    case Isa::kAvx2:
+      return {blocks_avx2, "avx2"};
+    default:
+      return {blocks_sse2, "sse2"};
+  }
 }
 
 void run_blocks(BlocksFn fn, std::uint64_t seed, std::uint32_t round, std::uint32_t client,
@@ -214,11 +217,10 @@ void philox_blocks(std::uint64_t seed, std::uint32_t round, std::uint32_t client
 bool philox_blocks_using(const std::string& isa, std::uint64_t seed, std::uint32_t round,
                          std::uint32_t client, Purpose purpose, std::uint32_t first_block,
                          std::size_t nblocks, std::uint32_t* out) {
-  __builtin_cpu_init();
   BlocksFn fn = nullptr;
   if (isa == "sse2") fn = blocks_sse2;
-  if (isa == "avx2" && __builtin_cpu_supports("avx2")) fn = blocks_avx2;
-  if (isa == "avx512" && __builtin_cpu_supports("avx512f")) fn = blocks_avx512;
+  if (isa == "avx2" && cpu_isa() >= Isa::kAvx2) fn = blocks_avx2;
+  if (isa == "avx512" && cpu_isa() >= Isa::kAvx512) fn = blocks_avx512;
   if (fn == nullptr) return false;
   run_blocks(fn, seed, round, client, purpose, first_block, nblocks, out);
   return true;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "compress/philox_bulk.h"
+#include "core/isa.h"
 
 // GCC 12 reports false "may be used uninitialized" inside its own AVX-512 intrinsics (GCC
 // PR105593).
@@ -304,18 +305,18 @@ using QuantizeBytes = void (*)(const float*, std::size_t, const std::uint8_t*, f
 constexpr QuantizeBytes quantize_bytes_avx512 = quantize_avx512<false>;
 constexpr QuantizeBytes quantize_nibbles_avx512 = quantize_avx512<true>;
 
-bool cpu_has_avx512() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  }();
-  return has;
+// Note [One ISA decision]: the AVX-512 kernels need f, bw, dq and vl, as active_isa()'s AVX-512.
+bool cpu_has_avx512() { return active_isa() == Isa::kAvx512; }
+
+// A kernel chosen by select_qsgd_kernel (tests), else null: the ISA decision's.
+QuantizeBytes& selected_kernel() {
+  static QuantizeBytes k = nullptr;
+  return k;
 }
 
-QuantizeBytes& quantize_bytes_kernel() {
-  static QuantizeBytes k = cpu_has_avx512() ? quantize_bytes_avx512 : quantize_bytes;
-  return k;
+QuantizeBytes quantize_bytes_kernel() {
+  if (selected_kernel() != nullptr) return selected_kernel();
+  return cpu_has_avx512() ? quantize_bytes_avx512 : quantize_bytes;
 }
 
 // Any s: codes as 32-bit values, 4 per step.
@@ -647,11 +648,15 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
 
 bool select_qsgd_kernel(const std::string& isa) {
   if (isa == "sse2") {
-    quantize_bytes_kernel() = quantize_bytes;
+    selected_kernel() = quantize_bytes;
     return true;
   }
-  if (isa == "avx512" && cpu_has_avx512()) {
-    quantize_bytes_kernel() = quantize_bytes_avx512;
+  if (isa == "avx512" && cpu_isa() == Isa::kAvx512) {
+    selected_kernel() = quantize_bytes_avx512;
+    return true;
+  }
+  if (isa.empty()) {
+    selected_kernel() = nullptr;
     return true;
   }
   return false;

@@ -54,8 +54,9 @@ class QsgdCompressor final : public Compressor {
 };
 
 // For tests and benchmarks: selects the SIMD kernels for s <= 127 (encoder and decoder), "avx512"
-// (the default where the CPU has AVX-512 F/BW/DQ/VL) or "sse2"; false when this CPU lacks it.
-// Both give identical bytes and values.
+// or "sse2", or "" to follow the ISA decision again (Note [One ISA decision], core/isa.h: AVX-512
+// where active_isa() is AVX-512); false when this CPU lacks it. All give identical bytes and
+// values.
 bool select_qsgd_kernel(const std::string& isa);
 
 }  // namespace cohort::compress

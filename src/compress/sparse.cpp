@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/isa.h"
 
 namespace cohort::compress {
 
@@ -52,7 +53,7 @@ void require_index_range(std::size_t n, const char* who) {
 }
 
 void write_sparse_u32(std::span<const std::uint32_t> idx, const float* val, std::span<float> out) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx512 = active_isa() == Isa::kAvx512;  // Note [One ISA decision]
   float* o = out.data();
   const std::size_t n = out.size();
   if (avx512) {

@@ -11,6 +11,7 @@
 
 #include "compress/sparse.h"
 #include "core/errors.h"
+#include "core/isa.h"
 
 namespace cohort::compress {
 
@@ -166,8 +167,7 @@ void collect_at_least_sse2(const float* v, std::size_t n, std::uint32_t threshol
 }
 
 void collect_at_least(const float* v, std::size_t n, std::uint32_t threshold, Candidates& c) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  if (avx512)
+  if (active_isa() == Isa::kAvx512)  // Note [One ISA decision]
     collect_at_least_avx512(v, n, threshold, c);
   else
     collect_at_least_sse2(v, n, threshold, c);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/isa.h"
 #include "robust/bucketing.h"
 #include "robust/bulyan.h"
 #include "robust/cclip.h"
@@ -26,27 +27,10 @@ namespace cohort::robust {
 
 // ---- ISA dispatch and scratch (Note [Robust kernels]) ----------------------------------------
 
-namespace {
-
-int detect_isa() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return 2;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
-  return 0;
-}
-
-std::atomic<int> g_forced_isa{-1};
-
-}  // namespace
-
 namespace detail {
 
-int isa_level() {
-  const int forced = g_forced_isa.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced;
-  static const int detected = detect_isa();
-  return detected;
-}
+// Note [One ISA decision] (core/isa.h) picks the path.
+int isa_level() { return static_cast<int>(active_isa()); }
 
 float* Scratch::reserve(std::int64_t n) {
   if (n > capacity_) {
@@ -63,27 +47,9 @@ void Scratch::Free::operator()(float* p) const { std::free(p); }
 
 }  // namespace detail
 
-const char* robust_isa() {
-  switch (detail::isa_level()) {
-    case 2:
-      return "avx512";
-    case 1:
-      return "avx2";
-    default:
-      return "generic";
-  }
-}
+const char* robust_isa() { return isa_name(active_isa()); }
 
-bool force_robust_isa(const std::string& isa) {
-  if (isa.empty()) {
-    g_forced_isa = -1;
-    return true;
-  }
-  const int want = isa == "avx512" ? 2 : isa == "avx2" ? 1 : isa == "generic" ? 0 : -1;
-  if (want < 0 || want > detect_isa()) return false;
-  g_forced_isa = want;
-  return true;
-}
+bool force_robust_isa(const std::string& isa) { return force_isa(isa); }
 
 // ---- combine_rows, all_finite ------------------------------------------------------------------
 

@@ -105,10 +105,11 @@ bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* o
 // no path depends on the address of the caller's buffers (blocks are copied to aligned scratch
 // first; Note [Address-independent results] in model/dense.h). No rule uses threads or Eigen.
 
-// "avx512", "avx2" or "generic": the path the kernels take on this CPU.
+// "avx512", "avx2" or "generic": the path the kernels take (Note [One ISA decision],
+// core/isa.h).
 const char* robust_isa();
 // Forces a path for tests ("avx512", "avx2", "generic", or "" = automatic); false when this CPU
-// lacks it.
+// lacks it. The same switch as cohort::force_isa: every kernel family follows it.
 bool force_robust_isa(const std::string& isa);
 
 // out[k] = (sum_i coef[i] * rows[i][k]) / divisor, accumulated in double in row order

@@ -523,7 +523,7 @@ struct QsgdKernel {
   explicit QsgdKernel(const std::string& isa) : selected(select_qsgd_kernel(isa)) {
     if (!selected) WARN("this CPU lacks " << isa << ": not checked");
   }
-  ~QsgdKernel() { select_qsgd_kernel("avx512") || select_qsgd_kernel("sse2"); }
+  ~QsgdKernel() { select_qsgd_kernel(""); }
   QsgdKernel(const QsgdKernel&) = delete;
   QsgdKernel& operator=(const QsgdKernel&) = delete;
   bool selected;
