@@ -131,6 +131,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "(or auto), or compressor.mode = per_client with comm.plan = gather");
   }
   o.plan = plan == "gather" || plan == "shard" ? plan : "reduce";
+  o.sum = cfg.get_string("comm.sum") == "float" ? SumMode::kFloat : SumMode::kExact;
   require_usage(!(o.compressor.name == "powersgd" && o.global_scope),
                 "compressor powersgd with scope global sees one d x 1 vector, which it cannot "
                 "compress: use scope layer");
@@ -143,8 +144,13 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
       compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
       d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
       powersgd_reduce_(o_.compressor.name == "powersgd" && o_.compressor.mode == "reduce"),
-      bits_(static_cast<std::size_t>(num_clients), 0), sum_(d_),
+      bits_(static_cast<std::size_t>(num_clients), 0),
       decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
+  const bool sums = !majority() && !o_.robust && !powersgd_reduce_;
+  // At most one message per sampled client and round (all clients when per_round is unset).
+  if (sums && o_.sum == SumMode::kExact)
+    sum_ = BlockSum(d_, o_.per_round > 0 ? o_.per_round : std::max(1, num_clients));
+  if (sums && o_.sum == SumMode::kFloat) float_sum_.assign(static_cast<std::size_t>(d_), 0.0f);
   if (majority()) votes_.assign(static_cast<std::size_t>(d_), 0);
   if (o_.robust) rule_ = robust::make_aggregator(o_.rule);
   // auto: the shard plan once a round's messages would not fit the per-rank budget.
@@ -178,14 +184,20 @@ std::string Exchange::describe() const {
   if (majority()) return fmt::format("reduce (integer vote counts), compressor {}", what);
   if (o_.robust) return fmt::format("gather (all-gather of encoded messages, {} on every rank)"
                                     ", compressor {}", o_.aggregator, what);
-  return fmt::format("reduce (exact fixed-point all-reduce of decoded messages), compressor {}",
-                     what);
+  if (o_.sum == SumMode::kFloat)
+    return fmt::format("reduce (float32 all-reduce of decoded messages: results depend on the "
+                       "rank count), compressor {}",
+                       what);
+  return fmt::format("reduce (exact block-scaled fixed-point all-reduce of decoded messages, "
+                     "P = {} bits), compressor {}",
+                     sum_.precision(), what);
 }
 
 void Exchange::begin_round(std::uint32_t round) {
   round_ = round;
   std::fill(bits_.begin(), bits_.end(), 0);
   sum_.clear();
+  std::fill(float_sum_.begin(), float_sum_.end(), 0.0f);
   std::fill(votes_.begin(), votes_.end(), 0);
   decoded_finite_ = true;
   messages_finite_ = true;
@@ -211,6 +223,11 @@ std::span<const float> Exchange::error_memory(int c) const {
 }
 
 void Exchange::accumulate(std::span<const float> decoded, double weight) {
+  if (!majority() && o_.sum == SumMode::kFloat) {
+    for (std::size_t i = 0; i < decoded.size(); ++i)
+      float_sum_[i] += static_cast<float>(weight * static_cast<double>(decoded[i]));
+    return;
+  }
   if (!majority()) {
     sum_.add(decoded.data(), weight);
     return;
@@ -313,11 +330,42 @@ bool Exchange::finish_reduce(float* g, double total_weight) {
     valid = decoded_finite_;
     votes_to_signs(votes_, g);
   } else {
-    comm_.allreduce(comm::View{sum_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    valid = sum_.valid();
-    sum_.read(g, total_weight);
+    valid = finish_sum(g, total_weight, /*reduce=*/true);
   }
   return valid;
+}
+
+bool Exchange::finish_sum(float* g, double total_weight, bool reduce) {
+  if (o_.sum == SumMode::kFloat) {
+    if (reduce)
+      comm_.allreduce(comm::View{float_sum_.data(), d_, comm::DType::kF32}, comm::ReduceOp::kSum);
+    bool finite = true;
+    for (std::int64_t i = 0; i < d_; ++i) {
+      g[i] = static_cast<float>(static_cast<double>(float_sum_[i]) / total_weight);
+      finite = finite && std::isfinite(float_sum_[i]);
+    }
+    return finite;
+  }
+  return finish_block_sum(sum_, reduce ? &comm_ : nullptr, g, total_weight);
+}
+
+bool finish_block_sum(BlockSum& sum, comm::Communicator* comm, float* out, double divisor) {
+  const auto meta = sum.seal();
+  if (comm != nullptr)
+    comm->allreduce(comm::View{meta.data(), static_cast<std::int64_t>(meta.size()),
+                               comm::DType::kI32},
+                    comm::ReduceOp::kMax);
+  const auto spill = sum.pack_spill();
+  if (comm != nullptr) {
+    comm->allreduce(comm::View{sum.words().data(), sum.size(), comm::DType::kI64},
+                    comm::ReduceOp::kSum);
+    if (!spill.empty())  // the same size on every rank: the flags were max-reduced
+      comm->allreduce(comm::View{spill.data(), static_cast<std::int64_t>(spill.size()),
+                                 comm::DType::kI64},
+                      comm::ReduceOp::kSum);
+  }
+  sum.read(out, divisor);
+  return sum.valid();
 }
 
 // Walks the all-gathered records [client u32][bits u64][weight f64][nbytes u64][bytes]. Ranks own
@@ -472,6 +520,7 @@ bool Exchange::finish_gather(float* g, double total_weight) {
   const auto inboxes = comm_.allgather_bytes(outbox_);
   if (rule_) return finish_robust(g, inboxes);
   sum_.clear();
+  std::fill(float_sum_.begin(), float_sum_.end(), 0.0f);
   std::fill(votes_.begin(), votes_.end(), 0);
   decoded_finite_ = true;
   for_each_message(inboxes, [&](std::uint32_t client, double weight, const compress::Encoded& enc) {
@@ -483,8 +532,7 @@ bool Exchange::finish_gather(float* g, double total_weight) {
     votes_to_signs(votes_, g);
     return decoded_finite_;
   }
-  sum_.read(g, total_weight);
-  return sum_.valid();
+  return finish_sum(g, total_weight, /*reduce=*/false);
 }
 
 bool Exchange::finish_powersgd(float* g, double total_weight) {

@@ -3,8 +3,10 @@
 //
 // Note [Exchange plans]
 //  - reduce: each rank decodes its own clients' messages and adds them (times their weights)
-//    into an exact accumulator (Note [Deterministic sums]) or, for the majority vote, into
-//    integer vote counts; one all-reduce combines the ranks.
+//    into a block-scaled fixed-point sum (Note [Deterministic sums] in core/block_sum.h: a max
+//    all-reduce of one small integer pair per 4096 coordinates, then an integer all-reduce of
+//    8 bytes per coordinate), into float32 sums (comm.sum = float: a float all-reduce, results
+//    that depend on the rank count) or, for the majority vote, into integer vote counts.
 //  - gather: each rank all-gathers the encoded messages of its clients; every rank decodes all
 //    of them in client order and aggregates the same way. For the linear aggregators it gives
 //    bitwise the same g as reduce (a test holds it to that); it is the plan non-linear
@@ -34,10 +36,14 @@
 #include "comm/communicator.h"
 #include "compress/compressor.h"
 #include "core/config.h"
+#include "core/block_sum.h"
 #include "core/exact_sum.h"
 #include "robust/aggregator.h"
 
 namespace cohort::algo {
+
+// comm.sum: how the reduce and gather plans add messages.
+enum class SumMode { kExact, kFloat };
 
 struct ExchangeOptions {
   compress::CompressorOptions compressor;
@@ -48,6 +54,7 @@ struct ExchangeOptions {
   bool robust = false;              // aggregator is a robust rule (gather plan)
   robust::AggregatorOptions rule;
   std::string plan = "reduce";      // reduce | gather | shard (auto resolved)
+  SumMode sum = SumMode::kExact;    // Note [Deterministic sums]; float: rank-count dependent
   bool auto_plan = false;           // plan was auto: a robust rule may still move to shard
   std::int64_t memory_budget = 0;   // bytes of one round's messages a rank may hold (auto)
   int per_round = 0;                // clients per round
@@ -55,6 +62,11 @@ struct ExchangeOptions {
   // a robust rule that cannot run on the configured clients per round.
   static ExchangeOptions from_config(const Config& cfg);
 };
+
+// Finishes a block sum (Note [Deterministic sums], "The transport"): over the ranks of comm, or
+// locally (comm == nullptr) when this process added every term. out[i] = sum_i / divisor.
+// Returns false when a term was invalid on this rank.
+bool finish_block_sum(BlockSum& sum, comm::Communicator* comm, float* out, double divisor);
 
 // aggregator.* options of a robust rule.
 robust::AggregatorOptions robust_options(const Config& cfg);
@@ -92,6 +104,8 @@ class Exchange {
 
  private:
   void accumulate(std::span<const float> decoded, double weight);
+  // The reduce plan's all-reduce (reduce = true) or the gather plan's local finish of the sum.
+  bool finish_sum(float* g, double total_weight, bool reduce);
   bool finish_reduce(float* g, double total_weight);
   bool finish_gather(float* g, double total_weight);
   bool finish_powersgd(float* g, double total_weight);
@@ -111,7 +125,8 @@ class Exchange {
   bool powersgd_reduce_;
   std::unordered_map<int, std::vector<float>> error_, state_;
   std::vector<std::int64_t> bits_;
-  ExactAccumulator sum_;
+  BlockSum sum_;
+  std::vector<float> float_sum_;  // comm.sum = float
   std::vector<std::int32_t> votes_;
   bool decoded_finite_ = true;
   bool messages_finite_ = true;

@@ -143,6 +143,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     out->set_attribute("ranks", static_cast<std::int64_t>(ranks));
     out->set_attribute("backend", comm.name());
     out->set_attribute("plan", exchange->describe());
+    out->set_attribute("sum", cfg.get_string("comm.sum") == "float"
+                                  ? std::string("float (results depend on the rank count)")
+                                  : std::string("exact (bitwise the same at any rank count)"));
     out->set_attribute("downlink", downlink.describe());
     out->set_attribute("num_params", static_cast<std::int64_t>(d));
     out->set_attribute("problem", problem->description());
@@ -205,7 +208,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
         }
     pt.local = seconds_since(t0);
 
-    // Exchange: one exact all-reduce of the message sum (Note [Deterministic sums]).
+    // Exchange: the plan's all-reduce of the message sum (Note [Deterministic sums]).
     t0 = Clock::now();
     bool valid = exchange->finish(g.data(), total_weight);
     comm.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);

@@ -304,11 +304,16 @@ Section build_schema() {
       opt_enum("backend", "auto", {"auto", "mpi", "self"},
                "auto: mpi when launched with several ranks, self otherwise"),
       opt_enum("plan", "auto", {"auto", "reduce", "gather", "shard"},
-               "exchange plan (ARCHITECTURE.md): reduce all-reduces exact sums of decoded "
+               "exchange plan (docs/architecture.md): reduce all-reduces exact sums of decoded "
                "messages; gather all-gathers the encoded messages; shard gives each rank all "
                "messages on a block of coordinates (robust rules except zeno; same results as "
                "gather); auto: reduce for sums, and for robust rules gather, or shard when a "
                "round's messages exceed memory_budget_mib"),
+      opt_enum("sum", "exact", {"exact", "float"},
+               "how the reduce and gather plans sum messages: exact (64-bit fixed point, "
+               "bitwise the same at any rank count; Note [Deterministic sums]) or float "
+               "(float32 sums and a float32 all-reduce: fastest, but the result depends on the "
+               "rank count)"),
       opt_int("memory_budget_mib", 4096,
               "per-rank budget for one round's messages (clients per round x d x 4 bytes) "
               "above which plan auto shards a robust rule's input", 1),

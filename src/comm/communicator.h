@@ -12,7 +12,7 @@
 namespace cohort::comm {
 
 // kExact128: 128-bit two's-complement fixed-point words, summed exactly
-// (Note [Deterministic sums] in core/exact_sum.h).
+// (Note [Exact small sums] in core/exact_sum.h).
 enum class DType { kF32, kF64, kI32, kI64, kExact128 };
 enum class Memory { kHost, kDevice };
 enum class ReduceOp { kSum, kMin, kMax };

@@ -36,7 +36,7 @@ namespace {
 }
 
 // Wrapping 128-bit addition is associative and commutative, so MPI may combine partial sums
-// in any order and every rank count gives the same bits (Note [Deterministic sums]).
+// in any order and every rank count gives the same bits (Note [Exact small sums]).
 void exact128_sum(void* in, void* inout, int* len, MPI_Datatype*) {
   auto* a = static_cast<const unsigned __int128*>(in);
   auto* b = static_cast<unsigned __int128*>(inout);

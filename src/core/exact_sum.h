@@ -1,16 +1,16 @@
 // Order-independent sums of floating-point vectors.
 //
-// Note [Deterministic sums]
-// A float sum depends on the order of its terms, and the order in which ranks combine partial
-// sums depends on the rank count. cohort therefore sums client messages in 128-bit fixed point:
-// each term v (a float32 message value, possibly times a double weight) becomes the integer
-// q = trunc(v * 2^64), stored as a wrapping 128-bit two's-complement word. Integer addition is
-// exact, associative and commutative, so the local accumulation, MPI's reduction tree and the
-// rank count cannot change a single bit of the result. Every float32 with |v| >= 2^-41 lies on
-// the 2^-64 grid, so the sum of such terms is exact; smaller terms are truncated (an error below
-// 2^-64 per term). Terms must satisfy |v| < 2^40 (kExactLimit) so that up to 2^22 of them cannot
-// overflow 2^127; a larger or non-finite term marks the accumulator invalid, which the round
-// loop reports as divergence. The result is rounded once, to double, when it is read.
+// Note [Exact small sums]
+// Sums whose terms span any magnitude and that are too small to be worth a scale: the round's
+// scalar metrics (train loss, clients that trained), the attacks' honest-message statistics and
+// PowerSGD's P and Q. Each term v (a double) becomes the integer q = trunc(v * 2^64), stored as a
+// wrapping 128-bit two's-complement word; integer addition is exact, associative and
+// commutative, so the order and the rank count cannot change a bit. Every float32 with
+// |v| >= 2^-41 lies on the 2^-64 grid, so sums of such terms are exact; smaller terms are
+// truncated (an error below 2^-64 per term). Terms must satisfy |v| < 2^40 (kExactLimit) so that
+// up to 2^22 of them cannot overflow 2^127; a larger or non-finite term marks the accumulator
+// invalid. The result is rounded once, to double, when it is read. Message means take the
+// faster 8-byte sums of Note [Deterministic sums] (core/block_sum.h) instead.
 #pragma once
 
 #include <cmath>
