@@ -28,8 +28,10 @@ void add_bench_options(CLI::App& bench, BenchOptions& o) {
   bench
       .add_option("what", o.what,
                   "benchmark: memory (STREAM-like bandwidth) | compress (encode/decode speed) | "
-                  "aggregate (robust aggregators)")
-      ->check(CLI::IsMember({"memory", "compress", "aggregate"}));
+                  "aggregate (robust aggregators) | sum (deterministic message sums, every ISA "
+                  "path) | exchange (the reduce plan's exchange against a raw MPI_Allreduce; run "
+                  "it under mpirun, or give --np)")
+      ->check(CLI::IsMember({"memory", "compress", "aggregate", "sum", "exchange"}));
   bench.add_option("--megabytes", o.megabytes, "array size in MB")->check(CLI::Range(1.0, 65536.0));
   bench.add_option("--repeats", o.repeats, "repetitions (best is reported)")
       ->check(CLI::Range(1, 1000));
@@ -37,6 +39,11 @@ void add_bench_options(CLI::App& bench, BenchOptions& o) {
   bench.add_option("--sizes", o.sizes,
                    "compress, aggregate: comma-separated message sizes d (e.g. 1e5,1e6)");
   bench.add_option("--clients", o.clients, "aggregate: comma-separated message counts n");
+  bench.add_option("--size", o.size, "exchange: message size d")->check(CLI::Range(1.0, 1e10));
+  bench.add_option("--np", o.np,
+                   "exchange: ranks; when started as one process, cohort relaunches itself "
+                   "under mpiexec with this many")
+      ->check(CLI::Range(1, 4096));
   bench.add_option("--threads", o.threads,
                    "aggregate: comma-separated thread counts; with t > 1 each thread runs the rule "
                    "on a block of coordinates, as a rank does under the shard plan");
@@ -73,10 +80,37 @@ MemoryBandwidth measure_memory_bandwidth(double megabytes, int repeats) {
   return best;
 }
 
-int run_bench(const BenchOptions& o) {
-  if (o.what == "compress" || o.what == "aggregate") {
+std::vector<std::int64_t> parse_sizes(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    double x = 0;
     try {
-      return o.what == "compress" ? run_compress_bench(o) : run_aggregate_bench(o);
+      x = std::stod(item);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--sizes: '{}' is not a number", item));
+    }
+    require_usage(x >= 1 && x <= 1e10, fmt::format("--sizes: {} is not a size (1 .. 1e10)", item));
+    out.push_back(std::llround(x));
+  }
+  require_usage(!out.empty(), "--sizes: no sizes given");
+  return out;
+}
+
+std::vector<float> gaussian_message(std::int64_t n) {
+  Rng rng(1, 0, 0, Purpose::kTest);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+int run_bench(const BenchOptions& o) {
+  if (o.what == "compress" || o.what == "aggregate" || o.what == "sum") {
+    try {
+      return o.what == "compress"    ? run_compress_bench(o)
+             : o.what == "aggregate" ? run_aggregate_bench(o)
+                                     : run_sum_bench(o);
     } catch (const UsageError& e) {
       fmt::print(stderr, "cohort: error: {}\n", e.what());
       return kExitUsage;
@@ -125,31 +159,6 @@ double best_seconds(int repeats, F f) {
     best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
   }
   return best;
-}
-
-std::vector<std::int64_t> parse_sizes(const std::string& text) {
-  std::vector<std::int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    double x = 0;
-    try {
-      x = std::stod(item);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--sizes: '{}' is not a number", item));
-    }
-    require_usage(x >= 1 && x <= 1e10, fmt::format("--sizes: {} is not a size (1 .. 1e10)", item));
-    out.push_back(std::llround(x));
-  }
-  require_usage(!out.empty(), "--sizes: no sizes given");
-  return out;
-}
-
-std::vector<float> gaussian_message(std::int64_t n) {
-  Rng rng(1, 0, 0, Purpose::kTest);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (auto& x : v) x = static_cast<float>(rng.normal());
-  return v;
 }
 
 // Times encode and decode of one compressor on one message; input GB/s counts the float32 message

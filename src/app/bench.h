@@ -2,18 +2,22 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cohort {
 
 struct BenchOptions {
-  std::string what = "memory";  // memory | compress | aggregate
+  std::string what = "memory";  // memory | compress | aggregate | sum | exchange
   double megabytes = 256;       // memory: per array (also the bandwidth reference of compress)
   int repeats = 5;
   std::string json;                     // optional JSON copy of the results
   std::string sizes = "1e5,1e6,1.1e7";  // compress, aggregate: message sizes d
   std::string clients = "10,25,100";    // aggregate: message counts n
   std::string threads = "1";            // aggregate: thread counts (blocks of coordinates)
+  double size = 1.1e7;                  // exchange: message size d
+  int np = 0;                           // exchange: ranks to relaunch under (0: as launched)
 };
 
 void add_bench_options(CLI::App& bench, BenchOptions& o);
@@ -31,5 +35,16 @@ int run_compress_bench(const BenchOptions& o);
 
 // `cohort bench aggregate`: time of every robust aggregator on n x d float32 messages.
 int run_aggregate_bench(const BenchOptions& o);
+
+// `cohort bench sum`: adding messages into the deterministic sum and reading it, per ISA path,
+// beside float32 sums, the 128-bit exact sums and the memory bandwidth (app/bench_sum.cpp).
+int run_sum_bench(const BenchOptions& o);
+// `cohort bench exchange` (collective, MPI initialised): the reduce plan's exchange, exact and
+// float, against MPI_Allreduce of the same float32 vector (app/bench_sum.cpp).
+int run_exchange_bench(const BenchOptions& o);
+
+// Shared by the benchmarks: "1e5,1e6" -> sizes; a fixed N(0, 1) message.
+std::vector<std::int64_t> parse_sizes(const std::string& text);
+std::vector<float> gaussian_message(std::int64_t n);
 
 }  // namespace cohort

@@ -2,8 +2,13 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +27,7 @@
 #include "core/build_info.h"
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/isa.h"
 #include "core/schema.h"
 
 namespace {
@@ -88,6 +94,37 @@ int single_process_command(const char* name, F&& body) {
   }
 }
 
+// Whether an MPI launcher started this process (Open MPI, PMI/PMIx, SLURM's srun).
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_ID"})
+    if (std::getenv(v) != nullptr) return true;
+  return false;
+}
+
+// Runs this command again as `mpiexec -n NP cohort ...` (argument vector, no shell); the
+// launcher comes from $MPIEXEC, else `mpiexec` on the PATH.
+int relaunch_under_mpiexec(int argc, char** argv, int np) {
+  const char* launcher = std::getenv("MPIEXEC");
+  std::string exe = launcher != nullptr && *launcher != '\0' ? launcher : "mpiexec";
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) {
+    fmt::print(stderr, "cohort: error: cannot find this executable to relaunch it\n");
+    return kExitUsage;
+  }
+  self[len] = '\0';
+  std::vector<std::string> args = {exe, "-n", std::to_string(np), self};
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  std::fflush(stdout);
+  execvp(cargs[0], cargs.data());
+  fmt::print(stderr, "cohort: error: cannot start {} to run {} ranks: {}\n", exe, np,
+             std::strerror(errno));
+  return kExitUsage;
+}
+
 Config load_collectively(const std::string& path, const std::vector<std::string>& overrides,
                          std::unique_ptr<comm::Communicator>& comm) {
   // Every rank parses the same file; the world communicator checks the outcome together.
@@ -151,7 +188,15 @@ int main(int argc, char** argv) {
     std::cout << (markdown ? schema_markdown(run_schema()) : schema_listing(run_schema()));
     return 0;
   }
-  if (*bench) return run_bench(bench_opts);
+  if (*bench && bench_opts.what == "exchange") {
+    if (bench_opts.np > 1 && !launched_by_mpi())
+      return relaunch_under_mpiexec(argc, argv, bench_opts.np);
+    return collective_command(&argc, &argv, [&](int) { return run_exchange_bench(bench_opts); });
+  }
+  if (*bench) return single_process_command("bench", [&] {
+    active_isa();  // COHORT_ISA is checked before any work
+    return run_bench(bench_opts);
+  });
   if (*sweep_cmd) return single_process_command("sweep", [&] { return run_sweep_command(sweep_opts); });
   if (*compress_cmd)
     return single_process_command("compress", [&] { return run_compress_command(compress_opts); });
@@ -161,6 +206,7 @@ int main(int argc, char** argv) {
 
   algo::install_interrupt_handlers();
   return collective_command(&argc, &argv, [&](int rank) {
+    active_isa();  // COHORT_ISA is checked before any work
     std::unique_ptr<comm::Communicator> comm;
     const Config cfg = load_collectively(config_path, overrides, comm);
     if (*validate) {
