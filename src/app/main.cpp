@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 #include <memory>
@@ -102,10 +103,15 @@ bool launched_by_mpi() {
 }
 
 // Runs this command again as `mpiexec -n NP cohort ...` (argument vector, no shell); the
-// launcher comes from $MPIEXEC, else `mpiexec` on the PATH.
+// launcher comes from $MPIEXEC (a program and its flags, split at spaces), else `mpiexec` on the
+// PATH.
 int relaunch_under_mpiexec(int argc, char** argv, int np) {
   const char* launcher = std::getenv("MPIEXEC");
-  std::string exe = launcher != nullptr && *launcher != '\0' ? launcher : "mpiexec";
+  std::vector<std::string> args;
+  std::istringstream words(launcher != nullptr ? launcher : "");
+  for (std::string w; words >> w;) args.push_back(w);
+  if (args.empty()) args.emplace_back("mpiexec");
+  const std::string exe = args[0];
   char self[4096];
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) {
@@ -113,7 +119,8 @@ int relaunch_under_mpiexec(int argc, char** argv, int np) {
     return kExitUsage;
   }
   self[len] = '\0';
-  std::vector<std::string> args = {exe, "-n", std::to_string(np), self};
+  for (const std::string a : {std::string("-n"), std::to_string(np), std::string(self)})
+    args.push_back(a);
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());

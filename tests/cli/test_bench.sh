@@ -36,6 +36,25 @@ for n in (7, 12):
 assert all(r["gbs"] > 0 and r["ms"] > 0 for r in a["rows"])
 print("bench: every rule and compressor reported; blocks matched one thread")
 PY
+# The sums on every path the CPU has, and the exchange at 2 ranks (relaunched under mpiexec).
+"$COHORT" bench sum --sizes 5000,70001 --repeats 1 --megabytes 4 --json "$TMP/s.json" > /dev/null
+MPIEXEC="$MPIEXEC --oversubscribe --allow-run-as-root" \
+  "$COHORT" bench exchange --size 30001 --np 2 --repeats 2 --json "$TMP/x.json" > "$TMP/x.txt"
+"$PYTHON" - "$TMP" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+s = json.load(open(f"{tmp}/s.json"))
+paths = {r["path"] for r in s["rows"]}
+want = {"exact (generic)", "float32 (comm.sum float)", "exact 128-bit words"}
+want |= {f"exact ({p})" for p in ("avx2", "avx512") if p == s["cpu_isa"] or (p == "avx2" and s["cpu_isa"] == "avx512")}
+assert want <= paths, (want, paths)
+assert all(r["add_gbs"] > 0 and r["read_gbs"] > 0 for r in s["rows"])
+x = json.load(open(f"{tmp}/x.json"))
+assert x["ranks"] == 2 and x["d"] == 30001, x
+assert x["raw_ms"] > 0 and x["exact_ms"] > 0 and x["float_ms"] > 0, x
+print("bench: sums on every path; exchange at 2 ranks")
+PY
+grep -q "raw MPI_Allreduce" "$TMP/x.txt"
 for bad in "--clients 0" "--threads x" "--sizes 0"; do
   set +e
   read -r -a args <<< "$bad"
