@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "data/loaders.h"
 
@@ -102,6 +103,14 @@ SyntheticResult synthetic_linear(int num_clients, std::int64_t samples_per_clien
   const auto test_per_client = static_cast<std::int64_t>(std::floor(
       test_fraction / (1.0 - test_fraction) * static_cast<double>(samples_per_client) + 0.5));
 
+  // Every row is held as dim floats and a target (Note [Input sizes]).
+  const std::string what = std::string(who) + " (" + std::to_string(num_clients) + " clients x " +
+                           std::to_string(samples_per_client + test_per_client) + " rows x " +
+                           std::to_string(dim) + " features)";
+  const std::int64_t rows =
+      checked_mul(num_clients, checked_add(samples_per_client, test_per_client, what), what);
+  require_memory(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what), what);
+
   SyntheticResult res;
   for (Dataset* d : {&res.data.train, &res.data.test}) d->dim = dim;
   res.partition.resize(static_cast<std::size_t>(num_clients));
@@ -135,6 +144,17 @@ SyntheticResult synthetic_fedprox(int num_clients, double alpha, double beta, st
   require_usage(num_classes >= 2, std::string(who) + ": num_classes must be at least 2");
   require_usage(min_samples >= 1, std::string(who) + ": min_samples must be at least 1");
   check_fraction(test_fraction, who);
+
+  // At least min_samples rows of dim floats and a label per client, and the c x d weights of a
+  // client's model in double (Note [Input sizes]).
+  const std::string what = std::string(who) + " (" + std::to_string(num_clients) +
+                           " clients x at least " + std::to_string(min_samples) + " rows x " +
+                           std::to_string(dim) + " features, " + std::to_string(num_classes) +
+                           " classes)";
+  const std::int64_t rows = checked_mul(num_clients, min_samples, what);
+  require_memory(checked_add(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what),
+                             checked_mul(checked_mul(num_classes, dim, what), 8, what), what),
+                 what);
 
   const auto d = static_cast<std::size_t>(dim);
   const auto c = static_cast<std::size_t>(num_classes);
