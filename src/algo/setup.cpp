@@ -80,10 +80,12 @@ RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
     const double total = per_rank * here;
     const auto bytes = total >= 9.2e18 ? std::numeric_limits<std::int64_t>::max()
                                        : static_cast<std::int64_t>(total);
-    require_memory(bytes, here == 1 ? fmt::format("the run ({} parameters) at least", d)
-                                    : fmt::format("the run ({} parameters; {} ranks on this "
-                                                  "host, at least {} each) at least",
-                                                  d, here, human_bytes(per_rank)));
+    require_memory(bytes, here == 1
+                              ? fmt::format("the run ({} parameters, estimated from its largest "
+                                            "buffers)", d)
+                              : fmt::format("the run ({} parameters, estimated from its largest "
+                                            "buffers; {} ranks on this host, {} each)",
+                                            d, here, human_bytes(per_rank)));
     s.algorithm = make_algorithm(cfg, d);
     s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
     s.exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,

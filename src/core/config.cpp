@@ -147,9 +147,10 @@ class Validator {
       std::size_t used = 0;
       if (integer) {
         const long long x = std::stoll(t, &used, 10);
-        if (used != t.size() || !in_range(static_cast<double>(x), o)) bad_value(v, o, path);
+        if (used != t.size()) bad_value(v, o, path);
         // Checked in the key's own type before any narrowing (Note [Input sizes]).
         if (x > o.int_max || x < -o.int_max - 1) too_large(v, o, path);
+        if (!in_range(static_cast<double>(x), o)) bad_value(v, o, path);
         return YAML::Node(x);
       }
       double x;

@@ -95,21 +95,24 @@ SyntheticResult synthetic_linear(int num_clients, std::int64_t samples_per_clien
                 std::string(who) + ": noise must be a finite number >= 0");
   check_fraction(test_fraction, who);
 
-  std::vector<double> w(static_cast<std::size_t>(dim));
-  Rng global(seed, 0, kGlobalClient, Purpose::kDataGeneration);
-  for (double& v : w) v = global.normal();
-
   // Test rows per client so that test_fraction of all rows are test rows.
   const auto test_per_client = static_cast<std::int64_t>(std::floor(
       test_fraction / (1.0 - test_fraction) * static_cast<double>(samples_per_client) + 0.5));
 
-  // Every row is held as dim floats and a target (Note [Input sizes]).
+  // Every row is held as dim floats and a target, besides w* and one row in double
+  // (Note [Input sizes]).
   const std::string what = std::string(who) + " (" + std::to_string(num_clients) + " clients x " +
                            std::to_string(samples_per_client + test_per_client) + " rows x " +
                            std::to_string(dim) + " features)";
   const std::int64_t rows =
       checked_mul(num_clients, checked_add(samples_per_client, test_per_client, what), what);
-  require_memory(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what), what);
+  require_memory(checked_add(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what),
+                             checked_mul(dim, 16, what), what),
+                 what);
+
+  std::vector<double> w(static_cast<std::size_t>(dim));
+  Rng global(seed, 0, kGlobalClient, Purpose::kDataGeneration);
+  for (double& v : w) v = global.normal();
 
   SyntheticResult res;
   for (Dataset* d : {&res.data.train, &res.data.test}) d->dim = dim;
