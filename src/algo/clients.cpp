@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "algo/sampling.h"
 #include "core/errors.h"
 
 namespace cohort::algo {
@@ -40,6 +41,30 @@ ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint6
     sum_.resize(d_);
     if (attack_->needs_stddev()) sum_sq_.resize(d_);
     if (attack_->needs_mimic()) mimic_.resize(d_);
+  }
+}
+
+void ClientBehaviour::check_rounds(long long rounds, int per_round) const {
+  if (!attack_->omniscient() || byzantine_.empty()) return;
+  const int population = static_cast<int>(is_byzantine_.size());
+  const int byz = static_cast<int>(byzantine_.size());
+  const int m = std::min(per_round, population);
+  // Byzantine clients a round of m samples can hold; craft() runs when at least one is sampled.
+  bool possible = false;
+  for (int f = std::max(1, m - (population - byz)); f <= std::min(byz, m) && !possible; ++f)
+    possible = !attack_->craft_problem(m, f).empty();
+  if (!possible) return;
+  for (long long t = 0; t < rounds; ++t) {
+    const std::vector<int> sampled =
+        sample_clients(seed_, static_cast<std::uint32_t>(t), population, per_round);
+    int f = 0;
+    for (int c : sampled) f += byzantine(c) ? 1 : 0;
+    if (f == 0) continue;
+    const int n = static_cast<int>(sampled.size());
+    const std::string why = attack_->craft_problem(n, f);
+    require_usage(why.empty(), fmt::format("attack.name = {}: round {} samples {} clients of "
+                                           "which {} are Byzantine: {}",
+                                           attack_->name(), t + 1, n, f, why));
   }
 }
 

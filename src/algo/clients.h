@@ -22,6 +22,10 @@ class ClientBehaviour {
   ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed);
 
   const std::vector<int>& byzantine_set() const { return byzantine_; }
+  // UsageError when an omniscient attack could not craft its message in one of the run's rounds
+  // (Attack::craft_problem): the rounds' samples are known from the seed, so this is decided
+  // before training. Cheap unless some sample could be a problem; then it replays the sampling.
+  void check_rounds(long long rounds, int per_round) const;
   bool byzantine(int c) const { return is_byzantine_[static_cast<std::size_t>(c)] != 0; }
   bool attacking() const { return attack_->name() != "none"; }
   // Whether client c's message reaches the exchange this round (dropout attackers send none).

@@ -279,6 +279,17 @@ std::unique_ptr<Problem> make_problem(const Config& cfg) {
     tt = std::move(r.data);
     natural = std::move(r.partition);
   }
+  // Test metrics are means over the test rows: without any, a run would report NaN.
+  require_usage(tt.test.rows > 0,
+                fmt::format("data.name = {} gives an empty test set ({} training rows): "
+                            "evaluation needs at least one test row{}",
+                            name, tt.train.rows,
+                            name == "libsvm" ? "; set data.test_path, or give data.path 2 rows "
+                                               "or more"
+                            : name == "synthetic_linear"
+                                ? "; raise data.test_fraction or data.samples_per_client so "
+                                  "that each client gets a test row"
+                                : ""));
   auto model = make_model(cfg, tt.train);
   auto partition = make_partition(cfg, tt.train, std::move(natural));
   for (std::size_t c = 0; c < partition.size(); ++c)

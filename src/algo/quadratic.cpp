@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/errors.h"
+#include "core/limits.h"
 
 namespace cohort::algo {
 
@@ -47,6 +48,9 @@ std::unique_ptr<QuadraticProblem> QuadraticProblem::from_config(const Config& cf
   const double h_min = cfg.get_float("data.h_min"), h_max = cfg.get_float("data.h_max");
   require_usage(h_min <= h_max, fmt::format("data.h_min = {} must not exceed data.h_max = {}",
                                             h_min, h_max));
+  // h and a hold num_clients x dim doubles each (Note [Input sizes]).
+  const std::string what = fmt::format("data.name = quadratic ({} clients x dim {})", n, dim);
+  require_memory(checked_mul(checked_mul(n, dim, what), 2 * sizeof(double), what), what);
   Rng rng(seed, 0, kGlobalClient, Purpose::kDataGeneration);
   if (h.empty())
     for (std::int64_t i = 0; i < n * dim; ++i) h.push_back(rng.uniform(h_min, h_max));

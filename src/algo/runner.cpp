@@ -20,6 +20,7 @@
 #include "algo/problem.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
+#include "algo/setup.h"
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/exact_sum.h"
@@ -88,35 +89,24 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   const long long rounds = cfg.get_int("rounds");
   const auto t_start = Clock::now();
 
-  std::unique_ptr<Problem> problem;
-  std::unique_ptr<Algorithm> algorithm;
-  std::unique_ptr<ServerOptimizer> server;
+  RunSetup setup = prepare_run(cfg, comm);  // Note [One setup for run and validate]
   std::unique_ptr<metrics::ResultsFile> out;
-  std::unique_ptr<Exchange> exchange;
-  std::unique_ptr<Downlink> downlink_ptr;
-  std::unique_ptr<ClientBehaviour> behaviour;
-  std::vector<float> x;
-  int num_clients = 0, per_round = 0;
   collectively(comm, [&] {
-    problem = make_problem(cfg);
-    num_clients = problem->num_clients();
-    per_round = clients_per_round(cfg, num_clients);
-    algorithm = make_algorithm(cfg, problem->num_params());
-    server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
-    exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
-                                          problem->layers(), seed, num_clients);
-    x.resize(static_cast<std::size_t>(problem->num_params()));
-    problem->init(x.data(), seed);
-    downlink_ptr = std::make_unique<Downlink>(cfg, problem->layers(), seed, x);
-    behaviour = std::make_unique<ClientBehaviour>(cfg, *problem, seed);
     if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
   });
+  const std::unique_ptr<Problem>& problem = setup.problem;
+  const std::unique_ptr<Algorithm>& algorithm = setup.algorithm;
+  const std::unique_ptr<ServerOptimizer>& server = setup.server;
+  const std::unique_ptr<Exchange>& exchange = setup.exchange;
+  const std::unique_ptr<ClientBehaviour>& behaviour = setup.behaviour;
+  std::vector<float>& x = setup.x;
+  const int num_clients = setup.num_clients, per_round = setup.per_round;
   const std::int64_t d = problem->num_params();
   const ClientBlock mine = client_block(num_clients, rank, ranks);
   const bool weighted = cfg.get_string("aggregator.name") == "mean" &&
                         cfg.get_bool("aggregator.weighted");
   std::vector<float> msg(x.size()), g(x.size());
-  Downlink& downlink = *downlink_ptr;
+  Downlink& downlink = *setup.downlink;
   const long long exchange_batch =
       cfg.get_string("aggregator.name") == "zeno" ? cfg.get_int("aggregator.batch") : 32;
   const auto counts = problem->sample_counts();

@@ -1,6 +1,7 @@
 #include "app/aggregate_cmd.h"
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "app/hdf5_input.h"
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/limits.h"
 #include "metrics/results_file.h"
 #include "robust/aggregator.h"
 
@@ -26,7 +28,8 @@ void add_aggregate_command(CLI::App& app, AggregateCommandOptions& o) {
       ->required();
   cmd->add_option("--dataset", o.dataset, "input dataset name")->capture_default_str();
   cmd->add_option("--round", o.round, "round number keying the rule's random streams (bucketing)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("overrides", o.overrides, "dotted key=value overrides, e.g. aggregator.f=2");
 }
 
@@ -51,8 +54,21 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
   if (a.name == "alie") a.z = cfg.get_string("attack.z");
   const auto atk = attack::make_attack(a);
   if (atk->drops()) return {};
+  // read_hdf5_floats guarantees 1 <= n, d <= 2^31 - 1: a honest row to copy or learn from.
   const int n = static_cast<int>(honest.dims[0]);
   const auto d = static_cast<std::int64_t>(honest.dims[1]);
+  require_usage(f <= std::numeric_limits<int>::max() - n,
+                fmt::format("attack.count = {} Byzantine rows beside {} honest ones exceed {} "
+                            "messages", f, n, std::numeric_limits<int>::max()));
+  const std::string what = fmt::format("attack.count = {} Byzantine rows of {} values", f, d);
+  // The Byzantine rows, then the input grown by them (two copies while it grows).
+  require_memory(checked_mul(checked_mul(2 * static_cast<std::int64_t>(n) + 3 * f, d, what), 4,
+                             what),
+                 what);
+  const std::string why = atk->craft_problem(n + f, f);
+  require_usage(why.empty(), fmt::format("attack.name = {} with {} honest rows and attack.count = "
+                                         "{}: {}",
+                                         a.name, n, f, why));
   std::vector<float> rows(static_cast<std::size_t>(f * d));
   if (!atk->omniscient()) {
     for (int i = 0; i < f; ++i) {
@@ -93,7 +109,7 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
                 "aggregator zeno scores messages with the server's validation loss, which "
                 "cohort aggregate does not have; use it in `cohort run`");
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
-  Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 2);
+  Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 2, 2);  // the input and /messages
   const int honest = static_cast<int>(in.dims[0]);
   const auto d = static_cast<std::int64_t>(in.dims[1]);
   const std::vector<float> byz = byzantine_rows(cfg, in, seed, static_cast<std::uint32_t>(o.round));

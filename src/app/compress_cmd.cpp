@@ -36,7 +36,8 @@ int run_compress_command(const CompressCommandOptions& o) {
   compress::CompressorOptions copts = algo::compressor_options(cfg, "compressor");
   const bool error_feedback = cfg.get_bool("compressor.error_feedback");
   const auto compressor = compress::make_compressor(copts);
-  const Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 3);
+  // The input and its decoded copy; the reader refuses empty shapes, so n, d >= 1 below.
+  const Hdf5Floats in = read_hdf5_floats(o.input, o.dataset, 2, 3, 2);
   const auto n = static_cast<std::int64_t>(in.dims[0]);
   const std::int64_t rows = static_cast<std::int64_t>(in.dims[1]);
   const std::int64_t cols = in.dims.size() == 3 ? static_cast<std::int64_t>(in.dims[2]) : 1;

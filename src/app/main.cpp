@@ -20,6 +20,7 @@
 #include "algo/problem.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
+#include "algo/setup.h"
 #include "app/aggregate_cmd.h"
 #include "app/bench.h"
 #include "app/compress_cmd.h"
@@ -217,17 +218,10 @@ int main(int argc, char** argv) {
     std::unique_ptr<comm::Communicator> comm;
     const Config cfg = load_collectively(config_path, overrides, comm);
     if (*validate) {
-      std::int64_t params = 0;
-      algo::collectively(*comm, [&] {
-        auto problem = algo::make_problem(cfg);
-        algo::clients_per_round(cfg, problem->num_clients());
-        algo::make_algorithm(cfg, problem->num_params());
-        algo::ExchangeOptions::from_config(cfg);
-        compress::make_compressor(algo::compressor_options(cfg, "compressor"));
-        compress::make_compressor(algo::compressor_options(cfg, "downlink_compressor"));
-        params = problem->num_params();
-        if (rank == 0) fmt::print("{}\n", problem->description());
-      });
+      // The same setup run makes before its first round (Note [One setup for run and validate]).
+      const algo::RunSetup setup = algo::prepare_run(cfg, *comm);
+      const std::int64_t params = setup.problem->num_params();
+      if (rank == 0) fmt::print("{}\n", setup.problem->description());
       if (rank == 0) fmt::print("{}: valid ({} parameters)\n", config_path, params);
       return 0;
     }

@@ -284,7 +284,7 @@ Section slot(std::string key, std::string help, std::vector<Component> comps) {
 Section build_schema() {
   Section root{"", "A cohort run."};
   root.options = {
-      opt_int("seed", 0, "run seed; keys every random stream (Note [Keyed randomness])"),
+      opt_int64("seed", 0, "run seed; keys every random stream (Note [Keyed randomness])"),
       opt_int("rounds", 10, "communication rounds", 1),
   };
   Section clients{"clients", "The client population and sampling."};

@@ -24,6 +24,11 @@ std::vector<int> byzantine_clients(std::uint64_t seed, int num_clients, const At
 }
 
 void Attack::corrupt(std::span<float>, Rng&) const {}
+std::string Attack::craft_problem(int n, int f) const {
+  if (omniscient() && n - f < 1)
+    return "attack " + name() + " crafts its message from the honest ones, and none is sampled";
+  return "";
+}
 void Attack::craft(const HonestStats&, int, int, std::span<float>) const {
   throw std::logic_error("attack " + name() + " is not omniscient");
 }
@@ -38,13 +43,23 @@ double normal_quantile(double p) {
   return 0.5 * (lo + hi);
 }
 
-double alie_z_auto(int n, int f) {
+std::string alie_z_auto_problem(int n, int f) {
   const int s = n / 2 + 1 - f;  // floor(n/2 + 1) - f
+  if (n - f < 1) return fmt::format("alie z: auto is undefined for n = {}, f = {} (no honest "
+                                    "message); set attack.z", n, f);
   const double p = static_cast<double>(n - f - s) / static_cast<double>(n - f);
   if (!(p > 0 && p < 1))
-    throw std::runtime_error(fmt::format("alie z: auto is undefined for n = {}, f = {} "
-                                         "((n-f-s)/(n-f) = {}); set attack.z", n, f, p));
-  return normal_quantile(p);
+    return fmt::format("alie z: auto is undefined for n = {}, f = {} ((n-f-s)/(n-f) = {}, "
+                       "s = floor(n/2+1)-f; it needs n >= 3 and f <= n/2); set attack.z to a "
+                       "number", n, f, p);
+  return "";
+}
+
+double alie_z_auto(int n, int f) {
+  if (const std::string why = alie_z_auto_problem(n, f); !why.empty())
+    throw std::logic_error(why);  // callers check alie_z_auto_problem first
+  const int s = n / 2 + 1 - f;
+  return normal_quantile(static_cast<double>(n - f - s) / static_cast<double>(n - f));
 }
 
 // Note [minmax and minsum]
@@ -186,6 +201,11 @@ class Alie final : public Attack {  // mu - z sigma
   std::string name() const override { return "alie"; }
   bool omniscient() const override { return true; }
   bool needs_stddev() const override { return true; }
+  std::string craft_problem(int n, int f) const override {
+    std::string why = Attack::craft_problem(n, f);
+    if (why.empty() && z_ == "auto") why = alie_z_auto_problem(n, f);
+    return why;
+  }
   void craft(const HonestStats& h, int n, int f, std::span<float> out) const override {
     const double z = z_ == "auto" ? alie_z_auto(n, f) : std::stod(z_);
     for (std::size_t i = 0; i < out.size(); ++i)

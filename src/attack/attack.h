@@ -56,6 +56,11 @@ class Attack {
   // Omniscient attacks: the message every sampled Byzantine client sends, from the round's
   // honest statistics; n = messages in the round, f = sampled Byzantine clients.
   virtual void craft(const HonestStats& honest, int n, int f, std::span<float> out) const;
+  // Why craft() has no defined result in a round of n messages of which f (>= 1) are Byzantine,
+  // or "" when it has one: an omniscient attack needs an honest message to learn from, and alie's
+  // z: auto needs (n-f-s)/(n-f) in (0, 1). Checked for every round before training, and by
+  // `cohort aggregate`, so that craft() never fails mid-run.
+  virtual std::string craft_problem(int n, int f) const;
 };
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
@@ -68,6 +73,8 @@ double minmax_gamma(const HonestStats& h, bool sum);
 // ALIE's z for n messages of which f are Byzantine: Phi^-1((n - f - s) / (n - f)) with
 // s = floor(n/2 + 1) - f (0.2533 for n = 25, f = 5).
 double alie_z_auto(int n, int f);
+// Why alie_z_auto(n, f) is undefined, or "" when it is defined (n >= 3 and f <= floor(n/2)).
+std::string alie_z_auto_problem(int n, int f);
 // The standard normal quantile (bisection on erfc to 1e-12).
 double normal_quantile(double p);
 

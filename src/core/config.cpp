@@ -115,6 +115,24 @@ class Validator {
                      allowed_text(o)));
   }
 
+  [[noreturn]] void too_large(const YAML::Node& v, const Option& o, const std::string& path) const {
+    fail(fmt::format("{} = '{}' is not allowed: expected {} (the key holds at most {})", path,
+                     node_text(v), allowed_text(o), o.int_max));
+  }
+
+  // An integer literal outside the key's type (the list case reports it for the whole list).
+  static bool beyond_type(const std::string& t, const Option& o) {
+    try {
+      std::size_t used = 0;
+      const long long x = std::stoll(t, &used, 10);
+      return used == t.size() && (x > o.int_max || x < -o.int_max - 1);
+    } catch (const std::out_of_range&) {
+      return true;
+    } catch (const std::invalid_argument&) {
+      return false;
+    }
+  }
+
   bool in_range(double x, const Option& o) const {
     if (std::isnan(x)) return false;
     if (o.min_exclusive ? !(x > o.min) : !(x >= o.min)) return false;
@@ -129,7 +147,10 @@ class Validator {
       std::size_t used = 0;
       if (integer) {
         const long long x = std::stoll(t, &used, 10);
-        if (used != t.size() || !in_range(static_cast<double>(x), o)) bad_value(v, o, path);
+        if (used != t.size()) bad_value(v, o, path);
+        // Checked in the key's own type before any narrowing (Note [Input sizes]).
+        if (x > o.int_max || x < -o.int_max - 1) too_large(v, o, path);
+        if (!in_range(static_cast<double>(x), o)) bad_value(v, o, path);
         return YAML::Node(x);
       }
       double x;
@@ -146,7 +167,10 @@ class Validator {
       double back;
       if (!YAML::convert<double>::decode(v, back)) return YAML::Node(fmt::format("{}", x));
       return YAML::Node(v);
-    } catch (const std::logic_error&) {  // stoll/stod: invalid_argument, out_of_range
+    } catch (const std::out_of_range&) {  // stoll/stod: beyond long long or double
+      if (integer) too_large(v, o, path);
+      bad_value(v, o, path);
+    } catch (const std::invalid_argument&) {
       bad_value(v, o, path);
     }
   }
@@ -184,6 +208,7 @@ class Validator {
           try {
             out.push_back(number(v[i], elem, path, elem.type == OptType::kInt));
           } catch (const UsageError&) {
+            if (elem.type == OptType::kInt && beyond_type(v[i].Scalar(), o)) too_large(v, o, path);
             bad_value(v, o, path);
           }
         }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -18,6 +19,12 @@ Option opt_int(std::string key, long long def, std::string help, double min, dou
   Option o{std::move(key), OptType::kInt, std::to_string(def), std::move(help)};
   o.min = min;
   o.max = max;
+  return o;
+}
+
+Option opt_int64(std::string key, long long def, std::string help, double min) {
+  Option o = opt_int(std::move(key), def, std::move(help), min);
+  o.int_max = std::numeric_limits<long long>::max();
   return o;
 }
 

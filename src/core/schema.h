@@ -11,6 +11,10 @@ namespace cohort {
 
 enum class OptType { kInt, kFloat, kBool, kString, kEnum, kIntList, kFloatList };
 
+// Integer keys end in an int (counts, sizes, iterations) unless declared with opt_int64, so the
+// validator bounds them by that type before anything narrows them (Note [Input sizes]).
+inline constexpr long long kIntKeyMax = std::numeric_limits<int>::max();
+
 struct Option {
   std::string key;
   OptType type = OptType::kFloat;
@@ -20,6 +24,7 @@ struct Option {
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
   bool min_exclusive = false;
+  long long int_max = kIntKeyMax;  // kInt, kIntList: the largest value the key's type holds
 };
 
 // A named implementation selected by `name:` in a component slot, with its own options.
@@ -45,6 +50,8 @@ struct Section {
 // Option builders, so schema tables stay readable.
 Option opt_int(std::string key, long long def, std::string help, double min = 0,
                double max = std::numeric_limits<double>::infinity());
+// An integer key read as a 64-bit value (seed).
+Option opt_int64(std::string key, long long def, std::string help, double min = 0);
 Option opt_float(std::string key, double def, std::string help,
                  double min = -std::numeric_limits<double>::infinity(),
                  double max = std::numeric_limits<double>::infinity(), bool min_exclusive = false);

@@ -1,10 +1,13 @@
 // IDX (LeCun) reader and the Fashion-MNIST loader.
 //
 // Note [IDX reading]
-// Files are opened with zlib's gzopen, which reads gzip and plain files alike. The payload is read
-// in bounded chunks and the vector grows as bytes arrive, so a corrupt header that claims billions
-// of samples fails with "truncated" instead of attempting a huge allocation. Trailing bytes after
-// the declared payload are an error too: they mean the header and the content disagree.
+// Files are opened with zlib's gzopen, which reads gzip and plain files alike. Before any payload
+// is read, the memory the header's sizes imply (the bytes plus their float copy) is compared with
+// the machine's (Note [Input sizes]): a header promising more fails with the numbers. Within that,
+// the payload is read in bounded chunks and the vector grows as bytes arrive, so a header that
+// claims more samples than the file holds fails with "truncated", and the decompressed size never
+// exceeds what the header declares. Trailing bytes after the declared payload are an error too:
+// they mean the header and the content disagree.
 #include <zlib.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "data/loaders.h"
 
 namespace cohort::data {
@@ -132,6 +136,10 @@ Dataset read_idx_images(const std::string& path) {
     throw UsageError("IDX file " + path + " has implausible dimensions " + std::to_string(n) +
                      " x " + std::to_string(r) + " x " + std::to_string(c));
   }
+  // The payload, then its float copy, are held at once.
+  require_memory(static_cast<std::int64_t>(n * r * c * (1 + sizeof(float))),
+                 "IDX file " + path + " (" + std::to_string(n) + " images of " + std::to_string(r) +
+                     " x " + std::to_string(c) + " pixels)");
   const std::vector<unsigned char> bytes = f.read_payload(n * r * c);
   Dataset ds;
   ds.rows = static_cast<std::int64_t>(n);
@@ -144,6 +152,8 @@ std::vector<std::int32_t> read_idx_labels(const std::string& path) {
   GzFile f(path);
   check_magic(f, f.read_be_u32("magic number"), kLabelsMagic, "labels, u8, 1 dim");
   const std::uint64_t n = f.read_be_u32("label count");
+  require_memory(static_cast<std::int64_t>(n * (1 + sizeof(std::int32_t))),
+                 "IDX file " + path + " (" + std::to_string(n) + " labels)");
   const std::vector<unsigned char> bytes = f.read_payload(n);
   return std::vector<std::int32_t>(bytes.begin(), bytes.end());
 }

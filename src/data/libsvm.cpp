@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "data/loaders.h"
 
 namespace cohort::data {
@@ -73,9 +74,11 @@ float to_float(double v, std::string_view token, const LineError& err) {
   return static_cast<float>(v);
 }
 
-// Parses one non-empty line's feature tokens (everything after the label) into entries.
+// Parses one non-empty line's feature tokens (everything after the label) into entries. An
+// index above index_limit (the most features one row can have in this machine's memory) is refused
+// at its line, before any size is computed from it (Note [Input sizes]).
 std::vector<Entry> parse_features(const std::vector<std::string_view>& tokens, std::int64_t dim,
-                                  const LineError& err) {
+                                  std::int64_t index_limit, const LineError& err) {
   std::vector<Entry> entries;
   if (tokens.size() <= 1) return entries;
   const bool sparse = tokens[1].find(':') != std::string_view::npos;
@@ -94,7 +97,13 @@ std::vector<Entry> parse_features(const std::vector<std::string_view>& tokens, s
       value_text = tok.substr(colon + 1);
       if (!parse_index(index_text, index)) {
         err.fail("index '" + std::string(index_text) +
-                 "' is not a positive integer (indices are 1-based)");
+                 "' is not a positive integer below 2^63 (indices are 1-based)");
+      }
+      if (dim == 0 && index > index_limit) {
+        err.fail("index " + std::to_string(index) + " is larger than the " +
+                 std::to_string(index_limit) + " float features this machine's memory (" +
+                 human_bytes(static_cast<double>(index_limit) * sizeof(float)) +
+                 ") can hold in one row");
       }
       if (index <= last) {
         err.fail("index " + std::to_string(index) + " does not follow " + std::to_string(last) +
@@ -135,6 +144,7 @@ Dataset read_libsvm(const std::string& path, std::int64_t dim, bool regression) 
                      " (expected a text file of lines 'label index:value index:value ...')");
   }
 
+  const std::int64_t index_limit = usable_memory_bytes() / static_cast<std::int64_t>(sizeof(float));
   std::vector<double> raw_labels;
   std::vector<std::vector<Entry>> rows;
   std::int64_t max_index = 0;
@@ -153,7 +163,8 @@ Dataset read_libsvm(const std::string& path, std::int64_t dim, bool regression) 
     if (!parse_double(tokens[0], label)) {
       err.fail("label '" + std::string(tokens[0]) + "' is not a finite number");
     }
-    std::vector<Entry> entries = parse_features(tokens, dim, err);
+    if (regression) to_float(label, tokens[0], err);  // targets are stored as float
+    std::vector<Entry> entries = parse_features(tokens, dim, index_limit, err);
     if (!entries.empty()) max_index = std::max(max_index, entries.back().index + 1);
     raw_labels.push_back(label);
     rows.push_back(std::move(entries));
@@ -165,6 +176,9 @@ Dataset read_libsvm(const std::string& path, std::int64_t dim, bool regression) 
   ds.rows = static_cast<std::int64_t>(rows.size());
   ds.dim = dim > 0 ? dim : max_index;
   if (ds.dim == 0) throw UsageError("LIBSVM file " + path + " holds no features");
+  const std::string what = "LIBSVM file " + path + " (" + std::to_string(ds.rows) + " rows x " +
+                           std::to_string(ds.dim) + " features, dense float32)";
+  require_memory(checked_mul(checked_mul(ds.rows, ds.dim, what), sizeof(float), what), what);
   ds.x.assign(static_cast<std::size_t>(ds.rows * ds.dim), 0.0f);
   for (std::int64_t i = 0; i < ds.rows; ++i) {
     for (const Entry& e : rows[static_cast<std::size_t>(i)]) {

@@ -178,7 +178,11 @@ Partition partition_shards(const std::vector<std::int32_t>& labels, int num_clie
   Partition p(static_cast<std::size_t>(num_clients));
   for (std::int64_t j = 0; j < num_shards; ++j) {
     const std::int64_t s = shard_ids[static_cast<std::size_t>(j)];
-    const std::int64_t begin = s * rows / num_shards, end = (s + 1) * rows / num_shards;
+    // s * rows can exceed int64 for large files: the cut is computed in 128 bits.
+    const auto cut = [&](std::int64_t k) {
+      return static_cast<std::int64_t>(static_cast<__int128>(k) * rows / num_shards);
+    };
+    const std::int64_t begin = cut(s), end = cut(s + 1);
     auto& dst = p[static_cast<std::size_t>(j / shards_per_client)];
     dst.insert(dst.end(), order.begin() + begin, order.begin() + end);
   }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "core/rng.h"
 #include "data/loaders.h"
 
@@ -94,13 +95,24 @@ SyntheticResult synthetic_linear(int num_clients, std::int64_t samples_per_clien
                 std::string(who) + ": noise must be a finite number >= 0");
   check_fraction(test_fraction, who);
 
-  std::vector<double> w(static_cast<std::size_t>(dim));
-  Rng global(seed, 0, kGlobalClient, Purpose::kDataGeneration);
-  for (double& v : w) v = global.normal();
-
   // Test rows per client so that test_fraction of all rows are test rows.
   const auto test_per_client = static_cast<std::int64_t>(std::floor(
       test_fraction / (1.0 - test_fraction) * static_cast<double>(samples_per_client) + 0.5));
+
+  // Every row is held as dim floats and a target, besides w* and one row in double
+  // (Note [Input sizes]).
+  const std::string what = std::string(who) + " (" + std::to_string(num_clients) + " clients x " +
+                           std::to_string(samples_per_client + test_per_client) + " rows x " +
+                           std::to_string(dim) + " features)";
+  const std::int64_t rows =
+      checked_mul(num_clients, checked_add(samples_per_client, test_per_client, what), what);
+  require_memory(checked_add(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what),
+                             checked_mul(dim, 16, what), what),
+                 what);
+
+  std::vector<double> w(static_cast<std::size_t>(dim));
+  Rng global(seed, 0, kGlobalClient, Purpose::kDataGeneration);
+  for (double& v : w) v = global.normal();
 
   SyntheticResult res;
   for (Dataset* d : {&res.data.train, &res.data.test}) d->dim = dim;
@@ -135,6 +147,17 @@ SyntheticResult synthetic_fedprox(int num_clients, double alpha, double beta, st
   require_usage(num_classes >= 2, std::string(who) + ": num_classes must be at least 2");
   require_usage(min_samples >= 1, std::string(who) + ": min_samples must be at least 1");
   check_fraction(test_fraction, who);
+
+  // At least min_samples rows of dim floats and a label per client, and the c x d weights of a
+  // client's model in double (Note [Input sizes]).
+  const std::string what = std::string(who) + " (" + std::to_string(num_clients) +
+                           " clients x at least " + std::to_string(min_samples) + " rows x " +
+                           std::to_string(dim) + " features, " + std::to_string(num_classes) +
+                           " classes)";
+  const std::int64_t rows = checked_mul(num_clients, min_samples, what);
+  require_memory(checked_add(checked_mul(rows, checked_mul(checked_add(dim, 1, what), 4, what), what),
+                             checked_mul(checked_mul(num_classes, dim, what), 8, what), what),
+                 what);
 
   const auto d = static_cast<std::size_t>(dim);
   const auto c = static_cast<std::size_t>(num_classes);

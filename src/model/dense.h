@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/limits.h"
 #include "model/model.h"
 
 namespace cohort::model::detail {
@@ -110,9 +111,15 @@ inline void check_batch(const Batch& batch, std::int64_t input_dim, bool classif
 }
 
 // Appends a rows x cols layer after the last one.
+// The sizes come from the data and model.* keys, so the arithmetic is checked (Note [Input sizes]).
 inline void add_layer(std::vector<LayerView>& layers, std::string name, std::int64_t rows,
                       std::int64_t cols) {
-  const std::int64_t offset = layers.empty() ? 0 : layers.back().offset + layers.back().size();
+  const std::string what = "model layer " + name + " (" + std::to_string(rows) + " x " +
+                           std::to_string(cols) + ")";
+  checked_mul(rows, cols, what);
+  const std::int64_t offset =
+      layers.empty() ? 0 : checked_add(layers.back().offset, layers.back().size(), what);
+  checked_add(offset, rows * cols, what);
   layers.push_back(LayerView{std::move(name), offset, rows, cols});
 }
 

@@ -24,3 +24,19 @@ same_at_1_2_4() {
   cmp "$TMP/$name.np1.h5" "$TMP/$name.np2.h5"
   cmp "$TMP/$name.np1.h5" "$TMP/$name.np4.h5"
 }
+
+# expect_usage NAME EXPECTED CMD...: CMD exits exactly 2 (a usage error, not 1 and not a signal)
+# with one "cohort: error:" line on stderr that contains EXPECTED; output kept in $TMP/NAME.*.
+# A failure is printed and counted in $failures; the caller exits non-zero when it is not 0.
+failures=0
+expect_usage() {
+  local name=$1 want=$2 rc=0 lines
+  shift 2
+  timeout 120 "$@" > "$TMP/$name.out" 2> "$TMP/$name.err" || rc=$?
+  lines=$(grep -c '^cohort: error: ' "$TMP/$name.err" || true)
+  if [ "$rc" -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$want" "$TMP/$name.err"; then
+    echo "FAIL $name: exit $rc (expected 2), $lines error line(s) (expected 1), wanted '$want';" \
+      "stderr: $(head -c 600 "$TMP/$name.err" | tr '\n' ' ')"
+    failures=$((failures + 1))
+  fi
+}

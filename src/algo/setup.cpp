@@ -1,0 +1,102 @@
+#include "algo/setup.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "algo/runner.h"
+#include "algo/sampling.h"
+#include "core/limits.h"
+
+namespace cohort::algo {
+namespace {
+
+// How many ranks of comm run on this host (they share its memory). Collective.
+int ranks_on_this_host(comm::Communicator& comm) {
+  if (comm.size() == 1) return 1;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(host);
+  const auto all = comm.allgather_bytes(std::span<const std::uint8_t>(p, std::strlen(host)));
+  const std::vector<std::uint8_t> mine(p, p + std::strlen(host));
+  return static_cast<int>(std::count(all.begin(), all.end(), mine));
+}
+
+}  // namespace
+
+double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, int per_round,
+                          int ranks) {
+  const double vec = 4.0 * static_cast<double>(d);  // one float32 vector of d values
+  const double exact = 16.0 * static_cast<double>(d);  // one exact sum (128-bit words)
+  double bytes = 3 * vec;                               // x, the message, the aggregate g
+  bytes += exact + vec;                                 // the exchange's sum and decode buffer
+  if (cfg.get_string("downlink_compressor.name") != "none") bytes += 3 * vec;
+  const std::string server = cfg.get_string("server_optimizer.name");
+  if (server == "momentum" || server == "nesterov") bytes += vec;
+  if (server == "adam" || server == "yogi") bytes += 2 * vec;
+  const std::string attack = cfg.get_string("attack.name");
+  const bool gathers_honest = attack == "minmax" || attack == "minsum";
+  if (attack != "none") bytes += exact;
+  if (attack == "alie" || gathers_honest) bytes += exact;
+  if (gathers_honest) bytes += per_round * vec;  // every honest message on every rank
+  const std::string rule = cfg.get_string("aggregator.name");
+  if (rule != "mean" && rule != "majority") {  // the round's n x d messages, or a 1/P shard
+    const std::string plan = cfg.get_string("comm.plan");
+    const double round_bytes = per_round * vec;
+    const double budget = static_cast<double>(cfg.get_int("comm.memory_budget_mib")) * 1048576.0;
+    const bool whole = plan == "gather" || rule == "zeno" || gathers_honest ||
+                       (plan == "auto" && round_bytes <= budget);
+    bytes += whole ? round_bytes : round_bytes / ranks;
+  }
+  // Per-client state lives on the rank that owns the client: every client sampled at least once
+  // keeps d floats per kind (error feedback, worker momentum).
+  const int kinds = (cfg.get_bool("compressor.error_feedback") ? 1 : 0) +
+                    (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0);
+  if (kinds > 0) {
+    const double touched =
+        std::min(static_cast<double>(num_clients),
+                 static_cast<double>(per_round) * static_cast<double>(cfg.get_int("rounds")));
+    bytes += kinds * std::floor(touched / ranks) * vec;
+  }
+  return bytes;
+}
+
+RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
+  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
+  const int here = ranks_on_this_host(comm);  // collective: before anything may throw
+  RunSetup s;
+  collectively(comm, [&] {
+    s.problem = make_problem(cfg);
+    s.num_clients = s.problem->num_clients();
+    s.per_round = clients_per_round(cfg, s.num_clients);
+    // Before any d-sized buffer is allocated (Note [Input sizes]).
+    const std::int64_t d = s.problem->num_params();
+    const double per_rank = run_bytes_per_rank(cfg, d, s.num_clients, s.per_round, comm.size());
+    const double total = per_rank * here;
+    const auto bytes = total >= 9.2e18 ? std::numeric_limits<std::int64_t>::max()
+                                       : static_cast<std::int64_t>(total);
+    require_memory(bytes, here == 1
+                              ? fmt::format("the run ({} parameters, estimated from its largest "
+                                            "buffers)", d)
+                              : fmt::format("the run ({} parameters, estimated from its largest "
+                                            "buffers; {} ranks on this host, {} each)",
+                                            d, here, human_bytes(per_rank)));
+    s.algorithm = make_algorithm(cfg, d);
+    s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
+    s.exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
+                                            s.problem->layers(), seed, s.num_clients);
+    s.x.resize(static_cast<std::size_t>(d));
+    s.problem->init(s.x.data(), seed);
+    s.downlink = std::make_unique<Downlink>(cfg, s.problem->layers(), seed, s.x);
+    s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed);
+    s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
+  });
+  return s;
+}
+
+}  // namespace cohort::algo
