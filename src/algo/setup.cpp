@@ -32,9 +32,11 @@ int ranks_on_this_host(comm::Communicator& comm) {
 double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, int per_round,
                           int ranks) {
   const double vec = 4.0 * static_cast<double>(d);  // one float32 vector of d values
-  const double exact = 16.0 * static_cast<double>(d);  // one exact sum (128-bit words)
+  const double exact = 16.0 * static_cast<double>(d);  // an exact small sum (128-bit words)
   double bytes = 3 * vec;                               // x, the message, the aggregate g
-  bytes += exact + vec;                                 // the exchange's sum and decode buffer
+  // The exchange's message sum (Note [Deterministic sums]: 8-byte words; float: 4) and decode
+  // buffer.
+  bytes += (cfg.get_string("comm.sum") == "float" ? 1 : 2) * vec + vec;
   if (cfg.get_string("downlink_compressor.name") != "none") bytes += 3 * vec;
   const std::string server = cfg.get_string("server_optimizer.name");
   if (server == "momentum" || server == "nesterov") bytes += vec;
