@@ -88,11 +88,11 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
 
 void ClientBehaviour::momentum(int c, std::span<float> u) {
   if (beta_ <= 0) return;
+  // m_i = 0 before the first participation, in both forms: the first message is (1 - beta) u_i
+  // (EMA) or u_i (heavy ball). Starting the EMA at m_i = u_i would give the first gradient the
+  // weight beta^(t-1) instead of (1 - beta) beta^(t-1).
   auto& m = momentum_[c];
-  if (m.empty()) {  // first participation: m_i = u_i in both forms
-    m.assign(u.begin(), u.end());
-    return;
-  }
+  if (m.empty()) m.assign(u.size(), 0.0f);
   const double a = heavy_ball_ ? 1.0 : 1.0 - beta_;
   for (std::size_t i = 0; i < u.size(); ++i) {
     m[i] = static_cast<float>(beta_ * m[i] + a * u[i]);

@@ -102,7 +102,8 @@ Section algorithm_section() {
                 "worker momentum beta: a client sends m_i instead of u_i (0: off)", 0, 1),
       opt_enum("momentum_form", "ema", {"ema", "heavy_ball"},
                "ema: m_i <- beta m_i + (1-beta) u_i; heavy_ball: m_i <- beta m_i + u_i; "
-               "m_i = u_i at a client's first participation"),
+               "m_i = 0 before a client's first participation (first message (1-beta) u_i, or "
+               "u_i in heavy_ball form)"),
   };
   s.components = {
       {"sgd",

@@ -139,26 +139,39 @@ struct Setup {
 
 }  // namespace
 
-TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = u at first", "[attack]") {
+TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = 0 before the first message",
+          "[attack]") {
   for (const std::string form : {"ema", "heavy_ball"}) {
     Setup s({"algorithm.client_momentum=0.5", "algorithm.momentum_form=" + form});
     algo::ClientBehaviour b(s.cfg, *s.problem, 0);
     std::vector<float> u1 = {2, 4}, u2 = {4, 0}, u3 = {0, 8};
     b.begin_round(0, {0});
     b.process(0, u1);
-    REQUIRE(u1 == std::vector<float>{2, 4});  // first participation: m = u
-    b.begin_round(5, {0});                    // rounds away: the memory stays
+    b.begin_round(5, {0});  // rounds away: the memory stays
     b.process(0, u2);
     b.begin_round(6, {0});
     b.process(0, u3);
-    if (form == "ema") {  // m2 = 0.5 (2,4) + 0.5 (4,0) = (3,2); m3 = 0.5 (3,2) + 0.5 (0,8) = (1.5,5)
-      REQUIRE(u2 == std::vector<float>{3, 2});
-      REQUIRE(u3 == std::vector<float>{1.5f, 5});
-    } else {  // m2 = 0.5 (2,4) + (4,0) = (5,2); m3 = 0.5 (5,2) + (0,8) = (2.5,9)
+    if (form == "ema") {  // m1 = 0.5 (2,4) = (1,2); m2 = 0.5 (1,2) + 0.5 (4,0) = (2.5,1);
+                          // m3 = 0.5 (2.5,1) + 0.5 (0,8) = (1.25,4.5)
+      REQUIRE(u1 == std::vector<float>{1, 2});
+      REQUIRE(u2 == std::vector<float>{2.5f, 1});
+      REQUIRE(u3 == std::vector<float>{1.25f, 4.5f});
+    } else {  // m1 = (2,4); m2 = 0.5 (2,4) + (4,0) = (5,2); m3 = 0.5 (5,2) + (0,8) = (2.5,9)
+      REQUIRE(u1 == std::vector<float>{2, 4});
       REQUIRE(u2 == std::vector<float>{5, 2});
       REQUIRE(u3 == std::vector<float>{2.5f, 9});
     }
   }
+  // beta = 0.99: after 68 participations of u = 1 the EMA is 1 - 0.99^68 (about 0.495), not 1.
+  Setup s({"algorithm.client_momentum=0.99"});
+  algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+  std::vector<float> u(1);
+  for (int t = 0; t < 68; ++t) {
+    b.begin_round(static_cast<std::uint32_t>(t), {0});
+    u = {1.0f};
+    b.process(0, u);
+  }
+  REQUIRE(u[0] == Approx(1 - std::pow(0.99, 68)).epsilon(1e-5));
 }
 
 TEST_CASE("attack: omniscient attackers see the honest statistics of the round", "[attack]") {
