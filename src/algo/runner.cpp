@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -81,7 +82,7 @@ void install_interrupt_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
+RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const RunOptions& options) {
   const int rank = comm.rank(), ranks = comm.size();
   const bool root = rank == 0;
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
@@ -98,6 +99,12 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
   std::vector<float> x;
   int num_clients = 0, per_round = 0;
   collectively(comm, [&] {
+    // Claimed first, so a path another run is writing is refused before the data is loaded.
+    std::optional<metrics::ResultsClaim> claim;
+    if (root)
+      claim.emplace(cfg.get_string("output.path"), options.overwrite
+                                                       ? metrics::ExistingResults::kReplace
+                                                       : metrics::ExistingResults::kRefuse);
     problem = make_problem(cfg);
     num_clients = problem->num_clients();
     per_round = clients_per_round(cfg, num_clients);
@@ -109,7 +116,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     problem->init(x.data(), seed);
     downlink_ptr = std::make_unique<Downlink>(cfg, problem->layers(), seed, x);
     behaviour = std::make_unique<ClientBehaviour>(cfg, *problem, seed);
-    if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
+    if (root) out = std::make_unique<metrics::ResultsFile>(std::move(*claim), cfg.resolved_text());
   });
   const std::int64_t d = problem->num_params();
   const ClientBlock mine = client_block(num_clients, rank, ranks);
@@ -133,7 +140,6 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     MPI_Get_library_version(lib, &len);
     std::string mpi_lib(lib, static_cast<std::size_t>(len));
     if (auto nl = mpi_lib.find_first_of("\r\n,"); nl != std::string::npos) mpi_lib.resize(nl);
-    out->set_attribute("config", cfg.resolved_text());
     out->set_attribute("seed", static_cast<std::int64_t>(seed));
     out->set_attribute("version", std::string(kVersion));
     out->set_attribute("git_revision", std::string(kGitRevision));
