@@ -484,7 +484,19 @@ int run_sweep_command(const SweepCommandOptions& o) {
     }
     throw UsageError(fmt::format("sweep run {} ({}): {}", r.id, printable(what), error));
   }
+  // The sweep writes manifest.csv, manifest.json, sweep.sbatch, ... into --out: only into a new
+  // or empty directory, or one that an earlier sweep wrote (it has sweep.lock or manifest.json).
   std::error_code ec;
+  if (fs::exists(out, ec)) {
+    require_usage(fs::is_directory(out, ec),
+                  fmt::format("--out: '{}' exists and is not a directory", out.string()));
+    require_usage(fs::is_empty(out, ec) || fs::exists(out / "sweep.lock", ec) ||
+                      fs::exists(out / "manifest.json", ec),
+                  fmt::format("--out: '{}' is neither empty nor the directory of a sweep (no "
+                              "sweep.lock or manifest.json); its files are left as they are: "
+                              "choose a new or empty directory",
+                              out.string()));
+  }
   fs::create_directories(out / "runs", ec);
   require_usage(!ec, fmt::format("--out: cannot create '{}': {}", out.string(), ec.message()));
   const int lock_fd = lock_out_dir(out);  // held until exit (Note [One sweep per directory])

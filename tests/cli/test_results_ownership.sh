@@ -99,4 +99,20 @@ assert done > 0 and len(f["rounds/round"]) == done, (done, len(f["rounds/round"]
 PY
 [ ! -e "$L.lock" ] || fail "lock file left after the run ended"
 echo "run in progress: second writers refused, file intact"
+# 4. `cohort compress` and `cohort aggregate` replace their own outputs, never a foreign file
+#    (their input included).
+"$PYTHON" -c "import h5py,sys,numpy as np; h5py.File(sys.argv[1],'w')['vectors']=np.ones((4,8),np.float32)" "$TMP/in.h5"
+printf 'compressor: {name: topk, k: 2}\naggregator: {name: cm}\n' > "$TMP/c.yaml"
+for cmd in compress aggregate; do
+  "$COHORT" $cmd --config "$TMP/c.yaml" --input "$TMP/in.h5" --output "$TMP/$cmd.h5" > /dev/null
+  "$COHORT" $cmd --config "$TMP/c.yaml" --input "$TMP/in.h5" --output "$TMP/$cmd.h5" > /dev/null ||
+    fail "$cmd could not replace its own output"
+  for target in in.h5 notes.txt; do
+    before=$(digest "$TMP/$target")
+    expect_refusal "$cmd onto $target" "is not a cohort results file" \
+      "$COHORT" $cmd --config "$TMP/c.yaml" --input "$TMP/in.h5" --output "$TMP/$target"
+    [ "$(digest "$TMP/$target")" = "$before" ] || fail "$cmd changed $target"
+  done
+done
+echo "compress and aggregate: own outputs replaced, foreign files untouched"
 echo "results ownership: all checks passed"

@@ -95,5 +95,16 @@ kill -TERM $orphans
 for _ in $(seq 200); do [ -z "$(ours "$TMP/k/runs")" ] && break; sleep 0.05; done
 sweep_file "$TMP/long.yaml" 2 1
 "$COHORT" sweep "$TMP/long.yaml" --out "$TMP/k" > "$TMP/log" 2>&1 || fail "after the runs ended: $(cat "$TMP/log")"
-echo "one sweep per directory"
+# ... and never into a directory that is not a sweep's: its files stay as they are.
+mkdir "$TMP/mine"
+echo "my table" > "$TMP/mine/manifest.csv"
+rc=0
+"$COHORT" sweep "$TMP/long.yaml" --out "$TMP/mine" > "$TMP/log" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "neither empty nor the directory of a sweep" "$TMP/log" ||
+  fail "a foreign --out: exit $rc: $(cat "$TMP/log")"
+[ "$(cat "$TMP/mine/manifest.csv")" = "my table" ] && [ ! -e "$TMP/mine/runs" ] || fail "a foreign --out was written"
+rc=0
+"$COHORT" sweep "$TMP/long.yaml" --out "$TMP/mine/manifest.csv" > "$TMP/log" 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "--out naming a file: exit $rc: $(cat "$TMP/log")"
+echo "one sweep per directory, only in its own directory"
 echo "sweep resume and signals: all checks passed"
