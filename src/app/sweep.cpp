@@ -96,12 +96,21 @@ void check_keys(const Sweep& s, const YAML::Node& map, const std::string& where,
   }
 }
 
+// A config key as the sweep file names it: a scalar without '=' (it would split key=value).
+std::string dotted_key(const Sweep& s, const YAML::Node& key, const std::string& where) {
+  const std::string k = key.IsScalar() ? key.Scalar() : std::string();
+  if (k.empty() || k.find('=') != std::string::npos ||
+      std::any_of(k.begin(), k.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+    sweep_error(s, fmt::format("{}: '{}' is not a dotted config key", where, printable(k)));
+  return k;
+}
+
 std::vector<Axis> axes(const Sweep& s, const YAML::Node& node, const std::string& name) {
   std::vector<Axis> out;
   if (!node) return out;
   if (!node.IsMap()) sweep_error(s, name + " must map dotted keys to lists of values");
   for (const auto& kv : node) {
-    Axis a{kv.first.as<std::string>(), {}};
+    Axis a{dotted_key(s, kv.first, name), {}};
     if (!kv.second.IsSequence() || kv.second.size() == 0)
       sweep_error(s, fmt::format("{}.{} must be a non-empty list of values", name, a.key));
     for (const auto& v : kv.second) a.values.push_back(value_of(v));
@@ -129,8 +138,8 @@ void load_base(Sweep& s, const YAML::Node& root) {
   s.base_source = base.lexically_normal().string();
   s.base_outside = !inside_directory(s.file.parent_path(), base);
   std::error_code ec;
-  if (fs::is_directory(base, ec))
-    sweep_error(s, fmt::format("base config '{}' is a directory", s.base_source));
+  if (fs::exists(base, ec) && !fs::is_regular_file(base, ec))  // a directory, FIFO, device
+    sweep_error(s, fmt::format("base config '{}' is not a regular file", s.base_source));
   std::ifstream in(base);
   if (!in) sweep_error(s, fmt::format("base config '{}' cannot be opened", s.base_source));
   std::stringstream ss;
@@ -155,7 +164,7 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
   if (const auto ov = root["overrides"]) {
     if (!ov.IsMap()) sweep_error(s, "overrides must map dotted keys to values");
     for (const auto& kv : ov)
-      s.overrides.push_back(kv.first.as<std::string>() + "=" + yaml_text(kv.second));
+      s.overrides.push_back(dotted_key(s, kv.first, "overrides") + "=" + yaml_text(kv.second));
   }
   s.grid = axes(s, root["grid"], "grid");
   s.zip = axes(s, root["zip"], "zip");

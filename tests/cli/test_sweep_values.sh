@@ -160,6 +160,17 @@ for text in "${bases[@]}"; do
     ! grep -q "SECRET\|98765" "$TMP/msg" || fail "base $i ($sweep) leaked: $(cat "$TMP/msg")"
   done
 done
+mkfifo "$TMP/secret/fifo"
+for special in "$TMP/secret/fifo" /dev/zero "$TMP/secret"; do
+  printf 'base: %s\n' "$special" > "$TMP/sweeps/special.yaml"
+  expect_usage "base $special" "is not a regular file" timeout 10 "$COHORT" sweep "$TMP/sweeps/special.yaml" --out "$TMP/x"
+done
+for key in '"a=b"' '"x\ny"' '""' '[a]'; do
+  printf 'base: %s\ngrid: {%s: [1]}\n' "$Q" "$key" > "$TMP/sweeps/key.yaml"
+  expect_usage "grid key $key" "is not a dotted config key" "$COHORT" sweep "$TMP/sweeps/key.yaml" --out "$TMP/x"
+  printf 'base: %s\noverrides: {%s: 1}\n' "$Q" "$key" > "$TMP/sweeps/key.yaml"
+  expect_usage "override key $key" "is not a dotted config key" "$COHORT" sweep "$TMP/sweeps/key.yaml" --out "$TMP/x"
+done
 # Inside the sweep's directory the same base is quoted as usual, and with an outside base an
 # error that comes from the sweep's own values is shown in full.
 cp "$TMP/secret/base3.yaml" "$TMP/sweeps/inside.yaml"
