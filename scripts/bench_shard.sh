@@ -17,7 +17,7 @@ run() {  # label np overrides...
   local label=$1 np=$2
   shift 2
   echo "[bench] $label (np $np)"
-  mpirun -np "$np" "$COHORT" run "$CFG" output.path="$OUT/$label.np$np.h5" \
+  mpirun -np "$np" "$COHORT" run --overwrite "$CFG" output.path="$OUT/$label.np$np.h5" \
     output.progress_every=0 "$@" > "$OUT/$label.np$np.log"
 }
 if [ "${TABLE_ONLY:-0}" != 1 ]; then  # TABLE_ONLY=1: tabulate the runs already in $OUT

@@ -17,7 +17,7 @@ run() {  # label np config overrides...
   local label=$1 np=$2 cfg=$3
   shift 3
   echo "[bench] $label (np $np)"
-  mpirun -np "$np" "$COHORT" run "$cfg" output.path="$OUT/$label.h5" output.progress_every=0 "$@" \
+  mpirun -np "$np" "$COHORT" run --overwrite "$cfg" output.path="$OUT/$label.h5" output.progress_every=0 "$@" \
     > "$OUT/$label.log"
 }
 

@@ -44,7 +44,7 @@ for d in "${datas[@]}"; do
           [ "$beta" != 0 ] && ov+=("algorithm.client_momentum=$beta")
           if [ -z "${TABLE_ONLY:-}" ] && { [ ! -f "$OUT/$name.h5" ] || ! /usr/bin/python3 -c "import h5py,sys; sys.exit(h5py.File(sys.argv[1],'r').attrs['status']!='completed')" "$OUT/$name.h5" 2>/dev/null; }; then
             echo "[byzantine] $name"
-            mpirun -np "$NP" "$COHORT" run "$CFG" output.path="$OUT/$name.h5" "${ov[@]}" > "$OUT/$name.log" 2>&1 || true
+            mpirun -np "$NP" "$COHORT" run --overwrite "$CFG" output.path="$OUT/$name.h5" "${ov[@]}" > "$OUT/$name.log" 2>&1 || true
           fi
           /usr/bin/python3 - "$OUT/$name.h5" "$dl" "$al" "$gl" "$beta" "$s" >> "$OUT/table.csv" <<'PY'
 import sys, h5py, numpy as np

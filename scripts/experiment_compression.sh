@@ -35,7 +35,7 @@ for v in "${variants[@]}"; do
   label=${v%%|*}
   read -r -a overrides <<< "${v#*|}"
   echo "[compression] $label: ${overrides[*]}"
-  mpirun -np "$NP" "$COHORT" run "$CFG" output.path="$OUT/$label.h5" output.progress_every=0 \
+  mpirun -np "$NP" "$COHORT" run --overwrite "$CFG" output.path="$OUT/$label.h5" output.progress_every=0 \
     "${overrides[@]}" | tail -1 || true  # a diverged variant is a result, not a failure
   labels+=("$label")
   files+=("$OUT/$label.h5")

@@ -7,10 +7,10 @@ COHORT=${COHORT:-build/cohort}
 OUT=results/ef_sign
 mkdir -p "$OUT"
 CFG=configs/compression/ef_sign.yaml
-"$COHORT" run $CFG output.path=$OUT/sign.h5 compressor.name=sign output.progress_every=0
-"$COHORT" run $CFG output.path=$OUT/ef_sign.h5 compressor.name=sign compressor.scale=l1 \
+"$COHORT" run --overwrite $CFG output.path=$OUT/sign.h5 compressor.name=sign output.progress_every=0
+"$COHORT" run --overwrite $CFG output.path=$OUT/ef_sign.h5 compressor.name=sign compressor.scale=l1 \
   compressor.error_feedback=true output.progress_every=0
-"$COHORT" run $CFG output.path=$OUT/sgd.h5 output.progress_every=0
+"$COHORT" run --overwrite $CFG output.path=$OUT/sgd.h5 output.progress_every=0
 /usr/bin/python3 scripts/plot.py $OUT/sign.h5 $OUT/ef_sign.h5 $OUT/sgd.h5 \
   --labels signSGD,EF-signSGD,SGD -o $OUT/loss.png --title "EF fixes sign (x0 = (1,1))"
 /usr/bin/python3 - "$OUT" <<'PY'

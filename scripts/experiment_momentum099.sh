@@ -33,7 +33,7 @@ run_one() {
   read -r -a ov <<< "${1#*|}"
   [ -f "$OUT/$name.h5" ] && return 0
   echo "[momentum099] $name"
-  "$COHORT" run "$CFG" output.path="$OUT/$name.h5" "${ov[@]}" > "$OUT/$name.log" 2>&1 || true
+  "$COHORT" run --overwrite "$CFG" output.path="$OUT/$name.h5" "${ov[@]}" > "$OUT/$name.log" 2>&1 || true
 }
 for ((i = 0; i < ${#jobs[@]}; i += 2)); do  # two runs at a time (one per core)
   run_one "${jobs[i]}" &

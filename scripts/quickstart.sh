@@ -8,8 +8,8 @@ source scripts/env.sh
 scripts/install_deps.sh
 echo "[quickstart] building (Release, build/)"
 scripts/build.sh
-echo "[quickstart] mpirun -np 2 build/cohort run configs/quickstart.yaml"
-mpirun -np 2 build/cohort run configs/quickstart.yaml
+echo "[quickstart] mpirun -np 2 build/cohort run --overwrite configs/quickstart.yaml"
+mpirun -np 2 build/cohort run --overwrite configs/quickstart.yaml
 /usr/bin/python3 scripts/plot.py results/quickstart/metrics.h5 -o results/quickstart/accuracy.png
 echo
 echo "[quickstart] results file: $(pwd)/results/quickstart/metrics.h5"

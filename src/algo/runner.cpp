@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -82,17 +83,26 @@ void install_interrupt_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
+RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const RunOptions& options) {
   const int rank = comm.rank(), ranks = comm.size();
   const bool root = rank == 0;
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
   const long long rounds = cfg.get_int("rounds");
   const auto t_start = Clock::now();
 
+  // The results path is claimed first, so a path another run is writing is refused before the
+  // data is loaded (Note [Results file ownership]).
+  std::optional<metrics::ResultsClaim> claim;
+  collectively(comm, [&] {
+    if (root)
+      claim.emplace(cfg.get_string("output.path"), options.overwrite
+                                                       ? metrics::ExistingResults::kReplace
+                                                       : metrics::ExistingResults::kRefuse);
+  });
   RunSetup setup = prepare_run(cfg, comm);  // Note [One setup for run and validate]
   std::unique_ptr<metrics::ResultsFile> out;
   collectively(comm, [&] {
-    if (root) out = std::make_unique<metrics::ResultsFile>(cfg.get_string("output.path"));
+    if (root) out = std::make_unique<metrics::ResultsFile>(std::move(*claim), cfg.resolved_text());
   });
   const std::unique_ptr<Problem>& problem = setup.problem;
   const std::unique_ptr<Algorithm>& algorithm = setup.algorithm;
@@ -123,7 +133,6 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm) {
     MPI_Get_library_version(lib, &len);
     std::string mpi_lib(lib, static_cast<std::size_t>(len));
     if (auto nl = mpi_lib.find_first_of("\r\n,"); nl != std::string::npos) mpi_lib.resize(nl);
-    out->set_attribute("config", cfg.resolved_text());
     out->set_attribute("seed", static_cast<std::int64_t>(seed));
     out->set_attribute("version", std::string(kVersion));
     out->set_attribute("git_revision", std::string(kGitRevision));

@@ -24,10 +24,18 @@ struct RunOutcome {
 inline constexpr int kExitDiverged = 3;
 inline constexpr int kExitPreempted = 130;
 
+struct RunOptions {
+  // Replace an existing cohort results file at output.path (`cohort run --overwrite`); a file
+  // that is not a results file is never replaced (Note [Results file ownership]).
+  bool overwrite = false;
+};
+
 // Runs the configured experiment on this rank. Collective: every rank calls it with the same
 // config. Throws UsageError (identically on every rank, or collectively re-thrown on the rank
-// that saw it) for problems found before the first round.
-RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm);
+// that saw it) for problems found before the first round, output.path included: rank 0 claims
+// it before the data is loaded.
+RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm,
+                          const RunOptions& options = {});
 
 // Runs f on every rank; when any rank throws UsageError, the lowest such rank re-throws it and
 // the other ranks throw an empty UsageError, so all ranks leave together (exit code 2) and the

@@ -158,6 +158,10 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "run the experiment a config file describes");
   run->add_option("config", config_path, "YAML config file")->required();
   run->add_option("overrides", overrides, "dotted key=value overrides, e.g. rounds=5 seed=3");
+  algo::RunOptions run_opts;
+  run->add_flag("--overwrite", run_opts.overwrite,
+                "replace an existing results file at output.path (never a file that is not a "
+                "cohort results file)");
 
   auto* validate = app.add_subcommand("validate", "check a config (and its data) without running");
   validate->add_option("config", config_path, "YAML config file")->required();
@@ -225,7 +229,7 @@ int main(int argc, char** argv) {
       if (rank == 0) fmt::print("{}: valid ({} parameters)\n", config_path, params);
       return 0;
     }
-    const auto outcome = algo::run_experiment(cfg, *comm);
+    const auto outcome = algo::run_experiment(cfg, *comm, run_opts);
     if (outcome.status == "diverged") return algo::kExitDiverged;
     if (outcome.status == "preempted") return algo::kExitPreempted;
     return 0;

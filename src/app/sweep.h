@@ -1,6 +1,8 @@
 // `cohort sweep`: expands a sweep file (a base config plus grid / zip / seed axes over dotted
 // keys) into one resolved, validated config per run, a manifest, and a launcher (local process
-// pool or a SLURM job array). Both launchers skip runs whose results file says `completed`.
+// pool or a SLURM job array). Both launchers skip a run only when its results file says
+// `completed` and stores the config the sweep resolves for it now; a run another process is
+// writing is left alone.
 #pragma once
 
 #include <string>
@@ -18,8 +20,10 @@ struct SweepCommandOptions {
 };
 
 void add_sweep_command(CLI::App& app, SweepCommandOptions& o);
-// Returns the exit code (0: all runs completed or launched; 1: some run failed). Throws
-// UsageError for a bad sweep file or a run whose config is invalid (naming the run and key).
+// Returns the exit code (0: all runs completed or launched; 1: some run failed; 130: a signal
+// stopped the local launcher). Throws UsageError for a bad sweep file, a run whose config is
+// invalid (naming the run and key), a directive value with a control character (naming the
+// key), or an --out that another sweep is using.
 int run_sweep_command(const SweepCommandOptions& o);
 
 }  // namespace cohort

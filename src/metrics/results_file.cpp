@@ -1,7 +1,7 @@
 #include "metrics/results_file.h"
 
 #include <algorithm>
-#include <filesystem>
+#include <cstdio>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -25,27 +25,46 @@ std::string hdf5_version() {
   return fmt::format("{}.{}.{}", maj, min, rel);
 }
 
-ResultsFile::ResultsFile(const std::string& path) : path_(path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec)
-    throw UsageError(fmt::format("output.path: cannot create directory '{}': {}", parent.string(),
-                                 ec.message()));
+ResultsFile::ResultsFile(ResultsClaim claim, const std::string& config)
+    : path_(claim.path()), claim_(std::move(claim)) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, once
-  file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const std::string partial = path_ + ".partial";
+  std::remove(partial.c_str());  // a leftover of a run killed before it published its file
+  file_ = H5Fcreate(partial.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0)
-    throw UsageError(fmt::format("output.path: cannot create HDF5 file '{}'", path));
+    throw UsageError(fmt::format("output.path: cannot create HDF5 file '{}'", partial));
+  try {
+    set_attribute("config", config);
+    set_attribute("status", std::string("running"));
+    set_attribute("message", std::string());
+    flush();
+    claim_->publish(partial);
+  } catch (...) {
+    close_file();
+    std::remove(partial.c_str());
+    throw;
+  }
 }
 
-ResultsFile::~ResultsFile() {
+ResultsFile::ResultsFile(const std::string& path, ExistingResults existing,
+                         const std::string& config)
+    : ResultsFile(ResultsClaim(path, existing), config) {}
+
+void ResultsFile::close_file() {
   for (auto& [name, id] : series_) H5Dclose(id);
   for (auto& [name, id] : client_rows_) H5Dclose(id);
+  series_.clear();
+  client_rows_.clear();
   if (file_ >= 0) {
     H5Fflush(file_, H5F_SCOPE_GLOBAL);
     H5Fclose(file_);
   }
+  file_ = -1;
+}
+
+ResultsFile::~ResultsFile() {
+  close_file();
+  claim_.reset();  // the lock goes only after the file is closed
 }
 
 void ResultsFile::set_attribute(const std::string& name, const std::string& value) {

@@ -10,16 +10,26 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "metrics/results_claim.h"
 
 namespace cohort::metrics {
 
 class ResultsFile {
  public:
-  // Creates (truncates) the file and its parent directories. Throws UsageError when the path
-  // cannot be written.
-  explicit ResultsFile(const std::string& path);
+  // Creates the file under `claim` (Note [Results file ownership]): built as PATH.partial with
+  // the root attributes `config` and `status` = running, then renamed to PATH. The claim (and
+  // its lock) is held until the file is closed. Throws UsageError when the path cannot be
+  // written.
+  ResultsFile(ResultsClaim claim, const std::string& config);
+  // Claims the path first; an existing cohort results file is handled as `existing` says, any
+  // other existing file is refused.
+  explicit ResultsFile(const std::string& path,
+                       ExistingResults existing = ExistingResults::kReplace,
+                       const std::string& config = "");
   ~ResultsFile();
   ResultsFile(const ResultsFile&) = delete;
   ResultsFile& operator=(const ResultsFile&) = delete;
@@ -52,7 +62,10 @@ class ResultsFile {
   void write_floats(const std::string& dataset_path, const float* data,
                     const std::vector<hsize_t>& dims);
 
+  void close_file();
+
   std::string path_;
+  std::optional<ResultsClaim> claim_;
   hid_t file_ = -1;
   std::map<std::string, hid_t> series_;
   std::map<std::string, std::int64_t> lengths_;

@@ -144,6 +144,35 @@ for run in "$TMP"/sweep/runs/*/; do
     fail "run $id differs between SLURM and local: $(cat "$TMP/compare.log")"
 done
 
+# --- hostile --out: the directives, the script's shell lines and sbatch's argument vector keep
+#     it one literal path (Note [Sweep values are data]) ----------------------------------------
+HOSTILE="$TMP/h;touch PWNED1 \$(touch PWNED2) \`touch PWNED3\` 'q\" #c %A %%"
+cat > "$TMP/hostile.yaml" <<YAML
+base: $SRC/configs/quadratic_drift.yaml
+overrides: {rounds: 2, output.progress_every: 0}
+np: 1
+slurm: {partition: debug, time: "00:05:00", ntasks: 1, launch: srun}
+YAML
+(cd "$TMP" && "$COHORT" sweep "$TMP/hostile.yaml" --out "$HOSTILE" --launcher slurm --submit) > "$TMP/hostile.log" 2>&1 ||
+  fail "hostile --out: cohort sweep failed: $(cat "$TMP/hostile.log")"
+HJOB=$(cat "$HOSTILE/slurm_job_id")
+DEADLINE=$((SECONDS + 120))
+while [ -n "$(squeue -h -j "$HJOB" 2>/dev/null)" ]; do
+  ((SECONDS < DEADLINE)) || { scancel "$HJOB" || true; fail "hostile job $HJOB not done after 120 s"; }
+  sleep 0.5
+done
+for f in PWNED1 PWNED2 PWNED3; do  # the job runs in the directory it was submitted from
+  [ ! -e "$TMP/$f" ] || fail "hostile --out executed a payload: $TMP/$f exists"
+done
+ls "$HOSTILE/runs/slurm-${HJOB}_0.out" > /dev/null 2>&1 ||
+  fail "hostile --out: no $HOSTILE/runs/slurm-${HJOB}_0.out: $(find "$TMP" -name "slurm-${HJOB}*")"
+check_status() {
+  HDF5_USE_FILE_LOCKING=FALSE "$PYTHON" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['status'])" "$1"
+}
+[ "$(check_status "$HOSTILE"/runs/r000/metrics.h5)" = completed ] ||
+  fail "hostile --out: run not completed: $(cat "$HOSTILE"/runs/r000/log.txt "$HOSTILE"/runs/slurm-*.out)"
+note "hostile --out: job $HJOB ran with its output where --out says, no payload executed"
+
 # --- stop the cluster and check that no daemon is left ----------------------------------------
 "$SRC/scripts/slurm/stop-slurm.sh" 2> "$TMP/stop.log" || fail "stop-slurm.sh failed: $(cat "$TMP/stop.log")"
 for pid in $PIDS; do

@@ -1,5 +1,6 @@
 // The algorithms against closed forms (ALGORITHMS.md §1, §7).
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -16,8 +17,10 @@ using namespace cohort;
 
 namespace {
 
-std::string tmp_h5(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("cohort_test_" + name + ".h5")).string();
+std::string tmp_h5(const std::string& name) {  // per process: runs refuse an existing file
+  return (std::filesystem::temp_directory_path() /
+          ("cohort_test_" + std::to_string(getpid()) + "_" + name + ".h5"))
+      .string();
 }
 
 // Two 1-D quadratic clients h = (1, 10), a = (-1, 1), eta = 0.05, full participation and full
