@@ -86,6 +86,22 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
   crafted_valid_ = false;
 }
 
+void ClientBehaviour::save(StateBundle& b) const {
+  for (const auto& [c, m] : momentum_) b.put_client("momentum", c, m);
+}
+
+void ClientBehaviour::load(const StateBundle& b, const std::function<bool(int)>& owns) {
+  momentum_.clear();
+  const auto it = b.clients.find("momentum");
+  if (it == b.clients.end()) return;
+  for (std::size_t k = 0; k < it->second.ids.size(); ++k) {
+    const int c = static_cast<int>(it->second.ids[k]);
+    if (!owns(c)) continue;
+    const auto row = it->second.row(k);
+    momentum_[c].assign(row.begin(), row.end());
+  }
+}
+
 void ClientBehaviour::momentum(int c, std::span<float> u) {
   if (beta_ <= 0) return;
   // m_i = 0 before the first participation, in both forms: the first message is (1 - beta) u_i

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -13,6 +14,7 @@
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "core/exact_sum.h"
+#include "core/state.h"
 
 namespace cohort::algo {
 
@@ -34,6 +36,10 @@ class ClientBehaviour {
   bool trains(int c) const { return sends(c) && !(byzantine(c) && attack_->omniscient()); }
 
   void begin_round(std::uint32_t round, const std::vector<int>& sampled);
+  // Worker momentum of the clients this rank owns, as state slot "momentum" (Note [Checkpoints]);
+  // load keeps the rows of the clients `owns` accepts.
+  void save(StateBundle& b) const;
+  void load(const StateBundle& b, const std::function<bool(int)>& owns);
   // Worker momentum, then the attack for a Byzantine client; an honest message feeds the round's
   // statistics. message is updated in place.
   void process(int c, std::span<float> message);

@@ -216,6 +216,70 @@ std::span<float> Exchange::client_state(int c) {
   return s;
 }
 
+void Exchange::save(StateBundle& b) const {
+  if (sum_.size() > 0)
+    b.i64["exchange/scales"] = std::vector<std::int64_t>(sum_.scales().begin(), sum_.scales().end());
+  for (std::size_t l = 0; l < q_prev_.size(); ++l)
+    if (!q_prev_[l].empty()) b.f32[fmt::format("exchange/q_prev/{}", l)] = q_prev_[l];
+  if (rule_) {
+    std::vector<float> v = rule_->saved_state();
+    if (o_.plan == "shard") {  // every rank's block, in rank order: the whole vector
+      const auto blocks = comm_.allgather_bytes(std::span<const std::uint8_t>(
+          reinterpret_cast<const std::uint8_t*>(v.data()), v.size() * sizeof(float)));
+      v.clear();
+      for (const auto& blk : blocks) {
+        const auto* f = reinterpret_cast<const float*>(blk.data());
+        v.insert(v.end(), f, f + blk.size() / sizeof(float));
+      }
+      if (!v.empty() && static_cast<std::int64_t>(v.size()) != d_) v.clear();  // not all started
+    }
+    if (!v.empty()) b.f32["exchange/rule"] = std::move(v);
+  }
+  for (const auto& [c, e] : error_) b.put_client("error", c, e);
+  for (const auto& [c, st] : state_) b.put_client("compressor", c, st);
+}
+
+void Exchange::load(const StateBundle& b, const std::function<bool(int)>& owns) {
+  if (sum_.size() > 0) {
+    const auto& s = b.get_i64("exchange/scales");
+    sum_.set_scales(std::vector<std::int16_t>(s.begin(), s.end()));
+  }
+  for (std::size_t l = 0; l < q_prev_.size(); ++l) {
+    const std::string key = fmt::format("exchange/q_prev/{}", l);
+    q_prev_[l] = b.has(key) ? b.get_f32(key) : std::vector<float>();
+  }
+  if (rule_ && b.has("exchange/rule")) {
+    std::vector<float> v = b.get_f32("exchange/rule");
+    if (o_.plan == "shard") {
+      const auto [lo, hi] = shard_block(comm_.rank());
+      v = std::vector<float>(v.begin() + lo, v.begin() + hi);
+    }
+    rule_->restore_state(std::move(v));
+  }
+  error_.clear();
+  state_.clear();
+  for (const auto& [slot, target] : {std::pair{"error", &error_}, std::pair{"compressor", &state_}}) {
+    const auto it = b.clients.find(slot);
+    if (it == b.clients.end()) continue;
+    for (std::size_t k = 0; k < it->second.ids.size(); ++k) {
+      const int c = static_cast<int>(it->second.ids[k]);
+      if (!owns(c)) continue;
+      const auto row = it->second.row(k);
+      (*target)[c].assign(row.begin(), row.end());
+    }
+  }
+}
+
+void Downlink::save(StateBundle& b) const {
+  b.f32["downlink/x_hat"] = x_hat_;
+  b.f32["downlink/state"] = state_;
+}
+
+void Downlink::load(const StateBundle& b) {
+  x_hat_ = b.get_f32("downlink/x_hat");
+  state_ = b.get_f32("downlink/state");
+}
+
 std::span<const float> Exchange::error_memory(int c) const {
   auto it = error_.find(c);
   if (it == error_.end()) return {};

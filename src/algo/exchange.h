@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,6 +39,7 @@
 #include "core/config.h"
 #include "core/block_sum.h"
 #include "core/exact_sum.h"
+#include "core/state.h"
 #include "robust/aggregator.h"
 
 namespace cohort::algo {
@@ -96,6 +98,12 @@ class Exchange {
   std::span<const float> error_memory(int c) const;
   // Robust rules: what the last finish() selected and dropped (identical on every rank).
   const robust::Report& report() const { return report_; }
+  // The state carried between rounds (Note [Checkpoints]): the sums' scales, PowerSGD's warm
+  // start, the robust rule's state (whole, also under the shard plan: collective there) and, as
+  // client slots, the error memory and compressor state of the clients this rank owns. load
+  // keeps the client rows `owns` accepts.
+  void save(StateBundle& b) const;
+  void load(const StateBundle& b, const std::function<bool(int)>& owns);
   // zeno: the server's validation loss L(y) for the current round, and the model x.
   void set_validation(std::function<double(const float*)> loss, const float* x) {
     validation_loss_ = std::move(loss);
@@ -162,6 +170,8 @@ class Downlink {
   std::span<const float> broadcast(std::span<const float> x, std::uint32_t round,
                                    std::int64_t* bits);
   std::string describe() const;
+  void save(StateBundle& b) const;  // Note [Checkpoints]
+  void load(const StateBundle& b);
 
  private:
   std::unique_ptr<compress::Compressor> compressor_;

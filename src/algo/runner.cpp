@@ -25,6 +25,8 @@
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/exact_sum.h"
+#include "core/state.h"
+#include "metrics/checkpoint.h"
 #include "metrics/results_file.h"
 
 namespace cohort::algo {
@@ -81,6 +83,7 @@ double peak_rss_mib() {
 void install_interrupt_handlers() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_signal);  // SLURM's warning before a time limit (--signal=B:USR1@T)
 }
 
 RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const RunOptions& options) {
@@ -90,14 +93,26 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   const long long rounds = cfg.get_int("rounds");
   const auto t_start = Clock::now();
 
+  // --resume: the newest valid checkpoint of this config (Note [Checkpoints]), read on every
+  // rank; each rank keeps the client state of the clients it owns.
+  const metrics::CheckpointOptions ck = metrics::CheckpointOptions::from_config(cfg);
+  std::optional<metrics::LoadedCheckpoint> loaded;
+  if (options.resume)
+    collectively(comm, [&] { loaded = metrics::read_newest_checkpoint(ck, cfg); });
   // The results path is claimed first, so a path another run is writing is refused before the
-  // data is loaded (Note [Results file ownership]).
+  // data is loaded (Note [Results file ownership]). A resume replaces the results file of the
+  // run it continues (its rows up to the checkpoint come back from the checkpoint).
   std::optional<metrics::ResultsClaim> claim;
   collectively(comm, [&] {
-    if (root)
-      claim.emplace(cfg.get_string("output.path"), options.overwrite
-                                                       ? metrics::ExistingResults::kReplace
-                                                       : metrics::ExistingResults::kRefuse);
+    if (!root) return;
+    bool replace = options.overwrite || loaded.has_value();
+    if (options.resume && !replace) {  // no checkpoint: replace only this config's own file
+      const auto info = metrics::inspect_results_file(cfg.get_string("output.path"));
+      replace = info.kind == metrics::ResultsFileInfo::Kind::kResults &&
+                metrics::config_differences(cfg.resolved_text(), info.config).empty();
+    }
+    claim.emplace(cfg.get_string("output.path"),
+                  replace ? metrics::ExistingResults::kReplace : metrics::ExistingResults::kRefuse);
   });
   RunSetup setup = prepare_run(cfg, comm);  // Note [One setup for run and validate]
   std::unique_ptr<metrics::ResultsFile> out;
@@ -161,13 +176,67 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     std::fflush(stdout);
   }
 
-  ExactAccumulator scalars(2);  // train-loss sum, clients that trained
-  RunOutcome result{"completed", "", 0, NAN, NAN, root ? out->path() : "", {}};
+  // Continue from the checkpoint: the state, and the results rows written up to it.
+  long long start = 0;
   double last_loss = NAN, last_acc = NAN;
+  const auto owns = [&](int c) { return mine.owns(c); };
+  if (loaded) {
+    const StateBundle& st = loaded->state;
+    start = loaded->round;
+    x = st.get_f32("run/x");
+    require_usage(static_cast<std::int64_t>(x.size()) == d,
+                  fmt::format("checkpoint {} holds a model of {} parameters; this run has {}",
+                              loaded->path, x.size(), d));
+    server->load(st);
+    downlink.load(st);
+    exchange->load(st, owns);
+    behaviour->load(st, owns);
+    if (st.has("results/rounds/test_loss")) {
+      for (double v : st.get_f64("results/rounds/test_loss")) last_loss = std::isnan(v) ? last_loss : v;
+      for (double v : st.get_f64("results/rounds/test_accuracy")) last_acc = std::isnan(v) ? last_acc : v;
+    }
+    if (root) {
+      out->import_rows(st);
+      out->set_attribute("resumed_from", fmt::format("{} (round {})", loaded->path, start));
+      for (const auto& w : loaded->warnings) fmt::print(stderr, "cohort: warning: {}\n", w);
+      fmt::print("resuming from {} after round {} of {}\n", loaded->path, start, rounds);
+      std::fflush(stdout);
+    }
+  } else if (options.resume && root) {
+    fmt::print("no checkpoint in {}: starting from round 1\n", ck.dir);
+  }
+  // Collective: the state after `done` rounds into a checkpoint file (rank 0 writes it). A file
+  // that cannot be written is reported and the run goes on.
+  const auto save_checkpoint = [&](long long done) {
+    const auto t0 = Clock::now();
+    StateBundle local;
+    exchange->save(local);
+    behaviour->save(local);
+    const auto parts = comm.allgather_bytes(local.serialize());
+    if (!root) return;
+    StateBundle b;
+    for (const auto& part : parts) b.merge(StateBundle::deserialize(part));
+    b.f32["run/x"] = x;
+    server->save(b);
+    downlink.save(b);
+    out->export_rows(b);
+    try {
+      const std::string path = metrics::write_checkpoint(ck, b, done, cfg.resolved_text());
+      if (progress_every > 0)
+        fmt::print("checkpoint {} ({:.1f} s)\n", path, seconds_since(t0));
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "cohort: warning: checkpoint after round {} not written: {}\n", done,
+                 e.what());
+    }
+    std::fflush(stdout);
+  };
+
+  ExactAccumulator scalars(2);  // train-loss sum, clients that trained
+  RunOutcome result{"completed", "", start, NAN, NAN, root ? out->path() : "", {}};
 
   const FaultInjection fault = fault_from_environment();
   try {
-  for (long long t = 0; t < rounds; ++t) {
+  for (long long t = start; t < rounds; ++t) {
     const auto round_start = Clock::now();
     if (fault.round == t + 1 && fault.rank == rank)
       throw std::runtime_error(fmt::format("injected fault (COHORT_FAULT) in round {}", t + 1));
@@ -326,6 +395,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       result.message = diverged;
       break;
     }
+    if (ck.every > 0 && ((t + 1) % ck.every == 0 || last || interrupted)) save_checkpoint(t + 1);
     if (interrupted && !last) {
       result.status = "preempted";
       result.message = fmt::format("interrupted by a signal after round {} of {}", t + 1, rounds);

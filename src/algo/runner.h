@@ -28,6 +28,9 @@ struct RunOptions {
   // Replace an existing cohort results file at output.path (`cohort run --overwrite`); a file
   // that is not a results file is never replaced (Note [Results file ownership]).
   bool overwrite = false;
+  // Continue from the newest valid checkpoint of this config (`cohort run --resume`; Note
+  // [Checkpoints]); without one the run starts from round 1.
+  bool resume = false;
 };
 
 // Runs the configured experiment on this rank. Collective: every rank calls it with the same

@@ -42,6 +42,8 @@ class Momentum final : public ServerOptimizer {
   Momentum(double lr, double beta, bool heavy_ball, bool nesterov)
       : lr_(lr), beta_(beta), heavy_ball_(heavy_ball), nesterov_(nesterov) {}
   std::string name() const override { return nesterov_ ? "nesterov" : "momentum"; }
+  void save(StateBundle& b) const override { b.f32["server/m"] = m_; }
+  void load(const StateBundle& b) override { m_ = b.get_f32("server/m"); }
   void step(float* x, const float* g, std::int64_t d) override {
     if (m_.empty()) m_.assign(static_cast<std::size_t>(d), 0.0f);
     const double a = (heavy_ball_ || nesterov_) ? 1.0 : 1.0 - beta_;
@@ -66,6 +68,16 @@ class Adaptive final : public ServerOptimizer {
  public:
   Adaptive(const ServerOptimizerOptions& o, bool yogi) : o_(o), yogi_(yogi) {}
   std::string name() const override { return yogi_ ? "yogi" : "adam"; }
+  void save(StateBundle& b) const override {
+    b.f32["server/m"] = m_;
+    b.f32["server/v"] = v_;
+    b.i64["server/t"] = {t_};
+  }
+  void load(const StateBundle& b) override {
+    m_ = b.get_f32("server/m");
+    v_ = b.get_f32("server/v");
+    t_ = b.get_i64("server/t").at(0);
+  }
   void step(float* x, const float* g, std::int64_t d) override {
     if (m_.empty()) {
       m_.assign(static_cast<std::size_t>(d), 0.0f);

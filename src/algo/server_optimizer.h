@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/state.h"
 
 namespace cohort::algo {
 
@@ -17,6 +18,9 @@ class ServerOptimizer {
   virtual std::string name() const = 0;
   // x <- update(x, g); t counts calls from 1.
   virtual void step(float* x, const float* g, std::int64_t d) = 0;
+  // The state carried between steps (Note [Checkpoints]); none for plain SGD.
+  virtual void save(StateBundle&) const {}
+  virtual void load(const StateBundle&) {}
 };
 
 struct ServerOptimizerOptions {

@@ -120,8 +120,7 @@ int relaunch_under_mpiexec(int argc, char** argv, int np) {
     return kExitUsage;
   }
   self[len] = '\0';
-  for (const std::string a : {std::string("-n"), std::to_string(np), std::string(self)})
-    args.push_back(a);
+  args.insert(args.end(), {"-n", std::to_string(np), self});
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
@@ -162,6 +161,9 @@ int main(int argc, char** argv) {
   run->add_flag("--overwrite", run_opts.overwrite,
                 "replace an existing results file at output.path (never a file that is not a "
                 "cohort results file)");
+  run->add_flag("--resume", run_opts.resume,
+                "continue from the newest valid checkpoint of this config (checkpoint.path); "
+                "without one, start from round 1");
 
   auto* validate = app.add_subcommand("validate", "check a config (and its data) without running");
   validate->add_option("config", config_path, "YAML config file")->required();

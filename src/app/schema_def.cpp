@@ -319,6 +319,16 @@ Section build_schema() {
               "per-rank budget for one round's messages (clients per round x d x 4 bytes) "
               "above which plan auto shards a robust rule's input", 1),
   };
+  Section checkpoint{"checkpoint", "Checkpoints of the run state, for --resume (Note [Checkpoints])."};
+  checkpoint.options = {
+      opt_int("every", 0,
+              "write a checkpoint every N rounds, at the end and when preempted (SIGTERM, "
+              "SIGUSR1, SIGINT); 0: never",
+              0),
+      opt_string("path", "",
+                 "directory of the checkpoint files; empty: output.path + \".checkpoints\""),
+      opt_int("keep", 2, "checkpoints kept (the newest)", 1),
+  };
   Section output{"output", "Where results go."};
   output.options = {
       opt_string("path", "results/run/metrics.h5", "HDF5 results file (directories are created)"),
@@ -342,6 +352,7 @@ Section build_schema() {
       eval,
       comm,
       output,
+      checkpoint,
   };
   return root;
 }

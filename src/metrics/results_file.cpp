@@ -130,6 +130,7 @@ hid_t ResultsFile::series(const std::string& name, hid_t type) {
   H5Sclose(space);
   series_[name] = ds;
   lengths_[name] = 0;
+  integer_[name] = H5Tequal(type, H5T_NATIVE_INT64) > 0;
   return ds;
 }
 
@@ -192,6 +193,55 @@ void ResultsFile::append_client_row(const std::string& name,
 }
 
 void ResultsFile::flush() { check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush", path_); }
+
+void ResultsFile::export_rows(StateBundle& b) const {
+  for (const auto& [name, ds] : series_) {
+    const auto n = static_cast<std::size_t>(lengths_.at(name));
+    if (integer_.at(name)) {
+      std::vector<std::int64_t> v(n);
+      if (n > 0)
+        check(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dread",
+              path_);
+      b.i64["results/rounds/" + name] = std::move(v);
+    } else {
+      std::vector<double> v(n);
+      if (n > 0)
+        check(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dread",
+              path_);
+      b.f64["results/rounds/" + name] = std::move(v);
+    }
+  }
+  for (const auto& [name, ds] : client_rows_) {
+    hid_t space = check(H5Dget_space(ds), "H5Dget_space", path_);
+    hsize_t dims[2] = {0, 0};
+    H5Sget_simple_extent_dims(space, dims, nullptr);
+    H5Sclose(space);
+    std::vector<std::int64_t> v(dims[0] * dims[1]);
+    if (!v.empty())
+      check(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dread",
+            path_);
+    b.i64["results/clients/" + name] = std::move(v);
+    b.i64["results/client_cols/" + name] = {static_cast<std::int64_t>(dims[1])};
+  }
+}
+
+void ResultsFile::import_rows(const StateBundle& b) {
+  const std::string rounds = "results/rounds/", clients = "results/clients/";
+  for (const auto& [key, v] : b.f64)
+    if (key.rfind(rounds, 0) == 0)
+      for (double x : v) append(key.substr(rounds.size()), x);
+  for (const auto& [key, v] : b.i64) {
+    if (key.rfind(rounds, 0) == 0)
+      for (std::int64_t x : v) append(key.substr(rounds.size()), x);
+    if (key.rfind(clients, 0) == 0) {
+      const std::string name = key.substr(clients.size());
+      const auto cols = static_cast<std::size_t>(b.get_i64("results/client_cols/" + name).at(0));
+      for (std::size_t at = 0; cols > 0 && at + cols <= v.size(); at += cols)
+        append_client_row(name, std::vector<std::int64_t>(v.begin() + at, v.begin() + at + cols));
+    }
+  }
+  flush();
+}
 
 static void ensure_parent_groups(hid_t file, const std::string& dataset_path) {
   std::size_t pos = 1;

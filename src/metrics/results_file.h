@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/state.h"
 #include "metrics/results_claim.h"
 
 namespace cohort::metrics {
@@ -49,6 +50,11 @@ class ResultsFile {
   // Appends one row to the extendible rounds x clients matrix /clients/<name>.
   void append_client_row(const std::string& name, const std::vector<std::int64_t>& row);
 
+  // Every /rounds series and /clients row matrix written so far, into a checkpoint's state
+  // (Note [Checkpoints]); import_rows appends them to a new file, as a resumed run's first rows.
+  void export_rows(StateBundle& b) const;
+  void import_rows(const StateBundle& b);
+
   void write_vector(const std::string& dataset_path, const std::vector<std::int64_t>& v);
   void write_matrix(const std::string& dataset_path, const float* data, std::int64_t rows,
                     std::int64_t cols);
@@ -69,6 +75,7 @@ class ResultsFile {
   hid_t file_ = -1;
   std::map<std::string, hid_t> series_;
   std::map<std::string, std::int64_t> lengths_;
+  std::map<std::string, bool> integer_;  // /rounds series of int64 (else double)
   std::map<std::string, hid_t> client_rows_;
   std::map<std::string, std::int64_t> client_row_count_;
 };

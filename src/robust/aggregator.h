@@ -68,6 +68,10 @@ class Aggregator {
   virtual void check_inputs(int n) const = 0;
   // Whether the rule can run on blocks of coordinates (the shard plan).
   virtual bool shardable() const { return true; }
+  // State a rule carries from one round to the next (cclip's v; Note [Checkpoints]); empty for
+  // the stateless rules. Under the shard plan it covers the rank's block of coordinates.
+  virtual std::vector<float> saved_state() const { return {}; }
+  virtual void restore_state(std::vector<float>) {}
 };
 
 struct AggregatorOptions {

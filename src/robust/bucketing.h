@@ -19,6 +19,8 @@ class Bucketing final : public Aggregator {
   void aggregate(const Messages& m, const Context& ctx, float* out, Report& report) override;
   void check_inputs(int n) const override;
   bool shardable() const override { return inner_->shardable(); }
+  std::vector<float> saved_state() const override { return inner_->saved_state(); }
+  void restore_state(std::vector<float> v) override { inner_->restore_state(std::move(v)); }
   // The permutation aggregate() uses for n rows (row perm[j] goes to bucket j / s).
   static std::vector<int> permutation(const Context& ctx, int n);
   const Aggregator& inner() const { return *inner_; }

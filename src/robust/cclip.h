@@ -18,6 +18,8 @@ class CenteredClip final : public Aggregator {
   void check_inputs(int n) const override;
   // The state v (empty before the first call).
   const std::vector<float>& state() const { return v_; }
+  std::vector<float> saved_state() const override { return v_; }
+  void restore_state(std::vector<float> v) override { v_ = std::move(v); }
   void reset() { v_.clear(); }
 
  private:
