@@ -4,7 +4,7 @@ on this machine: the peer that `cohort bench aggregate` and `cohort bench compre
 (the papers' own code is PyTorch, which this machine does not have; numpy's array operations
 are the same kind of whole-array kernels).
 
-Each rule follows its textbook numpy form (ALGORITHMS.md §2-3): cm = np.median, tm = sort and
+Each rule follows its textbook numpy form (docs/algorithms.md §2-3): cm = np.median, tm = sort and
 mean, krum / multikrum from the Gram matrix, gm = smoothed Weiszfeld (T = 3 from 0), cclip
 (L = 1, tau = 10, from 0); sign packs bits, top-k uses argpartition, random-k draws k distinct
 indices, QSGD (s = 4, one bucket) draws one uniform per value. Times are the best of --repeats;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""One PowerSGD step (ALGORITHMS.md §2, mode reduce) on two clients, in float64.
+"""One PowerSGD step (docs/algorithms.md §2, mode reduce) on two clients, in float64.
 
 tests/unit/test_powersgd.cpp hard-codes this script's output ("powersgd: one step on two
 clients"). Run with /usr/bin/python3 (needs numpy):  /usr/bin/python3 tests/powersgd_reference.py
@@ -8,7 +8,7 @@ import numpy as np
 
 
 def orthonormalize(p):
-    """Gram-Schmidt exactly as ALGORITHMS.md §2: column /= (||column|| + 1e-8), then remove
+    """Gram-Schmidt exactly as docs/algorithms.md §2: column /= (||column|| + 1e-8), then remove
     its component from every later column."""
     p = p.copy()
     for j in range(p.shape[1]):

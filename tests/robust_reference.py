@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Expected values of the robust aggregators (ALGORITHMS.md §3) on a small 2-D example, in float64.
+"""Expected values of the robust aggregators (docs/algorithms.md §3) on a small 2-D example,
+in float64.
 
 tests/unit/test_robust.cpp hard-codes this script's output (TEST_CASEs "robust: ..."). Run with
 /usr/bin/python3 (needs numpy):  /usr/bin/python3 tests/robust_reference.py

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on this machine: munged, slurmctld and slurmd as root, node
-# "localhost", partition "debug" (TOOLCHAIN.md §6). Every file of the cluster (config, munge key
-# and socket, pid files, logs, state) lives under $COHORT_SLURM_DIR (default
-# /var/tmp/cohort-slurm), so tests can run a private cluster; nothing is written to /etc or /run.
+# "localhost", partition "debug" (README.md, "Running sweeps on a cluster"). Every file of the
+# cluster (config, munge key and socket, pid files, logs, state) lives under $COHORT_SLURM_DIR
+# (default /var/tmp/cohort-slurm), so tests can run a private cluster; nothing is written to /etc
+# or /run.
 #
 #   eval "$(scripts/slurm/start-slurm.sh)"     # prints: export SLURM_CONF=$COHORT_SLURM_DIR/etc/slurm.conf
 #   sbatch ...; squeue; sacct -c

@@ -1,5 +1,5 @@
 // Client-side algorithms: what a sampled client computes from the global model each round
-// (ALGORITHMS.md §1). Registered in make_algorithm (one explicit list).
+// (docs/algorithms.md §1). Registered in make_algorithm (one explicit list).
 #pragma once
 
 #include <cstdint>

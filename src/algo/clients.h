@@ -1,5 +1,5 @@
 // What happens to a client's message between local work and the exchange: worker momentum
-// (ALGORITHMS.md §1) and, for Byzantine clients, the attack (§4).
+// (docs/algorithms.md §1) and, for Byzantine clients, the attack (§4).
 #pragma once
 
 #include <cstdint>

@@ -603,7 +603,7 @@ bool Exchange::finish_powersgd(float* g, double total_weight) {
   namespace ps = compress::powersgd;
   const int rank = o_.compressor.rank;
   // Phase 1: P = sum_i w_i M_i Q0 for matrix layers (the power step on the weighted sum; only
-  // its direction matters, and with unit weights it is ALGORITHMS.md's sum of P_i); the other
+  // its direction matters, and with unit weights it is docs/algorithms.md's sum of P_i); the other
   // layers' weighted sums, exactly.
   std::vector<std::int64_t> p_off(layers_.size()), q_off(layers_.size());
   std::vector<int> r(layers_.size(), 0);

@@ -1,4 +1,4 @@
-// The exchange step of a round (ARCHITECTURE.md "Exchange plans"): client messages ->
+// The exchange step of a round (docs/architecture.md "Exchange plans"): client messages ->
 // (error feedback, compression, real encoding) -> transport -> the aggregate g.
 //
 // Note [Exchange plans]

@@ -1,5 +1,5 @@
-// The algorithm registry: one explicit list (STYLE.md §2). The names and options here are the
-// ones app/schema_def.cpp declares for the `algorithm` slot.
+// The algorithm registry: one explicit list (docs/architecture.md "Registration"). The names and
+// options here are the ones app/schema_def.cpp declares for the `algorithm` slot.
 #include "algo/algorithm.h"
 #include "algo/fedavg.h"
 #include "algo/sgd.h"

@@ -1,4 +1,4 @@
-// The round loop (ARCHITECTURE.md "The round") for the reduce plan.
+// The round loop (docs/architecture.md "The round") for the reduce plan.
 #pragma once
 
 #include <string>

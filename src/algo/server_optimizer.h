@@ -1,4 +1,4 @@
-// Server optimizers: how the aggregate g moves the global model x (ALGORITHMS.md §1).
+// Server optimizers: how the aggregate g moves the global model x (docs/algorithms.md §1).
 // Every rank holds the same x and g and applies the same update, so no broadcast is needed.
 #pragma once
 

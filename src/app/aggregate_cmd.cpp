@@ -35,9 +35,9 @@ void add_aggregate_command(CLI::App& app, AggregateCommandOptions& o) {
 
 namespace {
 
-// The Byzantine rows `cohort aggregate` appends to the honest ones (ALGORITHMS.md §4): attack.count
-// of them; non-omniscient attacks corrupt a copy of honest row i (i-th attacker), omniscient ones
-// are crafted from the honest rows' statistics.
+// The Byzantine rows `cohort aggregate` appends to the honest ones (docs/algorithms.md §4):
+// attack.count of them; non-omniscient attacks corrupt a copy of honest row i (i-th attacker),
+// omniscient ones are crafted from the honest rows' statistics.
 std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, std::uint64_t seed,
                                   std::uint32_t round) {
   attack::AttackOptions a;

@@ -61,7 +61,7 @@ std::unique_ptr<comm::Communicator> make_comm(const std::string& backend) {
   return comm::make_mpi_communicator();
 }
 
-// Runs a collective command; maps errors to exit codes (STYLE.md §5).
+// Runs a collective command; maps errors to exit codes (docs/architecture.md "Errors").
 template <class F>
 int collective_command(int* argc, char*** argv, F&& body) {
   MpiSession mpi(argc, argv);

@@ -1,6 +1,6 @@
 // The run-config schema: every key, its type, default and meaning. Components are listed here
-// once per category (explicit registration, STYLE.md §2); their factories live beside them and
-// read exactly these keys.
+// once per category (explicit registration, docs/architecture.md "Registration"); their factories
+// live beside them and read exactly these keys.
 #include <cmath>
 
 #include "core/schema.h"
@@ -95,7 +95,7 @@ Section model_section() {
 }
 
 Section algorithm_section() {
-  Section s{"algorithm", "What sampled clients compute each round (ALGORITHMS.md §1)."};
+  Section s{"algorithm", "What sampled clients compute each round (docs/algorithms.md §1)."};
   s.default_component = "fedavg";
   s.options = {
       opt_float("client_momentum", 0.0,
@@ -152,8 +152,8 @@ Section server_optimizer_section() {
 
 Section attack_section() {
   Section s{"attack",
-            "Byzantine clients (ALGORITHMS.md §4): a fixed subset of the population chosen from "
-            "the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic, minmax, "
+            "Byzantine clients (docs/algorithms.md §4): a fixed subset of the population chosen "
+            "from the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic, minmax, "
             "minsum) see "
             "the round's honest messages; compression applies after the attack."};
   s.default_component = "none";
@@ -190,7 +190,7 @@ Section attack_section() {
 
 Section aggregator_section() {
   Section s{"aggregator",
-            "How the server combines client messages (ALGORITHMS.md §3). Robust rules drop "
+            "How the server combines client messages (docs/algorithms.md §3). Robust rules drop "
             "non-finite messages and run on the gather or shard plan."};
   s.default_component = "mean";
   auto f = opt_int("f", 1, "assumed number of Byzantine messages");
@@ -342,8 +342,8 @@ Section build_schema() {
       algorithm_section(),
       server_optimizer_section(),
       aggregator_section(),
-      compressor_section("compressor", "Compression of client messages (uplink), ALGORITHMS.md §2.",
-                         true),
+      compressor_section("compressor",
+                         "Compression of client messages (uplink), docs/algorithms.md §2.", true),
       compressor_section("downlink_compressor",
                          "Compression of the model broadcast: the server sends C(x - x_hat) and "
                          "every sampled client trains from x_hat += decode(...).",

@@ -1,4 +1,4 @@
-// Byzantine attacks (ALGORITHMS.md §4). The Byzantine clients are a fixed subset of the
+// Byzantine attacks (docs/algorithms.md §4). The Byzantine clients are a fixed subset of the
 // population chosen from the seed; in each round the sampled ones act. Omniscient attacks see
 // the round's honest messages (after worker momentum, before compression) through their
 // coordinate-wise statistics, which the round loop all-reduces exactly, so every plan and rank
@@ -65,7 +65,7 @@ class Attack {
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
 
-// minmax / minsum (Shejwalkar & Houmansadr 2021, ALGORITHMS.md §4): the largest gamma >= 0 for
+// minmax / minsum (Shejwalkar & Houmansadr 2021, docs/algorithms.md §4): the largest gamma >= 0 for
 // which mu - gamma sigma stays, in max (minmax) or summed (minsum) squared distance to the honest
 // messages, within what the honest messages themselves reach (Note [minmax and minsum]).
 double minmax_gamma(const HonestStats& h, bool sum);

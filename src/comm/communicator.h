@@ -1,6 +1,6 @@
 // The layer between cohort and a transport. It sees plain views (pointer, count, dtype,
-// memory space), never models or Eigen types (STYLE.md §3). A backend states what it supports
-// before a run starts, so a run never fails half-way on an unsupported buffer.
+// memory space), never models or Eigen types (docs/architecture.md "Backends"). A backend states
+// what it supports before a run starts, so a run never fails half-way on an unsupported buffer.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // The MPI backend. Every MPI return code is checked; a failure aborts the job with the rank,
-// host and call (STYLE.md §5).
+// host and call (docs/architecture.md "Errors").
 #include <mpi.h>
 
 #include <algorithm>

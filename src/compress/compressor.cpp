@@ -1,4 +1,4 @@
-// The message drivers and the compressor registry (ALGORITHMS.md §2).
+// The message drivers and the compressor registry (docs/algorithms.md §2).
 #include "compress/compressor.h"
 
 #include <fmt/format.h>
@@ -105,7 +105,7 @@ std::int64_t total_state_floats(const Compressor& c, const std::vector<LayerShap
 
 namespace {
 
-// The registry: one explicit list (STYLE.md §2).
+// The registry: one explicit list (docs/architecture.md "Registration").
 const char* const kCompressorNames = "none, sign, topk, randk, qsgd, powersgd";
 
 void require_one_of(const CompressorOptions& o, const std::string& key, const std::string& value,

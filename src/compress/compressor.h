@@ -1,6 +1,6 @@
 // Compressors: a client's message -> bytes on the wire -> the decoded message
-// (ALGORITHMS.md §2). Every compressor has a real encoding; the uplink bits in the results file
-// are the sizes of these encodings, never a formula.
+// (docs/algorithms.md §2). Every compressor has a real encoding; the uplink bits in the results
+// file are the sizes of these encodings, never a formula.
 #pragma once
 
 #include <cstdint>

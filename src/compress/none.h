@@ -1,4 +1,4 @@
-// compressor "none": the message as float32, verbatim (ALGORITHMS.md §2).
+// compressor "none": the message as float32, verbatim (docs/algorithms.md §2).
 #pragma once
 
 #include "compress/compressor.h"

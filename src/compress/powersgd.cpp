@@ -1,4 +1,4 @@
-// PowerSGD: the power step's maths and the per-client compressor (ALGORITHMS.md §2).
+// PowerSGD: the power step's maths and the per-client compressor (docs/algorithms.md §2).
 #include "compress/powersgd.h"
 
 #include <Eigen/Dense>

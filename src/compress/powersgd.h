@@ -1,4 +1,4 @@
-// PowerSGD (Vogels et al. 2019), ALGORITHMS.md §2: rank-r power iteration per layer.
+// PowerSGD (Vogels et al. 2019), docs/algorithms.md §2: rank-r power iteration per layer.
 //
 // Two ways to run it:
 //  - mode reduce (the paper's): P = sum_i M_i Q is all-reduced, orthonormalised to P_hat, then
@@ -9,13 +9,14 @@
 // Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r.
 //
 // Note [PowerSGD rank]
-// ALGORITHMS.md §7 says PowerSGD reconstructs an exactly rank-k matrix "when r' >= k". In exact
-// arithmetic it does; in float32 with the reference Gram-Schmidt (column / (norm + 1e-8), no
-// re-orthogonalisation, as in the PowerSGD reference code) it does for r' = k, but for r' > k the
-// extra columns of P are pure rounding noise that normalisation scales up to unit length and
-// that is no longer orthogonal to the first k, so the reconstruction error is O(1) (0.01-0.8
-// relative on a 6 x 5 rank-2 matrix over seeds). cohort keeps the reference behaviour; the tests
-// hold r' = k exactly and r' > k only when Q's extra columns lie in M's null space.
+// In exact arithmetic PowerSGD reconstructs an exactly rank-k matrix whenever r' >= k
+// (docs/algorithms.md §7 asks it only for r' = k). In float32 with the reference Gram-Schmidt
+// (column / (norm + 1e-8), no re-orthogonalisation, as in the PowerSGD reference code) it does
+// for r' = k, but for r' > k the extra columns of P are pure rounding noise that normalisation
+// scales up to unit length and that is no longer orthogonal to the first k, so the
+// reconstruction error is O(1) (0.01-0.8 relative on a 6 x 5 rank-2 matrix over seeds). cohort
+// keeps the reference behaviour; the tests hold r' = k exactly and r' > k only when Q's extra
+// columns lie in M's null space.
 #pragma once
 
 #include <cstdint>

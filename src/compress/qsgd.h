@@ -1,4 +1,4 @@
-// compressor "qsgd": stochastic quantisation to s levels per bucket (ALGORITHMS.md §2).
+// compressor "qsgd": stochastic quantisation to s levels per bucket (docs/algorithms.md §2).
 #pragma once
 
 #include "compress/compressor.h"

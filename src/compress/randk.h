@@ -1,5 +1,5 @@
 // compressor "randk": k coordinates chosen uniformly at random, the same on every client
-// (ALGORITHMS.md §2).
+// (docs/algorithms.md §2).
 #pragma once
 
 #include <vector>

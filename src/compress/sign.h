@@ -1,4 +1,4 @@
-// compressor "sign": one bit per coordinate (ALGORITHMS.md §2).
+// compressor "sign": one bit per coordinate (docs/algorithms.md §2).
 #pragma once
 
 #include "compress/compressor.h"

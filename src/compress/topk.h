@@ -1,4 +1,4 @@
-// compressor "topk": the k entries of largest magnitude (ALGORITHMS.md §2).
+// compressor "topk": the k entries of largest magnitude (docs/algorithms.md §2).
 #pragma once
 
 #include <vector>

@@ -1,4 +1,4 @@
-// Two kinds of error (STYLE.md §5).
+// Two kinds of error (docs/architecture.md "Errors").
 //
 // UsageError: a condition every rank sees identically (bad config, missing file, impossible
 // value). The run ends cleanly, rank 0 prints one message, the exit code is 2.

@@ -1,6 +1,6 @@
 // The results file: one HDF5 file per run, written by rank 0 only (serial HDF5).
 //
-// Layout (ARCHITECTURE.md): root attributes (config, seed, version, git_revision, versions,
+// Layout (docs/architecture.md): root attributes (config, seed, version, git_revision, versions,
 // ranks, status, message); /rounds/<metric>: one extendible 1-D dataset per metric, one entry
 // per round, flushed every round so a killed run leaves a readable file; /clients/<name>:
 // per-client data; /model/<layer>: the final model when asked.

@@ -1,4 +1,4 @@
-// Aggregators: n client messages -> one vector (ALGORITHMS.md §3).
+// Aggregators: n client messages -> one vector (docs/algorithms.md §3).
 //
 // Every robust aggregator treats a message containing NaN or +-Inf as invalid: the caller
 // (robust::aggregate) drops it, counts it, and it never reaches the rule. `mean` is not robust

@@ -1,4 +1,4 @@
-// bucketing (ALGORITHMS.md §3): average random groups of s messages, then apply a robust rule.
+// bucketing (docs/algorithms.md §3): average random groups of s messages, then apply a robust rule.
 #pragma once
 
 #include <memory>

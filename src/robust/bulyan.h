@@ -1,4 +1,4 @@
-// bulyan (ALGORITHMS.md §3): repeated Krum selection, then a trimmed mean around the median.
+// bulyan (docs/algorithms.md §3): repeated Krum selection, then a trimmed mean around the median.
 #pragma once
 
 #include "robust/aggregator.h"

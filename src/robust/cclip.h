@@ -1,4 +1,4 @@
-// cclip: centered clipping from the previous aggregate (ALGORITHMS.md §3).
+// cclip: centered clipping from the previous aggregate (docs/algorithms.md §3).
 #pragma once
 
 #include <vector>

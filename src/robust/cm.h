@@ -1,5 +1,5 @@
-// cm: coordinate-wise median (ALGORITHMS.md §3), and the per-coordinate sorting network that cm,
-// tm and bulyan share.
+// cm: coordinate-wise median (docs/algorithms.md §3), and the per-coordinate sorting network that
+// cm, tm and bulyan share.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// gm: geometric median by smoothed Weiszfeld (RFA; ALGORITHMS.md §3).
+// gm: geometric median by smoothed Weiszfeld (RFA; docs/algorithms.md §3).
 #pragma once
 
 #include <vector>

@@ -1,4 +1,4 @@
-// krum and multikrum (ALGORITHMS.md §3), and the Gram product they share with bulyan and gm.
+// krum and multikrum (docs/algorithms.md §3), and the Gram product they share with bulyan and gm.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// tm: coordinate-wise trimmed mean (ALGORITHMS.md §3).
+// tm: coordinate-wise trimmed mean (docs/algorithms.md §3).
 #pragma once
 
 #include "robust/aggregator.h"

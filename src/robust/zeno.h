@@ -1,4 +1,4 @@
-// zeno (ALGORITHMS.md §3): keep the messages whose step most decreases a validation loss.
+// zeno (docs/algorithms.md §3): keep the messages whose step most decreases a validation loss.
 #pragma once
 
 #include "robust/aggregator.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `cohort compress` applies a configured compressor to user-supplied vectors: decoded rows and
-# encoded sizes are checked against the definitions (ALGORITHMS.md §2).
+# encoded sizes are checked against the definitions (docs/algorithms.md §2).
 set -euo pipefail
 : "${COHORT:?} ${PYTHON:?} ${SRC:?}"
 TMP=$(mktemp -d)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Config errors end the run cleanly (STYLE.md §5): exit code exactly 2, one line
+# Config errors end the run cleanly (docs/architecture.md "Errors"): exit code exactly 2, one line
 # "cohort: error: <message>" on stderr, the same line from `validate` and `run`, and printed once
 # under mpiexec (rank 0 speaks, not every rank). Also the CLI's own contract: usage errors exit 2,
 # --version, list, and a valid config validates.

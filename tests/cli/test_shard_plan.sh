@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The shard plan (ARCHITECTURE.md "Exchange plans"): robust rules on coordinate blocks give files
-# bitwise identical to the gather plan at -np 1, 2 and 4; plan auto shards once a round's
+# The shard plan (docs/architecture.md "Exchange plans"): robust rules on coordinate blocks give
+# files bitwise identical to the gather plan at -np 1, 2 and 4; plan auto shards once a round's
 # messages exceed comm.memory_budget_mib; impossible combinations are config errors.
 set -euo pipefail
 CFG="$SRC/tests/configs/invariance_compress.yaml"

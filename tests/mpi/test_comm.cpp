@@ -1,5 +1,5 @@
-// Collectives with data whose exact result is known (STYLE.md §7), at whatever rank count
-// mpiexec gives (CTest runs 1, 2 and 4).
+// Collectives with data whose exact result is known (integers and powers of two, compared for
+// equality), at whatever rank count mpiexec gives (CTest runs 1, 2 and 4).
 #include <catch2/catch.hpp>
 #include <mpi.h>
 

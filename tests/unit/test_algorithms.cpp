@@ -1,4 +1,4 @@
-// The algorithms against closed forms (ALGORITHMS.md §1, §7).
+// The algorithms against closed forms (docs/algorithms.md §1, §7).
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
@@ -93,7 +93,8 @@ TEST_CASE("algo: weighted mean uses sample counts", "[algo]") {
   REQUIRE(a[0] == b[0]);
 }
 
-TEST_CASE("algo: server optimizers follow ALGORITHMS.md on a fixed gradient sequence", "[algo]") {
+// docs/algorithms.md §1.
+TEST_CASE("algo: server optimizers follow the definitions on a fixed gradient sequence", "[algo]") {
   const float g_seq[3] = {1.0f, -2.0f, 0.5f};
   auto run = [&](algo::ServerOptimizerOptions o) {
     auto opt = algo::make_server_optimizer(o);

@@ -1,4 +1,4 @@
-// Attacks (ALGORITHMS.md §4) and worker momentum (§1) on fixed honest sets.
+// Attacks (docs/algorithms.md §4) and worker momentum (§1) on fixed honest sets.
 #include <catch2/catch.hpp>
 
 #include <cmath>

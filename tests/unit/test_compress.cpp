@@ -1,4 +1,4 @@
-// Compressors (ALGORITHMS.md §2): exact wire sizes, exact decodes against independent scalar
+// Compressors (docs/algorithms.md §2): exact wire sizes, exact decodes against independent scalar
 // references, statistical checks of the random ones with tolerances derived from N.
 #include <algorithm>
 #include <bit>

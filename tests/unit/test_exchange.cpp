@@ -170,7 +170,8 @@ TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exc
 
 TEST_CASE("exchange: a non-finite message is caught even when the compressor hides it", "[exchange]") {
   // sign encodes NaN as a bit and randk may not keep the NaN coordinate: the round must still
-  // be reported invalid (ALGORITHMS.md §3: mean propagates them and the run stops as diverged).
+  // be reported invalid (docs/algorithms.md §3: mean propagates them and the run stops as
+  // diverged).
   const std::vector<model::LayerView> layers = {{"w", 0, 6, 1}};
   for (const std::string name : {"sign", "randk", "qsgd", "none"}) {
     auto o = options(name);

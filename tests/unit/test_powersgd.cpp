@@ -1,4 +1,4 @@
-// PowerSGD (ALGORITHMS.md §2): exact low-rank recovery, Gram-Schmidt, one hand-checked step on
+// PowerSGD (docs/algorithms.md §2): exact low-rank recovery, Gram-Schmidt, one hand-checked step on
 // two clients (tests/powersgd_reference.py), the per_client wire format, warm start and address
 // independence (Note [PowerSGD product addresses]).
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Robust aggregators (ALGORITHMS.md §3) on a small 2-D example whose exact results
+// Robust aggregators (docs/algorithms.md §3) on a small 2-D example whose exact results
 // tests/robust_reference.py prints (float64; /usr/bin/python3 tests/robust_reference.py).
 // The inputs are float32 roundings of decimals (1.1f etc.), so a result may differ from the
 // float64 value by the input rounding (2^-24 relative, ~1.2e-7 at |x| ~ 2) plus the output
