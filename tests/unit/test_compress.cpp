@@ -559,18 +559,24 @@ TEST_CASE("compress: QSGD level probabilities and unbiasedness on a fixed vector
 
 // Selects a QSGD kernel for one test and restores the default when the test ends, also when an
 // assertion fails on the way.
+// Selects the QSGD kernels of one path, and the ISA decision with them (the norm and the Philox
+// bytes follow active_isa()).
 struct QsgdKernel {
-  explicit QsgdKernel(const std::string& isa) : selected(select_qsgd_kernel(isa)) {
+  explicit QsgdKernel(const std::string& isa)
+      : selected(select_qsgd_kernel(isa) && force_isa(isa == "sse2" ? "generic" : isa)) {
     if (!selected) WARN("this CPU lacks " << isa << ": not checked");
   }
-  ~QsgdKernel() { select_qsgd_kernel(""); }
+  ~QsgdKernel() {
+    select_qsgd_kernel("");
+    force_isa("");
+  }
   QsgdKernel(const QsgdKernel&) = delete;
   QsgdKernel& operator=(const QsgdKernel&) = delete;
   bool selected;
 };
 
 TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[compress]") {
-  const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "avx2", "sse2");
   const QsgdKernel kernel(isa);
   if (!kernel.selected) return;
   struct Case {
@@ -613,7 +619,7 @@ TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[c
 // small buckets repeat head and tail in every bucket. Every offset of the output within a line
 // must give the same values, and nothing outside the layer may be written.
 TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compress]") {
-  const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "avx2", "sse2");
   const QsgdKernel kernel(isa);
   if (!kernel.selected) return;
   struct Case {
