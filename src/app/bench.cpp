@@ -257,6 +257,21 @@ int run_compress_bench(const BenchOptions& o) {
       rows.push_back(time_compressor(cfg.label, *c, v, layers, o.repeats, bw.triad_gbs));
       print_row(rows.back());
     }
+    // The bulk Philox generator alone (QSGD's and rand-k's random bits): d 32-bit words, timed
+    // under encode, GB/s of words written.
+    std::vector<std::uint32_t> words(static_cast<std::size_t>(d + 3) / 4 * 4);
+    const double tr = best_seconds(o.repeats, [&] {
+      compress::philox_blocks(1, 2, 3, Purpose::kCompression, 0, words.size() / 4, words.data());
+    });
+    CompressRow r;
+    r.compressor = "philox (bits only)";
+    r.d = d;
+    r.encode_ms = tr * 1e3;
+    r.gbs = 4.0 * static_cast<double>(words.size()) / tr / 1e9;
+    r.bits_per_coord = 32;
+    r.triad_share = r.gbs / bw.triad_gbs;
+    rows.push_back(r);
+    print_row(r);
   }
 
   // PowerSGD per client, rank 4, on one 512 x 4608 layer, and its two products alone.

@@ -3,13 +3,14 @@
 // chunk (philox_blocks), one SIMD pass that computes every value's code g | l << 1 and marks the
 // ties of Note [QSGD rounding], a scalar fix-up of the (about 1 in 256) ties in index order, then
 // packing. For s <= 127 the codes are bytes: the SSE2 pass narrows to 8-bit lanes after the
-// float work; where the CPU has AVX-512 (F, BW, DQ, VL; chosen at run time, like Philox) a
-// 16-lane version with mask registers does the same operations. Fixed fields of w <= 8 bits are
+// float work; on the AVX-512 path (F, BW, DQ, VL; Note [One ISA decision]) a 16-lane version
+// with mask registers does the same operations, and on the AVX2 path two 8-lane registers of
+// 32-bit codes narrowed to 16 bytes. Fixed fields of w <= 8 bits are
 // packed 16 at a time by pairwise merging in SIMD lanes (8 -> 16 -> 32 -> 64-bit lanes; w = 4 is
 // one nibble merge) into local words (WordPacker), one put_bits per chunk; with AVX-512 and
-// w = 4 (s = 4 .. 7) the quantiser packs the nibbles itself and the ties are fixed in place.
-// Decoding splits the same way in reverse and converts 4 (SSE2) or 16 (AVX-512) codes per float
-// operation; the AVX-512 decoder covers the partial lines at both ends of a bucket with masked
+// w = 4 (s = 4 .. 7) the quantiser packs the nibbles itself (AVX2 too) and the ties are fixed
+// in place. Decoding splits the same way in reverse and converts 4 (SSE2), 8 (AVX2) or 16
+// (AVX-512) codes per float operation; the AVX-512 decoder covers the partial lines at both ends of a bucket with masked
 // stores, so small buckets (QSGD's usual 512) keep the 16-wide path whatever the output's
 // alignment, and streams the whole lines of a large layer. Elias
 // streams are dominated by level 0 (the single bit 1), so both ends move runs of those 16 to 64
@@ -90,15 +91,33 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) void four_blocks
   _mm512_storeu_ps(lanes + 48, s3);
 }
 
+// The same on AVX2: a block's 16 lanes are two registers of 8.
+__attribute__((target("avx2"), optimize("fp-contract=off"))) void four_blocks_avx2(
+    const float* v, float* lanes) {
+  __m256 s[8];
+  for (auto& x : s) x = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < kNormBlock; i += 16)
+    for (std::size_t b = 0; b < 4; ++b)
+      for (std::size_t h = 0; h < 2; ++h) {
+        const __m256 x = _mm256_loadu_ps(v + b * kNormBlock + i + 8 * h);
+        s[2 * b + h] = _mm256_add_ps(s[2 * b + h], _mm256_mul_ps(x, x));
+      }
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(lanes + 8 * j, s[j]);
+}
+
 bool cpu_has_avx512();
+bool cpu_has_avx2();
 
 float l2_norm(const float* v, std::size_t n) {
   double total = 0;
   std::size_t i = 0;
   alignas(64) float lanes[64];
-  if (cpu_has_avx512())
+  if (cpu_has_avx512() || cpu_has_avx2())
     for (; i + 4 * kNormBlock <= n; i += 4 * kNormBlock) {
-      four_blocks_avx512(v + i, lanes);
+      if (cpu_has_avx512())
+        four_blocks_avx512(v + i, lanes);
+      else
+        four_blocks_avx2(v + i, lanes);
       for (float x : lanes) total += x;  // block by block, each in lane order
     }
   while (i < n) {
@@ -300,13 +319,95 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void quantize_avx5
   }
 }
 
+// The AVX2 quantiser: the codes of 8 values per register (the same operations as
+// quantize_words), 16 values per step narrowed to bytes in order; kPacked: the nibble pairs of
+// pack_fixed_bytes. Like quantize_avx512 it packs w = 4 fields itself and reads a whole packed
+// chunk as four quarter streams.
+[[gnu::always_inline]] inline __attribute__((target("avx2"))) __m256i codes8_avx2(
+    const float* v, const std::uint8_t* rb, std::size_t i, __m256 rv, __m256 sv, unsigned* tie) {
+  const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i));
+  const __m256 a = _mm256_castsi256_ps(_mm256_and_si256(xb, _mm256_set1_epi32(0x7FFFFFFF)));
+  const __m256i big = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_mul_ps(a, rv), sv));
+  const __m256i l = _mm256_srli_epi32(big, 8), t = _mm256_and_si256(big, _mm256_set1_epi32(0xFF));
+  const __m256i r =
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + i)));
+  const __m256i lev = _mm256_sub_epi32(l, _mm256_cmpgt_epi32(t, r));  // +1 where r < t
+  const __m256i g = _mm256_srli_epi32(
+      _mm256_and_si256(xb, _mm256_cmpgt_epi32(lev, _mm256_setzero_si256())), 31);
+  *tie = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(r, t))));
+  return _mm256_or_si256(_mm256_slli_epi32(lev, 1), g);
+}
+
+template <bool kPacked>
+[[gnu::always_inline]] inline __attribute__((target("avx2"))) unsigned step16_avx2(
+    const float* v, const std::uint8_t* rb, std::size_t i, __m256 rv, __m256 sv,
+    std::uint8_t* out) {
+  unsigned t0, t1;
+  const __m256i c0 = codes8_avx2(v, rb, i, rv, sv, &t0);
+  const __m256i c1 = codes8_avx2(v, rb, i + 8, rv, sv, &t1);
+  // 16-bit lanes [c0 0-3, c1 0-3 | c0 4-7, c1 4-7] -> [c0 0-7 | c1 0-7] -> 16 bytes in order
+  const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(c0, c1), 0xD8);
+  const __m128i b =
+      _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+  if constexpr (kPacked) {
+    const __m128i pairs = _mm_and_si128(_mm_or_si128(b, _mm_srli_epi16(b, 4)), _mm_set1_epi16(0xFF));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i / 2), _mm_packus_epi16(pairs, pairs));
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), b);
+  }
+  return t0 | t1 << 8;
+}
+
+template <bool kPacked>
+__attribute__((target("avx2"))) void quantize_avx2(const float* v, std::size_t m,
+                                                   const std::uint8_t* rb, float r256, float s256,
+                                                   std::uint8_t* out, std::uint64_t* ties) {
+  const __m256 rv = _mm256_set1_ps(r256), sv = _mm256_set1_ps(s256);
+  std::size_t i = 0;
+  if (kPacked && m == kNibbleChunk) {
+    constexpr std::size_t Q = kNibbleChunk / 4;
+    std::uint64_t tacc[4] = {0, 0, 0, 0};
+    for (; i < Q; i += 16) {
+      for (std::size_t q = 0; q < 4; ++q) {
+        _mm_prefetch(reinterpret_cast<const char*>(v + q * Q + i + kNibbleChunk), _MM_HINT_T0);
+        tacc[q] |= static_cast<std::uint64_t>(step16_avx2<kPacked>(v, rb, q * Q + i, rv, sv, out))
+                   << (i % 64);
+      }
+      if (i % 64 == 48)
+        for (std::size_t q = 0; q < 4; ++q) {
+          ties[(q * Q + i) / 64] = tacc[q];
+          tacc[q] = 0;
+        }
+    }
+    return;
+  }
+  std::uint64_t tacc = 0;
+  for (; i + 16 <= m; i += 16) {
+    _mm_prefetch(reinterpret_cast<const char*>(v + i + kAhead * kChunk), _MM_HINT_T0);
+    tacc |= static_cast<std::uint64_t>(step16_avx2<kPacked>(v, rb, i, rv, sv, out)) << (i % 64);
+    if (i % 64 == 48) {
+      ties[i / 64] = tacc;
+      tacc = 0;
+    }
+  }
+  if (i % 64 != 0) ties[i / 64] |= tacc;
+  for (; i < m; ++i) {
+    const Rounding r = round_parts(v[i], r256, s256);
+    if (rb[i] == r.t) ties[i / 64] |= std::uint64_t{1} << (i % 64);
+    put_code<kPacked>(out, i, make_code(v[i], r.l + (rb[i] < r.t)));
+  }
+}
+
 using QuantizeBytes = void (*)(const float*, std::size_t, const std::uint8_t*, float, float,
                                std::uint8_t*, std::uint64_t*);
 constexpr QuantizeBytes quantize_bytes_avx512 = quantize_avx512<false>;
 constexpr QuantizeBytes quantize_nibbles_avx512 = quantize_avx512<true>;
+constexpr QuantizeBytes quantize_bytes_avx2 = quantize_avx2<false>;
+constexpr QuantizeBytes quantize_nibbles_avx2 = quantize_avx2<true>;
 
 // Note [One ISA decision]: the AVX-512 kernels need f, bw, dq and vl, as active_isa()'s AVX-512.
 bool cpu_has_avx512() { return active_isa() == Isa::kAvx512; }
+bool cpu_has_avx2() { return active_isa() == Isa::kAvx2; }
 
 // A kernel chosen by select_qsgd_kernel (tests), else null: the ISA decision's.
 QuantizeBytes& selected_kernel() {
@@ -316,7 +417,17 @@ QuantizeBytes& selected_kernel() {
 
 QuantizeBytes quantize_bytes_kernel() {
   if (selected_kernel() != nullptr) return selected_kernel();
-  return cpu_has_avx512() ? quantize_bytes_avx512 : quantize_bytes;
+  return cpu_has_avx512() ? quantize_bytes_avx512
+         : cpu_has_avx2() ? quantize_bytes_avx2
+                          : quantize_bytes;
+}
+
+// The quantiser that packs w = 4 fields itself, where the byte kernel has one.
+QuantizeBytes quantize_nibbles_kernel() {
+  const QuantizeBytes k = quantize_bytes_kernel();
+  return k == quantize_bytes_avx512 ? quantize_nibbles_avx512
+         : k == quantize_bytes_avx2 ? quantize_nibbles_avx2
+                                    : nullptr;
 }
 
 // Any s: codes as 32-bit values, 4 per step.
@@ -559,6 +670,28 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prfchw"))) void unpack
   }
 }
 
+// The AVX2 decoder: 16 codes per split, two registers of 8 values, 32-byte aligned stores after
+// a scalar head (the SSE2 decoder's scheme at twice the width).
+__attribute__((target("avx2"))) void unpack_fixed_avx2(BitReader& in, std::size_t m, int w,
+                                                       float q, float* out, bool stream) {
+  const FieldSplit k(w);
+  const __m256 qv = _mm256_set1_ps(q);
+  std::size_t i = decode_until_aligned(in, m, w, q, out, 32);
+  for (; i + 16 <= m; i += 16) {
+    const __m128i x = next16(in, k);
+    const __m256i c[2] = {_mm256_cvtepu8_epi32(x), _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(x, x))};
+    for (int j = 0; j < 2; ++j) {
+      const __m256 mag = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(c[j], 1)), qv);
+      const __m256 val = _mm256_xor_ps(mag, _mm256_castsi256_ps(_mm256_slli_epi32(c[j], 31)));
+      if (stream)
+        _mm256_stream_ps(out + i + 8 * j, val);
+      else
+        _mm256_store_ps(out + i + 8 * j, val);
+    }
+  }
+  for (; i < m; ++i) out[i] = decode_value(static_cast<std::uint32_t>(in.get(w)), q);
+}
+
 void unpack_elias(BitReader& in, std::size_t m, float q, int s, float* out) {
   std::size_t i = 0;
   while (i < m) {
@@ -607,7 +740,8 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
   const float s256 = static_cast<float>(256 * s_);
   const bool small = s_ <= 127;  // code bytes, w <= 8
   // w = 4 fixed fields straight from the AVX-512 quantiser, two per byte
-  const bool nibbles = w == 4 && !elias_ && quantize_bytes_kernel() == quantize_bytes_avx512;
+  const QuantizeBytes nibble_kernel = quantize_nibbles_kernel();
+  const bool nibbles = w == 4 && !elias_ && nibble_kernel != nullptr;
   for (std::size_t b0 = 0; b0 < n; b0 += bucket) {
     const std::size_t m = std::min(bucket, n - b0);
     const float nu = max_norm_ ? max_abs(v.data() + b0, m) : l2_norm(v.data() + b0, m);
@@ -623,7 +757,7 @@ void QsgdCompressor::encode_layer(std::span<const float> v, const LayerShape&,
       const auto* rb = reinterpret_cast<const std::uint8_t*>(sc.rnd.data()) + j0 % 16;
       std::fill_n(sc.ties.begin(), (mc + 63) / 64, 0);
       if (nibbles) {
-        quantize_nibbles_avx512(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
+        nibble_kernel(x, mc, rb, r256, s256, sc.bytes.data(), sc.ties.data());
         fix_ties<true>(x, mc, sc.ties.data(), r256, s256, tie_rng, sc.bytes.data());
         out.put_bits(sc.bytes.data(), 4 * static_cast<std::uint64_t>(mc));
       } else if (small) {
@@ -655,6 +789,10 @@ bool select_qsgd_kernel(const std::string& isa) {
     selected_kernel() = quantize_bytes_avx512;
     return true;
   }
+  if (isa == "avx2" && cpu_isa() >= Isa::kAvx2) {
+    selected_kernel() = quantize_bytes_avx2;
+    return true;
+  }
   if (isa.empty()) {
     selected_kernel() = nullptr;
     return true;
@@ -679,6 +817,8 @@ void QsgdCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
     } else if (w <= 8) {
       if (quantize_bytes_kernel() == quantize_bytes_avx512)
         unpack_fixed_avx512(in, m, w, q, o, stream);
+      else if (quantize_bytes_kernel() == quantize_bytes_avx2)
+        unpack_fixed_avx2(in, m, w, q, o, stream);
       else
         unpack_fixed_sse2(in, m, w, q, o, stream);
     } else {

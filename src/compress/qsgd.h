@@ -53,10 +53,10 @@ class QsgdCompressor final : public Compressor {
   bool elias_;
 };
 
-// For tests and benchmarks: selects the SIMD kernels for s <= 127 (encoder and decoder), "avx512"
-// or "sse2", or "" to follow the ISA decision again (Note [One ISA decision], core/isa.h: AVX-512
-// where active_isa() is AVX-512); false when this CPU lacks it. All give identical bytes and
-// values.
+// For tests and benchmarks: selects the SIMD kernels for s <= 127 (encoder and decoder), "avx512",
+// "avx2" or "sse2", or "" to follow the ISA decision again (Note [One ISA decision], core/isa.h:
+// the kernels of active_isa(), SSE2 for the generic path); false when this CPU lacks it. All give
+// identical bytes and values.
 bool select_qsgd_kernel(const std::string& isa);
 
 }  // namespace cohort::compress

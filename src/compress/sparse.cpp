@@ -45,6 +45,38 @@ __attribute__((target("avx512f"))) void fill_lines_avx512(const std::uint32_t* i
   if constexpr (kStream) _mm_sfence();
 }
 
+// The AVX2 twin: a line with values is assembled in a zeroed 64-byte buffer (no expand
+// instruction), then written as two 8-lane stores like an empty one.
+template <bool kStream>
+__attribute__((target("avx2"))) void fill_lines_avx2(const std::uint32_t* idx, std::size_t k,
+                                                     const float* val, float* o, std::size_t n) {
+  std::size_t i = 0, p = 0;
+  const std::size_t head =
+      std::min(n, ((64 - reinterpret_cast<std::uintptr_t>(o) % 64) % 64) / sizeof(float));
+  for (; i < head; ++i) o[i] = p < k && idx[p] == i ? val[p++] : 0.0f;
+  const __m256 zero = _mm256_setzero_ps();
+  alignas(64) float line[16];
+  for (; i + 16 <= n; i += 16) {
+    __m256 lo = zero, hi = zero;
+    if (p < k && idx[p] < i + 16) {
+      _mm256_store_ps(line, zero);
+      _mm256_store_ps(line + 8, zero);
+      for (; p < k && idx[p] < i + 16; ++p) line[idx[p] - i] = val[p];
+      lo = _mm256_load_ps(line);
+      hi = _mm256_load_ps(line + 8);
+    }
+    if constexpr (kStream) {
+      _mm256_stream_ps(o + i, lo);
+      _mm256_stream_ps(o + i + 8, hi);
+    } else {
+      _mm256_store_ps(o + i, lo);
+      _mm256_store_ps(o + i + 8, hi);
+    }
+  }
+  for (; i < n; ++i) o[i] = p < k && idx[p] == i ? val[p++] : 0.0f;
+  if constexpr (kStream) _mm_sfence();
+}
+
 }  // namespace
 
 void require_index_range(std::size_t n, const char* who) {
@@ -53,14 +85,22 @@ void require_index_range(std::size_t n, const char* who) {
 }
 
 void write_sparse_u32(std::span<const std::uint32_t> idx, const float* val, std::span<float> out) {
-  const bool avx512 = active_isa() == Isa::kAvx512;  // Note [One ISA decision]
+  const Isa isa = active_isa();  // Note [One ISA decision]
   float* o = out.data();
   const std::size_t n = out.size();
-  if (avx512) {
-    if (n * sizeof(float) >= kStreamBytes)
+  const bool stream = n * sizeof(float) >= kStreamBytes;
+  if (isa == Isa::kAvx512) {
+    if (stream)
       fill_lines_avx512<true>(idx.data(), idx.size(), val, o, n);
     else
       fill_lines_avx512<false>(idx.data(), idx.size(), val, o, n);
+    return;
+  }
+  if (isa == Isa::kAvx2) {
+    if (stream)
+      fill_lines_avx2<true>(idx.data(), idx.size(), val, o, n);
+    else
+      fill_lines_avx2<false>(idx.data(), idx.size(), val, o, n);
     return;
   }
   std::memset(o, 0, n * sizeof(float));

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -47,8 +48,8 @@ struct Candidates {
 // The AVX-512 path compares 16 keys per instruction and reads the vector as kStreams
 // interleaved streams (one 64-value step of each eighth in turn): one sequential stream is
 // limited by the hardware prefetcher to about half of what the memory delivers to several. Each
-// stream collects into its own list; the lists are then joined in order. The SSE2 path below
-// gives the same list.
+// stream collects into its own list; the lists are then joined in order. The AVX2 and SSE2 paths
+// below give the same list.
 struct Stream {
   Candidates c;
   std::size_t begin = 0, end = 0;
@@ -80,7 +81,28 @@ inline void take_step_avx512(const std::uint32_t* vb, std::size_t i, __m512i abs
   c.count = count;
 }
 
-constexpr int kStreams = 8;  // read streams of the AVX-512 scan
+constexpr int kStreams = 8;  // read streams of the AVX-512 and AVX2 scans
+
+// Joins the streams' lists in order into c, then adds the tail [tail, n) one value at a time.
+void join_streams(Stream* q, const std::uint32_t* vb, std::size_t tail, std::size_t n,
+                  std::uint32_t threshold, Candidates& c) {
+  std::size_t total = 0;
+  for (int s = 0; s < kStreams; ++s) total += q[s].c.count;
+  c.ensure(total + 64);
+  c.count = 0;
+  for (int s = 0; s < kStreams; ++s) {
+    std::memcpy(c.idx.data() + c.count, q[s].c.idx.data(), q[s].c.count * sizeof(std::uint32_t));
+    std::memcpy(c.bits.data() + c.count, q[s].c.bits.data(), q[s].c.count * sizeof(std::uint32_t));
+    c.count += q[s].c.count;
+  }
+  for (std::size_t i = tail; i < n; ++i) {
+    if (magnitude_key(vb[i]) >= threshold) {
+      c.idx[c.count] = static_cast<std::uint32_t>(i);
+      c.bits[c.count] = vb[i];
+      ++c.count;
+    }
+  }
+}
 __attribute__((target("avx512f,avx512bw"))) void collect_at_least_avx512(
     const float* v, std::size_t n, std::uint32_t threshold, Candidates& c) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
@@ -101,22 +123,72 @@ __attribute__((target("avx512f,avx512bw"))) void collect_at_least_avx512(
   for (int s = 0; s < kStreams; ++s)  // the longer streams' last step
     for (std::size_t i = q[s].begin + shortest; i < q[s].end; i += 64)
       take_step_avx512(vb, i, abs_mask, below, lane, q[s].c);
-  std::size_t total = 0;
-  for (int s = 0; s < kStreams; ++s) total += q[s].c.count;
-  c.ensure(total + 64);
-  c.count = 0;
+  join_streams(q, vb, steps * 64, n, threshold, c);
+}
+
+// The AVX2 twin: 8 keys per compare, the same kStreams streams. AVX2 has no vpcompressd; a
+// 256-entry table gives, for each 8-bit match mask, the lanes of the matches packed to the front
+// (one byte per lane), and vpermd packs index and value by it.
+constexpr std::array<std::uint64_t, 256> kPackLanes = [] {
+  std::array<std::uint64_t, 256> t{};
+  for (unsigned m = 0; m < 256; ++m) {
+    int out = 0;
+    for (unsigned l = 0; l < 8; ++l)
+      if (m & (1u << l)) t[m] |= std::uint64_t{l} << (8 * out++);
+  }
+  return t;
+}();
+
+[[gnu::always_inline]] inline void take_step_avx2(const std::uint32_t* vb, std::size_t i,
+                                                  __m256i abs_mask, __m256i below, __m256i lane,
+                                                  Candidates& c)
+    __attribute__((target("avx2")));
+inline void take_step_avx2(const std::uint32_t* vb, std::size_t i, __m256i abs_mask,
+                           __m256i below, __m256i lane, Candidates& c) {
+  c.ensure(c.count + 64);
+  std::uint32_t* ci = c.idx.data();
+  std::uint32_t* cb = c.bits.data();
+  std::size_t count = c.count;
+  for (int q = 0; q < 8; ++q) {
+    const std::size_t at = i + 8 * static_cast<std::size_t>(q);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vb + at));
+    // Keys and `below` are < 2^31, so the signed compare is the unsigned one.
+    const __m256i gt = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), below);
+    const auto m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(gt)));
+    const __m256i perm = _mm256_cvtepu8_epi32(
+        _mm_cvtsi64_si128(static_cast<long long>(kPackLanes[m])));
+    const __m256i index = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(at)), lane);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ci + count),
+                        _mm256_permutevar8x32_epi32(index, perm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(cb + count),
+                        _mm256_permutevar8x32_epi32(x, perm));
+    count += static_cast<std::size_t>(__builtin_popcount(m));
+  }
+  c.count = count;
+}
+
+__attribute__((target("avx2"))) void collect_at_least_avx2(const float* v, std::size_t n,
+                                                           std::uint32_t threshold,
+                                                           Candidates& c) {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+  const __m256i below = _mm256_set1_epi32(static_cast<int>(threshold - 1));  // key > below
+  const auto* vb = reinterpret_cast<const std::uint32_t*>(v);
+  thread_local Stream q[kStreams];
+  const std::size_t steps = n / 64;
   for (int s = 0; s < kStreams; ++s) {
-    std::memcpy(c.idx.data() + c.count, q[s].c.idx.data(), q[s].c.count * sizeof(std::uint32_t));
-    std::memcpy(c.bits.data() + c.count, q[s].c.bits.data(), q[s].c.count * sizeof(std::uint32_t));
-    c.count += q[s].c.count;
+    q[s].c.count = 0;
+    q[s].begin = steps * s / kStreams * 64;
+    q[s].end = steps * (s + 1) / kStreams * 64;
   }
-  for (std::size_t i = steps * 64; i < n; ++i) {
-    if (magnitude_key(vb[i]) >= threshold) {
-      c.idx[c.count] = static_cast<std::uint32_t>(i);
-      c.bits[c.count] = vb[i];
-      ++c.count;
-    }
-  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const std::size_t shortest = (steps / kStreams) * 64;
+  for (std::size_t off = 0; off < shortest; off += 64)
+    for (int s = 0; s < kStreams; ++s)
+      take_step_avx2(vb, q[s].begin + off, abs_mask, below, lane, q[s].c);
+  for (int s = 0; s < kStreams; ++s)
+    for (std::size_t i = q[s].begin + shortest; i < q[s].end; i += 64)
+      take_step_avx2(vb, i, abs_mask, below, lane, q[s].c);
+  join_streams(q, vb, steps * 64, n, threshold, c);
 }
 
 // Appends the values of the set bits of a 64-value step's mask to c.
@@ -167,8 +239,11 @@ void collect_at_least_sse2(const float* v, std::size_t n, std::uint32_t threshol
 }
 
 void collect_at_least(const float* v, std::size_t n, std::uint32_t threshold, Candidates& c) {
-  if (active_isa() == Isa::kAvx512)  // Note [One ISA decision]
+  const Isa isa = active_isa();  // Note [One ISA decision]
+  if (isa == Isa::kAvx512)
     collect_at_least_avx512(v, n, threshold, c);
+  else if (isa == Isa::kAvx2)
+    collect_at_least_avx2(v, n, threshold, c);
   else
     collect_at_least_sse2(v, n, threshold, c);
 }

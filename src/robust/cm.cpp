@@ -20,6 +20,7 @@ namespace {
 // constexpr, so the register networks below are built from the same code at compile time.
 struct Batcher {
   std::vector<std::pair<int, int>> cmp;
+  std::vector<int> end, size;  // per comparator: the merge it belongs to, [end - size, end)
   std::vector<int> slot;  // position -> slot (the first n positions are the ranks)
 };
 constexpr Batcher batcher(int n) {
@@ -41,6 +42,8 @@ constexpr Batcher batcher(int n) {
             continue;
           }
           b.cmp.emplace_back(slot[a], slot[c]);
+          b.end.push_back(static_cast<int>(a / (2 * p) + 1) * 2 * p);
+          b.size.push_back(2 * p);
         }
   return b;
 }
@@ -133,11 +136,26 @@ struct RegNet {
   std::uint8_t lo[kSize * kSize], hi[kSize * kSize];  // more than Batcher's comparator count
 };
 
+// The comparators in depth-first order: each merge right after the two sorts it merges (ordered
+// by the merge's last position, then its size), instead of Batcher's phase by phase. A merge of
+// a block touches only that block's slots, so every slot sees its comparators in the same order
+// and the result is the same; but only one block's values are in use at a time, which keeps them
+// in registers (AVX2 has 16: at n = 25 phase order keeps ~100 values on the stack per pass).
 template <int N>
 constexpr RegNet<N> build_reg_net() {
   RegNet<N> net{};
   const Batcher b = batcher(N);
-  for (const auto& [lo, hi] : b.cmp) {
+  std::vector<int> order(b.cmp.size());
+  for (std::size_t c = 0; c < order.size(); ++c) order[c] = static_cast<int>(c);
+  const auto before = [&](int x, int y) {
+    const auto ux = static_cast<std::size_t>(x), uy = static_cast<std::size_t>(y);
+    return b.end[ux] != b.end[uy] ? b.end[ux] < b.end[uy] : b.size[ux] < b.size[uy];
+  };
+  for (std::size_t i = 1; i < order.size(); ++i)  // insertion sort: stable and constexpr
+    for (std::size_t j = i; j > 0 && before(order[j], order[j - 1]); --j)
+      std::swap(order[j], order[j - 1]);
+  for (const int c : order) {
+    const auto& [lo, hi] = b.cmp[static_cast<std::size_t>(c)];
     net.lo[net.count] = static_cast<std::uint8_t>(lo);
     net.hi[net.count] = static_cast<std::uint8_t>(hi);
     ++net.count;
@@ -190,6 +208,67 @@ __attribute__((target("avx512f"))) void sort_block_regs(const float* const* rows
   }
 }
 
+// The same network on AVX2, 8 columns at a time. Its 16 registers hold all n rows only up to
+// n = 14 or so; beyond that the compiler keeps the rest on the stack, which still costs far less
+// than network_body's two loads and two stores per comparator (the unrolled network reuses each
+// value in a register across the comparators that follow). Tail columns load as zeros, as on
+// AVX-512, and min/max take their operands in the same order, so the bits are the same.
+template <int N, std::size_t C>
+[[gnu::always_inline]] __attribute__((target("avx2"))) inline void reg_compare_avx2(__m256* v) {
+  constexpr int a = kRegNet<N>.lo[C], b = kRegNet<N>.hi[C];
+  const __m256 x = v[a], y = v[b];
+  v[a] = _mm256_min_ps(y, x);
+  v[b] = _mm256_max_ps(x, y);
+}
+
+template <int N, std::size_t... C>
+[[gnu::always_inline]] __attribute__((target("avx2"))) inline void reg_network_avx2(
+    [[maybe_unused]] __m256* v, std::index_sequence<C...>) {
+  (reg_compare_avx2<N, C>(v), ...);
+}
+
+template <int N, std::size_t... R>
+[[gnu::always_inline]] __attribute__((target("avx2"))) inline void reg_load_avx2(
+    __m256* v, const float* const* rows, std::int64_t at, std::index_sequence<R...>) {
+  ((v[R] = _mm256_loadu_ps(rows[R] + at)), ...);
+}
+
+template <int N, std::size_t... R>
+[[gnu::always_inline]] __attribute__((target("avx2"))) inline void reg_load_avx2_masked(
+    __m256* v, const float* const* rows, std::int64_t at, __m256i mask,
+    std::index_sequence<R...>) {
+  ((v[R] = _mm256_maskload_ps(rows[R] + at, mask)), ...);
+}
+
+template <int N, std::size_t... R>
+[[gnu::always_inline]] __attribute__((target("avx2"))) inline void reg_store_avx2(
+    const __m256* v, float* s, std::int64_t stride, std::index_sequence<R...>) {
+  ((_mm256_store_ps(s + static_cast<std::int64_t>(R) * stride, v[R])), ...);
+}
+
+template <int N>
+__attribute__((target("avx2"))) void sort_block_regs_avx2(const float* const* rows,
+                                                          std::int64_t k0, std::int64_t len,
+                                                          float* s, std::int64_t stride) {
+  constexpr auto kRows = std::make_index_sequence<N>{};
+  constexpr auto kCmps = std::make_index_sequence<static_cast<std::size_t>(kRegNet<N>.count)>{};
+  std::int64_t c = 0;
+  for (; c + 8 <= len; c += 8) {
+    __m256 v[N];
+    reg_load_avx2<N>(v, rows, k0 + c, kRows);
+    reg_network_avx2<N>(v, kCmps);
+    reg_store_avx2<N>(v, s + c, stride, kRows);
+  }
+  if (c < len) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(len - c)),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 v[N];
+    reg_load_avx2_masked<N>(v, rows, k0 + c, mask, kRows);
+    reg_network_avx2<N>(v, kCmps);
+    reg_store_avx2<N>(v, s + c, stride, kRows);
+  }
+}
+
 using SortBlock = void (*)(const float* const*, std::int64_t, std::int64_t, float*, std::int64_t);
 
 template <std::size_t... I>
@@ -197,6 +276,11 @@ constexpr std::array<SortBlock, sizeof...(I)> make_sort_blocks(std::index_sequen
   return {sort_block_regs<static_cast<int>(I) + 1>...};
 }
 constexpr auto kSortBlocks = make_sort_blocks(std::make_index_sequence<kRegRows>{});
+template <std::size_t... I>
+constexpr std::array<SortBlock, sizeof...(I)> make_sort_blocks_avx2(std::index_sequence<I...>) {
+  return {sort_block_regs_avx2<static_cast<int>(I) + 1>...};
+}
+constexpr auto kSortBlocksAvx2 = make_sort_blocks_avx2(std::make_index_sequence<kRegRows>{});
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -210,8 +294,8 @@ void sort_columns(
   detail::Scratch scratch;
   float* s = scratch.reserve(n * stride);
   const int isa = detail::isa_level();
-  if (isa == 2 && n >= 1 && n <= kRegRows) {  // Note [Register sorting networks]
-    const SortBlock sort_block = kSortBlocks[static_cast<std::size_t>(n - 1)];
+  if (isa >= 1 && n >= 1 && n <= kRegRows) {  // Note [Register sorting networks]
+    const SortBlock sort_block = (isa == 2 ? kSortBlocks : kSortBlocksAvx2)[static_cast<std::size_t>(n - 1)];
     for (std::int64_t k0 = 0; k0 < d; k0 += stride) {
       const std::int64_t len = std::min(stride, d - k0);
       sort_block(rows.data(), k0, len, s, stride);

@@ -47,11 +47,6 @@ template <int T>
 }
 
 template <int T>
-__attribute__((target("avx2,fma"))) void gram_tile_avx2(const float* s, std::int64_t stride, int i0,
-                                                        int j0, std::int64_t len, double* dacc) {
-  gram_tile_body<T>(s, stride, i0, j0, len, dacc);
-}
-template <int T>
 void gram_tile_generic(const float* s, std::int64_t stride, int i0, int j0, std::int64_t len,
                        double* dacc) {
   gram_tile_body<T>(s, stride, i0, j0, len, dacc);
@@ -90,12 +85,46 @@ __attribute__((target("avx512f"))) void gram_tile_avx512(const float* s, std::in
 }
 #pragma GCC diagnostic pop
 
+// AVX2 has 16 registers of 8 lanes: the 16 lanes of an entry are two independent halves
+// (lanes 0-7 and 8-15, each still adding one coordinate in 16 per FMA), so the tile runs each
+// half over the whole block in turn. A x B accumulators plus B b vectors and one a vector: 13
+// of the 16 registers at 3 x 3, so each step's 6 loads feed 9 FMAs. Each lane sees the same
+// FMAs in the same order as on AVX-512, then the same conversion and double addition.
+template <int A, int B>
+__attribute__((target("avx2,fma"))) void gram_tile_avx2(const float* s, std::int64_t stride,
+                                                        int i0, int j0, std::int64_t len,
+                                                        double* dacc) {
+  const float* a0 = s + i0 * stride;
+  const float* b0 = s + j0 * stride;
+  for (int h = 0; h < kLanes; h += 8) {
+    __m256 acc[A][B];
+    for (int p = 0; p < A; ++p)
+      for (int q = 0; q < B; ++q) acc[p][q] = _mm256_setzero_ps();
+    for (std::int64_t k = h; k < len; k += kLanes) {
+      __m256 b[B];
+      for (int q = 0; q < B; ++q) b[q] = _mm256_load_ps(b0 + q * stride + k);
+      for (int p = 0; p < A; ++p) {
+        const __m256 a = _mm256_load_ps(a0 + p * stride + k);
+        for (int q = 0; q < B; ++q) acc[p][q] = _mm256_fmadd_ps(a, b[q], acc[p][q]);
+      }
+    }
+    for (int p = 0; p < A; ++p)
+      for (int q = 0; q < B; ++q) {
+        double* dst = dacc + (p * B + q) * kLanes + h;
+        const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(acc[p][q]));
+        const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(acc[p][q], 1));
+        _mm256_storeu_pd(dst, _mm256_add_pd(_mm256_loadu_pd(dst), lo));
+        _mm256_storeu_pd(dst + 4, _mm256_add_pd(_mm256_loadu_pd(dst + 4), hi));
+      }
+  }
+}
+
 using TileFn = void (*)(const float*, std::int64_t, int, int, std::int64_t, double*);
 
-// The row grouping of the tiles. AVX-512 cuts the R rows into groups of 5 (the last may be
-// smaller) and runs a g_I x g_J tile for each pair of groups I <= J, so no padding rows are
-// multiplied (R = 25: 375 FMAs per coordinate; R = 26: 401); AVX2 and the generic path pad R to
-// a multiple of 4 and run 4 x 4 tiles (448 at R = 25 or 26).
+// The row grouping of the tiles. AVX-512 cuts the R rows into groups of 5 (AVX2: 3; the last may
+// be smaller) and runs a g_I x g_J tile for each pair of groups I <= J, so no padding rows are
+// multiplied (R = 25: 375 FMAs per coordinate on AVX-512, 349 on AVX2); the generic path pads R
+// to a multiple of 4 and runs 4 x 4 tiles (448 at R = 25 or 26).
 struct Tiling {
   int group;      // rows per group
   bool pad;       // pad the last group with zero rows
@@ -107,8 +136,22 @@ constexpr std::array<TileFn, sizeof...(I)> avx512_tiles(std::index_sequence<I...
   return {&gram_tile_avx512<static_cast<int>(I / 5) + 1, static_cast<int>(I % 5) + 1>...};
 }
 constexpr auto kAvx512Tiles = avx512_tiles(std::make_index_sequence<25>{});
+template <std::size_t... I>
+constexpr std::array<TileFn, sizeof...(I)> avx2_tiles(std::index_sequence<I...>) {
+  return {&gram_tile_avx2<static_cast<int>(I / 3) + 1, static_cast<int>(I % 3) + 1>...};
+}
+constexpr auto kAvx2Tiles = avx2_tiles(std::make_index_sequence<9>{});
 
-Tiling pick_tiling() { return detail::isa_level() == 2 ? Tiling{5, false} : Tiling{4, true}; }
+Tiling pick_tiling() {
+  switch (detail::isa_level()) {
+    case 2:
+      return Tiling{5, false};
+    case 1:
+      return Tiling{3, false};
+    default:
+      return Tiling{4, true};
+  }
+}
 
 // The tile for a groups of a x b rows (a, b <= the tiling's group).
 TileFn pick_tile(int a, int b) {
@@ -116,7 +159,7 @@ TileFn pick_tile(int a, int b) {
     case 2:
       return kAvx512Tiles[static_cast<std::size_t>((a - 1) * 5 + (b - 1))];
     case 1:
-      return gram_tile_avx2<4>;
+      return kAvx2Tiles[static_cast<std::size_t>((a - 1) * 3 + (b - 1))];
     default:
       return gram_tile_generic<4>;
   }
@@ -180,7 +223,28 @@ __attribute__((target("avx512f"))) void load_block_avx512(COHORT_LOAD_BLOCK_PARA
 __attribute__((target("avx512f"))) void load_block_rows_avx512(COHORT_LOAD_BLOCK_PARAMS) {
   load_block_body(COHORT_LOAD_BLOCK_ARGS);
 }
+// load_block_avx512 on AVX2: 8 coordinates at a time across all rows.
 __attribute__((target("avx2"))) void load_block_avx2(COHORT_LOAD_BLOCK_PARAMS) {
+  (void)mean;
+  const __m256 c = _mm256_set1_ps(static_cast<float>(center_rows));
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (std::int64_t k = 0; k < len16; k += 8) {
+    const std::int64_t left = std::min<std::int64_t>(len - k, 8);
+    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
+    __m256 mu = zero;
+    for (int r = 0; r < center_rows; ++r)
+      mu = _mm256_add_ps(mu, _mm256_maskload_ps(rows[r] + k0 + k, live));
+    mu = _mm256_div_ps(mu, c);
+    for (int r = 0; r < m; ++r)
+      _mm256_store_ps(s + r * kGramBlock + k,
+                      _mm256_sub_ps(_mm256_maskload_ps(rows[r] + k0 + k, live), mu));
+    int r = m;
+    if (with_mean) _mm256_store_ps(s + (r++) * kGramBlock + k, mu);
+    for (; r < rows_padded; ++r) _mm256_store_ps(s + r * kGramBlock + k, zero);
+  }
+}
+__attribute__((target("avx2"))) void load_block_rows_avx2(COHORT_LOAD_BLOCK_PARAMS) {
   load_block_body(COHORT_LOAD_BLOCK_ARGS);
 }
 void load_block_generic(COHORT_LOAD_BLOCK_PARAMS) { load_block_body(COHORT_LOAD_BLOCK_ARGS); }
@@ -199,6 +263,9 @@ void load_block(std::span<const float* const> rows, int center_rows, bool with_m
       return load_block_avx512(rows.data(), m, center_rows, with_mean, k0, len, len16, rows_padded,
                                s, mean);
     case 1:
+      if (m > kStreams)
+        return load_block_rows_avx2(rows.data(), m, center_rows, with_mean, k0, len, len16,
+                                    rows_padded, s, mean);
       return load_block_avx2(rows.data(), m, center_rows, with_mean, k0, len, len16, rows_padded, s,
                              mean);
     default:

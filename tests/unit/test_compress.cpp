@@ -16,6 +16,7 @@
 #include "compress/randk.h"
 #include "compress/topk.h"
 #include "core/errors.h"
+#include "core/isa.h"
 
 using namespace cohort;
 using namespace cohort::compress;
@@ -362,6 +363,45 @@ TEST_CASE("compress: top-k round-trips at d = 1, 7, 1000003 against a sort", "[c
   }
 }
 
+// The candidate scans (AVX-512, AVX2, SSE2) read whole 64-value steps in eight streams and the
+// rest one value at a time: sizes around those boundaries, every path against a sort.
+TEST_CASE("compress: top-k gives the same indices and values on every ISA path", "[compress]") {
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "avx2", "generic");
+  if (!force_isa(isa)) {
+    WARN("this CPU lacks " << isa << ": not checked");
+    return;
+  }
+  for (std::size_t n : {std::size_t{65537}, std::size_t{8 * 64 * 200 + 63},
+                        std::size_t{8 * 64 * 201 + 5 * 64}, std::size_t{300007}}) {
+    auto v = gaussian(n, 60 + n);
+    for (std::size_t i = 0; i < n; i += 97) v[i] = -v[i - i % 2];  // ties of magnitude
+    for (std::int64_t k : {std::int64_t{1}, std::int64_t{97}, static_cast<std::int64_t>(n / 100),
+                           static_cast<std::int64_t>(n / 3)}) {
+      std::vector<std::uint32_t> idx;
+      std::vector<float> val;
+      topk_select(v, k, idx, val);
+      const auto keep = reference_topk(v, static_cast<std::size_t>(k));
+      INFO(isa << ": n = " << n << ", k = " << k);
+      REQUIRE(idx == std::vector<std::uint32_t>(keep.begin(), keep.end()));
+      for (std::size_t j = 0; j < idx.size(); ++j)
+        REQUIRE(std::memcmp(&val[j], &v[idx[j]], sizeof(float)) == 0);
+    }
+  }
+  // The decoders write whole 64-byte lines (streamed from 4 MB on): a round trip at a size of
+  // each kind, against the sort.
+  for (std::size_t n : {std::size_t{300007}, std::size_t{1100007}}) {
+    const auto v = gaussian(n, 70 + n);
+    auto o = opts("topk");
+    o.ratio = 0.01;
+    const auto out = roundtrip(*make(o), v, one_layer(static_cast<std::int64_t>(n)), {});
+    std::vector<float> expect(n, 0.0f);
+    for (auto j : reference_topk(v, static_cast<std::size_t>(sparse_k(0.01, 0, n)))) expect[j] = v[j];
+    INFO(isa << ": round trip at n = " << n);
+    REQUIRE(same_bits(out, expect));
+  }
+  force_isa("");
+}
+
 // ---- rand-k ----------------------------------------------------------------------------------
 
 TEST_CASE("compress: rand-k indices follow Note [Rand-k indices]", "[compress]") {
@@ -519,18 +559,24 @@ TEST_CASE("compress: QSGD level probabilities and unbiasedness on a fixed vector
 
 // Selects a QSGD kernel for one test and restores the default when the test ends, also when an
 // assertion fails on the way.
+// Selects the QSGD kernels of one path, and the ISA decision with them (the norm and the Philox
+// bytes follow active_isa()).
 struct QsgdKernel {
-  explicit QsgdKernel(const std::string& isa) : selected(select_qsgd_kernel(isa)) {
+  explicit QsgdKernel(const std::string& isa)
+      : selected(select_qsgd_kernel(isa) && force_isa(isa == "sse2" ? "generic" : isa)) {
     if (!selected) WARN("this CPU lacks " << isa << ": not checked");
   }
-  ~QsgdKernel() { select_qsgd_kernel(""); }
+  ~QsgdKernel() {
+    select_qsgd_kernel("");
+    force_isa("");
+  }
   QsgdKernel(const QsgdKernel&) = delete;
   QsgdKernel& operator=(const QsgdKernel&) = delete;
   bool selected;
 };
 
 TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[compress]") {
-  const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "avx2", "sse2");
   const QsgdKernel kernel(isa);
   if (!kernel.selected) return;
   struct Case {
@@ -573,7 +619,7 @@ TEST_CASE("compress: QSGD round-trips exactly against the scalar reference", "[c
 // small buckets repeat head and tail in every bucket. Every offset of the output within a line
 // must give the same values, and nothing outside the layer may be written.
 TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compress]") {
-  const std::string isa = GENERATE(as<std::string>{}, "avx512", "sse2");
+  const std::string isa = GENERATE(as<std::string>{}, "avx512", "avx2", "sse2");
   const QsgdKernel kernel(isa);
   if (!kernel.selected) return;
   struct Case {
