@@ -98,7 +98,16 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   const metrics::CheckpointOptions ck = metrics::CheckpointOptions::from_config(cfg);
   std::optional<metrics::LoadedCheckpoint> loaded;
   if (options.resume)
-    collectively(comm, [&] { loaded = metrics::read_newest_checkpoint(ck, cfg); });
+    collectively(comm, [&] {
+      try {
+        loaded = metrics::read_newest_checkpoint(ck, cfg);
+      } catch (const UsageError& e) {
+        // --resume --overwrite (what sweeps run): checkpoints of another config or version are
+        // left behind and the run starts afresh.
+        if (!options.overwrite) throw;
+        if (root) fmt::print(stderr, "cohort: warning: {}; starting afresh (--overwrite)\n", e.what());
+      }
+    });
   // The results path is claimed first, so a path another run is writing is refused before the
   // data is loaded (Note [Results file ownership]). A resume replaces the results file of the
   // run it continues (its rows up to the checkpoint come back from the checkpoint).
@@ -395,7 +404,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       result.message = diverged;
       break;
     }
-    if (ck.every > 0 && ((t + 1) % ck.every == 0 || last || interrupted)) save_checkpoint(t + 1);
+    if (interrupted || (ck.every > 0 && ((t + 1) % ck.every == 0 || last))) save_checkpoint(t + 1);
     if (interrupted && !last) {
       result.status = "preempted";
       result.message = fmt::format("interrupted by a signal after round {} of {}", t + 1, rounds);

@@ -31,6 +31,7 @@
 #include "core/errors.h"
 #include "core/isa.h"
 #include "core/schema.h"
+#include "metrics/results_claim.h"
 
 namespace {
 
@@ -226,6 +227,11 @@ int main(int argc, char** argv) {
     if (*validate) {
       // The same setup run makes before its first round (Note [One setup for run and validate]).
       const algo::RunSetup setup = algo::prepare_run(cfg, *comm);
+      std::string note;  // and output.path, as run would claim it
+      algo::collectively(*comm, [&] {
+        if (rank == 0) note = metrics::check_results_path(cfg.get_string("output.path"));
+      });
+      if (rank == 0 && !note.empty()) fmt::print("note: {}\n", note);
       const std::int64_t params = setup.problem->num_params();
       if (rank == 0) fmt::print("{}\n", setup.problem->description());
       if (rank == 0) fmt::print("{}: valid ({} parameters)\n", config_path, params);

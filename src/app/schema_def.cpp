@@ -322,8 +322,8 @@ Section build_schema() {
   Section checkpoint{"checkpoint", "Checkpoints of the run state, for --resume (Note [Checkpoints])."};
   checkpoint.options = {
       opt_int("every", 0,
-              "write a checkpoint every N rounds, at the end and when preempted (SIGTERM, "
-              "SIGUSR1, SIGINT); 0: never",
+              "write a checkpoint every N rounds and at the end; 0: only when the run is "
+              "preempted (SIGTERM, SIGUSR1, SIGINT), which always writes one",
               0),
       opt_string("path", "",
                  "directory of the checkpoint files; empty: output.path + \".checkpoints\""),

@@ -193,7 +193,7 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
   }
   s.slurm = {{"partition", ""}, {"time", "01:00:00"}, {"nodes", "1"},
              {"ntasks", std::to_string(s.np)}, {"cpus_per_task", "1"}, {"account", ""},
-             {"overcommit", "false"}, {"launch", "srun"}};
+             {"overcommit", "false"}, {"launch", "srun"}, {"signal_grace", "120"}};
   if (const auto sl = root["slurm"]) {
     std::vector<std::string> valid{"extra"};
     for (const auto& [k, v] : s.slurm) valid.push_back(k);
@@ -257,6 +257,7 @@ SbatchSpec sbatch_spec(const Sweep& s, const fs::path& out, std::size_t array_si
   spec.runs_dir = (out / "runs").string();
   spec.exe = fs::read_symlink("/proc/self/exe").string();
   spec.use_srun = sl["launch"] == "srun";
+  spec.signal_grace = sl["signal_grace"];
   return spec;
 }
 

@@ -132,7 +132,8 @@ int launch_local(const std::vector<LocalRun>& pending, int np, int jobs) {
       std::vector<std::string> args;
       if (np > 1) args = {"mpirun", "-np", std::to_string(np)};
       // The sweep decided to (re)run this one: replace a stale or unfinished results file.
-      args.insert(args.end(), {exe, "run", "--overwrite", (r.dir / "config.yaml").string()});
+      args.insert(args.end(),
+                  {exe, "run", "--resume", "--overwrite", (r.dir / "config.yaml").string()});
       running[start_run(signals, args, (r.dir / "log.txt").string())] = &r;
     }
     if (running.empty()) break;

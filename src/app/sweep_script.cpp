@@ -152,6 +152,8 @@ void check_sbatch_options(const SbatchSpec& spec) {
   check_matches("slurm.ntasks", spec.ntasks, positive, "a positive integer");
   check_matches("slurm.cpus_per_task", spec.cpus_per_task, positive, "a positive integer");
   check_matches("slurm.nodes", spec.nodes, nodes, "a node count N or a range N-M");
+  check_matches("slurm.signal_grace", spec.signal_grace, std::regex("[0-9]{1,5}"),
+                "seconds (0 to 99999) before the time limit at which runs are told to stop");
   check_matches("slurm.time", spec.time, time,
                 "a SLURM time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM:SS or UNLIMITED)");
   for (std::size_t i = 0; i < spec.extra.size(); ++i) {
@@ -182,20 +184,35 @@ std::string sbatch_script(const SbatchSpec& spec) {
   if (!spec.partition.empty()) directive("partition", spec.partition);
   if (!spec.account.empty()) directive("account", spec.account);
   if (spec.overcommit) s += "#SBATCH --overcommit\n";
+  // Preemption (Note [Checkpoints]): SIGUSR1 reaches the batch shell signal_grace seconds before
+  // the time limit; the shell passes it to the launcher, which passes it to the ranks; they
+  // finish their round, write a checkpoint and exit 130; the task then requeues itself, and the
+  // requeued task resumes from the checkpoint.
+  directive("signal", "B:USR1@" + spec.signal_grace);
+  s += "#SBATCH --requeue\n";
   for (const auto& line : spec.extra) s += line + "\n";
-  s += "set -euo pipefail\n";
+  s += "set -uo pipefail\n";
   s += "RUN=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" " + shell_quote(spec.pending_list) + ")\n";
   s += "DIR=" + shell_quote(spec.runs_dir) + "/\"$RUN\"\n";
-  // The runs were chosen to be (re)run when the script was written: --overwrite replaces a
-  // stale or failed results file of this sweep, never a foreign file or a run in progress.
+  // The runs were chosen to be (re)run when the script was written: --resume continues this
+  // config's newest checkpoint, and --overwrite replaces a stale or failed results file of this
+  // sweep (never a foreign file or a run in progress), starting afresh.
   const std::string run = shell_quote(spec.exe) +
-                          " run --overwrite \"$DIR/config.yaml\" > \"$DIR/log.txt\" 2>&1\n";
+                          " run --resume --overwrite \"$DIR/config.yaml\" >> \"$DIR/log.txt\" "
+                          "2>&1 &\n";
   if (spec.use_srun) {
     s += "srun --mpi=pmix -n \"$SLURM_NTASKS\" " + run;
   } else {
     s += "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n";
     s += "mpirun -np \"$SLURM_NTASKS\" " + run;
   }
+  s += "STEP=$!\n";
+  s += "trap 'kill -USR1 \"$STEP\" 2>/dev/null' USR1\n";
+  s += "while :; do wait \"$STEP\"; RC=$?; kill -0 \"$STEP\" 2>/dev/null || break; done\n";
+  s += "if [ \"$RC\" -eq 130 ]; then\n";
+  s += "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n";
+  s += "fi\n";
+  s += "exit \"$RC\"\n";
   return s;
 }
 

@@ -48,6 +48,7 @@ struct SbatchSpec {
   std::string runs_dir;            // run directories: runs_dir/<run id>/config.yaml
   std::string exe;                 // the cohort executable
   bool use_srun = true;            // srun --mpi=pmix, else mpirun
+  std::string signal_grace = "120";  // seconds before the time limit that SIGUSR1 arrives
 };
 
 // Checks the options that become directives (each error names its slurm.* key): printable

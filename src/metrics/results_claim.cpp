@@ -17,6 +17,40 @@
 #include "core/errors.h"
 
 namespace cohort::metrics {
+
+namespace {
+
+std::string describe(const ResultsFileInfo& info);
+
+std::string in_use_message(const std::string& path) {
+  return fmt::format("output.path: '{}' is being written by another cohort process (it holds "
+                     "'{}.lock'); wait for it to finish or choose another output.path",
+                     path, path);
+}
+
+std::string existing_message(const std::string& path, const ResultsFileInfo& info) {
+  return fmt::format("output.path: '{}' already holds the results of a run ({}); pass "
+                     "--overwrite to replace them, --resume to continue that run from its "
+                     "checkpoints, or choose another output.path",
+                     path, describe(info));
+}
+
+std::string foreign_message(const std::string& path) {
+  return fmt::format("output.path: '{}' exists and is not a cohort results file; cohort never "
+                     "overwrites it (not even with --overwrite): move it away or choose another "
+                     "output.path",
+                     path);
+}
+
+}  // namespace
+
+std::string check_results_path(const std::string& path) {
+  const ResultsFileInfo info = inspect_results_file(path);
+  require_usage(!info.in_use, in_use_message(path));
+  require_usage(info.kind != ResultsFileInfo::Kind::kOther, foreign_message(path));
+  return info.kind == ResultsFileInfo::Kind::kResults ? existing_message(path, info) : "";
+}
+
 namespace {
 
 std::string lock_path(const std::string& path) { return path + ".lock"; }
@@ -135,10 +169,7 @@ ResultsClaim::ResultsClaim(const std::string& path, ExistingResults existing) : 
       const int err = errno;
       close(fd);
       if (err == EWOULDBLOCK)
-        throw UsageError(fmt::format(
-            "output.path: '{}' is being written by another cohort process (it holds '{}'); "
-            "wait for it to finish or choose another output.path",
-            path, lock));
+        throw UsageError(in_use_message(path));
       throw UsageError(fmt::format("output.path: cannot lock '{}': {}", lock, std::strerror(err)));
     }
     struct stat held {}, now {};
@@ -156,17 +187,11 @@ ResultsClaim::ResultsClaim(const std::string& path, ExistingResults existing) : 
         break;
       case ResultsFileInfo::Kind::kResults:
         if (existing == ExistingResults::kRefuse)
-          throw UsageError(fmt::format(
-              "output.path: '{}' already holds the results of a run ({}); pass --overwrite to "
-              "replace them, or choose another output.path",
-              path, describe(info)));
+          throw UsageError(existing_message(path, info));
         replaces_ = true;
         break;
       case ResultsFileInfo::Kind::kOther:
-        throw UsageError(fmt::format(
-            "output.path: '{}' exists and is not a cohort results file; cohort never overwrites "
-            "it (not even with --overwrite): move it away or choose another output.path",
-            path));
+        throw UsageError(foreign_message(path));
     }
   } catch (...) {
     unlink(lock.c_str());

@@ -30,6 +30,11 @@ struct ResultsFileInfo {
 // Looks at the path without taking or creating its lock.
 ResultsFileInfo inspect_results_file(const std::string& path);
 
+// What `cohort validate` checks of output.path: throws the UsageError a run would raise for a
+// path another process is writing or a file that is not a results file; for an existing results
+// file returns what a run without --overwrite or --resume would say ("" otherwise).
+std::string check_results_path(const std::string& path);
+
 // What to do with an existing cohort results file at the path.
 enum class ExistingResults { kRefuse, kReplace };
 

@@ -115,4 +115,16 @@ for cmd in compress aggregate; do
   done
 done
 echo "compress and aggregate: own outputs replaced, foreign files untouched"
+# 5. validate checks output.path as run would claim it: a foreign file is refused, an existing
+#    results file gets a note (run needs --overwrite or --resume), a free path says nothing.
+expect_refusal "validate onto notes.txt" "is not a cohort results file" \
+  "$COHORT" validate "$CFG" output.path="$TMP/notes.txt"
+"$COHORT" run "$CFG" rounds=1 output.progress_every=0 output.path="$TMP/done.h5" > /dev/null
+"$COHORT" validate "$CFG" output.path="$TMP/done.h5" > "$TMP/v.out" ||
+  fail "validate refused an existing results file"
+grep -q "^note: .*already holds the results of a run.*--resume" "$TMP/v.out" ||
+  fail "validate did not note the existing results: $(cat "$TMP/v.out")"
+"$COHORT" validate "$CFG" output.path="$TMP/free.h5" > "$TMP/v.out"
+! grep -q "^note:" "$TMP/v.out" || fail "validate noted a free path: $(cat "$TMP/v.out")"
+echo "validate: output.path checked as run claims it"
 echo "results ownership: all checks passed"

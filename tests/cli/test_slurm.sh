@@ -173,6 +173,43 @@ check_status() {
   fail "hostile --out: run not completed: $(cat "$HOSTILE"/runs/r000/log.txt "$HOSTILE"/runs/slurm-*.out)"
 note "hostile --out: job $HJOB ran with its output where --out says, no payload executed"
 
+# --- preemption: `scontrol requeue` of a running task; the requeued task resumes from the
+#     checkpoint its ranks wrote on SIGTERM, and its results equal the uninterrupted run's -------
+cat > "$TMP/requeue.yaml" <<YAML
+base: $SRC/configs/quadratic_drift.yaml
+overrides: {rounds: 30000, output.progress_every: 0, eval.every: 0}
+np: 1
+slurm: {partition: debug, time: "00:05:00", ntasks: 1, launch: srun}
+YAML
+"$COHORT" sweep "$TMP/requeue.yaml" --out "$TMP/requeue" --launcher slurm --submit > "$TMP/requeue.log" 2>&1 ||
+  fail "requeue sweep: $(cat "$TMP/requeue.log")"
+grep -q "^#SBATCH --signal=B:USR1@120$" "$TMP/requeue/sweep.sbatch" || fail "no --signal directive"
+grep -q "^#SBATCH --requeue" "$TMP/requeue/sweep.sbatch" || fail "no --requeue directive"
+RJOB=$(cat "$TMP/requeue/slurm_job_id")
+RLOG="$TMP/requeue/runs/r000/log.txt"
+DEADLINE=$((SECONDS + 60))
+until grep -q "results ->" "$RLOG" 2>/dev/null; do
+  ((SECONDS < DEADLINE)) || fail "requeue: the run did not start"
+  sleep 0.2
+done
+sleep 1
+scontrol requeue "${RJOB}_0" || fail "scontrol requeue ${RJOB}_0 failed"
+note "requeued ${RJOB}_0 mid-run"
+DEADLINE=$((SECONDS + 180))
+while [ -n "$(squeue -h -j "$RJOB" 2>/dev/null)" ]; do
+  ((SECONDS < DEADLINE)) || { scancel "$RJOB" || true; fail "requeued job $RJOB not done after 180 s"; }
+  sleep 0.5
+done
+grep -q "run preempted" "$RLOG" || fail "requeue: the first attempt was not preempted: $(cat "$RLOG")"
+grep -q "resuming from .*round-" "$RLOG" || fail "requeue: the second attempt did not resume: $(cat "$RLOG")"
+[ "$(check_status "$TMP/requeue/runs/r000/metrics.h5")" = completed ] || fail "requeue: not completed"
+"$COHORT" run "$TMP/requeue/runs/r000/config.yaml" output.path="$TMP/requeue_ref.h5" > /dev/null ||
+  fail "requeue: the uninterrupted reference run failed"
+"$PYTHON" "$SRC/tests/compare_runs.py" --ignore-config "$TMP/requeue_ref.h5" \
+  "$TMP/requeue/runs/r000/metrics.h5" > "$TMP/compare.log" 2>&1 ||
+  fail "requeued run differs from the uninterrupted one: $(cat "$TMP/compare.log")"
+note "requeue: the requeued task resumed and equals the uninterrupted run"
+
 # --- stop the cluster and check that no daemon is left ----------------------------------------
 "$SRC/scripts/slurm/stop-slurm.sh" 2> "$TMP/stop.log" || fail "stop-slurm.sh failed: $(cat "$TMP/stop.log")"
 for pid in $PIDS; do

@@ -82,7 +82,7 @@ for ok in 'b;c' 'p$(touch PWNED_p)' 'q`touch PWNED_q`' "r'\"s" 't #u' 'v w'; do
   rm -rf "$TMP/ok"
   "$COHORT" sweep "$TMP/ok.yaml" --out "$TMP/ok" --launcher slurm > /dev/null
   n=$(grep -c '^#SBATCH' "$TMP/ok/sweep.sbatch")
-  [ "$n" -eq 9 ] || fail "partition '$ok': $n #SBATCH lines, expected 9: $(cat "$TMP/ok/sweep.sbatch")"
+  [ "$n" -eq 11 ] || fail "partition '$ok': $n #SBATCH lines, expected 11 (9 + signal, requeue): $(cat "$TMP/ok/sweep.sbatch")"
   bash -n "$TMP/ok/sweep.sbatch" || fail "partition '$ok': the script is not valid bash"
 done
 [ -z "$(find "$TMP" -name 'PWNED*')" ] || fail "a payload was executed: $(find "$TMP" -name 'PWNED*')"
@@ -118,7 +118,7 @@ for out in 'o;touch PWNED_o' 'o$(touch PWNED_d)' 'o`touch PWNED_t`' "o'q" 'o"q' 
   id=$(head -n 1 "$O/pending.txt")
   (cd "$TMP" && PATH="$TMP/bin:$PATH" FAKE_LOG="$TMP/srun.args" SLURM_ARRAY_TASK_ID=0 SLURM_NTASKS=1 \
     bash "$O/sweep.sbatch") || fail "--out '$out': the script failed"
-  printf '%s\n' --mpi=pmix -n 1 "$(readlink -f "$COHORT")" run --overwrite "$O/runs/$id/config.yaml" |
+  printf '%s\n' --mpi=pmix -n 1 "$(readlink -f "$COHORT")" run --resume --overwrite "$O/runs/$id/config.yaml" |
     diff - "$TMP/srun.args" > /dev/null || fail "--out '$out': srun got: $(cat "$TMP/srun.args")"
   [ -e "$O/runs/$id/log.txt" ] || fail "--out '$out': the log went elsewhere"
   # A submitted array that squeue still lists blocks another sweep on the same --out.
