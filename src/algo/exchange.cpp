@@ -14,6 +14,17 @@
 
 namespace cohort::algo {
 
+const char* plan_name(Plan p) {
+  switch (p) {
+    case Plan::kGather:
+      return "gather";
+    case Plan::kShard:
+      return "shard";
+    default:
+      return "reduce";
+  }
+}
+
 compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
   compress::CompressorOptions o;
   o.section = section;
@@ -130,7 +141,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "compressor powersgd with mode reduce all-reduces P and Q: use comm.plan = reduce "
                   "(or auto), or compressor.mode = per_client with comm.plan = gather");
   }
-  o.plan = plan == "gather" || plan == "shard" ? plan : "reduce";
+  o.plan = plan == "gather" ? Plan::kGather : plan == "shard" ? Plan::kShard : Plan::kReduce;
   o.sum = cfg.get_string("comm.sum") == "float" ? SumMode::kFloat : SumMode::kExact;
   require_usage(!(o.compressor.name == "powersgd" && o.global_scope),
                 "compressor powersgd with scope global sees one d x 1 vector, which it cannot "
@@ -157,8 +168,8 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
   if (o_.robust && o_.auto_plan && rule_->shardable() &&
       static_cast<double>(o_.per_round) * static_cast<double>(d_) * 4.0 >
           static_cast<double>(o_.memory_budget))
-    o_.plan = "shard";
-  if (o_.plan == "shard") blocks_.resize(static_cast<std::size_t>(comm_.size()));
+    o_.plan = Plan::kShard;
+  if (o_.plan == Plan::kShard) blocks_.resize(static_cast<std::size_t>(comm_.size()));
 }
 
 std::pair<std::int64_t, std::int64_t> Exchange::shard_block(int r) const {
@@ -172,13 +183,13 @@ std::string Exchange::describe() const {
                                          : " + error feedback";
   if (powersgd_reduce_)
     return fmt::format("reduce (PowerSGD: exact all-reduce of P, then of Q), compressor {}", what);
-  if (o_.plan == "shard") {
+  if (o_.plan == Plan::kShard) {
     const auto [lo, hi] = shard_block(0);
     return fmt::format("shard (all-to-all of coordinate blocks in {}-coordinate chunks, {} on "
                        "{} of {} coordinates on rank 0), compressor {}",
                        robust::kSumChunk, o_.aggregator, hi - lo, d_, what);
   }
-  if (o_.plan == "gather")
+  if (o_.plan == Plan::kGather)
     return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
                        o_.aggregator, what);
   if (majority()) return fmt::format("reduce (integer vote counts), compressor {}", what);
@@ -223,7 +234,7 @@ void Exchange::save(StateBundle& b) const {
     if (!q_prev_[l].empty()) b.f32[fmt::format("exchange/q_prev/{}", l)] = q_prev_[l];
   if (rule_) {
     std::vector<float> v = rule_->saved_state();
-    if (o_.plan == "shard") {  // every rank's block, in rank order: the whole vector
+    if (o_.plan == Plan::kShard) {  // every rank's block, in rank order: the whole vector
       const auto blocks = comm_.allgather_bytes(std::span<const std::uint8_t>(
           reinterpret_cast<const std::uint8_t*>(v.data()), v.size() * sizeof(float)));
       v.clear();
@@ -250,7 +261,7 @@ void Exchange::load(const StateBundle& b, const std::function<bool(int)>& owns) 
   }
   if (rule_ && b.has("exchange/rule")) {
     std::vector<float> v = b.get_f32("exchange/rule");
-    if (o_.plan == "shard") {
+    if (o_.plan == Plan::kShard) {
       const auto [lo, hi] = shard_block(comm_.rank());
       v = std::vector<float>(v.begin() + lo, v.begin() + hi);
     }
@@ -334,7 +345,7 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
   }
   std::span<const float> decoded;
   const compress::MessageContext ctx{seed_, round_, static_cast<std::uint32_t>(c)};
-  if (o_.compressor.name == "none" && o_.plan != "gather") {
+  if (o_.compressor.name == "none" && o_.plan != Plan::kGather) {
     bits_[c] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
     decoded = p;
   } else {
@@ -342,7 +353,7 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
     bits_[c] = static_cast<std::int64_t>(enc.bits);
     compress::decode(*compressor_, enc, layers_, ctx, decoded_);
     decoded = decoded_;
-    if (o_.plan == "gather") {
+    if (o_.plan == Plan::kGather) {
       const auto client = static_cast<std::uint32_t>(c);
       const std::uint64_t nbytes = enc.bytes.size();
       append_raw(outbox_, &client, sizeof client);
@@ -356,8 +367,8 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
     auto& e = error_[c];
     for (std::size_t i = 0; i < p.size(); ++i) e[i] = p[i] - decoded[i];
   }
-  if (o_.plan == "reduce") accumulate(decoded, weight);
-  if (o_.plan == "shard") {  // the owner drops a non-finite message before the all-to-all
+  if (o_.plan == Plan::kReduce) accumulate(decoded, weight);
+  if (o_.plan == Plan::kShard) {  // the owner drops a non-finite message before the all-to-all
     const auto client = static_cast<std::uint32_t>(c);
     const std::uint8_t finite = robust::all_finite(decoded.data(), d_) ? 1 : 0;
     append_raw(shard_meta_, &client, sizeof client);
@@ -376,8 +387,8 @@ bool Exchange::finish(float* g, double total_weight) {
                              comm::DType::kI64},
                   comm::ReduceOp::kSum);
   const bool valid = powersgd_reduce_    ? finish_powersgd(g, total_weight)
-                     : o_.plan == "shard"  ? finish_shard(g)
-                     : o_.plan == "gather" ? finish_gather(g, total_weight)
+                     : o_.plan == Plan::kShard  ? finish_shard(g)
+                     : o_.plan == Plan::kGather ? finish_gather(g, total_weight)
                                            : finish_reduce(g, total_weight);
   return comm_.allreduce_scalar(static_cast<std::int64_t>(valid && messages_finite_),
                                 comm::ReduceOp::kMin) == 1;

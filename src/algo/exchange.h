@@ -46,6 +46,9 @@ namespace cohort::algo {
 
 // comm.sum: how the reduce and gather plans add messages.
 enum class SumMode { kExact, kFloat };
+// The exchange plan in use (Note [Exchange plans]); comm.plan = auto is resolved to one of them.
+enum class Plan { kReduce, kGather, kShard };
+const char* plan_name(Plan p);
 
 struct ExchangeOptions {
   compress::CompressorOptions compressor;
@@ -55,7 +58,7 @@ struct ExchangeOptions {
   bool weighted = false;
   bool robust = false;              // aggregator is a robust rule (gather plan)
   robust::AggregatorOptions rule;
-  std::string plan = "reduce";      // reduce | gather | shard (auto resolved)
+  Plan plan = Plan::kReduce;        // auto resolved
   SumMode sum = SumMode::kExact;    // Note [Deterministic sums]; float: rank-count dependent
   bool auto_plan = false;           // plan was auto: a robust rule may still move to shard
   std::int64_t memory_budget = 0;   // bytes of one round's messages a rank may hold (auto)

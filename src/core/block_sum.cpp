@@ -19,19 +19,31 @@ namespace {
 // rint(y) for |y| < 2^63 in the current (round-to-nearest-even) mode: what every path computes.
 inline std::int64_t round_scalar(double y) { return std::llrint(y); }
 
+// The per-value step on values y = x c already computed: words[at + k] += rint(y[k]) inside the
+// window, `slow` outside it. Returns the largest |y| taken on the fast path. The vector paths
+// fall back to it for a vector with any lane outside the window.
+inline double add_lanes(const double* y, int count, std::int64_t at, double window,
+                        std::int64_t* words, detail::SlowLane slow, void* ctx) {
+  double top = 0.0;
+  for (int k = 0; k < count; ++k) {
+    const double a = std::fabs(y[k]);
+    if (a < window) {
+      words[at + k] += round_scalar(y[k]);
+      top = std::max(top, a);
+    } else {
+      slow(ctx, at + k, y[k]);
+    }
+  }
+  return top;
+}
+
 // Lanes [from, n) of a block.
-double block_add_generic(const float* x, std::int64_t from, std::int64_t n, double c, double window,
-                         std::int64_t* words, detail::SlowLane slow, void* ctx) {
+double block_add_generic(const float* x, std::int64_t from, std::int64_t n, double c,
+                         double window, std::int64_t* words, detail::SlowLane slow, void* ctx) {
   double top = 0.0;
   for (std::int64_t i = from; i < n; ++i) {
     const double y = static_cast<double>(x[i]) * c;
-    const double a = std::fabs(y);
-    if (a < window) {
-      words[i] += round_scalar(y);
-      top = std::max(top, a);
-    } else {
-      slow(ctx, i, y);
-    }
+    top = std::max(top, add_lanes(&y, 1, i, window, words, slow, ctx));
   }
   return top;
 }
@@ -71,15 +83,7 @@ __attribute__((target("avx2,fma"))) double block_add_avx2(const float* x, std::i
       alignas(32) double y[8];
       _mm256_store_pd(y, y0);
       _mm256_store_pd(y + 4, y1);
-      for (int k = 0; k < 8; ++k) {
-        const double a = std::fabs(y[k]);
-        if (a < window) {
-          words[i + k] += round_scalar(y[k]);
-          top = _mm256_max_pd(_mm256_set1_pd(a), top);
-        } else {
-          slow(ctx, i + k, y[k]);
-        }
-      }
+      top = _mm256_max_pd(_mm256_set1_pd(add_lanes(y, 8, i, window, words, slow, ctx)), top);
       continue;
     }
     auto* w = reinterpret_cast<__m256i*>(words + i);
@@ -110,15 +114,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) double block_add_avx512(
       alignas(64) double y[16];
       _mm512_store_pd(y, y0);
       _mm512_store_pd(y + 8, y1);
-      for (int k = 0; k < 16; ++k) {
-        const double a = std::fabs(y[k]);
-        if (a < window) {
-          words[i + k] += round_scalar(y[k]);
-          top = _mm512_max_pd(_mm512_set1_pd(a), top);
-        } else {
-          slow(ctx, i + k, y[k]);
-        }
-      }
+      top = _mm512_max_pd(_mm512_set1_pd(add_lanes(y, 16, i, window, words, slow, ctx)), top);
       continue;
     }
     std::int64_t* w = words + i;

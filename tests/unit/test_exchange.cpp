@@ -150,8 +150,8 @@ TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exc
   // none sends p exactly, so e = p - p = 0: no O(d) memory per client, and an overflowing message
   // (inf - inf) cannot leave a NaN memory that would poison the client's later messages.
   const std::vector<model::LayerView> layers = {{"w", 0, 3, 1}};
-  for (const char* plan : {"reduce", "gather"}) {
-    INFO(plan);
+  for (const algo::Plan plan : {algo::Plan::kReduce, algo::Plan::kGather}) {
+    INFO(algo::plan_name(plan));
     auto o = options("none");
     o.error_feedback = true;
     o.plan = plan;

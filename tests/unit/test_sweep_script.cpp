@@ -182,8 +182,8 @@ TEST_CASE("the job-array script has one line per directive whatever the values",
       if (line.rfind("#SBATCH", 0) == 0) ++directives;
       pos = nl + 1;
     }
-    CHECK(directives == 9);
-    CHECK(lines == 15);
+    CHECK(directives == 11);  // 9 options + signal and requeue
+    CHECK(lines == 24);
     const Captured syntax = run_capture({"bash", "-n", "-c", text});
     CHECK(syntax.status == 0);
   }
