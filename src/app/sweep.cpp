@@ -462,15 +462,9 @@ int launch_slurm(const Sweep& s, const fs::path& out, const std::vector<Run>& pe
   return 0;
 }
 
-}  // namespace
-
-int run_sweep_command(const SweepCommandOptions& o) {
-  const Sweep s = load_sweep(o.sweep);
-  const fs::path out = fs::absolute(o.out).lexically_normal();
-  const std::vector<Run> runs = expand(s, out);
-  // Every check before anything is written or started: the script's options, then every run.
-  check_sbatch_options(sbatch_spec(s, out, runs.size()));
-  if (o.launcher == "slurm") require_printable("--out", out.string());
+// The resolved config of every run, in run order; UsageError naming the first run that does
+// not validate.
+std::vector<std::string> resolve_runs(const Sweep& s, const std::vector<Run>& runs) {
   std::vector<std::string> texts;
   for (const auto& r : runs) {
     std::vector<std::string> ov = s.overrides;
@@ -494,6 +488,27 @@ int run_sweep_command(const SweepCommandOptions& o) {
     }
     throw UsageError(fmt::format("sweep run {} ({}): {}", r.id, printable(what), error));
   }
+  return texts;
+}
+
+}  // namespace
+
+std::vector<std::string> resolve_sweep_file(const std::string& sweep_path, const std::string& out) {
+  const Sweep s = load_sweep(sweep_path);
+  const fs::path dir = fs::absolute(out).lexically_normal();
+  const std::vector<Run> runs = expand(s, dir);
+  check_sbatch_options(sbatch_spec(s, dir, runs.size()));
+  return resolve_runs(s, runs);
+}
+
+int run_sweep_command(const SweepCommandOptions& o) {
+  const Sweep s = load_sweep(o.sweep);
+  const fs::path out = fs::absolute(o.out).lexically_normal();
+  const std::vector<Run> runs = expand(s, out);
+  // Every check before anything is written or started: the script's options, then every run.
+  check_sbatch_options(sbatch_spec(s, out, runs.size()));
+  if (o.launcher == "slurm") require_printable("--out", out.string());
+  const std::vector<std::string> texts = resolve_runs(s, runs);
   // The sweep writes manifest.csv, manifest.json, sweep.sbatch, ... into --out: only into a new
   // or empty directory, or one that an earlier sweep wrote (it has sweep.lock or manifest.json).
   std::error_code ec;
