@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -70,6 +71,7 @@ class Reader {
   }
   void raw(void* p, std::size_t n) {
     check(n);
+    if (n == 0) return;  // p may be null (an empty vector's data()): memcpy must not see it
     std::memcpy(p, b_.data() + at_, n);
     at_ += n;
   }
@@ -134,11 +136,15 @@ StateBundle StateBundle::deserialize(std::span<const std::uint8_t> bytes) {
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
     ClientSlot s;
-    s.width = static_cast<std::int64_t>(r.u64());
+    const std::uint64_t width = r.u64();
     s.ids = r.vec<std::int64_t>();
     s.values = r.vec<float>();
-    if (s.values.size() != s.ids.size() * static_cast<std::size_t>(s.width))
+    // Compared without forming ids x width, which a hostile width would wrap to the right size.
+    if (width > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
+        (s.ids.empty() ? !s.values.empty() : width != s.values.size() / s.ids.size() ||
+                                                 s.values.size() % s.ids.size() != 0))
       throw std::runtime_error("state bytes: slot " + k + " has the wrong size");
+    s.width = static_cast<std::int64_t>(width);
     b.clients[k] = std::move(s);
   }
   if (!r.done()) throw std::runtime_error("state bytes: trailing data");
