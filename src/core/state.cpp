@@ -121,17 +121,21 @@ std::vector<std::uint8_t> StateBundle::serialize() const {
 StateBundle StateBundle::deserialize(std::span<const std::uint8_t> bytes) {
   Reader r(bytes);
   StateBundle b;
+  // serialize() writes each name once; a repeated one would silently replace the first.
+  const auto unique = [](bool inserted, const std::string& k) {
+    if (!inserted) throw std::runtime_error("state bytes: entry '" + k + "' appears twice");
+  };
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.f32[k] = r.vec<float>();
+    unique(b.f32.emplace(k, r.vec<float>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.f64[k] = r.vec<double>();
+    unique(b.f64.emplace(k, r.vec<double>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.i64[k] = r.vec<std::int64_t>();
+    unique(b.i64.emplace(k, r.vec<std::int64_t>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
@@ -145,7 +149,7 @@ StateBundle StateBundle::deserialize(std::span<const std::uint8_t> bytes) {
                                                  s.values.size() % s.ids.size() != 0))
       throw std::runtime_error("state bytes: slot " + k + " has the wrong size");
     s.width = static_cast<std::int64_t>(width);
-    b.clients[k] = std::move(s);
+    unique(b.clients.emplace(k, std::move(s)).second, k);
   }
   if (!r.done()) throw std::runtime_error("state bytes: trailing data");
   return b;
