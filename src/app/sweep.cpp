@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -76,6 +77,10 @@ struct Sweep {
   std::map<std::string, std::string> slurm;
   std::vector<std::string> slurm_extra;
 };
+
+// More runs than this is a mistake in the sweep file (`seeds: 1000000`, a grid of many long
+// axes); expanding it would exhaust memory and time before the first run's check.
+constexpr std::uint64_t kMaxRuns = 10000;
 
 [[noreturn]] void sweep_error(const Sweep& s, const std::string& msg) {
   throw UsageError(fmt::format("{}: {}", s.file.string(), msg));
@@ -176,7 +181,10 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
   if (const auto seeds = root["seeds"]) {
     if (seeds.IsScalar()) {
       const int n = seeds.as<int>();
-      if (n < 1) sweep_error(s, "seeds: an integer n >= 1 (seeds 0..n-1) or a list of seeds");
+      if (n < 1 || static_cast<std::uint64_t>(n) > kMaxRuns)
+        sweep_error(s, fmt::format("seeds: an integer n in [1, {}] (seeds 0..n-1) or a list of "
+                                   "seeds",
+                                   kMaxRuns));
       for (int i = 0; i < n; ++i) s.seeds.push_back({std::to_string(i), std::to_string(i)});
     } else {
       if (!seeds.IsSequence() || seeds.size() == 0)
@@ -184,6 +192,20 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
       for (const auto& v : seeds) s.seeds.push_back(value_of(v));
     }
   }
+  // The number of runs, before anything is expanded.
+  std::uint64_t runs = 1;
+  std::string factors;
+  const auto times = [&](std::size_t n, const std::string& what) {
+    factors += fmt::format("{}{} {}", factors.empty() ? "" : " x ", n, what);
+    runs = n > kMaxRuns ? kMaxRuns + 1 : std::min<std::uint64_t>(runs * n, kMaxRuns + 1);
+  };
+  for (const auto& a : s.grid) times(a.values.size(), "grid." + a.key);
+  if (!s.zip.empty()) times(s.zip.front().values.size(), "zip");
+  if (!s.seeds.empty()) times(s.seeds.size(), "seeds");
+  if (runs > kMaxRuns)
+    sweep_error(s, fmt::format("the sweep expands to more than {} runs ({}); split it into "
+                               "smaller sweeps",
+                               kMaxRuns, printable(factors)));
   if (root["np"]) s.np = root["np"].as<int>();
   if (s.np < 1) sweep_error(s, "np (ranks per run) must be >= 1");
   if (const auto local = root["local"]) {
