@@ -39,11 +39,12 @@ found=()
 for h in "${harnesses[@]}"; do
   mkdir -p "build-fuzz/corpus/$h" "build-fuzz/artifacts/$h"
   echo "[fuzz] $h: ${secs}s"
-  # Leaks are reported (LeakSanitizer); an input that takes over 25 s or 2 GiB counts as a finding.
+  # Leaks are reported (LeakSanitizer; tests/fuzz/lsan.supp lists those inside libraries); an input that takes over 25 s or 2 GiB counts as a finding.
   dict=()
   [[ $h == config || $h == sweep ]] && dict=(-dict=tests/fuzz/yaml.dict)
   rc=0
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+  LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=tests/fuzz/lsan.supp:print_suppressions=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     "build-fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
     -close_fd_mask=1 -print_final_stats=1 "${dict[@]}" -artifact_prefix="build-fuzz/artifacts/$h/" \
