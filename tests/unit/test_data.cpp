@@ -18,28 +18,14 @@
 #include "data/dataset.h"
 #include "data/loaders.h"
 #include "data/partition.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using cohort::UsageError;
 using namespace cohort::data;
+using cohort::test::TempDir;
 
 namespace {
-
-// A scratch directory removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() /
-             ("cohort_test_data_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
   std::ofstream out(path, std::ios::binary);
