@@ -16,13 +16,13 @@ OUT=results/bench/checkpoint
 rm -rf "$OUT"
 mkdir -p "$OUT"
 MPI=(mpirun -np 2)
-secs() { /usr/bin/python3 -c 'import sys,h5py; print(h5py.File(sys.argv[1],"r").attrs["wall_seconds"])' "$1"; }
+secs() { /usr/bin/python3 -c 'import sys,h5py; print("%.2f" % h5py.File(sys.argv[1],"r").attrs["wall_seconds"])' "$1"; }
 row() {  # name, results file, log: wall time, checkpoints written, their sizes and write times
   local name=$1 h5=$2 log=$3
   local n size write
   n=$(grep -c "^checkpoint " "$log" || true)
-  size=$(ls -l "$h5.checkpoints"/round-*.ckpt 2>/dev/null | awk '{s+=$5} END {if (NR) printf "%.2f", s/NR/1e6; else printf "-"}')
-  write=$(grep "^checkpoint " "$log" | sed -E 's/.*\(([0-9.]+) s\)/\1/' | awk '{s+=$1} END {if (NR) printf "%.3f", s/NR; else printf "-"}')
+  size=$( (ls -l "$h5.checkpoints"/round-*.ckpt 2>/dev/null || true) | awk '{s+=$5} END {if (NR) printf "%.2f", s/NR/1e6; else printf "-"}')
+  write=$( (grep "^checkpoint " "$log" || true) | sed -E 's/.*\(([0-9.]+) s\)/\1/' | awk '{s+=$1} END {if (NR) printf "%.4f", s/NR; else printf "-"}')
   echo "| $name | $(secs "$h5") | $n | $size | $write |"
 }
 Q=(configs/quickstart.yaml output.progress_every=1)

@@ -282,7 +282,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     try {
       const std::string path = metrics::write_checkpoint(ck, b, done, cfg.resolved_text());
       if (progress_every > 0)
-        fmt::print("checkpoint {} ({:.1f} s)\n", path, seconds_since(t0));
+        fmt::print("checkpoint {} ({:.3f} s)\n", path, seconds_since(t0));
     } catch (const std::exception& e) {
       fmt::print(stderr, "cohort: warning: checkpoint after round {} not written: {}\n", done,
                  e.what());

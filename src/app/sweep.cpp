@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -76,6 +77,10 @@ struct Sweep {
   std::map<std::string, std::string> slurm;
   std::vector<std::string> slurm_extra;
 };
+
+// More runs than this is a mistake in the sweep file (`seeds: 1000000`, a grid of many long
+// axes); expanding it would exhaust memory and time before the first run's check.
+constexpr std::uint64_t kMaxRuns = 10000;
 
 [[noreturn]] void sweep_error(const Sweep& s, const std::string& msg) {
   throw UsageError(fmt::format("{}: {}", s.file.string(), msg));
@@ -176,7 +181,10 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
   if (const auto seeds = root["seeds"]) {
     if (seeds.IsScalar()) {
       const int n = seeds.as<int>();
-      if (n < 1) sweep_error(s, "seeds: an integer n >= 1 (seeds 0..n-1) or a list of seeds");
+      if (n < 1 || static_cast<std::uint64_t>(n) > kMaxRuns)
+        sweep_error(s, fmt::format("seeds: an integer n in [1, {}] (seeds 0..n-1) or a list of "
+                                   "seeds",
+                                   kMaxRuns));
       for (int i = 0; i < n; ++i) s.seeds.push_back({std::to_string(i), std::to_string(i)});
     } else {
       if (!seeds.IsSequence() || seeds.size() == 0)
@@ -184,6 +192,20 @@ void load_sweep_file(Sweep& s, const YAML::Node& root) {
       for (const auto& v : seeds) s.seeds.push_back(value_of(v));
     }
   }
+  // The number of runs, before anything is expanded.
+  std::uint64_t runs = 1;
+  std::string factors;
+  const auto times = [&](std::size_t n, const std::string& what) {
+    factors += fmt::format("{}{} {}", factors.empty() ? "" : " x ", n, what);
+    runs = n > kMaxRuns ? kMaxRuns + 1 : std::min<std::uint64_t>(runs * n, kMaxRuns + 1);
+  };
+  for (const auto& a : s.grid) times(a.values.size(), "grid." + a.key);
+  if (!s.zip.empty()) times(s.zip.front().values.size(), "zip");
+  if (!s.seeds.empty()) times(s.seeds.size(), "seeds");
+  if (runs > kMaxRuns)
+    sweep_error(s, fmt::format("the sweep expands to more than {} runs ({}); split it into "
+                               "smaller sweeps",
+                               kMaxRuns, printable(factors)));
   if (root["np"]) s.np = root["np"].as<int>();
   if (s.np < 1) sweep_error(s, "np (ranks per run) must be >= 1");
   if (const auto local = root["local"]) {
@@ -462,15 +484,9 @@ int launch_slurm(const Sweep& s, const fs::path& out, const std::vector<Run>& pe
   return 0;
 }
 
-}  // namespace
-
-int run_sweep_command(const SweepCommandOptions& o) {
-  const Sweep s = load_sweep(o.sweep);
-  const fs::path out = fs::absolute(o.out).lexically_normal();
-  const std::vector<Run> runs = expand(s, out);
-  // Every check before anything is written or started: the script's options, then every run.
-  check_sbatch_options(sbatch_spec(s, out, runs.size()));
-  if (o.launcher == "slurm") require_printable("--out", out.string());
+// The resolved config of every run, in run order; UsageError naming the first run that does
+// not validate.
+std::vector<std::string> resolve_runs(const Sweep& s, const std::vector<Run>& runs) {
   std::vector<std::string> texts;
   for (const auto& r : runs) {
     std::vector<std::string> ov = s.overrides;
@@ -494,6 +510,27 @@ int run_sweep_command(const SweepCommandOptions& o) {
     }
     throw UsageError(fmt::format("sweep run {} ({}): {}", r.id, printable(what), error));
   }
+  return texts;
+}
+
+}  // namespace
+
+std::vector<std::string> resolve_sweep_file(const std::string& sweep_path, const std::string& out) {
+  const Sweep s = load_sweep(sweep_path);
+  const fs::path dir = fs::absolute(out).lexically_normal();
+  const std::vector<Run> runs = expand(s, dir);
+  check_sbatch_options(sbatch_spec(s, dir, runs.size()));
+  return resolve_runs(s, runs);
+}
+
+int run_sweep_command(const SweepCommandOptions& o) {
+  const Sweep s = load_sweep(o.sweep);
+  const fs::path out = fs::absolute(o.out).lexically_normal();
+  const std::vector<Run> runs = expand(s, out);
+  // Every check before anything is written or started: the script's options, then every run.
+  check_sbatch_options(sbatch_spec(s, out, runs.size()));
+  if (o.launcher == "slurm") require_printable("--out", out.string());
+  const std::vector<std::string> texts = resolve_runs(s, runs);
   // The sweep writes manifest.csv, manifest.json, sweep.sbatch, ... into --out: only into a new
   // or empty directory, or one that an earlier sweep wrote (it has sweep.lock or manifest.json).
   std::error_code ec;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -25,5 +26,10 @@ void add_sweep_command(CLI::App& app, SweepCommandOptions& o);
 // invalid (naming the run and key), a directive value with a control character (naming the
 // key), or an --out that another sweep is using.
 int run_sweep_command(const SweepCommandOptions& o);
+
+// Reads a sweep file and resolves every run it expands to (runs placed under `out`), with the
+// checks run_sweep_command makes before it writes anything; returns each run's resolved config
+// as YAML text, in run order. Writes nothing. Throws UsageError as run_sweep_command does.
+std::vector<std::string> resolve_sweep_file(const std::string& sweep_path, const std::string& out);
 
 }  // namespace cohort

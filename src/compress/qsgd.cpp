@@ -18,6 +18,7 @@
 #include "compress/qsgd.h"
 
 #include <immintrin.h>
+#include <x86intrin.h>  // _m_prefetchw: clang declares it here, not in immintrin.h
 
 #include <algorithm>
 #include <bit>

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include <fmt/format.h>
@@ -25,6 +27,12 @@ std::int64_t checked_add(std::int64_t a, std::int64_t b, const std::string& what
   return out;
 }
 
+namespace {
+std::atomic<std::int64_t> memory_cap{0};  // 0: none
+}  // namespace
+
+void cap_usable_memory(std::int64_t bytes) { memory_cap.store(std::max<std::int64_t>(bytes, 0)); }
+
 std::int64_t usable_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   std::int64_t bytes = 0;
@@ -36,6 +44,7 @@ std::int64_t usable_memory_bytes() {
   if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY &&
       as.rlim_cur < static_cast<rlim_t>(bytes))
     bytes = static_cast<std::int64_t>(as.rlim_cur);
+  if (const std::int64_t cap = memory_cap.load(); cap > 0 && cap < bytes) bytes = cap;
   return bytes;
 }
 

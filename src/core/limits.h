@@ -22,7 +22,13 @@ std::int64_t checked_add(std::int64_t a, std::int64_t b, const std::string& what
 
 // Bytes this process may use: the machine's physical memory (sysconf pages x page size), or the
 // address-space limit (RLIMIT_AS) when that is lower.
+// A cap set with cap_usable_memory lowers it further.
 std::int64_t usable_memory_bytes();
+
+// Lowers what usable_memory_bytes reports to at most `bytes` for the rest of the process (0
+// removes the cap): for a harness that feeds hostile inputs under a smaller memory budget than
+// the machine's, so that an input claiming more fails the memory check instead of allocating.
+void cap_usable_memory(std::int64_t bytes);
 
 // UsageError when `bytes` exceed `limit` (default: usable_memory_bytes()):
 // "<what> needs 3.2 TiB (3518437208883 bytes), more than the 125.7 GiB (...) of memory here".

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -70,6 +71,7 @@ class Reader {
   }
   void raw(void* p, std::size_t n) {
     check(n);
+    if (n == 0) return;  // p may be null (an empty vector's data()): memcpy must not see it
     std::memcpy(p, b_.data() + at_, n);
     at_ += n;
   }
@@ -119,27 +121,35 @@ std::vector<std::uint8_t> StateBundle::serialize() const {
 StateBundle StateBundle::deserialize(std::span<const std::uint8_t> bytes) {
   Reader r(bytes);
   StateBundle b;
+  // serialize() writes each name once; a repeated one would silently replace the first.
+  const auto unique = [](bool inserted, const std::string& k) {
+    if (!inserted) throw std::runtime_error("state bytes: entry '" + k + "' appears twice");
+  };
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.f32[k] = r.vec<float>();
+    unique(b.f32.emplace(k, r.vec<float>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.f64[k] = r.vec<double>();
+    unique(b.f64.emplace(k, r.vec<double>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
-    b.i64[k] = r.vec<std::int64_t>();
+    unique(b.i64.emplace(k, r.vec<std::int64_t>()).second, k);
   }
   for (std::uint64_t n = r.u64(); n > 0; --n) {
     auto k = r.str();
     ClientSlot s;
-    s.width = static_cast<std::int64_t>(r.u64());
+    const std::uint64_t width = r.u64();
     s.ids = r.vec<std::int64_t>();
     s.values = r.vec<float>();
-    if (s.values.size() != s.ids.size() * static_cast<std::size_t>(s.width))
+    // Compared without forming ids x width, which a hostile width would wrap to the right size.
+    if (width > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
+        (s.ids.empty() ? !s.values.empty() : width != s.values.size() / s.ids.size() ||
+                                                 s.values.size() % s.ids.size() != 0))
       throw std::runtime_error("state bytes: slot " + k + " has the wrong size");
-    b.clients[k] = std::move(s);
+    s.width = static_cast<std::int64_t>(width);
+    unique(b.clients.emplace(k, std::move(s)).second, k);
   }
   if (!r.done()) throw std::runtime_error("state bytes: trailing data");
   return b;

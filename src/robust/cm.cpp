@@ -145,8 +145,9 @@ template <int N>
 constexpr RegNet<N> build_reg_net() {
   RegNet<N> net{};
   const Batcher b = batcher(N);
-  std::vector<int> order(b.cmp.size());
-  for (std::size_t c = 0; c < order.size(); ++c) order[c] = static_cast<int>(c);
+  std::vector<int> order;  // not order(n): clang rejects libstdc++ 12's value-init in constexpr
+  order.reserve(b.cmp.size());
+  for (std::size_t c = 0; c < b.cmp.size(); ++c) order.push_back(static_cast<int>(c));
   const auto before = [&](int x, int y) {
     const auto ux = static_cast<std::size_t>(x), uy = static_cast<std::size_t>(y);
     return b.end[ux] != b.end[uy] ? b.end[ux] < b.end[uy] : b.size[ux] < b.size[uy];

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/state.h"
 #include "metrics/checkpoint.h"
+#include "test_support.h"
 
 using namespace cohort;
 
@@ -26,14 +27,6 @@ StateBundle sample_state() {
   b.put_client("error", 5, std::vector<float>{1, 2});
   b.put_client("error", 2, std::vector<float>{3, 4});
   return b;
-}
-
-std::string temp_dir(const char* tag) {
-  const auto p = std::filesystem::temp_directory_path() /
-                 (std::string("cohort-test-") + tag + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
 }
 
 }  // namespace
@@ -58,7 +51,8 @@ TEST_CASE("checkpoint: state bundles round-trip, client rows merge in id order",
 }
 
 TEST_CASE("checkpoint: files round-trip; damaged and hostile files fail a check", "[checkpoint]") {
-  const std::string dir = temp_dir("ckpt");
+  const cohort::test::TempDir tmp("checkpoint");
+  const std::string dir = tmp.file("ckpt");
   metrics::CheckpointOptions o;
   o.dir = dir;
   o.keep = 2;
@@ -97,7 +91,6 @@ TEST_CASE("checkpoint: files round-trip; damaged and hostile files fail a check"
     accepted += try_read(b) ? 1 : 0;
   }
   REQUIRE(accepted == 0);  // the CRC catches every corruption here
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("checkpoint: config differences name the keys, ignoring rounds, output and checkpoint",

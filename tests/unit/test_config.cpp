@@ -13,11 +13,13 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
+#include "test_support.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using cohort::Config;
 using cohort::UsageError;
+using cohort::test::usage_error_of;
 
 namespace {
 
@@ -25,19 +27,6 @@ using Overrides = std::vector<std::string>;
 
 Config parse(const std::string& yaml, const Overrides& overrides = {}) {
   return Config::from_text(yaml, overrides, cohort::run_schema(), "test.yaml");
-}
-
-// The message of the UsageError f throws. Fails the test when f returns normally; any other
-// exception type propagates, so a yaml-cpp or logic error leaking out also fails the test.
-template <class F>
-std::string usage_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  FAIL("expected cohort::UsageError, but nothing was thrown");
-  return {};
 }
 
 std::string config_error(const std::string& yaml, const Overrides& overrides = {}) {

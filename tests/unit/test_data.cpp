@@ -18,28 +18,15 @@
 #include "data/dataset.h"
 #include "data/loaders.h"
 #include "data/partition.h"
+#include "test_support.h"
 
 namespace fs = std::filesystem;
 using cohort::UsageError;
 using namespace cohort::data;
+using cohort::test::TempDir;
+using cohort::test::usage_error_of;
 
 namespace {
-
-// A scratch directory removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() /
-             ("cohort_test_data_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -68,18 +55,6 @@ std::vector<unsigned char> idx_header(std::uint32_t magic, std::vector<std::uint
       h.push_back(static_cast<unsigned char>(v >> shift));
   }
   return h;
-}
-
-// Runs f, which must throw UsageError, and returns its message.
-template <class F>
-std::string usage_message(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  FAIL("expected a UsageError");
-  return {};
 }
 
 const TrainTest& fashion() {
@@ -175,7 +150,7 @@ TEST_CASE("IDX reader rejects bad magic, truncation and missing files", "[data][
     bytes.resize(bytes.size() + 4, 0);
     const std::string path = dir.file("bad_magic");
     write_bytes(path, bytes);
-    const std::string msg = usage_message([&] { read_idx_images(path); });
+    const std::string msg = usage_error_of([&] { read_idx_images(path); });
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.find("magic") != std::string::npos);
   }
@@ -184,14 +159,14 @@ TEST_CASE("IDX reader rejects bad magic, truncation and missing files", "[data][
     bytes.resize(bytes.size() + 100, 7);
     const std::string path = dir.file("short.gz");
     write_gz(path, bytes);
-    const std::string msg = usage_message([&] { read_idx_images(path); });
+    const std::string msg = usage_error_of([&] { read_idx_images(path); });
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.find("truncated") != std::string::npos);
   }
   SECTION("truncated header, plain") {
     const std::string path = dir.file("short_header");
     write_bytes(path, {0, 0, 8, 3, 0, 0});
-    const std::string msg = usage_message([&] { read_idx_images(path); });
+    const std::string msg = usage_error_of([&] { read_idx_images(path); });
     CHECK(msg.find(path) != std::string::npos);
   }
   SECTION("trailing data") {
@@ -199,13 +174,13 @@ TEST_CASE("IDX reader rejects bad magic, truncation and missing files", "[data][
     for (unsigned char y : {1, 2, 3}) bytes.push_back(y);
     const std::string path = dir.file("long_labels");
     write_bytes(path, bytes);
-    CHECK(usage_message([&] { read_idx_labels(path); }).find(path) != std::string::npos);
+    CHECK(usage_error_of([&] { read_idx_labels(path); }).find(path) != std::string::npos);
   }
   SECTION("missing file and missing directory") {
     const std::string path = dir.file("nope.gz");
-    CHECK(usage_message([&] { read_idx_labels(path); }).find(path) != std::string::npos);
+    CHECK(usage_error_of([&] { read_idx_labels(path); }).find(path) != std::string::npos);
     const std::string missing = dir.file("no_such_dir");
-    const std::string msg = usage_message([&] { load_fashion_mnist(missing); });
+    const std::string msg = usage_error_of([&] { load_fashion_mnist(missing); });
     CHECK(msg.find(missing) != std::string::npos);
     CHECK(msg.find("dataset-fashion-mnist") != std::string::npos);
     CHECK(msg.find("data.path") != std::string::npos);
@@ -265,7 +240,7 @@ TEST_CASE("partition_dirichlet: exact cover, no empty client, skew grows as alph
     REQUIRE(partition_dirichlet(y, 10, 20, 0.5, 9) != partition_dirichlet(y, 10, 20, 0.5, 10));
   }
   SECTION("bad parameters") {
-    CHECK(usage_message([&] { partition_dirichlet(y, 10, 20, 0.0, 1); }).find("alpha") !=
+    CHECK(usage_error_of([&] { partition_dirichlet(y, 10, 20, 0.0, 1); }).find("alpha") !=
           std::string::npos);
     CHECK_THROWS_AS(partition_dirichlet(y, 10, 20, -1.0, 1), UsageError);
     CHECK_THROWS_AS(partition_dirichlet(y, 10, 20, std::nan(""), 1), UsageError);
@@ -404,11 +379,11 @@ TEST_CASE("LIBSVM reports malformed lines as FILE:LINE", "[data][libsvm]") {
   for (const std::string bad : {"1 3:abc", "1 0:1.0", "1 3:1 2:1", "1 3:1 3:2", "x 1:1", "1 a:1",
                                 "1 -2:1", "1 9:1", "1 2:1e999", "1 2:", "1 1:1 2"}) {
     write_text(path, "1 1:1 2:2\n# comment\n" + bad + "\n1 1:3\n");
-    const std::string msg = usage_message([&] { read_libsvm(path, 5, false); });
+    const std::string msg = usage_error_of([&] { read_libsvm(path, 5, false); });
     INFO("line '" << bad << "' -> " << msg);
     REQUIRE(msg.find(where) != std::string::npos);
   }
-  CHECK(usage_message([&] {
+  CHECK(usage_error_of([&] {
           read_libsvm(dir.file("missing.svm"), 0, false);
         }).find(dir.file("missing.svm")) != std::string::npos);
   write_text(path, "# nothing\n\n");

@@ -23,24 +23,17 @@
 #include "core/schema.h"
 #include "data/loaders.h"
 #include "model/model.h"
+#include "test_support.h"
 
 using Catch::Matchers::Contains;
 using cohort::Config;
 using cohort::UsageError;
 namespace fs = std::filesystem;
 
-namespace {
+using cohort::test::TempDir;
+using cohort::test::usage_error_of;
 
-template <class F>
-std::string usage_error_of(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  FAIL("expected cohort::UsageError, but nothing was thrown");
-  return {};
-}
+namespace {
 
 struct IntKey {
   std::string path;          // dotted key
@@ -68,20 +61,6 @@ std::string literal(const IntKey& k, const std::string& v) {
   return k.option.type == cohort::OptType::kIntList ? "[" + v + "]" : v;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() /
-             ("cohort_test_hostile_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
