@@ -460,8 +460,10 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
         out->append(fmt::format("time_{}_max", names[i]), tmax[i]);
       }
       out->append("time_round", seconds_since(round_start));
-      out->flush(false);  // Note [Crash-consistent results file]
       const bool show = progress_every > 0 && ((t + 1) % progress_every == 0 || last);
+      // A round announced on the terminal is in the published file before it is announced
+      // (Note [Crash-consistent results file]); the others may be published in batches.
+      out->flush(show || !diverged.empty());
       if (show || !diverged.empty()) {
         const double elapsed = seconds_since(t_start);
         const double per = elapsed / static_cast<double>(t + 1);

@@ -50,12 +50,14 @@ std::string hdf5_version() {
 // holds the attributes, the /rounds series and the /clients rows (600 KiB after 3000 rounds of
 // tests/configs/invariance_linear.yaml), and the large /model datasets come only with the last
 // flush. Publishing every round made that run 5x slower (0.8 ms per round to publish, 0.18 ms
-// to compute), so the per-round flush(false) publishes only when at least nine times the last
-// publish's cost has passed since it: at most a tenth of the run's time goes to publishing,
-// rounds of a millisecond or more are all published, and a kill loses at most the rounds of
-// the last ~10 publish-times (a few ms) when rounds are shorter. Status changes, the resumed
-// rows and the end of the run are always published. Nothing is fsynced: the promise is about the process being killed, not
-// the machine losing power.
+// to compute), so a round's flush(false) publishes only when at least nine times the last
+// publish's cost has passed since it: at most a tenth of the run's time goes to publishing and
+// rounds of a millisecond or more are all published. A round the terminal announces (the
+// progress line) is published before the line is printed (flush(true)), so every round a user
+// saw completed is in the file after a kill; unannounced sub-millisecond rounds may be lost, at
+// most the last ~10 publish-times (a few ms) of them. Status changes, the resumed rows and the
+// end of the run are always published. Nothing is fsynced: the promise is about the process
+// being killed, not the machine losing power.
 ResultsFile::ResultsFile(ResultsClaim claim, const std::string& config)
     : path_(claim.path()), claim_(std::move(claim)) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, once
