@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "algo/interrupt.h"
 #include "core/errors.h"
 
 namespace cohort::algo {
@@ -35,6 +36,7 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
   const float lr = static_cast<float>(o_.local_lr);
   double loss_sum = 0;
   for (std::int64_t k = 0; k < steps; ++k) {
+    if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])
     loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
     for (std::int64_t i = 0; i < d; ++i) y_[i] -= lr * grad_[i];
   }

@@ -18,6 +18,7 @@
 #include "algo/algorithm.h"
 #include "algo/clients.h"
 #include "algo/exchange.h"
+#include "algo/interrupt.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
@@ -34,6 +35,26 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupt = 0;
 extern "C" void on_signal(int sig) { g_interrupt = sig; }
+bool g_may_abandon = false;  // this round's start state is kept (Note [Stopping mid-round])
+bool g_abandoned = false;    // this rank stopped its local work of this round early
+
+// Note [Stopping mid-round]: SIGINT, SIGTERM or SIGUSR1 must stop a run within a bounded time,
+// also when one round takes minutes (Open MPI's mpirun, given SIGTERM or SIGINT, SIGKILLs the
+// ranks a second after forwarding SIGTERM to them: README "Checkpoints, resuming and
+// preemption"). The signal is agreed on collectively after every round; a round whose local
+// phase may be long is also abandoned mid-way: local training asks abandon_local_work() between
+// steps (fedavg) or clients (runner, sgd) and returns at once. A partly trained round has
+// already changed per-client state (compressor residuals, worker momentum, the downlink's
+// state), so it may be abandoned only when its start state was kept: at the start of the
+// first round and of every round after one whose local phase took at least
+// kAbandonAfterSeconds and twenty times what keeping the state cost, every rank serializes
+// what a checkpoint holds. After the local phase the ranks agree (one all-reduce, only in
+// such rounds) whether any of them abandoned; if one did, the round is dropped on every rank:
+// nothing of it reaches the results file, the checkpoint is written from the kept state (the
+// one after the last completed round) and the run ends `preempted`. Short rounds are not
+// abandoned (they end soon anyway) and pay nothing. Each decision uses values all-reduced on
+// every rank, so all ranks agree which round was the last completed one.
+constexpr double kAbandonAfterSeconds = 0.5;
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -80,6 +101,11 @@ double peak_rss_mib() {
 
 }  // namespace
 
+bool abandon_local_work() {
+  if (g_may_abandon && g_interrupt != 0) g_abandoned = true;
+  return g_abandoned;
+}
+
 void install_interrupt_handlers() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -120,8 +146,15 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       replace = info.kind == metrics::ResultsFileInfo::Kind::kResults &&
                 metrics::config_differences(cfg.resolved_text(), info.config).empty();
     }
+    // A checkpoint of this config in output.path + ".checkpoints" also shows that an HDF5 file
+    // there that cannot be read is this run's own, killed mid-write by an older cohort (Note
+    // [Results file ownership]).
+    const bool own_checkpoint =
+        loaded.has_value() && ck.dir == cfg.get_string("output.path") + ".checkpoints";
     claim.emplace(cfg.get_string("output.path"),
-                  replace ? metrics::ExistingResults::kReplace : metrics::ExistingResults::kRefuse);
+                  own_checkpoint ? metrics::ExistingResults::kReplaceDamaged
+                  : replace      ? metrics::ExistingResults::kReplace
+                                 : metrics::ExistingResults::kRefuse);
   });
   RunSetup setup = prepare_run(cfg, comm);  // Note [One setup for run and validate]
   std::unique_ptr<metrics::ResultsFile> out;
@@ -214,20 +247,37 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   } else if (options.resume && root) {
     fmt::print("no checkpoint in {}: starting from round 1\n", ck.dir);
   }
-  // Collective: the state after `done` rounds into a checkpoint file (rank 0 writes it). A file
-  // that cannot be written is reported and the run goes on.
-  const auto save_checkpoint = [&](long long done) {
-    const auto t0 = Clock::now();
+  // The state a checkpoint holds: each rank's part (its clients) and rank 0's (model, server,
+  // downlink). Kept at the start of a round that may be abandoned (Note [Stopping mid-round]).
+  struct RunState {
+    std::vector<std::uint8_t> local;
+    StateBundle shared;
+  };
+  const auto capture_state = [&] {
+    RunState s;
     StateBundle local;
     exchange->save(local);
     behaviour->save(local);
-    const auto parts = comm.allgather_bytes(local.serialize());
+    s.local = local.serialize();
+    if (root) {
+      s.shared.f32["run/x"] = x;
+      server->save(s.shared);
+      downlink.save(s.shared);
+    }
+    return s;
+  };
+  // Collective: the state after `done` rounds into a checkpoint file (rank 0 writes it); `kept`
+  // is that state when it was captured earlier, else the current one is. A file that cannot be
+  // written is reported and the run goes on.
+  const auto save_checkpoint = [&](long long done, const RunState* kept) {
+    const auto t0 = Clock::now();
+    std::optional<RunState> now;
+    if (kept == nullptr) kept = &now.emplace(capture_state());
+    const auto parts = comm.allgather_bytes(kept->local);
     if (!root) return;
     StateBundle b;
     for (const auto& part : parts) b.merge(StateBundle::deserialize(part));
-    b.f32["run/x"] = x;
-    server->save(b);
-    downlink.save(b);
+    b.merge(StateBundle(kept->shared));
     out->export_rows(b);
     try {
       const std::string path = metrics::write_checkpoint(ck, b, done, cfg.resolved_text());
@@ -244,9 +294,22 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   RunOutcome result{"completed", "", start, NAN, NAN, root ? out->path() : "", {}};
 
   const FaultInjection fault = fault_from_environment();
+  std::optional<RunState> kept;  // the state at the start of this round, if kept
+  double last_local_max = 0, keep_cost_max = 0;  // all-reduced: the same on every rank
   try {
   for (long long t = start; t < rounds; ++t) {
     const auto round_start = Clock::now();
+    // Note [Stopping mid-round]: keep the start state where the round may be long.
+    g_may_abandon = t == start || (last_local_max >= kAbandonAfterSeconds &&
+                                   last_local_max >= 20 * keep_cost_max);
+    g_abandoned = false;
+    double keep_cost = 0;
+    kept.reset();
+    if (g_may_abandon) {
+      const auto k0 = Clock::now();
+      kept.emplace(capture_state());
+      keep_cost = seconds_since(k0);
+    }
     if (fault.round == t + 1 && fault.rank == rank)
       throw std::runtime_error(fmt::format("injected fault (COHORT_FAULT) in round {}", t + 1));
     const auto round = static_cast<std::uint32_t>(t);
@@ -269,6 +332,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     for (int c : sampled) {
       if (behaviour->sends(c)) total_weight += weight(c);
       if (!mine.owns(c) || !behaviour->trains(c)) continue;
+      if (abandon_local_work()) break;
       const ClientResult r =
           algorithm->client_message(*problem, c, round, x_client.data(), msg.data());
       behaviour->process(c, msg);  // worker momentum, then the attack of a Byzantine client
@@ -276,6 +340,17 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       scalars.add_at(0, r.train_loss);
       scalars.add_at(1, 1.0);
     }
+    if (g_may_abandon && comm.allreduce_scalar(static_cast<std::int64_t>(g_abandoned),
+                                               comm::ReduceOp::kMax) != 0) {
+      // Dropped on every rank: the checkpoint is the kept state after round t.
+      g_may_abandon = false;
+      if (t > 0) save_checkpoint(t, &*kept);
+      result.status = "preempted";
+      result.message = fmt::format("interrupted by a signal during round {} of {} (dropped; {} "
+                                   "rounds done)", t + 1, rounds, t);
+      break;
+    }
+    g_may_abandon = false;  // past the local phase: the round completes
     behaviour->finish_honest(comm);
     if (behaviour->crafts())  // omniscient attackers send what the honest statistics suggest
       for (int c : sampled)
@@ -343,13 +418,17 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     pt.eval = seconds_since(t0);
 
     // Per-phase times: min / avg / max over ranks.
-    double tmin[4] = {pt.local, pt.comm, pt.aggregate, pt.eval};
-    double tmax[4], tsum[4];
-    std::copy(tmin, tmin + 4, tmax);
-    std::copy(tmin, tmin + 4, tsum);
-    comm.allreduce(comm::View{tmin, 4, comm::DType::kF64}, comm::ReduceOp::kMin);
-    comm.allreduce(comm::View{tmax, 4, comm::DType::kF64}, comm::ReduceOp::kMax);
-    comm.allreduce(comm::View{tsum, 4, comm::DType::kF64}, comm::ReduceOp::kSum);
+    // The fifth entry: what keeping the start state cost (Note [Stopping mid-round]).
+    double tmin[5] = {pt.local, pt.comm, pt.aggregate, pt.eval, keep_cost};
+    double tmax[5], tsum[5];
+    std::copy(tmin, tmin + 5, tmax);
+    std::copy(tmin, tmin + 5, tsum);
+    comm.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
+    comm.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
+    comm.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
+    last_local_max = tmax[0];
+    if (kept) keep_cost_max = tmax[4];
+    kept.reset();
     const bool interrupted =
         comm.allreduce_scalar(static_cast<std::int64_t>(g_interrupt), comm::ReduceOp::kMax) != 0;
 
@@ -381,8 +460,10 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
         out->append(fmt::format("time_{}_max", names[i]), tmax[i]);
       }
       out->append("time_round", seconds_since(round_start));
-      out->flush();
       const bool show = progress_every > 0 && ((t + 1) % progress_every == 0 || last);
+      // A round announced on the terminal is in the published file before it is announced
+      // (Note [Crash-consistent results file]); the others may be published in batches.
+      out->flush(show || !diverged.empty());
       if (show || !diverged.empty()) {
         const double elapsed = seconds_since(t_start);
         const double per = elapsed / static_cast<double>(t + 1);
@@ -404,7 +485,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       result.message = diverged;
       break;
     }
-    if (interrupted || (ck.every > 0 && ((t + 1) % ck.every == 0 || last))) save_checkpoint(t + 1);
+    if (interrupted || (ck.every > 0 && ((t + 1) % ck.every == 0 || last)))
+      save_checkpoint(t + 1, nullptr);
     if (interrupted && !last) {
       result.status = "preempted";
       result.message = fmt::format("interrupted by a signal after round {} of {}", t + 1, rounds);

@@ -1,10 +1,14 @@
 // sgd: server-only SGD ("FedSGD"): each sampled client sends one minibatch gradient at x.
 #include "algo/sgd.h"
 
+#include "algo/interrupt.h"
+
 namespace cohort::algo {
 
 ClientResult SgdAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
                                           const float* x, float* message) {
+  // One minibatch per client: the check between clients (runner) and this one bound the wait.
+  if (abandon_local_work()) return ClientResult{0.0, 0};
   BatchStream batches(problem.client_samples(c), batch_size_,
                       Rng(seed_, round, static_cast<std::uint32_t>(c), Purpose::kBatches));
   Rng noise(seed_, round, static_cast<std::uint32_t>(c), Purpose::kDataGeneration);

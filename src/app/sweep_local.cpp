@@ -38,10 +38,12 @@ constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP};
 // Note [Stopping a local sweep]: the launcher blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD and
 // waits for them with sigwaitinfo, so no signal is lost between two waits. Each run starts in
 // its own process group (mpirun and its ranks, or one `cohort run`) with those signals back at
-// their defaults; a signal to the sweep is forwarded to every running group (SIGHUP as SIGTERM,
-// which `cohort run` handles), no new run starts,
-// and the sweep returns only after every run has exited (each writes status `preempted`), with
-// exit code 130 like `cohort run`. Rerunning the sweep resumes.
+// their defaults; a signal to the sweep is forwarded to every running group as SIGUSR1, no new
+// run starts, and the sweep returns only after every run has exited (each writes status `preempted`), with
+// exit code 130 like `cohort run`. Rerunning the sweep resumes. SIGUSR1 rather than the signal
+// received: `cohort run` stops the same way on SIGINT, SIGTERM and SIGUSR1, but Open MPI's
+// mpirun, given SIGTERM or SIGINT, SIGKILLs its ranks a second later and exits 1, while SIGUSR1
+// it forwards to the ranks and waits for them (README "Checkpoints, resuming and preemption").
 class SignalScope {
  public:
   SignalScope() {
@@ -152,8 +154,7 @@ int launch_local(const std::vector<LocalRun>& pending, int np, int jobs) {
       fmt::print(stderr, "[sweep] {}: stopping {} running run(s), not starting {} more\n",
                  strsignal(sig), running.size(), pending.size() - next);
     stop = sig;
-    // `cohort run` stops cleanly on SIGINT and SIGTERM; a hangup becomes SIGTERM.
-    for (const auto& [pid, r] : running) kill(-pid, sig == SIGHUP ? SIGTERM : sig);
+    for (const auto& [pid, r] : running) kill(-pid, SIGUSR1);  // Note [Stopping a local sweep]
   }
   for (const LocalRun* r : failed)
     fmt::print(stderr, "[sweep] {}: {} (status {}), log: {}\n", stop ? "not completed" : "failed", r->id,

@@ -35,7 +35,13 @@ std::string existing_message(const std::string& path, const ResultsFileInfo& inf
                      path, describe(info));
 }
 
-std::string foreign_message(const std::string& path) {
+std::string foreign_message(const std::string& path, bool damaged = false) {
+  if (damaged)
+    return fmt::format("output.path: '{}' is an HDF5 file that cannot be read (a run killed by an "
+                       "older cohort mid-write leaves such a file); cohort replaces it only on "
+                       "`cohort run --resume` with a checkpoint of the same config in '{}.checkpoints': "
+                       "otherwise move it away or choose another output.path",
+                       path, path);
   return fmt::format("output.path: '{}' exists and is not a cohort results file; cohort never "
                      "overwrites it (not even with --overwrite): move it away or choose another "
                      "output.path",
@@ -47,7 +53,7 @@ std::string foreign_message(const std::string& path) {
 std::string check_results_path(const std::string& path) {
   const ResultsFileInfo info = inspect_results_file(path);
   require_usage(!info.in_use, in_use_message(path));
-  require_usage(info.kind != ResultsFileInfo::Kind::kOther, foreign_message(path));
+  require_usage(info.kind != ResultsFileInfo::Kind::kOther, foreign_message(path, info.damaged));
   return info.kind == ResultsFileInfo::Kind::kResults ? existing_message(path, info) : "";
 }
 
@@ -125,7 +131,10 @@ ResultsFileInfo inspect_contents(const std::string& path) {
   H5Pset_file_locking(fapl, false, true);
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
-  if (file < 0) return info;
+  if (file < 0) {
+    info.damaged = true;
+    return info;
+  }
   auto status = string_attribute(file, "status");
   auto config = string_attribute(file, "config");
   H5Fclose(file);
@@ -191,7 +200,11 @@ ResultsClaim::ResultsClaim(const std::string& path, ExistingResults existing) : 
         replaces_ = true;
         break;
       case ResultsFileInfo::Kind::kOther:
-        throw UsageError(foreign_message(path));
+        if (info.damaged && existing == ExistingResults::kReplaceDamaged) {
+          replaces_ = true;
+          break;
+        }
+        throw UsageError(foreign_message(path, info.damaged));
     }
   } catch (...) {
     unlink(lock.c_str());

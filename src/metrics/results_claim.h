@@ -5,7 +5,12 @@
 // then inspects PATH: nothing there is fine; a cohort results file (an HDF5 file whose root
 // carries both `status` and `config`; every file ResultsFile writes has both from its creation)
 // is replaced only when the caller asked for it (`cohort run --overwrite`); anything else is
-// never touched. The new file is built as `PATH.partial` and renamed over PATH once it carries
+// never touched, with one exception: an HDF5 file that HDF5 cannot open (`damaged`: the
+// signature is there but not a readable file, what a results file killed mid-flush by a cohort
+// older than Note [Crash-consistent results file] looks like) is replaced by a `--resume` that
+// found a checkpoint of the same config in PATH.checkpoints, since that checkpoint shows the
+// file was this run's own (kReplaceDamaged); a file without the HDF5 signature never is. The
+// new file is built as `PATH.partial` and renamed over PATH once it carries
 // its attributes, so PATH is never truncated: until the rename it still holds the old results
 // (or nothing). The lock file is removed when the claim ends.
 #pragma once
@@ -23,6 +28,7 @@ struct ResultsFileInfo {
   };
   Kind kind = Kind::kMissing;
   bool in_use = false;  // another process holds PATH.lock (then kind is not inspected: kMissing)
+  bool damaged = false; // kOther: the HDF5 signature, but HDF5 cannot open the file
   std::string status;   // root attribute `status` (kResults)
   std::string config;   // root attribute `config` (kResults)
 };
@@ -36,7 +42,9 @@ ResultsFileInfo inspect_results_file(const std::string& path);
 std::string check_results_path(const std::string& path);
 
 // What to do with an existing cohort results file at the path.
-enum class ExistingResults { kRefuse, kReplace };
+// kReplaceDamaged: as kReplace, and a `damaged` file is replaced too (a resume from a
+// checkpoint of the same config, Note [Results file ownership]).
+enum class ExistingResults { kRefuse, kReplace, kReplaceDamaged };
 
 // The exclusive right to write one results path, held until destruction. The constructor
 // creates the parent directories, takes PATH.lock and checks what is at PATH; it throws

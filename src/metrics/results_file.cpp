@@ -1,7 +1,13 @@
 #include "metrics/results_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -25,20 +31,49 @@ std::string hdf5_version() {
   return fmt::format("{}.{}.{}", maj, min, rel);
 }
 
+// Note [Crash-consistent results file]: a run killed at any instant (kill -9, the OOM killer,
+// a node that loses its job) leaves at output.path an HDF5 file that any reader opens, holding
+// every round the run had finished. HDF5 itself cannot promise that for a file it updates in
+// place: between and during flushes it rewrites object headers, B-trees and the superblock in
+// an order of its own, and a writer stopped in between leaves a superblock whose end of file
+// lies past the real end ("truncated file: eof ... < stored ...") or metadata pointing past the
+// stored end ("addr overflow"), about one kill in eight with short rounds. SWMR (HDF5 1.10)
+// orders those writes, but it marks the superblock "open for write", and a killed file then
+// opens only with SWMR read or after h5clear: plain h5py refuses it. A log of rounds merged at
+// the end would leave a killed run's rounds outside the file every reader looks at.
+//
+// So the file is built in memory (HDF5's core driver, no backing store) and every flush()
+// publishes a whole, closed-file image: written to PATH.partial, then renamed over PATH. A
+// rename is atomic, so PATH is at every instant either the previous image or the new one, each
+// a complete HDF5 file; a kill mid-write leaves only PATH.partial, which the next run at that
+// path removes. The cost is one copy and one write of the whole image: the file during the run
+// holds the attributes, the /rounds series and the /clients rows (600 KiB after 3000 rounds of
+// tests/configs/invariance_linear.yaml), and the large /model datasets come only with the last
+// flush. Publishing every round made that run 5x slower (0.8 ms per round to publish, 0.18 ms
+// to compute), so a round's flush(false) publishes only when at least nine times the last
+// publish's cost has passed since it: at most a tenth of the run's time goes to publishing and
+// rounds of a millisecond or more are all published. A round the terminal announces (the
+// progress line) is published before the line is printed (flush(true)), so every round a user
+// saw completed is in the file after a kill; unannounced sub-millisecond rounds may be lost, at
+// most the last ~10 publish-times (a few ms) of them. Status changes, the resumed rows and the
+// end of the run are always published. Nothing is fsynced: the promise is about the process
+// being killed, not the machine losing power.
 ResultsFile::ResultsFile(ResultsClaim claim, const std::string& config)
     : path_(claim.path()), claim_(std::move(claim)) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported by us, once
   const std::string partial = path_ + ".partial";
   std::remove(partial.c_str());  // a leftover of a run killed before it published its file
-  file_ = H5Fcreate(partial.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t fapl = check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate", path_);
+  H5Pset_fapl_core(fapl, 1 << 16, false);  // in memory: flush() publishes the image
+  file_ = H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   if (file_ < 0)
     throw UsageError(fmt::format("output.path: cannot create HDF5 file '{}'", partial));
   try {
     set_attribute("config", config);
     set_attribute("status", std::string("running"));
     set_attribute("message", std::string());
-    flush();
-    claim_->publish(partial);
+    flush();  // the first image is published through the claim
   } catch (...) {
     close_file();
     std::remove(partial.c_str());
@@ -51,14 +86,17 @@ ResultsFile::ResultsFile(const std::string& path, ExistingResults existing,
     : ResultsFile(ResultsClaim(path, existing), config) {}
 
 void ResultsFile::close_file() {
+  if (file_ >= 0 && dirty_ && published_) {
+    try {
+      flush();
+    } catch (const std::exception&) {  // the last published image stays
+    }
+  }
   for (auto& [name, id] : series_) H5Dclose(id);
   for (auto& [name, id] : client_rows_) H5Dclose(id);
   series_.clear();
   client_rows_.clear();
-  if (file_ >= 0) {
-    H5Fflush(file_, H5F_SCOPE_GLOBAL);
-    H5Fclose(file_);
-  }
+  if (file_ >= 0) H5Fclose(file_);
   file_ = -1;
 }
 
@@ -68,6 +106,7 @@ ResultsFile::~ResultsFile() {
 }
 
 void ResultsFile::set_attribute(const std::string& name, const std::string& value) {
+  dirty_ = true;
   // Variable-length UTF-8 strings: h5py reads them as str, h5dump prints them plainly.
   if (H5Aexists(file_, name.c_str()) > 0) H5Adelete(file_, name.c_str());
   hid_t type = check(H5Tcopy(H5T_C_S1), "H5Tcopy", path_);
@@ -96,9 +135,11 @@ static void numeric_attribute(hid_t file, const std::string& name, hid_t type, T
 }
 
 void ResultsFile::set_attribute(const std::string& name, double value) {
+  dirty_ = true;
   numeric_attribute(file_, name, H5T_NATIVE_DOUBLE, value, path_);
 }
 void ResultsFile::set_attribute(const std::string& name, std::int64_t value) {
+  dirty_ = true;
   numeric_attribute(file_, name, H5T_NATIVE_INT64, value, path_);
 }
 
@@ -135,6 +176,7 @@ hid_t ResultsFile::series(const std::string& name, hid_t type) {
 }
 
 void ResultsFile::append_raw(const std::string& name, hid_t type, const void* value) {
+  dirty_ = true;
   hid_t ds = series(name, type);
   const hsize_t n = static_cast<hsize_t>(lengths_[name]);
   hsize_t new_size[1] = {n + 1};
@@ -158,6 +200,7 @@ void ResultsFile::append(const std::string& name, std::int64_t value) {
 
 void ResultsFile::append_client_row(const std::string& name,
                                     const std::vector<std::int64_t>& row) {
+  dirty_ = true;
   const hsize_t cols = row.size();
   auto it = client_rows_.find(name);
   if (it == client_rows_.end()) {
@@ -192,7 +235,54 @@ void ResultsFile::append_client_row(const std::string& name,
   client_row_count_[name] = static_cast<std::int64_t>(n + 1);
 }
 
-void ResultsFile::flush() { check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush", path_); }
+// Note [Crash-consistent results file].
+void ResultsFile::flush(bool always) {
+  const auto clock = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  const double t0 = clock();
+  if (!always && published_ && t0 - published_at_ < 9 * publish_cost_) return;
+  // H5Fget_file_image alone copies what the core driver holds, without the metadata still in
+  // HDF5's cache (a root object header that is not there yet): flush into the image first.
+  check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush", path_);
+  const ssize_t size = H5Fget_file_image(file_, nullptr, 0);
+  if (size <= 0) throw std::runtime_error(fmt::format("HDF5 H5Fget_file_image failed on '{}'", path_));
+  image_.resize(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file_, image_.data(), image_.size()) != size)
+    throw std::runtime_error(fmt::format("HDF5 H5Fget_file_image failed on '{}'", path_));
+  const std::string partial = path_ + ".partial";
+  const int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    throw UsageError(fmt::format("output.path: cannot write '{}': {}", partial, std::strerror(errno)));
+  std::size_t done = 0;
+  while (done < image_.size()) {
+    const ssize_t n = write(fd, image_.data() + done, image_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      close(fd);
+      std::remove(partial.c_str());
+      throw UsageError(fmt::format("output.path: cannot write '{}': {}", partial, std::strerror(err)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (close(fd) != 0) {
+    const int err = errno;
+    std::remove(partial.c_str());
+    throw UsageError(fmt::format("output.path: cannot write '{}': {}", partial, std::strerror(err)));
+  }
+  if (!published_) {
+    claim_->publish(partial);  // refuses a file created at PATH meanwhile
+    published_ = true;
+  } else if (std::rename(partial.c_str(), path_.c_str()) != 0) {
+    throw UsageError(fmt::format("output.path: cannot move '{}' to '{}': {}", partial, path_,
+                                 std::strerror(errno)));
+  }
+  dirty_ = false;
+  published_at_ = clock();
+  publish_cost_ = published_at_ - t0;
+}
 
 void ResultsFile::export_rows(StateBundle& b) const {
   for (const auto& [name, ds] : series_) {
@@ -254,6 +344,7 @@ static void ensure_parent_groups(hid_t file, const std::string& dataset_path) {
 }
 
 void ResultsFile::write_vector(const std::string& dataset_path, const std::vector<std::int64_t>& v) {
+  dirty_ = true;
   ensure_parent_groups(file_, dataset_path);
   hsize_t dims[1] = {v.size()};
   hid_t space = check(H5Screate_simple(1, dims, nullptr), "H5Screate_simple", path_);
@@ -280,6 +371,7 @@ void ResultsFile::write_tensor3(const std::string& dataset_path, const float* da
 
 void ResultsFile::write_floats(const std::string& dataset_path, const float* data,
                                const std::vector<hsize_t>& dims) {
+  dirty_ = true;
   ensure_parent_groups(file_, dataset_path);
   hid_t space = check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                       "H5Screate_simple", path_);

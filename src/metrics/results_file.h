@@ -2,7 +2,8 @@
 //
 // Layout (docs/architecture.md): root attributes (config, seed, version, git_revision, versions,
 // ranks, status, message); /rounds/<metric>: one extendible 1-D dataset per metric, one entry
-// per round, flushed every round so a killed run leaves a readable file; /clients/<name>:
+// per round, published every round so a killed run leaves a readable file (Note
+// [Crash-consistent results file]); /clients/<name>:
 // per-client data; /model/<layer>: the final model when asked.
 #pragma once
 
@@ -46,7 +47,10 @@ class ResultsFile {
   // round"). Every metric of a round must be appended before flush().
   void append(const std::string& name, double value);
   void append(const std::string& name, std::int64_t value);
-  void flush();
+  // Publishes the file as it is now: PATH becomes a complete HDF5 file with everything written
+  // so far, atomically (Note [Crash-consistent results file]). With `always` false (the
+  // per-round call) it may wait until publishing costs at most a tenth of the run's time.
+  void flush(bool always = true);
   // Appends one row to the extendible rounds x clients matrix /clients/<name>.
   void append_client_row(const std::string& name, const std::vector<std::int64_t>& row);
 
@@ -78,6 +82,10 @@ class ResultsFile {
   std::map<std::string, bool> integer_;  // /rounds series of int64 (else double)
   std::map<std::string, hid_t> client_rows_;
   std::map<std::string, std::int64_t> client_row_count_;
+  std::vector<unsigned char> image_;  // the last published image (reused buffer)
+  bool published_ = false;            // PATH holds an image of this file
+  bool dirty_ = false;                // changed since the last flush()
+  double published_at_ = 0, publish_cost_ = 0;  // seconds (steady clock) of the last publish
 };
 
 std::string hdf5_version();
