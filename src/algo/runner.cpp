@@ -320,7 +320,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     auto t0 = Clock::now();
     std::int64_t down_bits = 0;
     const std::span<const float> x_client = downlink.broadcast(x, round, &down_bits);
-    exchange->begin_round(round);
+    exchange->begin_round(round, sampled);
     const int zeno_batch = static_cast<int>(exchange_batch);
     exchange->set_validation(
         [&, round](const float* y) { return problem->server_loss(y, seed, round, zeno_batch); },
@@ -443,14 +443,18 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       for (std::size_t i = 0; i < extra.size(); ++i) out->append(extra_names[i], extra[i]);
       out->append("uplink_bits", bits);
       out->append("downlink_bits", bits_down);
+      // Per-client rows cover the sampled clients only (Note [Population scale]).
+      out->append_client_row("sampled", std::vector<std::int64_t>(sampled.begin(), sampled.end()));
       out->append_client_row("uplink_bits", exchange->client_bits());
       out->append("byzantine_sampled", static_cast<std::int64_t>(behaviour->sampled_byzantine()));
       if (behaviour->attacking()) out->append("agg_dist_honest_mean", dist_honest);
       const auto& rep = exchange->report();
       out->append("dropped_nonfinite", static_cast<std::int64_t>(rep.dropped_nonfinite));
       if (selecting_rule) {
-        std::vector<std::int64_t> chosen(static_cast<std::size_t>(num_clients), 0);
-        for (int c : rep.selected) chosen[static_cast<std::size_t>(c)] = 1;
+        std::vector<std::int64_t> chosen(sampled.size(), 0);
+        for (int c : rep.selected)
+          chosen[static_cast<std::size_t>(std::lower_bound(sampled.begin(), sampled.end(), c) -
+                                          sampled.begin())] = 1;
         out->append_client_row("selected", chosen);
       }
       const char* names[4] = {"local", "comm", "aggregate", "eval"};
