@@ -56,6 +56,21 @@ bool g_abandoned = false;    // this rank stopped its local work of this round e
 // every rank, so all ranks agree which round was the last completed one.
 constexpr double kAbandonAfterSeconds = 0.5;
 
+// Note [Population scale]: a round costs O(clients per round), not O(population), so that 10^7
+// clients with 10^4 a round take the time of 10^4 clients with 10^4 a round:
+//  - sampling is the first k steps of a Fisher-Yates shuffle that stores only the positions it
+//    displaced (Rng::choose_sorted), with the draws and result of the dense shuffle;
+//  - the exchange keeps one bits value per sampled client and all-reduces those k values;
+//  - per-client results rows (/clients/uplink_bits, /clients/selected) cover the sampled
+//    clients, aligned with /clients/sampled;
+//  - client state (error feedback, worker momentum, compressor state) lives in maps filled at a
+//    client's first participation; a client that never took part costs nothing there.
+// What remains per client is a few bytes: its sample count (int64, the weights of the mean),
+// the Byzantine flag, and the labelflip flag; data.partition.name = pool draws a client's rows
+// from its keyed stream when it trains, so a partition stores nothing per client either
+// (other partitions store each client's row indices, which is data). results/bench_population.md
+// measures it.
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
