@@ -155,7 +155,7 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
       compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
       d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
       powersgd_reduce_(o_.compressor.name == "powersgd" && o_.compressor.mode == "reduce"),
-      bits_(static_cast<std::size_t>(num_clients), 0),
+      num_clients_(num_clients),
       decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
   const bool sums = !majority() && !o_.robust && !powersgd_reduce_;
   // At most one message per sampled client and round (all clients when per_round is unset).
@@ -170,6 +170,13 @@ Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
           static_cast<double>(o_.memory_budget))
     o_.plan = Plan::kShard;
   if (o_.plan == Plan::kShard) blocks_.resize(static_cast<std::size_t>(comm_.size()));
+}
+
+std::size_t Exchange::slot(int c) const {
+  const auto it = std::lower_bound(sampled_.begin(), sampled_.end(), c);
+  if (it == sampled_.end() || *it != c)
+    throw std::logic_error(fmt::format("Exchange: client {} is not sampled this round", c));
+  return static_cast<std::size_t>(it - sampled_.begin());
 }
 
 std::pair<std::int64_t, std::int64_t> Exchange::shard_block(int r) const {
@@ -204,9 +211,15 @@ std::string Exchange::describe() const {
                      sum_.precision(), what);
 }
 
-void Exchange::begin_round(std::uint32_t round) {
+void Exchange::begin_round(std::uint32_t round, std::span<const int> sampled) {
   round_ = round;
-  std::fill(bits_.begin(), bits_.end(), 0);
+  if (sampled.empty()) {
+    sampled_.resize(static_cast<std::size_t>(num_clients_));
+    std::iota(sampled_.begin(), sampled_.end(), 0);
+  } else {
+    sampled_.assign(sampled.begin(), sampled.end());
+  }
+  bits_.assign(sampled_.size(), 0);
   sum_.clear();
   std::fill(float_sum_.begin(), float_sum_.end(), 0.0f);
   std::fill(votes_.begin(), votes_.end(), 0);
@@ -339,18 +352,18 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
                   ? 32LL * compress::powersgd::effective_rank(l.rows, l.cols, o_.compressor.rank) *
                         (l.rows + l.cols)
                   : 32LL * l.size();
-    bits_[c] = bits;
+    bits_[slot(c)] = bits;
     pending_.push_back(Pending{c, weight, std::vector<float>(p.begin(), p.end()), byzantine});
     return;
   }
   std::span<const float> decoded;
   const compress::MessageContext ctx{seed_, round_, static_cast<std::uint32_t>(c)};
   if (o_.compressor.name == "none" && o_.plan != Plan::kGather) {
-    bits_[c] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
+    bits_[slot(c)] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
     decoded = p;
   } else {
     const compress::Encoded enc = compress::encode(*compressor_, p, layers_, ctx, client_state(c));
-    bits_[c] = static_cast<std::int64_t>(enc.bits);
+    bits_[slot(c)] = static_cast<std::int64_t>(enc.bits);
     compress::decode(*compressor_, enc, layers_, ctx, decoded_);
     decoded = decoded_;
     if (o_.plan == Plan::kGather) {

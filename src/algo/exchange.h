@@ -86,7 +86,10 @@ class Exchange {
   std::string describe() const;
   bool majority() const { return o_.aggregator == "majority"; }
 
-  void begin_round(std::uint32_t round);
+  // Starts a round whose sampled clients are `sampled` (sorted ascending, as sample_clients
+  // gives them); empty: every client 0..num_clients-1. Per-round work and the bits all-reduce
+  // are O(sampled clients), never O(population) (Note [Population scale] in runner.cpp).
+  void begin_round(std::uint32_t round, std::span<const int> sampled = {});
   // Client c's uncompressed message (overwritten: used as scratch) with aggregation weight w.
   // Byzantine clients keep no error-feedback memory.
   void submit(int c, std::span<float> message, double weight, bool byzantine = false);
@@ -94,7 +97,8 @@ class Exchange {
   // of all sampled clients' weights. Returns false when a message was not finite or too large.
   bool finish(float* g, double total_weight);
 
-  // After finish: encoded uplink bits per client (all clients, 0 when not sampled).
+  // After finish: encoded uplink bits of each sampled client, in the order of the round's
+  // sample (0 for a sampled client that sent nothing).
   const std::vector<std::int64_t>& client_bits() const { return bits_; }
   std::int64_t uplink_bits() const;
   // Error-feedback memory of a client this rank owns (empty when it has none).
@@ -125,6 +129,8 @@ class Exchange {
   // Coordinates [lo, hi) of rank r's block under the shard plan.
   std::pair<std::int64_t, std::int64_t> shard_block(int r) const;
   std::span<float> client_state(int c);
+  // Client c's slot in the round's sample.
+  std::size_t slot(int c) const;
 
   ExchangeOptions o_;
   comm::Communicator& comm_;
@@ -135,7 +141,9 @@ class Exchange {
   std::int64_t d_;
   bool powersgd_reduce_;
   std::unordered_map<int, std::vector<float>> error_, state_;
-  std::vector<std::int64_t> bits_;
+  std::vector<std::int64_t> bits_;  // per slot of the round's sample
+  std::vector<int> sampled_;        // the round's sample (slot -> client)
+  int num_clients_;
   BlockSum sum_;
   std::vector<float> float_sum_;  // comm.sum = float
   std::vector<std::int32_t> votes_;

@@ -28,23 +28,42 @@ std::vector<std::int64_t> Problem::sample_counts() const {
 
 namespace {
 
+// data.partition.name = pool: client c's sample i is training row
+// Rng(seed, i, c, kPartition).below(rows), drawn when it is used (Note [Population scale] in
+// runner.cpp). clients == 0: the partition is stored instead.
+struct PoolPartition {
+  int clients = 0;
+  std::int64_t samples = 0;
+  std::uint64_t seed = 0;
+};
+
 // Clients that hold rows of a dataset and train a model on them.
 class DatasetProblem final : public Problem {
  public:
   DatasetProblem(data::TrainTest data, data::Partition partition,
-                 std::unique_ptr<model::Model> model, std::int64_t eval_chunk, std::string what)
+                 std::unique_ptr<model::Model> model, std::int64_t eval_chunk, std::string what,
+                 PoolPartition pool = {})
       : data_(std::move(data)), partition_(std::move(partition)), model_(std::move(model)),
-        eval_chunk_(eval_chunk), what_(std::move(what)) {}
+        eval_chunk_(eval_chunk), what_(std::move(what)), pool_(pool) {}
 
   std::string description() const override {
     return fmt::format("{}: {} train / {} test rows, dim {}, {} clients; model {} ({} params)",
                        what_, data_.train.rows, data_.test.rows, data_.train.dim,
-                       partition_.size(), model_->name(), model_->num_params());
+                       num_clients(), model_->name(), model_->num_params());
   }
-  int num_clients() const override { return static_cast<int>(partition_.size()); }
+  int num_clients() const override {
+    return pool_.clients > 0 ? pool_.clients : static_cast<int>(partition_.size());
+  }
   const std::vector<model::LayerView>& layers() const override { return model_->layers(); }
   std::int64_t client_samples(int c) const override {
-    return static_cast<std::int64_t>(partition_[c].size());
+    return pool_.clients > 0 ? pool_.samples : static_cast<std::int64_t>(partition_[c].size());
+  }
+  // Training row of client c's sample at position `pos`.
+  std::int64_t row_of(int c, std::int64_t pos) const {
+    if (pool_.clients == 0) return partition_[static_cast<std::size_t>(c)][static_cast<std::size_t>(pos)];
+    Rng rng(pool_.seed, static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(c),
+            Purpose::kPartition);
+    return static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(data_.train.rows)));
   }
   void init(float* x, std::uint64_t seed) const override {
     Rng rng(seed, 0, kGlobalClient, Purpose::kModelInit);
@@ -53,24 +72,26 @@ class DatasetProblem final : public Problem {
 
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
                    Rng&) override {
-    const auto& rows = partition_[c];
     const auto& ds = data_.train;
     const std::int64_t b = static_cast<std::int64_t>(positions.size());
     batch_x_.resize(static_cast<std::size_t>(b * ds.dim));
+    batch_rows_.resize(static_cast<std::size_t>(b));
     for (std::int64_t i = 0; i < b; ++i) {
-      const std::int64_t r = rows[static_cast<std::size_t>(positions[i])];
+      const std::int64_t r = row_of(c, positions[i]);
+      batch_rows_[static_cast<std::size_t>(i)] = r;
       std::copy_n(ds.row(r), ds.dim, batch_x_.data() + i * ds.dim);
     }
+    const auto& rows = batch_rows_;
     model::Batch batch{batch_x_.data(), b, ds.dim};
     if (ds.is_regression()) {
       batch_t_.resize(static_cast<std::size_t>(b));
-      for (std::int64_t i = 0; i < b; ++i) batch_t_[i] = ds.targets[rows[positions[i]]];
+      for (std::int64_t i = 0; i < b; ++i) batch_t_[i] = ds.targets[rows[i]];
       batch.targets = batch_t_.data();
     } else {
       batch_y_.resize(static_cast<std::size_t>(b));
       const bool flip = !flipped_.empty() && flipped_[static_cast<std::size_t>(c)];
       for (std::int64_t i = 0; i < b; ++i) {
-        const std::int32_t y = ds.labels[rows[positions[i]]];
+        const std::int32_t y = ds.labels[rows[i]];
         batch_y_[i] = flip ? ds.num_classes - 1 - y : y;
       }
       batch.labels = batch_y_.data();
@@ -99,7 +120,7 @@ class DatasetProblem final : public Problem {
 
   void set_label_flip(const std::vector<int>& clients) override {
     if (data_.train.is_regression()) Problem::set_label_flip(clients);
-    flipped_.assign(partition_.size(), 0);
+    flipped_.assign(static_cast<std::size_t>(num_clients()), 0);
     for (int c : clients) flipped_[static_cast<std::size_t>(c)] = 1;
   }
 
@@ -135,6 +156,8 @@ class DatasetProblem final : public Problem {
   std::vector<float> batch_x_, batch_t_, val_x_, val_t_;
   std::vector<std::int32_t> batch_y_, val_y_;
   std::vector<char> flipped_;  // labelflip attackers
+  PoolPartition pool_;
+  std::vector<std::int64_t> batch_rows_;
 };
 
 data::Partition make_partition(const Config& cfg, const data::Dataset& train,
@@ -150,7 +173,9 @@ data::Partition make_partition(const Config& cfg, const data::Dataset& train,
     return natural;
   }
   require_usage(n <= train.rows,
-                fmt::format("clients.num_clients = {} exceeds the {} training rows", n, train.rows));
+                fmt::format("clients.num_clients = {} exceeds the {} training rows (clients "
+                            "may share rows with data.partition.name = pool)",
+                            n, train.rows));
   if (name == "iid" || name == "auto") return data::partition_iid(train.rows, n, seed);
   require_usage(!train.is_regression(),
                 "data.partition.name = " + name + " needs class labels; regression data allows "
@@ -258,12 +283,15 @@ std::unique_ptr<Problem> make_problem(const Config& cfg) {
   } else if (name == "inline") {
     tt.train = inline_dataset(cfg);
     tt.test = tt.train;
-    natural.resize(static_cast<std::size_t>(n));
-    require_usage(tt.train.rows >= n,
-                  fmt::format("data.name = inline has {} rows but clients.num_clients = {}: every "
-                              "client needs at least one row",
-                              tt.train.rows, n));
-    for (std::int64_t i = 0; i < tt.train.rows; ++i) natural[i % n].push_back(i);
+    if (cfg.get_string("data.partition.name") != "pool") {  // pool clients share the rows
+      require_usage(tt.train.rows >= n,
+                    fmt::format("data.name = inline has {} rows but clients.num_clients = {}: "
+                                "every client needs at least one row (or use "
+                                "data.partition.name = pool)",
+                                tt.train.rows, n));
+      natural.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < tt.train.rows; ++i) natural[i % n].push_back(i);
+    }
   } else if (name == "synthetic_linear") {
     auto r = data::synthetic_linear(n, cfg.get_int("data.samples_per_client"),
                                     cfg.get_int("data.dim"), cfg.get_float("data.noise"),
@@ -291,6 +319,13 @@ std::unique_ptr<Problem> make_problem(const Config& cfg) {
                                   "that each client gets a test row"
                                 : ""));
   auto model = make_model(cfg, tt.train);
+  if (cfg.get_string("data.partition.name") == "pool") {
+    const PoolPartition pool{static_cast<int>(cfg.get_int("clients.num_clients")),
+                             cfg.get_int("data.partition.samples_per_client"),
+                             static_cast<std::uint64_t>(cfg.get_int("seed"))};
+    return std::make_unique<DatasetProblem>(std::move(tt), data::Partition{}, std::move(model),
+                                            cfg.get_int("eval.chunk"), name, pool);
+  }
   auto partition = make_partition(cfg, tt.train, std::move(natural));
   for (std::size_t c = 0; c < partition.size(); ++c)
     require_usage(!partition[c].empty(),

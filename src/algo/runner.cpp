@@ -56,6 +56,21 @@ bool g_abandoned = false;    // this rank stopped its local work of this round e
 // every rank, so all ranks agree which round was the last completed one.
 constexpr double kAbandonAfterSeconds = 0.5;
 
+// Note [Population scale]: a round costs O(clients per round), not O(population), so that 10^7
+// clients with 10^4 a round take the time of 10^4 clients with 10^4 a round:
+//  - sampling is the first k steps of a Fisher-Yates shuffle that stores only the positions it
+//    displaced (Rng::choose_sorted), with the draws and result of the dense shuffle;
+//  - the exchange keeps one bits value per sampled client and all-reduces those k values;
+//  - per-client results rows (/clients/uplink_bits, /clients/selected) cover the sampled
+//    clients, aligned with /clients/sampled;
+//  - client state (error feedback, worker momentum, compressor state) lives in maps filled at a
+//    client's first participation; a client that never took part costs nothing there.
+// What remains per client is a few bytes: its sample count (int64, the weights of the mean),
+// the Byzantine flag, and the labelflip flag; data.partition.name = pool draws a client's rows
+// from its keyed stream when it trains, so a partition stores nothing per client either
+// (other partitions store each client's row indices, which is data). results/bench_population.md
+// measures it.
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -320,7 +335,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     auto t0 = Clock::now();
     std::int64_t down_bits = 0;
     const std::span<const float> x_client = downlink.broadcast(x, round, &down_bits);
-    exchange->begin_round(round);
+    exchange->begin_round(round, sampled);
     const int zeno_batch = static_cast<int>(exchange_batch);
     exchange->set_validation(
         [&, round](const float* y) { return problem->server_loss(y, seed, round, zeno_batch); },
@@ -443,14 +458,18 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       for (std::size_t i = 0; i < extra.size(); ++i) out->append(extra_names[i], extra[i]);
       out->append("uplink_bits", bits);
       out->append("downlink_bits", bits_down);
+      // Per-client rows cover the sampled clients only (Note [Population scale]).
+      out->append_client_row("sampled", std::vector<std::int64_t>(sampled.begin(), sampled.end()));
       out->append_client_row("uplink_bits", exchange->client_bits());
       out->append("byzantine_sampled", static_cast<std::int64_t>(behaviour->sampled_byzantine()));
       if (behaviour->attacking()) out->append("agg_dist_honest_mean", dist_honest);
       const auto& rep = exchange->report();
       out->append("dropped_nonfinite", static_cast<std::int64_t>(rep.dropped_nonfinite));
       if (selecting_rule) {
-        std::vector<std::int64_t> chosen(static_cast<std::size_t>(num_clients), 0);
-        for (int c : rep.selected) chosen[static_cast<std::size_t>(c)] = 1;
+        std::vector<std::int64_t> chosen(sampled.size(), 0);
+        for (int c : rep.selected)
+          chosen[static_cast<std::size_t>(std::lower_bound(sampled.begin(), sampled.end(), c) -
+                                          sampled.begin())] = 1;
         out->append_client_row("selected", chosen);
       }
       const char* names[4] = {"local", "comm", "aggregate", "eval"};

@@ -23,6 +23,11 @@ Section data_section() {
        "label-sorted data cut into num_clients*shards_per_client shards, k per client",
        {opt_int("shards_per_client", 2, "shards (label blocks) per client", 1)}},
       {"natural", "the generator's own per-client blocks (synthetic and inline data)", {}},
+      {"pool",
+       "each client draws samples_per_client training rows with replacement from its own keyed "
+       "stream, when it trains: nothing is stored per client, so a population may exceed the "
+       "rows (10^7 clients on 60,000 rows)",
+       {opt_int("samples_per_client", 10, "rows each client draws", 1)}},
   };
   Section data{"data", "Training and test data."};
   data.default_component = "fashion_mnist";

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -85,14 +86,24 @@ class Rng {
     }
   }
   // k distinct integers of [0, n) by a partial Fisher-Yates shuffle, returned sorted (k <= n).
+  // k distinct values of [0, n), sorted: the first k steps of a Fisher-Yates shuffle of
+  // 0..n-1, in O(k) time and memory (Note [Population scale] in algo/runner.cpp): only the
+  // entries a step displaced are stored, so a population of 10^7 costs nothing per round
+  // beyond the k draws. Same draws and same result as shuffling a dense array.
   std::vector<int> choose_sorted(int n, int k) {
-    std::vector<int> ids(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = i;
+    std::unordered_map<int, int> displaced;  // position -> value, where it is not the identity
+    displaced.reserve(static_cast<std::size_t>(k));
+    const auto value_at = [&](int i) {
+      const auto it = displaced.find(i);
+      return it == displaced.end() ? i : it->second;
+    };
+    std::vector<int> ids(static_cast<std::size_t>(k));
     for (int i = 0; i < k; ++i) {
       const int j = i + static_cast<int>(below(static_cast<std::uint64_t>(n - i)));
-      std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
+      const int vi = value_at(i);
+      ids[static_cast<std::size_t>(i)] = value_at(j);
+      displaced[j] = vi;  // position i is never read again (later steps draw j >= i + 1)
     }
-    ids.resize(static_cast<std::size_t>(k));
     std::sort(ids.begin(), ids.end());
     return ids;
   }

@@ -35,8 +35,12 @@ done
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     d = int(f.attrs["num_params"])
-    per_client = f["clients/uplink_bits"][()]
-    assert (per_client[per_client > 0] == d).all(), per_client
+    # Rows of the sampled clients only, aligned with /clients/sampled (sorted ids, distinct).
+    per_client, sampled = f["clients/uplink_bits"][()], f["clients/sampled"][()]
+    assert per_client.shape == sampled.shape == (len(f["rounds/round"]), 5), per_client.shape
+    assert (per_client == d).all(), per_client
+    assert (per_client.sum(axis=1) == f["rounds/uplink_bits"][()]).all()
+    assert (sampled[:, 1:] > sampled[:, :-1]).all() and sampled.min() >= 0
     assert (f["rounds/uplink_bits"][()] == 5 * d).all()
     assert (f["rounds/downlink_bits"][()] == 5 * 32 * d).all()
 print("sign: 1 bit per coordinate per client")

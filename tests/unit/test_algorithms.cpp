@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -12,6 +13,7 @@
 #include "algo/server_optimizer.h"
 #include "comm/communicator.h"
 #include "core/config.h"
+#include "core/rng.h"
 
 using namespace cohort;
 
@@ -196,4 +198,38 @@ TEST_CASE("algo: client blocks cover every client once for any rank count", "[al
       }
       REQUIRE(next == n);
     }
+}
+
+// The dense form of Rng::choose_sorted: shuffle all of 0..n-1 for k steps, keep the first k.
+static std::vector<int> choose_sorted_dense(Rng rng, int n, int k) {
+  std::vector<int> ids(static_cast<std::size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  for (int i = 0; i < k; ++i) {
+    const int j = i + static_cast<int>(rng.below(static_cast<std::uint64_t>(n - i)));
+    std::swap(ids[static_cast<std::size_t>(i)], ids[static_cast<std::size_t>(j)]);
+  }
+  ids.resize(static_cast<std::size_t>(k));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST_CASE("algo: sampling in O(k) draws exactly what the dense shuffle draws", "[algo]") {
+  // Every (n, k) shape, including k = 1, k = n - 1, k = n and tiny n, and many keys: the sparse
+  // shuffle (Note [Population scale]) must give the same clients, so runs keep their results.
+  for (int n : {1, 2, 3, 7, 50, 1000, 100003})
+    for (int k : {1, 2, n / 3, n / 2, n - 1, n}) {
+      if (k < 1 || k > n) continue;
+      for (std::uint32_t round = 0; round < 20; ++round) {
+        CAPTURE(n, k, round);
+        const Rng rng(11, round, kGlobalClient, Purpose::kClientSampling);
+        Rng sparse = rng;
+        REQUIRE(sparse.choose_sorted(n, k) == choose_sorted_dense(rng, n, k));
+      }
+    }
+  // A population of 10^7 with 10^4 a round: the sample is distinct and in range.
+  const auto s = algo::sample_clients(3, 9, 10'000'000, 10'000);
+  REQUIRE(s.size() == 10'000u);
+  REQUIRE(std::adjacent_find(s.begin(), s.end()) == s.end());
+  REQUIRE(s.front() >= 0);
+  REQUIRE(s.back() < 10'000'000);
 }

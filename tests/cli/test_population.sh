@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Population scale (Note [Population scale] in src/algo/runner.cpp):
+#  - the pool partition at 200,000 clients, 20 a round, with top-k and error feedback: identical
+#    results at 1, 2 and 4 ranks, every client holding samples_per_client rows, and per-client
+#    result rows only for the sampled clients (aligned with /clients/sampled);
+#  - memory: 2,000,000 clients cost at most 64 bytes per client more than 10,000 (peak RSS);
+#  - without the pool partition, more clients than rows is an error that names the pool.
+set -euo pipefail
+: "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
+CFG="$SRC/tests/configs/population_inline.yaml"
+source "$SRC/tests/cli/lib.sh"
+
+same_at_1_2_4 pool
+"$PYTHON" - "$TMP/pool.np1.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["status"] == "completed"
+    assert f["clients/num_samples"].shape == (200000,)
+    assert (f["clients/num_samples"][()] == 3).all()
+    s, bits = f["clients/sampled"][()], f["clients/uplink_bits"][()]
+    assert s.shape == bits.shape == (4, 20), (s.shape, bits.shape)
+    assert ((s[:, 1:] > s[:, :-1]).all() and s.min() >= 0 and s.max() < 200000)
+    assert (bits > 0).all() and (bits.sum(axis=1) == f["rounds/uplink_bits"][()]).all()
+    # 80 draws from 200,000 clients: the rounds' samples are not all the same clients
+    assert len(np.unique(s)) > 70, len(np.unique(s))
+PY
+echo "pool: 200,000 clients, identical at 1, 2 and 4 ranks, rows for the sampled clients only"
+
+rss() {  # rss CLIENTS: peak RSS (MiB) of a 2-round run with that population
+  "$COHORT" run "$CFG" clients.num_clients="$1" rounds=2 compressor.error_feedback=false \
+    output.path="$TMP/rss$1.h5" > /dev/null
+  "$PYTHON" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['peak_rss_mib_max'])" "$TMP/rss$1.h5"
+}
+small=$(rss 10000)
+large=$(rss 2000000)
+"$PYTHON" - "$small" "$large" <<'PY'
+import sys
+small, large = map(float, sys.argv[1:])
+per_client = (large - small) * 2**20 / (2000000 - 10000)
+print(f"memory: {per_client:.1f} bytes per client (peak RSS {small:.0f} -> {large:.0f} MiB)")
+assert per_client <= 64, per_client
+PY
+
+set +e
+msg=$("$COHORT" validate "$SRC/configs/quickstart.yaml" clients.num_clients=100000 clients.per_round=10 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "data.partition.name = pool" <<< "$msg" || { echo "FAIL: $rc $msg"; exit 1; }
+echo "population: all checks passed"
