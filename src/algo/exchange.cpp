@@ -232,6 +232,10 @@ void Exchange::begin_round(std::uint32_t round, std::span<const int> sampled) {
   report_ = robust::Report{};
 }
 
+std::int64_t Exchange::compressor_floats_per_client() const {
+  return compress::total_state_floats(*compressor_, layers_);
+}
+
 std::span<float> Exchange::client_state(int c) {
   const std::int64_t n = compress::total_state_floats(*compressor_, layers_);
   if (n == 0) return {};

@@ -101,6 +101,10 @@ class Exchange {
   // sample (0 for a sampled client that sent nothing).
   const std::vector<std::int64_t>& client_bits() const { return bits_; }
   std::int64_t uplink_bits() const;
+  // Per-client state floats the exchange keeps for a client it has seen: error-feedback memory
+  // (d, when enabled) and the compressor's state (Note [Client state account] in setup.h).
+  std::int64_t error_floats_per_client() const { return o_.error_feedback ? d_ : 0; }
+  std::int64_t compressor_floats_per_client() const;
   // Error-feedback memory of a client this rank owns (empty when it has none).
   std::span<const float> error_memory(int c) const;
   // Robust rules: what the last finish() selected and dropped (identical on every rank).

@@ -229,6 +229,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     fmt::print("  {} ranks ({} backend), {} clients, {} per round, algorithm {}, server {}\n",
                ranks, comm.name(), num_clients, per_round, algorithm->name(), server->name());
     fmt::print("  exchange plan: {}; {}\n", exchange->describe(), downlink.describe());
+    fmt::print("  client state: {}\n", setup.client_state.describe());
     fmt::print("  results -> {}\n", out->path());
     std::fflush(stdout);
   }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "algo/runner.h"
 #include "algo/sampling.h"
+#include "core/errors.h"
 #include "core/limits.h"
 
 namespace cohort::algo {
@@ -68,6 +70,53 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
   return bytes;
 }
 
+double ClientStateAccount::bytes_per_client() const {
+  double floats = 0;
+  for (const auto& s : slots) floats += static_cast<double>(s.floats);
+  return 4.0 * floats;
+}
+
+std::string ClientStateAccount::describe() const {
+  if (slots.empty()) return "none";
+  std::string parts;
+  for (const auto& s : slots)
+    parts += (parts.empty() ? "" : " + ") + s.name + " " +
+             human_bytes(4.0 * static_cast<double>(s.floats));
+  return fmt::format("{} per client, up to {} clients on a rank: {} per rank", parts, clients,
+                     human_bytes(bytes()));
+}
+
+// Note [Client state account].
+static ClientStateAccount client_state_account(const Config& cfg, const Exchange& exchange,
+                                               std::int64_t d, int num_clients, int per_round,
+                                               int ranks) {
+  ClientStateAccount a;
+  if (const auto n = exchange.error_floats_per_client(); n > 0) a.slots.push_back({"error feedback", n});
+  if (cfg.get_float("algorithm.client_momentum") > 0) a.slots.push_back({"worker momentum", d});
+  if (const auto n = exchange.compressor_floats_per_client(); n > 0)
+    a.slots.push_back({"compressor state (" + cfg.get_string("compressor.name") + ")", n});
+  if (a.slots.empty()) return a;
+  const std::int64_t block = (static_cast<std::int64_t>(num_clients) + ranks - 1) / ranks;
+  const double touched = static_cast<double>(per_round) * static_cast<double>(cfg.get_int("rounds"));
+  a.clients = touched < static_cast<double>(block) ? static_cast<std::int64_t>(touched) : block;
+  return a;
+}
+
+static void check_state_budget(const Config& cfg, const ClientStateAccount& a) {
+  const long long budget_mib = cfg.get_int("clients.state_budget_mib");
+  if (budget_mib <= 0 || a.slots.empty()) return;
+  const double budget = static_cast<double>(budget_mib) * 1048576.0;
+  if (a.bytes() <= budget) return;
+  const auto largest = std::max_element(a.slots.begin(), a.slots.end(),
+                                        [](const auto& x, const auto& y) { return x.floats < y.floats; });
+  const auto fit = static_cast<long long>(std::floor(budget / a.bytes_per_client()));
+  throw UsageError(fmt::format(
+      "clients.state_budget_mib = {} MiB per rank is less than the per-client state's worst case: "
+      "{} (the largest slot: {}); at most {} clients' state fits a rank: lower rounds x "
+      "clients.per_round, use more ranks, turn the slot off, or raise clients.state_budget_mib",
+      budget_mib, a.describe(), largest->name, fit));
+}
+
 RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
   const int here = ranks_on_this_host(comm);  // collective: before anything may throw
@@ -92,6 +141,9 @@ RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
     s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
     s.exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
                                             s.problem->layers(), seed, s.num_clients);
+    s.client_state =
+        client_state_account(cfg, *s.exchange, d, s.num_clients, s.per_round, comm.size());
+    check_state_budget(cfg, s.client_state);
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
     s.downlink = std::make_unique<Downlink>(cfg, s.problem->layers(), seed, s.x);

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "algo/algorithm.h"
@@ -23,8 +24,29 @@
 
 namespace cohort::algo {
 
+// Note [Client state account]: per-client state (error-feedback memory, worker momentum, a
+// compressor's state such as PowerSGD's Q) lives on the rank that owns the client and is
+// allocated at the client's first participation, so its worst case on one rank is the slots'
+// size times the clients of the largest rank block that can take part during the run:
+// min(ceil(N / ranks), rounds x per_round). It is printed at start-up and checked against
+// clients.state_budget_mib (per rank; 0: only the machine's memory check) before training.
+struct ClientStateAccount {
+  struct Slot {
+    std::string name;
+    std::int64_t floats = 0;  // per client
+  };
+  std::vector<Slot> slots;
+  std::int64_t clients = 0;  // worst case of clients with state on one rank
+  double bytes_per_client() const;
+  double bytes() const { return bytes_per_client() * static_cast<double>(clients); }
+  // "error feedback 397.5 KiB + worker momentum 397.5 KiB per client, up to 1,000 clients on a
+  // rank: 776.4 MiB per rank", or "none" without per-client state.
+  std::string describe() const;
+};
+
 struct RunSetup {
   std::unique_ptr<Problem> problem;
+  ClientStateAccount client_state;
   int num_clients = 0, per_round = 0;
   std::unique_ptr<Algorithm> algorithm;
   std::unique_ptr<ServerOptimizer> server;

@@ -4,7 +4,8 @@
 #    results at 1, 2 and 4 ranks, every client holding samples_per_client rows, and per-client
 #    result rows only for the sampled clients (aligned with /clients/sampled);
 #  - memory: 2,000,000 clients cost at most 64 bytes per client more than 10,000 (peak RSS);
-#  - without the pool partition, more clients than rows is an error that names the pool.
+#  - without the pool partition, more clients than rows is an error that names the pool;
+#  - the per-client state account: printed, and checked against clients.state_budget_mib.
 set -euo pipefail
 : "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
 CFG="$SRC/tests/configs/population_inline.yaml"
@@ -46,4 +47,19 @@ msg=$("$COHORT" validate "$SRC/configs/quickstart.yaml" clients.num_clients=1000
 rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "data.partition.name = pool" <<< "$msg" || { echo "FAIL: $rc $msg"; exit 1; }
+# The per-client state account (Note [Client state account]): quickstart's MLP has 101,770
+# parameters, so error feedback is 407,080 bytes a client and 512 MiB hold floor(536870912 /
+# 407080) = 1318 clients. The worst case on a rank is min(ceil(N / ranks), rounds x per_round).
+Q=("$SRC/configs/quickstart.yaml" compressor.name=topk compressor.ratio=0.01
+   compressor.error_feedback=true clients.num_clients=10000 clients.per_round=100
+   clients.state_budget_mib=512)
+expect_usage budget1 "up to 10000 clients on a rank: 3.8 GiB per rank (the largest slot: error feedback); at most 1318 clients" \
+  "$COHORT" validate "${Q[@]}" rounds=1000
+expect_usage budget2 "up to 5000 clients on a rank" "${MPI[@]}" -n 2 "$COHORT" validate "${Q[@]}" rounds=1000
+"$COHORT" validate "${Q[@]}" rounds=10 > /dev/null    # 10 x 100 = 1000 clients: 388 MiB fits
+"$COHORT" run "${Q[@]}" rounds=1 clients.num_clients=10 clients.per_round=10 algorithm.client_momentum=0.9 \
+  output.path="$TMP/acct.h5" > "$TMP/acct.log"
+grep -q "client state: error feedback 397.5 KiB + worker momentum 397.5 KiB per client, up to 10 clients on a rank: 7.8 MiB per rank" "$TMP/acct.log"
+[ $failures -eq 0 ] || exit 1
+echo "client state: the account is printed and the budget names the slot and what fits"
 echo "population: all checks passed"
