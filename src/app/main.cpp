@@ -23,6 +23,7 @@
 #include "algo/setup.h"
 #include "app/aggregate_cmd.h"
 #include "app/bench.h"
+#include "app/launch.h"
 #include "app/compress_cmd.h"
 #include "app/sweep.h"
 #include "comm/communicator.h"
@@ -165,6 +166,12 @@ int main(int argc, char** argv) {
   run->add_flag("--resume", run_opts.resume,
                 "continue from the newest valid checkpoint of this config (checkpoint.path); "
                 "without one, start from round 1");
+  int run_np = 0;
+  run->add_option("--np", run_np,
+                  "start N ranks under $MPIEXEC (default mpiexec) and stay between it and the "
+                  "signals: SIGINT/SIGTERM/SIGHUP stop the run after its round with exit 130, "
+                  "as on the ranks (Open MPI's mpirun alone exits 1 on SIGTERM)")
+      ->check(CLI::Range(1, 1 << 20));
 
   auto* validate = app.add_subcommand("validate", "check a config (and its data) without running");
   validate->add_option("config", config_path, "YAML config file")->required();
@@ -219,6 +226,8 @@ int main(int argc, char** argv) {
     return single_process_command("aggregate",
                                   [&] { return run_aggregate_command(aggregate_opts); });
 
+  if (*run && run_np > 0 && !launched_by_mpi())  // Note [Launching under mpiexec]
+    return run_under_launcher(argc, argv, run_np);
   algo::install_interrupt_handlers();
   return collective_command(&argc, &argv, [&](int rank) {
     active_isa();  // COHORT_ISA is checked before any work

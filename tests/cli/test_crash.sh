@@ -11,8 +11,9 @@
 #    every rank: exit 130, status preempted, the checkpoint of the last completed round, and
 #    --resume gives the results of the run that never stopped;
 #  - Open MPI's mpirun: SIGUSR1 is forwarded (exit 130); SIGTERM is forwarded too but mpirun
-#    exits 1 (README "Checkpoints, resuming and preemption"); kill -9 of one rank ends the job
-#    within 30 s naming the lost rank.
+#    exits 1 (README "Checkpoints, resuming and preemption"); `cohort run --np 2` turns SIGTERM,
+#    SIGINT and SIGHUP into exit 130; kill -9 of one rank ends the job within 30 s naming the
+#    lost rank.
 set -euo pipefail
 : "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
 CFG="$SRC/tests/configs/invariance_linear.yaml"
@@ -207,6 +208,32 @@ print(status)
 PY
 )
 echo "crash: SIGTERM to mpirun: exit 1 after $took s (Open MPI's code), file readable, status $status"
+
+# `cohort run --np 2` stands between the signals and mpirun (Note [Launching under mpiexec]):
+# SIGTERM, SIGINT or SIGHUP to it give exit 130 and status preempted, like a signal to a rank.
+for sig in TERM INT HUP; do
+  MPIEXEC="${MPI[*]}" "$COHORT" run --np 2 "$CFG" rounds=1000000 eval.every=0 \
+    output.progress_every=100 output.path="$TMP/np$sig.h5" > "$TMP/np$sig.log" 2>&1 &
+  job=$!
+  for _ in $(seq 600); do grep -q '^round' "$TMP/np$sig.log" && break; sleep 0.05; done
+  t0=$(now)
+  kill -"$sig" $job
+  set +e
+  wait $job
+  rc=$?
+  set -e
+  took=$(elapsed "$t0")
+  [ $rc -eq 130 ] || { echo "FAIL: SIG$sig to cohort run --np 2: exit $rc"; cat "$TMP/np$sig.log"; exit 1; }
+  check_files "$TMP/np$sig.h5" "$TMP/np$sig.log" 1000000
+  "$PYTHON" - "$TMP/np$sig.h5" <<'PY'
+import glob, sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["status"] == "preempted", f.attrs["status"]
+    n = len(f["rounds/round"])
+assert glob.glob(f"{sys.argv[1]}.checkpoints/round-{n:08d}.ckpt"), "no checkpoint"
+PY
+  echo "crash: SIG$sig to cohort run --np 2: exit 130 after $took s, status preempted, checkpoint written"
+done
 
 "${MPI[@]}" -n 2 "$COHORT" run "$CFG" rounds=1000000 eval.every=0 output.progress_every=100 \
   output.path="$TMP/lost.h5" > "$TMP/lost.log" 2>&1 &
