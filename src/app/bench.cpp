@@ -20,6 +20,7 @@
 #include "core/errors.h"
 #include "core/rng.h"
 #include "robust/aggregator.h"
+#include "robust/gm.h"
 #include "robust/thread_gather.h"
 
 namespace cohort {
@@ -426,6 +427,12 @@ int run_aggregate_bench(const BenchOptions& o) {
       struct Config {
         std::string label;
         robust::AggregatorOptions opts;
+        robust::GmPath gm_path = robust::GmPath::kAuto;  // gm: a forced path
+        std::unique_ptr<robust::Aggregator> make() const {
+          if (gm_path == robust::GmPath::kAuto) return robust::make_aggregator(opts);
+          return std::make_unique<robust::GeometricMedian>(opts.iters, opts.nu, opts.init == "mean",
+                                                           gm_path);
+        }
       };
       std::vector<Config> configs;
       for (const char* name : {"cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan", "zeno"}) {
@@ -439,6 +446,9 @@ int run_aggregate_bench(const BenchOptions& o) {
       configs.push_back({"krum+bucketing s=2", configs[2].opts});
       configs.back().opts.bucket = 2;
       configs.back().opts.f = std::max(0, ((n + 1) / 2 - 3) / 2);  // ceil(n/2) buckets >= 2f+3
+      // gm on each of its two paths (Note [gm path choice]); the "gm" row takes the chosen one.
+      configs.push_back({"gm gram path", configs[4].opts, robust::GmPath::kGram});
+      configs.push_back({"gm direct path", configs[4].opts, robust::GmPath::kDirect});
       auto add_row = [&](const std::string& label, int threads, double t, double flops) {
         AggregateRow r{label, threads, n, d, t * 1e3, bytes / t / 1e9, 0, flops / t / 1e9};
         r.triad_share = r.gbs / bw.triad_gbs;
@@ -456,7 +466,7 @@ int run_aggregate_bench(const BenchOptions& o) {
           });
           add_row("(finite scan)", 1, t, 0);
           for (const auto& cfg : configs) {
-            auto rule = robust::make_aggregator(cfg.opts);
+            auto rule = cfg.make();
             rule->check_inputs(n);
             robust::Report report;
             const double t =
@@ -477,9 +487,9 @@ int run_aggregate_bench(const BenchOptions& o) {
             std::copy(m.row(i) + lo, m.row(i) + hi, blocks[r].begin() + i * (hi - lo));
         }
         for (const auto& cfg : configs) {
-          if (!robust::make_aggregator(cfg.opts)->shardable()) continue;
+          if (!cfg.make()->shardable()) continue;
           std::vector<std::unique_ptr<robust::Aggregator>> rules;
-          for (int r = 0; r < threads; ++r) rules.push_back(robust::make_aggregator(cfg.opts));
+          for (int r = 0; r < threads; ++r) rules.push_back(cfg.make());
           const double t = best_seconds(o.repeats, [&] {
             robust::ThreadGather gather(threads);
             std::vector<std::thread> pool;
@@ -500,7 +510,7 @@ int run_aggregate_bench(const BenchOptions& o) {
           add_row(cfg.label, threads, t, flops);
           // The blocks must give what one thread gives on whole vectors, bit for bit (the rule
           // is called as many times, for cclip's state).
-          auto whole = robust::make_aggregator(cfg.opts);
+          auto whole = cfg.make();
           std::vector<float> want(static_cast<std::size_t>(d));
           robust::Context cw;
           cw.seed = 1;

@@ -14,6 +14,8 @@ cases=(
   "krum_gaussian|aggregator.name=krum aggregator.f=1 attack.name=gaussian attack.count=1"
   "multikrum_signflip_momentum|aggregator.name=multikrum aggregator.f=1 attack.name=signflip attack.count=1 algorithm.client_momentum=0.9"
   "gm_mimic|aggregator.name=gm aggregator.init=mean attack.name=mimic attack.count=1"
+  # 16 messages and T = 2: gm takes its direct path (Note [gm path choice] in src/robust/gm.cpp)
+  "gm_direct_alie|aggregator.name=gm aggregator.iters=2 clients.num_clients=18 clients.per_round=16 attack.name=alie attack.count=2"
   "cclip_bucketing_alie|aggregator.name=cclip aggregator.bucketing=2 attack.name=alie attack.count=1"
   "bulyan_zero|aggregator.name=bulyan aggregator.f=1 clients.per_round=7 attack.name=zero attack.count=1"
   "tm_nonfinite|aggregator.name=tm aggregator.b=1 attack.name=nonfinite attack.count=2"

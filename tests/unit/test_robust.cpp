@@ -18,6 +18,7 @@
 #include "robust/bucketing.h"
 #include "robust/cclip.h"
 #include "robust/cm.h"
+#include "robust/gm.h"
 #include "robust/krum.h"
 
 using namespace cohort;
@@ -171,6 +172,20 @@ TEST_CASE("robust: krum ties go to the lowest row") {
   CHECK(r.selected == ids({1}));
 }
 
+namespace {
+
+// gm on a forced path (Note [gm path choice]); kAuto is what make_aggregator builds.
+std::unique_ptr<Aggregator> make_gm(GmPath path, int iters, bool init_mean = false,
+                                    double nu = 0.1) {
+  return std::make_unique<GeometricMedian>(iters, nu, init_mean, path);
+}
+
+const char* path_name(GmPath p) {
+  return p == GmPath::kGram ? "gram" : p == GmPath::kDirect ? "direct" : "auto";
+}
+
+}  // namespace
+
 TEST_CASE("robust: gm after T = 3 and T = 8 from zero, and convergence") {
   Input in(nine(), 2);
   Report r;
@@ -179,23 +194,257 @@ TEST_CASE("robust: gm after T = 3 and T = 8 from zero, and convergence") {
   o.iters = 3;
   auto g3 = make_aggregator(o);
   check_close(run(*g3, in.m, r), {0.9084328662800718, 1.895813608485364}, 4 * kTol);
+  // Both paths, whichever the rule would choose (Note [gm path choice]).
+  for (const GmPath path : {GmPath::kGram, GmPath::kDirect}) {
+    INFO("path " << path_name(path));
+    // gm T=3 nu=0.1 z0=0: [0.9084328662800718, 1.895813608485364 ]
+    check_close(run(*make_gm(path, 3), in.m, r), {0.9084328662800718, 1.895813608485364}, 4 * kTol);
+    // gm T=8 nu=0.1 z0=0: [0.9834438554210816, 1.9688290347652708]
+    check_close(run(*make_gm(path, 8), in.m, r), {0.9834438554210816, 1.9688290347652708},
+                4 * kTol);
+    // gm T=3 nu=0.1 z0=mean: [0.9135753074593074, 1.9005286364782012]
+    check_close(run(*make_gm(path, 3, true), in.m, r), {0.9135753074593074, 1.9005286364782012},
+                4 * kTol);
+  }
   o.iters = 8;
   auto g8 = make_aggregator(o);
   const auto z8 = run(*g8, in.m, r);
   check_close(z8, {0.9834438554210816, 1.9688290347652708}, 4 * kTol);
   // gm T=200 nu=0.1 z0=0: [0.984848602466088, 1.9700242726107964]
   const std::vector<double> limit = {0.984848602466088, 1.9700242726107964};
-  double prev = 1e300;
-  for (int t : {1, 2, 4, 8, 16, 32}) {
-    o.iters = t;
-    auto g = make_aggregator(o);
-    const auto z = run(*g, in.m, r);
-    const double err = std::hypot(z[0] - limit[0], z[1] - limit[1]);
-    INFO("T " << t << " distance to the T=200 point " << err);
-    CHECK(err <= prev + 4 * kTol);
-    prev = err;
+  for (const GmPath path : {GmPath::kAuto, GmPath::kGram, GmPath::kDirect}) {
+    double prev = 1e300;
+    for (int t : {1, 2, 4, 8, 16, 32}) {
+      const auto z = run(*make_gm(path, t), in.m, r);
+      const double err = std::hypot(z[0] - limit[0], z[1] - limit[1]);
+      INFO("path " << path_name(path) << ", T " << t << " distance to the T=200 point " << err);
+      CHECK(err <= prev + 4 * kTol);
+      prev = err;
+    }
+    CHECK(prev <= 4 * kTol);
   }
-  CHECK(prev <= 4 * kTol);
+}
+
+TEST_CASE("robust: gm by hand on both paths") {
+  // docs/algorithms.md §7. Every value is checked against a closed form.
+  Report r;
+  for (const GmPath path : {GmPath::kGram, GmPath::kDirect}) {
+    INFO("path " << path_name(path));
+    // One input: z = beta u / beta = u exactly, from either start, for any T.
+    Input one({0.3f, -7.25f, 1e-3f}, 3);
+    for (int t : {1, 2, 5})
+      for (bool mean : {false, true}) CHECK(run(*make_gm(path, t, mean), one.m, r) == one.data);
+    // (3, 4), (-3, 4), (0, -5) are all 5 from 0 (exactly, on both paths: small integers), so
+    // the betas are equal and z_1 is their mean (0, 1): y = (8 beta - 5 beta) / (3 beta) is 1
+    // exactly, x = (3 beta - 3 beta) / (3 beta) only up to the rounding of 3 beta in the
+    // weighted sum (fma(beta, -3, fl(3 beta)) is that rounding error, not 0).
+    Input tri({3, 4, -3, 4, 0, -5}, 2);
+    const auto z1_tri = run(*make_gm(path, 1), tri.m, r);
+    CHECK(std::abs(z1_tri[0]) <= 0x1.0p-52);
+    CHECK(z1_tri[1] == 1.0f);
+    // From (0, 1) the distances are 3 sqrt 2, 3 sqrt 2 and 6: z_2 = (0, (8 sqrt 2 - 5) /
+    // (2 sqrt 2 + 1)) = (0, (37 - 18 sqrt 2) / 7).
+    const auto z2 = run(*make_gm(path, 2), tri.m, r);
+    CHECK(std::abs(z2[0]) <= 1e-7);
+    check_close(z2, {0.0, (37 - 18 * std::sqrt(2.0)) / 7}, 2 * 0x1.0p-24 * 2);
+    // The smoothing: from 0, u_0 = 0 is at distance 0 < nu = 0.1, so beta = (0.5 / 0.1,
+    // 0.5 / 2) and z_1 = 2 * 0.25 / 5.25 = 2/21.
+    Input two({0, 0, 2, 0}, 2);
+    const auto z1 = run(*make_gm(path, 1), two.m, r);
+    CHECK(z1[1] == 0.0f);
+    check_close(z1, {2.0 / 21.0, 0.0}, 0x1.0p-24);
+    // With nu = 3 both are within nu of 0: beta = (0.5 / 3, 0.5 / 3), z_1 = the mean (1, 0).
+    CHECK(run(*make_gm(path, 1, false, 3.0), two.m, r) == std::vector<float>{1.0f, 0.0f});
+  }
+}
+
+namespace {
+
+// What the two gm paths must agree on, derived from their rounding (Note [Gram distances] in
+// krum.h, Note [Direct Weiszfeld] in gm.cpp): the smoothed Weiszfeld iteration in double on the
+// float inputs with direct differences (z_t, the reference), and for each path a bound delta on
+// the relative error of its betas, carried through the iterations:
+//  - a squared distance on the Gram path is q^T H q with H's entries off by at most
+//    g = 65 * 2^-24 of sum_k |x'_jk x'_lk| (64 float fmas per lane, then double sums; x' = the
+//    rows centred on their float mean), so it is off by at most g A_i, A_i = sum_k (sum_j |q_j|
+//    |x'_jk|)^2; the centred rows are themselves rounded, which moves the vector whose norm is
+//    taken by at most 2^-24 sqrt(A_i). The direct path's squared distances are double sums of
+//    double differences: 2^-40 relative covers them with room to spare.
+//  - an iterate that is off by e moves every distance by at most e; max(nu, .) moves no more.
+//  - betas off by a relative delta move the next iterate by delta / (1 - delta) times
+//    sum_i c_i ||u_i - z|| (z' - z = sum_i beta_i delta_i (u_i - z) / sum_i beta'_i), and each
+//    coordinate k by delta / (1 - delta) max_i |u_ik - z_k|.
+// The output is then within that last bound plus one float ulp (its rounding) of the reference.
+struct GmBound {
+  std::vector<double> z;                    // z_T in double
+  std::vector<double> spread;               // max_i |u_ik - z_T,k|
+  double delta_gram = 0, delta_direct = 0;  // relative error bounds on the final betas
+};
+
+GmBound gm_bound(const std::vector<float>& v, int n, std::int64_t d, std::vector<double> w,
+                 int iters, double nu, bool init_mean) {
+  const double u = 0x1.0p-24, g = 65 * u;
+  auto at = [&](int i, std::int64_t k) { return static_cast<double>(v[i * d + k]); };
+  double wsum = 0;
+  for (double x : w) wsum += x;
+  for (double& x : w) x /= wsum;
+  // The Gram path's basis: the float mean and the rows centred on it, in float.
+  std::vector<float> mf(static_cast<std::size_t>(d), 0.0f);
+  for (std::int64_t k = 0; k < d; ++k) {
+    for (int i = 0; i < n; ++i) mf[k] += v[i * d + k];
+    mf[k] /= static_cast<float>(n);
+  }
+  std::vector<double> xc(v.size());
+  for (int i = 0; i < n; ++i)
+    for (std::int64_t k = 0; k < d; ++k) xc[i * d + k] = std::abs(v[i * d + k] - mf[k]);
+  std::vector<double> z(static_cast<std::size_t>(d), 0.0), c(n, 0.0);
+  double e_gram = 0, e_direct = 0, delta_gram = 0, delta_direct = 0;
+  if (init_mean) {
+    for (std::int64_t k = 0; k < d; ++k) {
+      double s = 0, a = 0;
+      for (int i = 0; i < n; ++i) s += at(i, k), a += std::abs(at(i, k));
+      z[k] = s / n;
+      // The Gram path starts from the float mean, n float additions and a division away.
+      const double off = (n + 1) * u * a / n;
+      e_gram += off * off;
+    }
+    e_gram = std::sqrt(e_gram);
+  }
+  for (int t = 0; t < iters; ++t) {
+    // Per coordinate: sum_j c_j |x'_jk| (the Gram path's z_t - mu; z_0 = 0 is -mu + mu) and
+    // sum_j c_j |u_jk| (the size of the terms of the direct path's z_tk; z_0 = the mean: 1/n).
+    std::vector<double> cx(static_cast<std::size_t>(d), 0.0), cu(cx.size(), 0.0);
+    for (std::int64_t k = 0; k < d; ++k)
+      for (int j = 0; j < n; ++j) {
+        const double cj = t == 0 ? (init_mean ? 1.0 / n : 0.0) : c[j];
+        cx[k] += t == 0 ? 0.0 : cj * xc[j * d + k];
+        cu[k] += cj * std::abs(at(j, k));
+      }
+    if (t == 0 && !init_mean)
+      for (std::int64_t k = 0; k < d; ++k) cx[k] = std::abs(mf[k]);
+    std::vector<double> dist(n), A(n, 0.0), Z(n, 0.0);
+    for (int i = 0; i < n; ++i) {
+      double s = 0;
+      for (std::int64_t k = 0; k < d; ++k) {
+        const double e = at(i, k) - z[k];
+        s += e * e;
+        const double a = xc[i * d + k] + cx[k], b = std::abs(at(i, k)) + cu[k];
+        A[i] += a * a;
+        Z[i] += b * b;
+      }
+      dist[i] = std::sqrt(s);
+    }
+    std::vector<double> beta(n);
+    double total = 0;
+    delta_gram = delta_direct = 0;
+    for (int i = 0; i < n; ++i) {
+      const double D = std::max(nu, dist[i]);
+      beta[i] = w[i] / D;
+      total += beta[i];
+      const double dg = std::min(g * A[i] / dist[i], std::sqrt(g * A[i])) + u * std::sqrt(A[i]);
+      const double rg = (dg + e_gram) / D, rd = (0x1.0p-40 * std::sqrt(Z[i]) + e_direct) / D;
+      delta_gram = std::max(delta_gram, rg / (1 - rg));
+      delta_direct = std::max(delta_direct, rd / (1 - rd));
+    }
+    for (int i = 0; i < n; ++i) c[i] = beta[i] / total;
+    for (std::int64_t k = 0; k < d; ++k) {
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += c[i] * at(i, k);
+      z[k] = s;
+    }
+    double mean_dist = 0;
+    for (int i = 0; i < n; ++i) {
+      double s = 0;
+      for (std::int64_t k = 0; k < d; ++k) s += (at(i, k) - z[k]) * (at(i, k) - z[k]);
+      mean_dist += c[i] * std::sqrt(s);
+    }
+    e_gram = delta_gram / (1 - delta_gram) * mean_dist;
+    e_direct = delta_direct / (1 - delta_direct) * mean_dist;
+  }
+  GmBound b{z, std::vector<double>(static_cast<std::size_t>(d), 0.0), delta_gram, delta_direct};
+  for (std::int64_t k = 0; k < d; ++k)
+    for (int i = 0; i < n; ++i) b.spread[k] = std::max(b.spread[k], std::abs(at(i, k) - z[k]));
+  return b;
+}
+
+double float_ulp(double x) {
+  const float f = static_cast<float>(std::abs(x));
+  return static_cast<double>(std::nextafter(f, INFINITY) - f);
+}
+
+}  // namespace
+
+TEST_CASE("robust: gm's Gram and direct paths agree within their rounding bounds") {
+  Rng rng(17, 0, 0, Purpose::kTest);
+  int cases = 0;
+  for (const int n : {1, 3, 13, 40})
+    for (const std::int64_t d : {std::int64_t{37}, kSumChunk + 23, 3 * kSumChunk + 5}) {
+      // Rows spread around two centres (a quarter of them far off), so the betas differ.
+      std::vector<float> v(static_cast<std::size_t>(n * d));
+      for (int i = 0; i < n; ++i) {
+        const double centre = i % 4 == 3 ? -4.0 : 1.5;
+        for (std::int64_t k = 0; k < d; ++k)
+          v[i * d + k] = static_cast<float>(rng.normal(centre, 1.0 + 0.1 * (i % 5)));
+      }
+      std::vector<double> weights(n);
+      for (int i = 0; i < n; ++i) weights[i] = 1.0 + (i * 7) % 5;
+      for (const bool weighted : {false, true})
+        for (const int iters : {1, 3, 8})
+          for (const bool mean : {false, true}) {
+            Input in(v, static_cast<int>(d));
+            if (weighted) in.m.weights = weights;
+            const auto b = gm_bound(v, n, d, weighted ? weights : std::vector<double>(n, 1.0),
+                                    iters, 0.1, mean);
+            Report r;
+            const auto gram = run(*make_gm(GmPath::kGram, iters, mean), in.m, r);
+            const auto direct = run(*make_gm(GmPath::kDirect, iters, mean), in.m, r);
+            const double fg = b.delta_gram / (1 - b.delta_gram);
+            const double fd = b.delta_direct / (1 - b.delta_direct);
+            double worst_g = 0, worst_d = 0, worst_gd = 0;  // the largest share of a bound used
+            for (std::int64_t k = 0; k < d; ++k) {
+              const double ulp = float_ulp(b.z[k]);
+              const double tg = fg * b.spread[k] + ulp, td = fd * b.spread[k] + ulp;
+              worst_g = std::max(worst_g, std::abs(gram[k] - b.z[k]) / tg);
+              worst_d = std::max(worst_d, std::abs(direct[k] - b.z[k]) / td);
+              worst_gd = std::max(worst_gd, std::abs(gram[k] - direct[k]) / (tg + td));
+            }
+            INFO("n " << n << ", d " << d << ", T " << iters << (mean ? ", from the mean" : "")
+                      << (weighted ? ", weighted" : "") << "; beta error bounds: gram "
+                      << b.delta_gram << ", direct " << b.delta_direct
+                      << "; largest share of the bound used: gram " << worst_g << ", direct "
+                      << worst_d << ", gram - direct " << worst_gd);
+            CHECK(worst_g <= 1.0);
+            CHECK(worst_d <= 1.0);
+            CHECK(worst_gd <= 1.0);
+            ++cases;
+          }
+    }
+  CHECK(cases == 4 * 3 * 12);
+}
+
+TEST_CASE("robust: gm picks its path from n and T alone") {
+  // Note [gm path choice]: the Gram path for few inputs, the direct one for many.
+  CHECK_FALSE(gm_direct_is_cheaper(1, 3));
+  CHECK_FALSE(gm_direct_is_cheaper(25, 3));
+  CHECK(gm_direct_is_cheaper(100, 3));
+  CHECK(gm_direct_is_cheaper(40, 1));
+  CHECK(gm_direct_is_cheaper(16, 2));  // the direct-path case of tests/cli/test_shard_plan.sh
+  for (int t = 1; t < 50; ++t)  // more iterations never favour the direct path
+    for (int n = 1; n < 300; ++n)
+      if (gm_direct_is_cheaper(n, t + 1)) CHECK(gm_direct_is_cheaper(n, t));
+  // The rule's choice is the forced path's result, bit for bit.
+  Rng rng(23, 0, 0, Purpose::kTest);
+  for (const int n : {5, 100}) {
+    const int d = 300;
+    std::vector<float> v(static_cast<std::size_t>(n) * d);
+    for (auto& x : v) x = static_cast<float>(rng.normal());
+    Input in(v, d);
+    Report r;
+    const auto got = run(*make_gm(GmPath::kAuto, 3), in.m, r);
+    const GmPath chosen = gm_direct_is_cheaper(n, 3) ? GmPath::kDirect : GmPath::kGram;
+    INFO("n " << n);
+    CHECK(got == run(*make_gm(chosen, 3), in.m, r));
+  }
 }
 
 TEST_CASE("robust: cclip after L = 1 and 3 from zero, state, and tau -> infinity") {
@@ -450,6 +699,46 @@ TEST_CASE("robust: every ISA path gives the same bits at every n the kernels spe
         }
         force_robust_isa("");
       }
+    }
+  }
+}
+
+TEST_CASE("robust: gm's direct path gives the same bits on every ISA path") {
+  // Its blocks are 64 coordinates on AVX-512 and the generic path and 32 on AVX2, with scalar
+  // tails; d covers each case, one and several chunks, with ties, +0 and -0 among the values.
+  const auto bits = [](const std::vector<float>& v) {
+    std::vector<std::uint32_t> b(v.size());
+    std::memcpy(b.data(), v.data(), sizeof(float) * v.size());
+    return b;
+  };
+  Rng rng(29, 0, 0, Purpose::kTest);
+  for (const int n : {1, 2, 3, 5, 8, 13, 40, 100}) {
+    for (const int d : {1, 7, 9, 31, 32, 33, 63, 64, 65, 4096 + 23, 2 * 4096 + 100}) {
+      std::vector<float> v(static_cast<std::size_t>(n) * d);
+      for (auto& x : v) {
+        const double u = rng.uniform();
+        x = u < 0.05 ? 0.0f : u < 0.1 ? -0.0f : u < 0.2 ? 1.5f : static_cast<float>(rng.normal(0.5, 2.0));
+      }
+      std::vector<double> weights(n);
+      for (int i = 0; i < n; ++i) weights[i] = 1.0 + i % 3;
+      for (const bool mean : {false, true})
+        for (const bool weighted : {false, true}) {
+          Input in(v, d);
+          if (weighted) in.m.weights = weights;
+          std::vector<std::uint32_t> ref;
+          for (const std::string isa : {"generic", "avx2", "avx512"}) {
+            if (!force_robust_isa(isa)) continue;
+            Report r;
+            const auto out = bits(run(*make_gm(GmPath::kDirect, 3, mean), in.m, r));
+            INFO("n = " << n << ", d = " << d << ", " << isa << (mean ? ", from the mean" : "")
+                        << (weighted ? ", weighted" : ""));
+            if (ref.empty())
+              ref = out;
+            else
+              CHECK(out == ref);
+          }
+          force_robust_isa("");
+        }
     }
   }
 }

@@ -12,6 +12,7 @@
 
 #include "robust/aggregator.h"
 #include "robust/chunk_tree.h"
+#include "robust/gm.h"
 #include "robust/thread_gather.h"
 
 using namespace cohort;
@@ -93,14 +94,20 @@ struct Case {
   const char* label;
   AggregatorOptions o;
   bool weighted = false;
+  GmPath gm_path = GmPath::kAuto;  // gm: a forced path (Note [gm path choice])
+  std::unique_ptr<Aggregator> make() const {
+    if (gm_path == GmPath::kAuto) return make_aggregator(o);
+    return std::make_unique<GeometricMedian>(o.iters, o.nu, o.init == "mean", gm_path);
+  }
 };
 
 std::vector<Case> shard_cases() {
   std::vector<Case> cases;
-  auto add = [&](const char* label, auto set, bool weighted = false) {
+  auto add = [&](const char* label, auto set, bool weighted = false,
+                 GmPath gm_path = GmPath::kAuto) {
     AggregatorOptions o;
     set(o);
-    cases.push_back({label, o, weighted});
+    cases.push_back({label, o, weighted, gm_path});
   };
   add("cm", [](auto& o) { o.name = "cm"; });
   add("tm b=2", [](auto& o) { o.name = "tm"; o.b = 2; });
@@ -108,6 +115,12 @@ std::vector<Case> shard_cases() {
   add("multikrum f=2", [](auto& o) { o.name = "multikrum"; o.f = 2; });
   add("gm T=4 zero", [](auto& o) { o.name = "gm"; o.iters = 4; });
   add("gm T=3 mean weighted", [](auto& o) { o.name = "gm"; o.iters = 3; o.init = "mean"; }, true);
+  add("gm gram path T=2", [](auto& o) { o.name = "gm"; o.iters = 2; }, false, GmPath::kGram);
+  add("gm direct path T=4 zero", [](auto& o) { o.name = "gm"; o.iters = 4; }, false,
+      GmPath::kDirect);
+  add("gm direct path T=3 mean weighted",
+      [](auto& o) { o.name = "gm"; o.iters = 3; o.init = "mean"; }, true, GmPath::kDirect);
+  add("gm direct path T=1", [](auto& o) { o.name = "gm"; o.iters = 1; }, false, GmPath::kDirect);
   add("cclip L=3", [](auto& o) { o.name = "cclip"; o.iters = 3; o.tau = 2.0; });
   add("bulyan f=2", [](auto& o) { o.name = "bulyan"; o.f = 2; });
   add("krum f=1 + bucketing 2", [](auto& o) { o.name = "krum"; o.f = 1; o.bucket = 2; });
@@ -137,7 +150,7 @@ TEST_CASE("shard: every shardable rule on coordinate blocks equals the whole-vec
     const std::span<const double> w = c.weighted ? std::span<const double>(weights)
                                                  : std::span<const double>();
     // Whole vectors, two rounds (cclip keeps its previous aggregate).
-    auto rule = make_aggregator(c.o);
+    auto rule = c.make();
     std::vector<std::vector<float>> want(2, std::vector<float>(static_cast<std::size_t>(d)));
     std::vector<Report> want_rep(2);
     for (std::uint32_t round = 0; round < 2; ++round) {
@@ -157,7 +170,7 @@ TEST_CASE("shard: every shardable rule on coordinate blocks equals the whole-vec
         std::vector<float> block(static_cast<std::size_t>(n * width));
         for (int i = 0; i < n; ++i)
           std::memcpy(block.data() + i * width, data.data() + i * d + lo, sizeof(float) * width);
-        auto mine = make_aggregator(c.o);
+        auto mine = c.make();
         for (std::uint32_t round = 0; round < 2; ++round) {
           const Messages m{block.data(), n, width, clients, w};
           Context ctx;
