@@ -16,14 +16,17 @@
 // reads u and e, writes M over e (a line it has just read, so no read for ownership) and records
 // max |M| for the exchange's finiteness check; pass 2 reads M from e; pass 3 reads M from e and
 // writes e <- M - decoded over it, beside decoded. Memory traffic per element of M, in floats:
-// 3 + 1 + 4 = 8 (decoded's write costs a read for ownership too), against 12 when the exchange
+// 3 + 1 + 3 = 7 (decoded goes around the cache with streaming stores on layers of 2^20 values
+// and more; below that its write also reads the line first: 8), against 12 when the exchange
 // forms p, checks it, encodes (two products), decodes into a new buffer and updates e one step
 // after another, and about 14 for the same steps in torch's hook (which also copies M to keep
-// it). Recomputing u + e in passes 2 and 3 instead of storing it would cost 9. M = u + e is one
+// it). Recomputing u + e in passes 2 and 3 instead of storing it would cost 8. M = u + e is one
 // float addition whichever way, so the fused step gives the bits of the unfused one.
 //
 // Each pass reads several rows of M at once (a few sequential streams, which the prefetcher
 // serves faster than one) and reuses every vector of Q or Qᵀ it loads for all of those rows.
+// Passes 2 and 3 compute every element on its own, so their 16-value chunks may start anywhere
+// in a row; pass 3 starts them at the output's first 64-byte boundary when it streams.
 //
 // Note [PowerSGD lanes]
 // Results must not depend on the ISA path (Note [One ISA decision]), on buffer addresses
@@ -104,93 +107,108 @@ struct Lanes {
 
 #define COHORT_LANES_INLINE [[gnu::always_inline]] inline
 
+// Runs STMT for every part with the constant index I. Constant indices keep the parts in
+// registers: a part indexed by a loop variable (even an unrolled one) is an array access, which
+// makes GCC keep the whole value in memory when an asm statement takes it as an operand.
+#define COHORT_FOR_PARTS(W, STMT)                                                  \
+  do {                                                                             \
+    {                                                                              \
+      constexpr int I = 0;                                                         \
+      STMT;                                                                        \
+    }                                                                              \
+    if constexpr (Lanes<W>::kParts > 1) {                                          \
+      constexpr int I = 1;                                                         \
+      STMT;                                                                        \
+    }                                                                              \
+    if constexpr (Lanes<W>::kParts > 2) {                                          \
+      constexpr int I = 2;                                                         \
+      STMT;                                                                        \
+    }                                                                              \
+    if constexpr (Lanes<W>::kParts > 3) {                                          \
+      constexpr int I = 3;                                                         \
+      STMT;                                                                        \
+    }                                                                              \
+  } while (false)
+
 template <int W>
 COHORT_LANES_INLINE Lanes<W> zero_lanes() {
   Lanes<W> r;
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) r.part[i] = typename Lanes<W>::F{};
+  COHORT_FOR_PARTS(W, r.part[I] = typename Lanes<W>::F{});
   return r;
 }
 
 template <int W>
 COHORT_LANES_INLINE Lanes<W> load(const float* p) {
   Lanes<W> r;
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) std::memcpy(&r.part[i], p + i * W, sizeof r.part[i]);
+  COHORT_FOR_PARTS(W, std::memcpy(&r.part[I], p + I * W, sizeof r.part[I]));
   return r;
 }
 
 template <int W>
 COHORT_LANES_INLINE void store(float* p, const Lanes<W>& a) {
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) std::memcpy(p + i * W, &a.part[i], sizeof a.part[i]);
+  COHORT_FOR_PARTS(W, std::memcpy(p + I * W, &a.part[I], sizeof a.part[I]));
 }
 
 template <int W>
 COHORT_LANES_INLINE Lanes<W> operator+(const Lanes<W>& a, const Lanes<W>& b) {
   Lanes<W> r;
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) r.part[i] = a.part[i] + b.part[i];
+  COHORT_FOR_PARTS(W, r.part[I] = a.part[I] + b.part[I]);
   return r;
 }
 
 template <int W>
 COHORT_LANES_INLINE Lanes<W> operator-(const Lanes<W>& a, const Lanes<W>& b) {
   Lanes<W> r;
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) r.part[i] = a.part[i] - b.part[i];
+  COHORT_FOR_PARTS(W, r.part[I] = a.part[I] - b.part[I]);
   return r;
 }
 
 template <int W>
 COHORT_LANES_INLINE Lanes<W> operator*(const Lanes<W>& a, float s) {
   Lanes<W> r;
-#pragma GCC unroll 4
-  for (int i = 0; i < Lanes<W>::kParts; ++i) r.part[i] = a.part[i] * s;
+  COHORT_FOR_PARTS(W, r.part[I] = a.part[I] * s);
   return r;
 }
 
-// a b + c rounded once, lane by lane: one fused multiply-add instruction per native vector on the
-// AVX paths, std::fma (the C library's, exact) on the generic one, the same bits either way.
+// x y + z rounded once, lane by lane: one fused multiply-add instruction per native vector on
+// the AVX paths, std::fma (the C library's, exact) on the generic one, the same bits either way.
 // The instruction is written out because the intrinsics cannot be called from this shared
 // template (GCC inlines them only into functions compiled for their ISA), and neither GCC's
-// contraction of a * b + c (absent at -O0) nor its vectorisation of std::fma loops is certain.
+// contraction of x * y + z (absent at -O0) nor its vectorisation of std::fma loops is certain.
 template <int W>
-COHORT_LANES_INLINE Lanes<W> fma(const Lanes<W>& a, const Lanes<W>& b, Lanes<W> c) {
+COHORT_LANES_INLINE typename Lanes<W>::F fma_part(typename Lanes<W>::F x, typename Lanes<W>::F y,
+                                                  typename Lanes<W>::F z) {
   if constexpr (W == 16) {
-    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+v"(c.part[0]) : "v"(a.part[0]), "v"(b.part[0]));
+    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+v"(z) : "v"(x), "v"(y));
   } else if constexpr (W == 8) {
-#pragma GCC unroll 2
-    for (int i = 0; i < Lanes<W>::kParts; ++i)
-      asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+x"(c.part[i]) : "x"(a.part[i]), "x"(b.part[i]));
+    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+x"(z) : "x"(x), "x"(y));
   } else {
-#pragma GCC unroll 4
-    for (int i = 0; i < Lanes<W>::kParts; ++i)
-#pragma GCC unroll 4
-      for (int l = 0; l < W; ++l) c.part[i][l] = std::fma(a.part[i][l], b.part[i][l], c.part[i][l]);
+    for (int l = 0; l < W; ++l) z[l] = std::fma(x[l], y[l], z[l]);
   }
-  return c;
+  return z;
+}
+
+template <int W>
+COHORT_LANES_INLINE Lanes<W> fma(const Lanes<W>& a, const Lanes<W>& b, const Lanes<W>& c) {
+  Lanes<W> r;
+  COHORT_FOR_PARTS(W, r.part[I] = fma_part<W>(a.part[I], b.part[I], c.part[I]));
+  return r;
 }
 
 // a *s + c, the same way (on AVX-512 *s is broadcast from memory by the instruction itself).
 template <int W>
-COHORT_LANES_INLINE Lanes<W> fma(const Lanes<W>& a, const float* s, Lanes<W> c) {
+COHORT_LANES_INLINE Lanes<W> fma(const Lanes<W>& a, const float* s, const Lanes<W>& c) {
+  Lanes<W> r;
   if constexpr (W == 16) {
+    r.part[0] = c.part[0];
     asm("vfmadd231ps {%2%{1to16%}, %1, %0|%0, %1, %2%{1to16%}}"
-        : "+v"(c.part[0])
+        : "+v"(r.part[0])
         : "v"(a.part[0]), "m"(*s));
-  } else if constexpr (W == 8) {
-    const typename Lanes<W>::F b = typename Lanes<W>::F{} + *s;
-#pragma GCC unroll 2
-    for (int i = 0; i < Lanes<W>::kParts; ++i)
-      asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+x"(c.part[i]) : "x"(a.part[i]), "x"(b));
   } else {
-#pragma GCC unroll 4
-    for (int i = 0; i < Lanes<W>::kParts; ++i)
-#pragma GCC unroll 4
-      for (int l = 0; l < W; ++l) c.part[i][l] = std::fma(a.part[i][l], *s, c.part[i][l]);
+    const typename Lanes<W>::F b = typename Lanes<W>::F{} + *s;
+    COHORT_FOR_PARTS(W, r.part[I] = fma_part<W>(a.part[I], b, c.part[I]));
   }
-  return c;
+  return r;
 }
 
 // The largest |x| seen, or NaN once a NaN was seen. Kept as the bits of |x| (the sign bit
@@ -201,16 +219,14 @@ constexpr std::int32_t kInfBits = 0x7F800000;
 
 template <int W>
 struct Extent {
-  using I = typename Lanes<W>::I;
-  I lanes[Lanes<W>::kParts] = {};
+  typename Lanes<W>::I lanes[Lanes<W>::kParts] = {};
   std::int32_t tail = 0;
 
   COHORT_LANES_INLINE void see(const Lanes<W>& x) {
-#pragma GCC unroll 4
-    for (int i = 0; i < Lanes<W>::kParts; ++i) {
-      const I a = reinterpret_cast<I>(x.part[i]) & kAbsMask;
-      lanes[i] = a > lanes[i] ? a : lanes[i];
-    }
+    COHORT_FOR_PARTS(W, {
+      const auto a = reinterpret_cast<typename Lanes<W>::I>(x.part[I]) & kAbsMask;
+      lanes[I] = a > lanes[I] ? a : lanes[I];
+    });
   }
   COHORT_LANES_INLINE void see(float x) {
     tail = std::max(tail, static_cast<std::int32_t>(std::bit_cast<std::int32_t>(x) & kAbsMask));
@@ -366,15 +382,42 @@ COHORT_LANES_INLINE void q_pass(const float* m, const float* p_hat, std::int64_t
 
 // ---- Pass 3: decoded = P̂ Qᵀ (and m <- m - decoded) --------------------------------------------
 
-// With kE, m holds M (pass 1 put it there) and becomes the new error memory M - decoded.
-template <int W, int NR, bool kE>
+// Stores 16 floats at p (64-byte aligned) around the cache.
+template <int W>
+COHORT_LANES_INLINE void stream(float* p, const Lanes<W>& a) {
+  if constexpr (W == 16)
+    asm("vmovntps {%1, %0|%0, %1}" : "=m"(*reinterpret_cast<float(*)[16]>(p)) : "v"(a.part[0]));
+  else if constexpr (W == 8)
+    COHORT_FOR_PARTS(W, asm("vmovntps {%1, %0|%0, %1}"
+                            : "=m"(*reinterpret_cast<float(*)[8]>(p + I * W))
+                            : "x"(a.part[I])));
+  else
+    COHORT_FOR_PARTS(W, asm("movntps {%1, %0|%0, %1}"
+                            : "=m"(*reinterpret_cast<float(*)[4]>(p + I * W))
+                            : "x"(a.part[I])));
+}
+
+// With kE, m holds M (pass 1 put it there) and becomes the new error memory M - decoded. Each
+// element is its own sum, so the 16-value chunks may start anywhere: they start `lead` values
+// into the row, and with kStream (every row's chunks then start 64-byte aligned in out) decoded
+// is written with streaming stores (Note [Streaming stores] in sign.cpp).
+template <int W, int NR, bool kE, bool kStream>
 COHORT_LANES_INLINE void out_block(const float* p_hat, const float* qt, std::int64_t cols, int r,
-                                   std::int64_t i0, float* out, float* m) {
-  const std::int64_t full = cols - cols % kLanes;
+                                   std::int64_t i0, std::int64_t lead, float* out, float* m) {
   const float* pb = p_hat + i0 * r;
   float* ob = out + i0 * cols;
   float* mb = kE ? m + i0 * cols : nullptr;
-  for (std::int64_t j = 0; j < full; j += kLanes) {
+  auto scalar = [&](std::int64_t j) [[gnu::always_inline]] {
+    for (int b = 0; b < NR; ++b) {
+      float d = qt[j] * pb[b * r];
+      for (int k = 1; k < r; ++k) d = std::fma(qt[k * cols + j], pb[b * r + k], d);
+      ob[b * cols + j] = d;
+      if constexpr (kE) mb[b * cols + j] = mb[b * cols + j] - d;
+    }
+  };
+  for (std::int64_t j = 0; j < lead && j < cols; ++j) scalar(j);
+  std::int64_t j = lead;
+  for (; j + kLanes <= cols; j += kLanes) {
     Lanes<W> d[NR];
     {
       const Lanes<W> q = load<W>(qt + j);
@@ -388,34 +431,46 @@ COHORT_LANES_INLINE void out_block(const float* p_hat, const float* qt, std::int
     }
 #pragma GCC unroll 8
     for (int b = 0; b < NR; ++b) {
-      store<W>(ob + b * cols + j, d[b]);
+      if constexpr (kStream)
+        stream<W>(ob + b * cols + j, d[b]);
+      else
+        store<W>(ob + b * cols + j, d[b]);
       if constexpr (kE) store<W>(mb + b * cols + j, load<W>(mb + b * cols + j) - d[b]);
     }
   }
-  for (int b = 0; b < NR; ++b)
-    for (std::int64_t j = full; j < cols; ++j) {
-      float d = qt[j] * pb[b * r];
-      for (int k = 1; k < r; ++k) d = std::fma(qt[k * cols + j], pb[b * r + k], d);
-      ob[b * cols + j] = d;
-      if constexpr (kE) mb[b * cols + j] = mb[b * cols + j] - d;
-    }
+  for (; j < cols; ++j) scalar(j);
 }
 
-template <int W, int NR, bool kE>
+template <int W, int NR, bool kE, bool kStream>
 COHORT_LANES_INLINE void out_rows(const float* p_hat, const float* qt, std::int64_t rows,
-                                  std::int64_t cols, int r, float* out, float* m) {
+                                  std::int64_t cols, int r, std::int64_t lead, float* out,
+                                  float* m) {
   std::int64_t i = 0;
-  for (; i + NR <= rows; i += NR) out_block<W, NR, kE>(p_hat, qt, cols, r, i, out, m);
-  for (; i < rows; ++i) out_block<W, 1, kE>(p_hat, qt, cols, r, i, out, m);
+  for (; i + NR <= rows; i += NR)
+    out_block<W, NR, kE, kStream>(p_hat, qt, cols, r, i, lead, out, m);
+  for (; i < rows; ++i) out_block<W, 1, kE, kStream>(p_hat, qt, cols, r, i, lead, out, m);
 }
+
+// Streaming stores for outputs of at least this many floats (as sign's decoder).
+constexpr std::int64_t kStreamMin = std::int64_t{1} << 20;
 
 template <int W, int NR>
 COHORT_LANES_INLINE void out_pass(const float* p_hat, const float* qt, std::int64_t rows,
                                   std::int64_t cols, int r, float* out, float* m) {
+  const auto at = reinterpret_cast<std::uintptr_t>(out);
+  if (rows * cols >= kStreamMin && cols % kLanes == 0 && at % sizeof(float) == 0) {
+    const auto lead = static_cast<std::int64_t>((kLanes - at / sizeof(float) % kLanes) % kLanes);
+    if (m == nullptr)
+      out_rows<W, NR, false, true>(p_hat, qt, rows, cols, r, lead, out, m);
+    else
+      out_rows<W, NR, true, true>(p_hat, qt, rows, cols, r, lead, out, m);
+    asm volatile("sfence" ::: "memory");
+    return;
+  }
   if (m == nullptr)
-    out_rows<W, NR, false>(p_hat, qt, rows, cols, r, out, m);
+    out_rows<W, NR, false, false>(p_hat, qt, rows, cols, r, 0, out, m);
   else
-    out_rows<W, NR, true>(p_hat, qt, rows, cols, r, out, m);
+    out_rows<W, NR, true, false>(p_hat, qt, rows, cols, r, 0, out, m);
 }
 
 // ---- The paths (Note [One ISA decision]) -------------------------------------------------------
@@ -429,7 +484,7 @@ COHORT_LANES_INLINE void out_pass(const float* p_hat, const float* qt, std::int6
 
 COHORT_PSGD_AVX512 float p_avx512(const float* u, float* e, const float* qt, std::int64_t rows,
                                   std::int64_t cols, int r, float* p) {
-  if (r > 4) return p_pass<16, 2, 8>(u, e, qt, rows, cols, r, p);
+  if (r > 4) return p_pass<16, 3, 8>(u, e, qt, rows, cols, r, p);
   return p_pass<16, 4, 4>(u, e, qt, rows, cols, r, p);
 }
 COHORT_PSGD_AVX2 float p_avx2(const float* u, float* e, const float* qt, std::int64_t rows,
