@@ -16,7 +16,7 @@
 // reads u and e, writes M over e (a line it has just read, so no read for ownership) and records
 // max |M| for the exchange's finiteness check; pass 2 reads M from e; pass 3 reads M from e and
 // writes e <- M - decoded over it, beside decoded. Memory traffic per element of M, in floats:
-// 3 + 1 + 3 = 7 (decoded goes around the cache with streaming stores on layers of 2^20 values
+// 3 + 1 + 3 = 7 (decoded goes around the cache with streaming stores on layers of 2^22 values
 // and more; below that its write also reads the line first: 8), against 12 when the exchange
 // forms p, checks it, encodes (two products), decodes into a new buffer and updates e one step
 // after another, and about 14 for the same steps in torch's hook (which also copies M to keep
@@ -176,16 +176,18 @@ COHORT_LANES_INLINE Lanes<W> operator*(const Lanes<W>& a, float s) {
 // template (GCC inlines them only into functions compiled for their ISA), and neither GCC's
 // contraction of x * y + z (absent at -O0) nor its vectorisation of std::fma loops is certain.
 template <int W>
-COHORT_LANES_INLINE typename Lanes<W>::F fma_part(typename Lanes<W>::F x, typename Lanes<W>::F y,
-                                                  typename Lanes<W>::F z) {
+COHORT_LANES_INLINE typename Lanes<W>::F fma_part(const typename Lanes<W>::F& x,
+                                                  const typename Lanes<W>::F& y,
+                                                  const typename Lanes<W>::F& z) {
+  typename Lanes<W>::F acc = z;
   if constexpr (W == 16) {
-    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+v"(z) : "v"(x), "v"(y));
+    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(x), "v"(y));
   } else if constexpr (W == 8) {
-    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+x"(z) : "x"(x), "x"(y));
+    asm("vfmadd231ps {%2, %1, %0|%0, %1, %2}" : "+x"(acc) : "x"(x), "x"(y));
   } else {
-    for (int l = 0; l < W; ++l) z[l] = std::fma(x[l], y[l], z[l]);
+    for (int l = 0; l < W; ++l) acc[l] = std::fma(x[l], y[l], acc[l]);
   }
-  return z;
+  return acc;
 }
 
 template <int W>
@@ -451,8 +453,11 @@ COHORT_LANES_INLINE void out_rows(const float* p_hat, const float* qt, std::int6
   for (; i < rows; ++i) out_block<W, 1, kE, kStream>(p_hat, qt, cols, r, i, lead, out, m);
 }
 
-// Streaming stores for outputs of at least this many floats (as sign's decoder).
-constexpr std::int64_t kStreamMin = std::int64_t{1} << 20;
+// Streaming stores for outputs of at least this many floats (16 MB). With u, e and decoded three
+// times that, smaller layers stay in a last-level cache of a few tens of MB between the passes,
+// where ordinary stores were as fast or faster (sign's decoder streams from 4 MB: it has no
+// such reuse).
+constexpr std::int64_t kStreamMin = std::int64_t{1} << 22;
 
 template <int W, int NR>
 COHORT_LANES_INLINE void out_pass(const float* p_hat, const float* qt, std::int64_t rows,

@@ -785,11 +785,11 @@ TEST_CASE("powersgd: the fused step recovers an exactly rank-r matrix and keeps 
 
 TEST_CASE("powersgd: large decoded outputs give the same bits at any address on every path",
           "[powersgd]") {
-  // Outputs of 2^20 floats and more with whole 16-value rows are written with streaming stores
-  // from the first 64-byte boundary of the output (Note [PowerSGD lanes]: pass 3's sums do not
+  // Outputs of 2^22 floats and more with whole 16-value rows are written with streaming stores
+  // from the first 64-byte boundary of the output (Note [PowerSGD passes]: pass 3's sums do not
   // depend on where its chunks start). Every element is the k-ordered sum, at every offset.
   IsaGuard guard;
-  const Shape s{256, 4096, 3};
+  const Shape s{1024, 4096, 3};
   const std::vector<float> p_hat = random_matrix(s.rows * s.r, 22);
   const std::vector<float> q = random_matrix(s.cols * s.r, 23);
   std::vector<float> expected(s.rows * s.cols);
