@@ -113,13 +113,15 @@ with open(f"{R}/bench_compress.md", "w") as t:
         if r["compressor"].startswith("powersgd"):
             pass
     ps = {r["compressor"]: r for r in comp["rows"] if r["compressor"].startswith("powersgd")}
-    if len(ps) == 2:
+    if "powersgd per_client r=4" in ps and "powersgd M*Q + M^T*P only" in ps:
         a = ps["powersgd per_client r=4"]
         b = ps["powersgd M*Q + M^T*P only"]
         ta = a["encode_ms"] + a["decode_ms"]
         tb = b["encode_ms"] + b["decode_ms"]
         t.write(f"\nPowerSGD rank 4 on a 512 × 4608 layer: {ta:.2f} ms for encode + decode, "
-                f"{ta / tb:.2f}× the {tb:.2f} ms of its two matrix products (target: within 2×).\n")
+                f"{ta / tb:.2f}× the {tb:.2f} ms of its two matrix products (target: within 2×). "
+                f"With error feedback, against PyTorch's PowerSGD hook: "
+                f"[`bench_powersgd.md`](bench_powersgd.md).\n")
     q = {r["compressor"]: r for r in comp["rows"] if r["d"] == 11000000}
     if "qsgd s=4 fixed" in q:
         # Whole-layer QSGD needs the norm before it can quantise a value: it reads the layer

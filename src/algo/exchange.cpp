@@ -339,14 +339,22 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
   // Compressor none sends p itself: the memory would only ever hold zeros (O(d) per client),
   // so error feedback keeps none.
   const bool ef = o_.error_feedback && !byzantine && o_.compressor.name != "none";
-  if (ef) {  // p = u_c + e_c
+  if (ef) {
     auto& e = error_[c];
     if (e.empty()) e.assign(p.size(), 0.0f);
+  }
+  // With error feedback (and outside PowerSGD's mode reduce) the compressor forms p = u_c + e_c
+  // and updates e_c = p - decode(C(p)) itself (compress::encode_with_feedback), so that PowerSGD
+  // can fuse both into its products (Note [PowerSGD passes]).
+  const bool ef_in_encoding = ef && !powersgd_reduce_;
+  if (ef && !ef_in_encoding) {  // p = u_c + e_c
+    const auto& e = error_[c];
     for (std::size_t i = 0; i < p.size(); ++i) p[i] += e[i];
   }
   // A message that is not finite (or too large for the exact sums) must stop the run as
   // diverged even when a compressor would turn it into finite values (sign, randk, qsgd max).
-  if (!o_.robust)  // robust rules drop such messages themselves
+  // robust rules drop such messages themselves.
+  if (!o_.robust && !ef_in_encoding)
     for (const float v : p)
       if (!(std::fabs(v) < kExactLimit)) messages_finite_ = false;
   if (powersgd_reduce_) {
@@ -366,9 +374,17 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
     bits_[slot(c)] = 32 * d_;  // float32 verbatim: the encoding is the values themselves
     decoded = p;
   } else {
-    const compress::Encoded enc = compress::encode(*compressor_, p, layers_, ctx, client_state(c));
+    compress::Encoded enc;
+    if (ef_in_encoding) {  // p = u_c + e_c, decoded, e_c = p - decoded
+      float max_abs = 0.0f;
+      enc = compress::encode_with_feedback(*compressor_, p, error_[c], layers_, ctx,
+                                           client_state(c), decoded_, &max_abs);
+      if (!o_.robust && !(max_abs < kExactLimit)) messages_finite_ = false;
+    } else {
+      enc = compress::encode(*compressor_, p, layers_, ctx, client_state(c));
+      compress::decode(*compressor_, enc, layers_, ctx, decoded_);
+    }
     bits_[slot(c)] = static_cast<std::int64_t>(enc.bits);
-    compress::decode(*compressor_, enc, layers_, ctx, decoded_);
     decoded = decoded_;
     if (o_.plan == Plan::kGather) {
       const auto client = static_cast<std::uint32_t>(c);
@@ -379,10 +395,6 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
       append_raw(outbox_, &nbytes, sizeof nbytes);
       append_raw(outbox_, enc.bytes.data(), enc.bytes.size());
     }
-  }
-  if (ef) {  // e_c = p - decode(C(p))
-    auto& e = error_[c];
-    for (std::size_t i = 0; i < p.size(); ++i) e[i] = p[i] - decoded[i];
   }
   if (o_.plan == Plan::kReduce) accumulate(decoded, weight);
   if (o_.plan == Plan::kShard) {  // the owner drops a non-finite message before the all-to-all

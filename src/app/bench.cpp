@@ -9,8 +9,11 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <span>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "compress/compressor.h"
@@ -39,6 +42,11 @@ void add_bench_options(CLI::App& bench, BenchOptions& o) {
   bench.add_option("--json", o.json, "also write the results as JSON to this file");
   bench.add_option("--sizes", o.sizes,
                    "compress, aggregate: comma-separated message sizes d (e.g. 1e5,1e6)");
+  bench.add_option("--powersgd-shapes", o.powersgd_shapes,
+                   "compress: PowerSGD layers ROWSxCOLS, comma-separated (error feedback rows)");
+  bench.add_option("--powersgd-ranks", o.powersgd_ranks,
+                   "compress: PowerSGD ranks r, comma-separated (error feedback rows)");
+  bench.add_flag("--powersgd-only", o.powersgd_only, "compress: only the PowerSGD rows");
   bench.add_option("--clients", o.clients, "aggregate: comma-separated message counts n");
   bench.add_option("--size", o.size, "exchange: message size d")->check(CLI::Range(1.0, 1e10));
   bench.add_option("--np", o.np,
@@ -194,15 +202,134 @@ CompressRow time_compressor(const std::string& label, const compress::Compressor
 }
 
 void print_row(const CompressRow& r) {
-  fmt::print("{:<26} {:>10} {:>10.3f} {:>10.3f} {:>8.2f} {:>11.3f} {:>7.0f}%\n", r.compressor, r.d,
+  fmt::print("{:<34} {:>10} {:>10.3f} {:>10.3f} {:>8.2f} {:>11.3f} {:>7.0f}%\n", r.compressor, r.d,
              r.encode_ms, r.decode_ms, r.gbs, r.bits_per_coord, 100 * r.triad_share);
   std::fflush(stdout);
+}
+
+// A compressor's encoding without its fused error feedback: encode_with_feedback then runs the
+// definition step by step (p = v + e, encode, decode, e = p - decoded), as the exchange did
+// before PowerSGD fused it.
+class StepByStep final : public compress::Compressor {
+ public:
+  explicit StepByStep(const compress::Compressor& c) : c_(c) {}
+  std::string name() const override { return c_.name(); }
+  void encode_layer(std::span<const float> v, const compress::LayerShape& layer,
+                    const compress::MessageContext& ctx, std::span<float> state, Rng& rng,
+                    compress::BitWriter& out) const override {
+    c_.encode_layer(v, layer, ctx, state, rng, out);
+  }
+  void decode_layer(compress::BitReader& in, const compress::LayerShape& layer,
+                    const compress::MessageContext& ctx, std::span<float> out) const override {
+    c_.decode_layer(in, layer, ctx, out);
+  }
+  std::int64_t state_floats(const compress::LayerShape& layer) const override {
+    return c_.state_floats(layer);
+  }
+
+ private:
+  const compress::Compressor& c_;
+};
+
+// "512x4608,3125x3520" -> (rows, cols) pairs.
+std::vector<std::pair<std::int64_t, std::int64_t>> parse_shapes(const std::string& text) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto x = item.find('x');
+    long long rows = 0, cols = 0;
+    std::size_t used_r = 0, used_c = 0;
+    try {
+      if (x != std::string::npos) {
+        rows = std::stoll(item.substr(0, x), &used_r);
+        cols = std::stoll(item.substr(x + 1), &used_c);
+      }
+    } catch (const std::exception&) {
+      rows = 0;
+    }
+    require_usage(x != std::string::npos && used_r == x && used_c == item.size() - x - 1 &&
+                      rows >= 2 && cols >= 2 && rows * cols <= 1'000'000'000LL,
+                  fmt::format("--powersgd-shapes: '{}' is not ROWSxCOLS (each at least 2)", item));
+    out.emplace_back(rows, cols);
+  }
+  require_usage(!out.empty(), "--powersgd-shapes: no shapes given");
+  return out;
+}
+
+std::vector<int> parse_ranks(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::size_t used = 0;
+    int r = 0;
+    try {
+      r = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require_usage(used > 0 && used == item.size() && r >= 1 && r <= 1024,
+                  fmt::format("--powersgd-ranks: '{}' is not a rank (1 .. 1024)", item));
+    out.push_back(r);
+  }
+  require_usage(!out.empty(), "--powersgd-ranks: no ranks given");
+  return out;
+}
+
+// PowerSGD per client with error feedback and warm start, one layer: what the exchange does for
+// one client (p = u + e, the power step, the decoded message, e = p - decoded), fused
+// (Note [PowerSGD passes]) and step by step. GB/s counts the layer's float32 values once.
+void powersgd_feedback_rows(const std::vector<std::pair<std::int64_t, std::int64_t>>& shapes,
+                            const std::vector<int>& ranks, int repeats, double triad_gbs,
+                            std::vector<CompressRow>& rows) {
+  for (const auto& [rows_m, cols_m] : shapes) {
+    const std::int64_t d = rows_m * cols_m;
+    const std::vector<float> u = gaussian_message(d);
+    const std::vector<compress::LayerShape> layers = {compress::LayerShape{0, rows_m, cols_m}};
+    for (const int rank : ranks) {
+      const compress::powersgd::PowerSgdCompressor fused(rank, /*warm_start=*/true);
+      const StepByStep step_by_step(fused);
+      for (const compress::Compressor* c :
+           {static_cast<const compress::Compressor*>(&fused),
+            static_cast<const compress::Compressor*>(&step_by_step)}) {
+        // The step-by-step definition forms p in its message buffer: each variant gets a copy.
+        std::vector<float> v = u, e(static_cast<std::size_t>(d), 0.0f), decoded(e.size());
+        std::vector<float> state(static_cast<std::size_t>(compress::total_state_floats(*c, layers)),
+                                 0.0f);
+        compress::MessageContext ctx{1, 0, 0};
+        compress::Encoded enc;
+        float max_abs = 0;
+        const double t = best_seconds(repeats, [&] {
+          enc = compress::encode_with_feedback(*c, v, e, layers, ctx, state, decoded, &max_abs);
+          ++ctx.round;
+        });
+        CompressRow r;
+        r.compressor = fmt::format("powersgd ef {} r={} {}x{}", c == &fused ? "fused" : "steps",
+                                   rank, rows_m, cols_m);
+        r.d = d;
+        r.encode_ms = t * 1e3;
+        r.gbs = 4.0 * static_cast<double>(d) / t / 1e9;
+        r.bits_per_coord = static_cast<double>(enc.bits) / static_cast<double>(d);
+        r.triad_share = r.gbs / triad_gbs;
+        rows.push_back(r);
+        print_row(r);
+      }
+    }
+  }
+  fmt::print(
+      "# powersgd ef rows: per client with error feedback and warm start, one layer: encode, "
+      "decoded message and error update in the encode column; fused = Note [PowerSGD passes], "
+      "steps = p = u + e, encode, decode, e = p - decoded; PowerSGD kernels: {}\n",
+      compress::powersgd::kernel_isa());
 }
 
 }  // namespace
 
 int run_compress_bench(const BenchOptions& o) {
   const std::vector<std::int64_t> sizes = parse_sizes(o.sizes);
+  const auto powersgd_shapes = parse_shapes(o.powersgd_shapes);
+  const std::vector<int> powersgd_ranks = parse_ranks(o.powersgd_ranks);
   // Every encode returns a fresh byte vector; glibc serves large ones with mmap and unmaps them
   // on free, so each would pay first-touch page faults (about 0.5 ms per MB on the VMs we use),
   // which is the allocator's cost, not the compressor's. Keep freed memory in the heap instead.
@@ -216,13 +343,14 @@ int run_compress_bench(const BenchOptions& o) {
              kVersion, kGitRevision, cores, mem_gib);
   fmt::print(
       "# memory bandwidth (this program, {:.0f} MB arrays): read {:.2f} GB/s, triad {:.2f} "
-      "GB/s; Philox kernel: {}\n",
-      o.megabytes, bw.read_gbs, bw.triad_gbs, compress::philox_isa());
+      "GB/s; Philox kernel: {}; PowerSGD kernels: {}\n",
+      o.megabytes, bw.read_gbs, bw.triad_gbs, compress::philox_isa(),
+      compress::powersgd::kernel_isa());
   fmt::print(
       "# best of {} repeats; GB/s = float32 input bytes / (encode + decode time); "
       "% = share of triad; malloc keeps freed memory (M_MMAP_MAX 0)\n",
       o.repeats);
-  fmt::print("{:<26} {:>10} {:>10} {:>10} {:>8} {:>11} {:>8}\n", "compressor", "d", "encode ms",
+  fmt::print("{:<34} {:>10} {:>10} {:>10} {:>8} {:>11} {:>8}\n", "compressor", "d", "encode ms",
              "decode ms", "GB/s", "bits/coord", "triad");
 
   struct Config {
@@ -250,7 +378,7 @@ int run_compress_bench(const BenchOptions& o) {
   configs.back().opts.bucket = 512;
 
   std::vector<CompressRow> rows;
-  for (std::int64_t d : sizes) {
+  for (std::int64_t d : o.powersgd_only ? std::vector<std::int64_t>{} : sizes) {
     const std::vector<float> v = gaussian_message(d);
     const std::vector<compress::LayerShape> layers = {compress::LayerShape{0, d, 1}};
     for (const auto& cfg : configs) {
@@ -308,13 +436,15 @@ int run_compress_bench(const BenchOptions& o) {
   fmt::print(
       "# powersgd rows: d = 512 x 4608; its products' row puts M Q under encode and "
       "M^T P under decode\n");
+  powersgd_feedback_rows(powersgd_shapes, powersgd_ranks, o.repeats, bw.triad_gbs, rows);
 
   if (!o.json.empty()) {
     std::ofstream js(o.json);
     js << fmt::format(
         R"({{"cores": {}, "mem_gib": {:.2f}, "read_gbs": {:.3f}, "triad_gbs": {:.3f}, )"
-        R"("philox": "{}", "repeats": {}, "rows": [)",
-        cores, mem_gib, bw.read_gbs, bw.triad_gbs, compress::philox_isa(), o.repeats);
+        R"("philox": "{}", "powersgd_isa": "{}", "repeats": {}, "rows": [)",
+        cores, mem_gib, bw.read_gbs, bw.triad_gbs, compress::philox_isa(),
+        compress::powersgd::kernel_isa(), o.repeats);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       js << fmt::format(
@@ -379,6 +509,8 @@ static std::vector<int> parse_counts(const std::string& text, const char* option
 
 int run_aggregate_bench(const BenchOptions& o) {
   const std::vector<std::int64_t> sizes = parse_sizes(o.sizes);
+  const auto powersgd_shapes = parse_shapes(o.powersgd_shapes);
+  const std::vector<int> powersgd_ranks = parse_ranks(o.powersgd_ranks);
   const std::vector<int> counts = parse_counts(o.clients, "--clients", 10000);
   const std::vector<int> thread_counts = parse_counts(o.threads, "--threads", 256);
   constexpr double kMaxInputBytes = 4e9;

@@ -14,6 +14,11 @@ struct BenchOptions {
   int repeats = 5;
   std::string json;                     // optional JSON copy of the results
   std::string sizes = "1e5,1e6,1.1e7";  // compress, aggregate: message sizes d
+  // compress: PowerSGD with error feedback on these layers (rows x cols) at these ranks; with
+  // powersgd_only, no other compressor.
+  std::string powersgd_shapes = "512x4608,3125x3520";
+  std::string powersgd_ranks = "1,2,4,8";
+  bool powersgd_only = false;
   std::string clients = "10,25,100";    // aggregate: message counts n
   std::string threads = "1";            // aggregate: thread counts (blocks of coordinates)
   double size = 1.1e7;                  // exchange: message size d

@@ -3,8 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 
 #include "compress/none.h"
@@ -101,6 +104,73 @@ std::int64_t total_state_floats(const Compressor& c, const std::vector<LayerShap
   std::int64_t s = 0;
   for (const auto& l : layers) s += c.state_floats(l);
   return s;
+}
+
+float Compressor::encode_layer_with_feedback(std::span<const float>, std::span<float>,
+                                             const LayerShape&, const MessageContext&,
+                                             std::span<float>, Rng&, BitWriter&,
+                                             std::span<float>) const {
+  throw std::logic_error("compressor " + name() + " does not fuse error feedback");
+}
+
+namespace {
+
+// max(a, b), NaN when either is NaN.
+float max_magnitude(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<float>::quiet_NaN();
+  return std::max(a, b);
+}
+
+}  // namespace
+
+Encoded encode_with_feedback(const Compressor& c, std::span<float> v, std::span<float> e,
+                             const std::vector<LayerShape>& layers, const MessageContext& ctx,
+                             std::span<float> state, std::span<float> decoded, float* max_abs) {
+  if (e.size() != v.size() || decoded.size() != v.size())
+    throw std::logic_error(fmt::format("encode_with_feedback: message {}, error memory {}, output {}",
+                                       v.size(), e.size(), decoded.size()));
+  float extent = 0.0f;
+  if (!c.fuses_error_feedback()) {  // the definition, step by step
+    // max |p| as the bits of |p|: integer order is float order there, and NaNs lie above +inf
+    // (one vectorised loop with the addition).
+    std::int32_t top = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      v[i] += e[i];
+      top = std::max(top, std::bit_cast<std::int32_t>(v[i]) & 0x7FFFFFFF);
+    }
+    Encoded enc = encode(c, v, layers, ctx, state);
+    decode(c, enc, layers, ctx, decoded);
+    for (std::size_t i = 0; i < v.size(); ++i) e[i] = v[i] - decoded[i];
+    *max_abs = top > 0x7F800000 ? std::numeric_limits<float>::quiet_NaN()
+                                : std::bit_cast<float>(top);
+    return enc;
+  }
+  if (static_cast<std::int64_t>(v.size()) != total_size(layers))
+    throw std::logic_error(
+        fmt::format("encode_with_feedback: message has {} values, layers hold {}", v.size(),
+                    total_size(layers)));
+  check_state(c, layers, state.size());
+  Rng rng = ctx.private_rng();  // Note [Compression streams]: one private stream per message
+  BitWriter w;
+  std::size_t at = 0, state_at = 0;
+  for (const auto& layer : layers) {
+    const auto n = static_cast<std::size_t>(layer.size());
+    std::span<float> layer_state;
+    if (!state.empty()) {
+      const auto s = static_cast<std::size_t>(c.state_floats(layer));
+      layer_state = state.subspan(state_at, s);
+      state_at += s;
+    }
+    extent = max_magnitude(
+        extent, c.encode_layer_with_feedback(v.subspan(at, n), e.subspan(at, n), layer, ctx,
+                                             layer_state, rng, w, decoded.subspan(at, n)));
+    at += n;
+  }
+  Encoded enc;
+  enc.bits = w.bits();
+  enc.bytes = w.finish();
+  *max_abs = extent;
+  return enc;
 }
 
 namespace {

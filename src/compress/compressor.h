@@ -65,6 +65,17 @@ class Compressor {
                             std::span<float> out) const = 0;
   // Persistent per-client state the compressor keeps for a layer (PowerSGD warm start).
   virtual std::int64_t state_floats(const LayerShape&) const { return 0; }
+
+  // Error feedback fused into one layer's encoding (docs/algorithms.md §2 "Error feedback"):
+  // appends the encoding of p = v + e, writes decode(C(p)) to `decoded`, sets e <- p - decoded
+  // and returns max_i |p_i| (NaN when a p_i is NaN), bit for bit what the definition gives.
+  // Only compressors whose fuses_error_feedback() is true implement it; encode_with_feedback
+  // runs the definition step by step for the others.
+  virtual bool fuses_error_feedback() const { return false; }
+  virtual float encode_layer_with_feedback(std::span<const float> v, std::span<float> e,
+                                           const LayerShape& layer, const MessageContext& ctx,
+                                           std::span<float> state, Rng& private_rng, BitWriter& out,
+                                           std::span<float> decoded) const;
 };
 
 // The layers a message is split into: the model's layers (scope "layer") or one vector of all
@@ -78,6 +89,14 @@ Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<
 void decode(const Compressor& c, const Encoded& msg, const std::vector<LayerShape>& layers,
             const MessageContext& ctx, std::span<float> out);
 std::int64_t total_state_floats(const Compressor& c, const std::vector<LayerShape>& layers);
+
+// A message with error feedback: encodes p = v + e, writes decoded = decode(C(p)) and sets
+// e <- p - decoded; *max_abs = max_i |p_i| (NaN when a p_i is NaN), for the exchange's check of
+// the message. Fused into the encoding where the compressor can (fuses_error_feedback), else step
+// by step, with p formed in v; either way the same bits. v, e and decoded must not overlap.
+Encoded encode_with_feedback(const Compressor& c, std::span<float> v, std::span<float> e,
+                             const std::vector<LayerShape>& layers, const MessageContext& ctx,
+                             std::span<float> state, std::span<float> decoded, float* max_abs);
 
 struct CompressorOptions {
   std::string name = "none";

@@ -6,7 +6,10 @@
 //    round loop drives these steps (algo/exchange); the functions below do the maths.
 //  - mode per_client: each client runs its own power step and sends P_hat_i, Q_i
 //    (PowerSgdCompressor), so any aggregator can combine the decoded messages.
-// Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r.
+// Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r. The products' sums run in
+// an order fixed by the indices alone (Note [PowerSGD lanes] in powersgd.cpp), so every ISA path,
+// buffer address and rank count gives the same bits; their pass structure, with error feedback
+// fused in, is Note [PowerSGD passes].
 //
 // Note [PowerSGD rank]
 // In exact arithmetic PowerSGD reconstructs an exactly rank-k matrix whenever r' >= k
@@ -29,6 +32,8 @@ namespace cohort::compress::powersgd {
 bool compressible(std::int64_t rows, std::int64_t cols);
 // r' = min(rows, cols, rank).
 int effective_rank(std::int64_t rows, std::int64_t cols, int rank);
+// The ISA path the products take (Note [One ISA decision]), for the benchmarks.
+const char* kernel_isa();
 // The starting Q (cols x r): i.i.d. N(0, 1) from the layer's shared stream, row-major order.
 void initial_q(const MessageContext& ctx, const LayerShape& layer, int r, float* q);
 // P = M Q.
@@ -43,6 +48,13 @@ void multiply_q(const float* m, const float* p_hat, std::int64_t rows, std::int6
 // out = P_hat Q^T (rows x cols, overwritten).
 void reconstruct(const float* p_hat, const float* q, std::int64_t rows, std::int64_t cols, int r,
                  float* out);
+// One power step on M = u + e with error feedback fused in (Note [PowerSGD passes]): q holds the
+// starting Q on entry and the new Q on return, p_hat receives P_hat, decoded = P_hat Q^T and
+// e <- M - decoded. Returns max |M_ij| (NaN when M has a NaN). Bitwise the same as m = u + e;
+// multiply_p(m, q) -> P; orthonormalize(P); multiply_q(m, P_hat) -> Q; reconstruct(P_hat, Q) ->
+// decoded; e = m - decoded. r >= 1; the buffers must not overlap.
+float power_step_with_feedback(const float* u, float* e, std::int64_t rows, std::int64_t cols,
+                               int r, float* q, float* p_hat, float* decoded);
 
 // mode per_client: wire per compressible layer = r'(rows + cols) float32 (P_hat then Q);
 // other layers = rows*cols float32. With warm_start the client's previous Q (its state) is the
@@ -55,10 +67,22 @@ class PowerSgdCompressor final : public Compressor {
                     std::span<float> state, Rng& private_rng, BitWriter& out) const override;
   void decode_layer(BitReader& in, const LayerShape& layer, const MessageContext& ctx,
                     std::span<float> out) const override;
+  // The same wire bytes, decoded values and error memory as the definition, in three passes
+  // over the layer (power_step_with_feedback).
+  bool fuses_error_feedback() const override { return true; }
+  float encode_layer_with_feedback(std::span<const float> v, std::span<float> e,
+                                   const LayerShape& layer, const MessageContext& ctx,
+                                   std::span<float> state, Rng& private_rng, BitWriter& out,
+                                   std::span<float> decoded) const override;
   // warm start: Q (cols x r') plus one flag float (nonzero once Q holds a previous round's Q).
   std::int64_t state_floats(const LayerShape& layer) const override;
 
  private:
+  // Whether the layer's state is kept (warm start and a non-empty state of the right size).
+  bool keeps_state(const LayerShape& layer, std::span<const float> state) const;
+  // The starting Q: the client's previous Q when kept, else the layer's shared stream's.
+  void starting_q(const LayerShape& layer, const MessageContext& ctx, std::span<const float> state,
+                  int r, float* q) const;
   int rank_;
   bool warm_start_;
 };

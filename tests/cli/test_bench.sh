@@ -10,7 +10,8 @@ trap 'rm -rf "$TMP"' EXIT
 
 "$COHORT" bench memory --megabytes 4 --repeats 1 > "$TMP/memory.txt"
 grep -Eq "^read +[0-9.]+" "$TMP/memory.txt"
-"$COHORT" bench compress --sizes 1000,70001 --repeats 1 --megabytes 4 --json "$TMP/c.json" > /dev/null
+"$COHORT" bench compress --sizes 1000,70001 --repeats 1 --megabytes 4 --json "$TMP/c.json" \
+  --powersgd-shapes 40x33,9x100 --powersgd-ranks 1,3 > /dev/null
 # 9,000 coordinates are three 4096-coordinate chunks: 2 and 3 threads get uneven blocks.
 "$COHORT" bench aggregate --sizes 9000 --clients 7,12 --threads 1,2,3 --repeats 2 --megabytes 4 \
   --json "$TMP/a.json" > /dev/null
@@ -20,8 +21,10 @@ tmp = sys.argv[1]
 c = json.load(open(f"{tmp}/c.json"))
 names = {r["compressor"] for r in c["rows"]}
 for want in ["none", "sign scale=none", "topk ratio=0.01", "randk ratio=0.01", "qsgd s=4 fixed",
-             "qsgd s=4 bucket=512", "powersgd per_client r=4"]:
+             "qsgd s=4 bucket=512", "powersgd per_client r=4", "powersgd ef fused r=3 40x33",
+             "powersgd ef steps r=1 9x100"]:
     assert want in names, (want, names)
+assert c["powersgd_isa"] in ("avx512", "avx2", "generic"), c
 assert all(r["gbs"] > 0 for r in c["rows"])
 a = json.load(open(f"{tmp}/a.json"))
 rows = {(r["aggregator"], r["threads"], r["n"]) for r in a["rows"]}
@@ -55,6 +58,14 @@ assert x["raw_ms"] > 0 and x["exact_ms"] > 0 and x["float_ms"] > 0, x
 print("bench: sums on every path; exchange at 2 ranks")
 PY
 grep -q "raw MPI_Allreduce" "$TMP/x.txt"
+for bad in "--powersgd-shapes 4x1" "--powersgd-ranks 0"; do
+  set +e
+  read -r -a args <<< "$bad"
+  msg=$("$COHORT" bench compress "${args[@]}" 2>&1)
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] || { echo "FAIL: bench compress $bad exited $rc: $msg"; exit 1; }
+done
 for bad in "--clients 0" "--threads x" "--sizes 0"; do
   set +e
   read -r -a args <<< "$bad"

@@ -17,6 +17,7 @@ cases=(
   "qsgd_elias_bucket|compressor.name=qsgd compressor.levels=16 compressor.coding=elias compressor.bucket=32 compressor.norm=max"
   "powersgd_reduce_ef|compressor.name=powersgd compressor.rank=2 compressor.error_feedback=true"
   "powersgd_per_client|compressor.name=powersgd compressor.rank=1 compressor.mode=per_client"
+  "powersgd_per_client_ef|compressor.name=powersgd compressor.rank=2 compressor.mode=per_client compressor.error_feedback=true"
   "downlink_topk|downlink_compressor.name=topk downlink_compressor.ratio=0.2"
 )
 for c in "${cases[@]}"; do

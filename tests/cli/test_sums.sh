@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Message sums and kernel paths (Note [Deterministic sums], Note [One ISA decision]):
-#  - every ISA path this CPU has (COHORT_ISA) gives bitwise the same run, with compressors and a
-#    robust rule whose kernels have SIMD paths;
+#  - every ISA path this CPU has (COHORT_ISA) gives bitwise the same run, with compressors
+#    (PowerSGD in both modes among them) and a robust rule whose kernels have SIMD paths;
 #  - a path the CPU lacks, or an unknown name, is a usage error (exit 2) that names the paths;
 #  - comm.sum = float runs, says in the results file that it depends on the rank count, and lands
 #    close to the exact sums;
@@ -21,6 +21,8 @@ grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo &&
   grep -qw avx512dq /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo && paths+=(avx512)
 for case in "qsgd:compressor.name=qsgd compressor.error_feedback=true" \
             "topk:compressor.name=topk compressor.ratio=0.3 compressor.error_feedback=true" \
+            "powersgd:compressor.name=powersgd compressor.mode=per_client compressor.rank=4 compressor.error_feedback=true" \
+            "powersgd_reduce:compressor.name=powersgd compressor.rank=2 compressor.error_feedback=true" \
             "cm:aggregator={name: cm}"; do
   name=${case%%:*}
   overrides=("${case#*:}")

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "algo/exchange.h"
 #include "comm/communicator.h"
@@ -28,12 +30,15 @@ std::vector<float> random_vector(std::int64_t n, std::uint32_t round, std::uint3
 TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of messages", "[exchange]") {
   // One client, one round after another: sum_t decode(C(p_t)) + e_T = sum_t u_t.
   const std::vector<model::LayerView> layers = {{"w", 0, 8, 5}, {"b", 40, 8, 1}};
-  for (const std::string name : {"topk", "sign", "randk", "qsgd", "powersgd"}) {
+  // PowerSGD per_client forms p and updates e inside its products (Note [PowerSGD passes]).
+  for (const std::string label :
+       {"topk", "sign", "randk", "qsgd", "powersgd", "powersgd per_client"}) {
+    const std::string name = label.substr(0, label.find(' '));
     auto o = options(name);
     o.error_feedback = true;
     o.compressor.k = 3;
     o.compressor.scale = "l1";
-    o.compressor.mode = "reduce";
+    o.compressor.mode = label == "powersgd per_client" ? "per_client" : "reduce";
     o.compressor.rank = 1;
     auto comm = comm::make_self_communicator();
     algo::Exchange ex(o, *comm, layers, 3, 1);
@@ -54,10 +59,64 @@ TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of mess
       worst = std::max(worst, std::fabs(sent[i] + e[i] - sum_u[i]));
       norm_e += e[i] * e[i];
     }
-    INFO(name << ": max |sum sent + memory - sum messages| = " << worst);
+    INFO(label << ": max |sum sent + memory - sum messages| = " << worst);
     REQUIRE(worst < 1e-4);  // 25 rounds of float32 rounding on values of size ~10
     if (name != "powersgd") REQUIRE(norm_e > 0);  // the compressor really lost something
   }
+}
+
+TEST_CASE("exchange: a too large or non-finite p fails the round, with or without EF", "[exchange]") {
+  // The check is on p = u + e (with error feedback in per_client mode, inside the encoding).
+  const std::vector<model::LayerView> layers = {{"w", 0, 6, 20}, {"b", 120, 6, 1}};
+  for (const std::string mode : {"per_client", "reduce"})
+    for (const bool ef : {false, true})
+      for (const int at : {7, 125}) {  // in the matrix, in the bias
+        INFO("mode " << mode << ", error feedback " << ef << ", coordinate " << at);
+        auto o = options("powersgd");
+        o.compressor.mode = mode;
+        o.compressor.rank = 2;
+        o.error_feedback = ef;
+        std::vector<float> g(126);
+        for (const float bad : {std::ldexp(1.0f, 40), -std::numeric_limits<float>::infinity(),
+                                std::numeric_limits<float>::quiet_NaN()}) {
+          auto comm = comm::make_self_communicator();
+          algo::Exchange ex(o, *comm, layers, 3, 1);
+          ex.begin_round(0);  // a good round first: the memory is not zero
+          auto u = random_vector(126, 0, 0);
+          ex.submit(0, u, 1.0);
+          REQUIRE(ex.finish(g.data(), 1.0));
+          ex.begin_round(1);
+          u = random_vector(126, 1, 0);
+          const float e_at = ef && mode == "per_client" ? ex.error_memory(0)[at] : 0.0f;
+          u[at] = bad - e_at;  // p = u + e = bad (2^40 - e rounds back to 2^40)
+          ex.submit(0, u, 1.0);
+          REQUIRE_FALSE(ex.finish(g.data(), 1.0));
+        }
+      }
+}
+
+TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays below 2^40",
+          "[exchange]") {
+  // M = 2^40 I (2 x 2) at rank 1: P̂ = Q / |Q| and the decoded message 2^40 P̂ P̂^T has every
+  // entry below 2^40, so only the check of p itself (with error feedback, the max |p| the
+  // encoding reports) stops the round.
+  const std::vector<model::LayerView> layers = {{"w", 0, 2, 2}};
+  for (const std::string mode : {"per_client", "reduce"})
+    for (const bool ef : {false, true}) {
+      INFO("mode " << mode << ", error feedback " << ef);
+      auto o = options("powersgd");
+      o.compressor.mode = mode;
+      o.compressor.rank = 1;
+      o.error_feedback = ef;
+      auto comm = comm::make_self_communicator();
+      algo::Exchange ex(o, *comm, layers, 3, 1);
+      ex.begin_round(0);
+      const float big = std::ldexp(1.0f, 40);
+      std::vector<float> u = {big, 0, 0, big}, g(4);
+      ex.submit(0, u, 1.0);
+      REQUIRE_FALSE(ex.finish(g.data(), 1.0));
+      for (const float x : g) REQUIRE(std::fabs(x) < big);  // what the sum saw was in range
+    }
 }
 
 TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exchange]") {

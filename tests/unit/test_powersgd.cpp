@@ -1,17 +1,22 @@
 // PowerSGD (docs/algorithms.md §2): exact low-rank recovery, Gram-Schmidt, one hand-checked step on
-// two clients (tests/powersgd_reference.py), the per_client wire format, warm start and address
-// independence (Note [PowerSGD product addresses]).
+// two clients (tests/powersgd_reference.py), the per_client wire format, warm start, address
+// independence, the products' rounding bounds, the ISA paths (Note [PowerSGD lanes]) and fused
+// error feedback (Note [PowerSGD passes]).
 #include <algorithm>
+#include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "compress/bitstream.h"
 #include "compress/compressor.h"
 #include "compress/powersgd.h"
+#include "core/isa.h"
 #include "core/rng.h"
 
 using cohort::Purpose;
@@ -386,9 +391,9 @@ TEST_CASE("powersgd: warm start starts from the client's previous Q", "[powersgd
 }
 
 TEST_CASE("powersgd: results depend only on values, not on buffer addresses", "[powersgd]") {
-  // Note [PowerSGD product addresses]: small products (Eigen's coefficient-based path, here
-  // 6 x 6 at r = 4 and 5 x 4 at r = 2), a GEMV (r = 1) and GEMMs, with the message and the
-  // decoded output at offsets of 1..3 floats and with other work in between.
+  // Note [PowerSGD lanes]: sums in an order fixed by the indices, so tails only (6 x 6 at r = 4,
+  // 5 x 4 at r = 2), r = 1 and whole 16-lane chunks give the same values with the message and
+  // the decoded output at offsets of 1..3 floats and with other work in between.
   struct Case {
     std::int64_t rows, cols;
     int rank;
@@ -461,5 +466,353 @@ TEST_CASE("powersgd: the power-step functions do not depend on buffer addresses"
       INFO("shift " << shift);
       REQUIRE(run(shift) == base);
     }
+  }
+}
+
+// ---- The kernels (Note [PowerSGD lanes]) and fused error feedback (Note [PowerSGD passes]) ----
+
+namespace {
+
+// Restores the automatic ISA choice even when an assertion fails.
+struct IsaGuard {
+  ~IsaGuard() { cohort::force_isa(""); }
+};
+
+std::vector<const char*> available_isas() {
+  std::vector<const char*> out = {"generic"};
+  if (cohort::cpu_isa() >= cohort::Isa::kAvx2) out.push_back("avx2");
+  if (cohort::cpu_isa() >= cohort::Isa::kAvx512) out.push_back("avx512");
+  return out;
+}
+
+std::vector<std::uint32_t> bits_of(std::span<const float> v) {
+  std::vector<std::uint32_t> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = std::bit_cast<std::uint32_t>(v[i]);
+  return out;
+}
+
+// -1 when a and b hold the same bits, else the first index where they differ (or the shorter
+// size): a failed REQUIRE then prints one number instead of two long vectors.
+std::int64_t first_difference(std::span<const std::uint32_t> a, std::span<const std::uint32_t> b) {
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    if (a[i] != b[i]) return static_cast<std::int64_t>(i);
+  return a.size() == b.size() ? -1 : static_cast<std::int64_t>(std::min(a.size(), b.size()));
+}
+
+std::int64_t first_difference(std::span<const float> a, std::span<const float> b) {
+  return first_difference(bits_of(a), bits_of(b));
+}
+
+struct Shape {
+  std::int64_t rows, cols;
+  int r;
+};
+
+// Shapes that reach every part of the kernels: whole 16-lane chunks and tails (cols mod 16),
+// row blocks and leftover rows (rows mod 2, 4 and 8), Q column groups and leftover columns
+// (r = 1 .. 10 against groups of 2, 4 and 8), a single chunk and wide rows.
+const std::vector<Shape> kernel_shapes = {{3, 2, 1},     {6, 5, 2},    {17, 33, 3},  {40, 16, 8},
+                                          {37, 100, 10}, {64, 129, 4}, {2, 1000, 2}, {9, 17, 5},
+                                          {5, 48, 7},    {33, 31, 6}};
+
+// One power step with error feedback as docs/algorithms.md §2 defines it, step by step.
+struct Step {
+  std::vector<float> p, q, decoded, e;
+  float extent = 0;
+};
+
+Step step_by_definition(const std::vector<float>& u, const std::vector<float>& e0,
+                        const std::vector<float>& q0, const Shape& s) {
+  Step out;
+  std::vector<float> m(u.size());
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    m[i] = u[i] + e0[i];
+    out.extent = std::max(out.extent, std::fabs(m[i]));
+  }
+  out.p.resize(s.rows * s.r);
+  out.q.resize(s.cols * s.r);
+  out.decoded.resize(m.size());
+  multiply_p(m.data(), q0.data(), s.rows, s.cols, s.r, out.p.data());
+  orthonormalize(out.p.data(), s.rows, s.r);
+  multiply_q(m.data(), out.p.data(), s.rows, s.cols, s.r, out.q.data());
+  reconstruct(out.p.data(), out.q.data(), s.rows, s.cols, s.r, out.decoded.data());
+  out.e.resize(m.size());
+  for (std::size_t i = 0; i < m.size(); ++i) out.e[i] = m[i] - out.decoded[i];
+  return out;
+}
+
+Step fused_step(const std::vector<float>& u, const std::vector<float>& e0,
+                const std::vector<float>& q0, const Shape& s) {
+  Step out;
+  out.e = e0;
+  out.q = q0;
+  out.p.resize(s.rows * s.r);
+  out.decoded.resize(u.size());
+  out.extent = power_step_with_feedback(u.data(), out.e.data(), s.rows, s.cols, s.r, out.q.data(),
+                                        out.p.data(), out.decoded.data());
+  return out;
+}
+
+void require_same_bits(const Step& a, const Step& b) {
+  REQUIRE(first_difference(a.p, b.p) == -1);
+  REQUIRE(first_difference(a.q, b.q) == -1);
+  REQUIRE(first_difference(a.decoded, b.decoded) == -1);
+  REQUIRE(first_difference(a.e, b.e) == -1);
+  REQUIRE(std::bit_cast<std::uint32_t>(a.extent) == std::bit_cast<std::uint32_t>(b.extent));
+}
+
+// gamma_k = k u / (1 - k u), u = 2^-24: a float sum of k rounded products is off by at most
+// gamma_k times the sum of the magnitudes (Higham, Accuracy and Stability, §3.1).
+double rounding_gamma(std::int64_t k) {
+  const double u = std::ldexp(1.0, -24);
+  return static_cast<double>(k) * u / (1.0 - static_cast<double>(k) * u);
+}
+
+// A compressor's encoding without its fused error feedback: encode_with_feedback then runs the
+// definition step by step.
+class StepByStep final : public Compressor {
+ public:
+  explicit StepByStep(const Compressor& c) : c_(c) {}
+  std::string name() const override { return c_.name(); }
+  void encode_layer(std::span<const float> v, const LayerShape& layer, const MessageContext& ctx,
+                    std::span<float> state, Rng& rng, BitWriter& out) const override {
+    c_.encode_layer(v, layer, ctx, state, rng, out);
+  }
+  void decode_layer(BitReader& in, const LayerShape& layer, const MessageContext& ctx,
+                    std::span<float> out) const override {
+    c_.decode_layer(in, layer, ctx, out);
+  }
+  std::int64_t state_floats(const LayerShape& layer) const override {
+    return c_.state_floats(layer);
+  }
+
+ private:
+  const Compressor& c_;
+};
+
+}  // namespace
+
+TEST_CASE("powersgd: the products are within the rounding bound of the exact sums", "[powersgd]") {
+  // Each product element is a float sum of float products: |computed - exact| is at most
+  // gamma_k sum |terms| with k the terms of the longest chain (cols for P, rows for Q, r for the
+  // reconstruction; the 16 lanes of P make its chains shorter still), plus one rounding of P's
+  // double lane total to float. Exact values: the same products in double (exact for float
+  // inputs) summed in long double.
+  for (const Shape& s : kernel_shapes) {
+    INFO(s.rows << " x " << s.cols << " r " << s.r);
+    const std::vector<float> m = random_matrix(s.rows * s.cols, 10);
+    const std::vector<float> q0 = random_matrix(s.cols * s.r, 11);
+    const std::vector<float> p_hat = random_matrix(s.rows * s.r, 12);
+    std::vector<float> p(s.rows * s.r), q(s.cols * s.r), out(s.rows * s.cols);
+    multiply_p(m.data(), q0.data(), s.rows, s.cols, s.r, p.data());
+    multiply_q(m.data(), p_hat.data(), s.rows, s.cols, s.r, q.data());
+    reconstruct(p_hat.data(), q0.data(), s.rows, s.cols, s.r, out.data());
+    const double u = std::ldexp(1.0, -24);
+    for (std::int64_t i = 0; i < s.rows; ++i)
+      for (int k = 0; k < s.r; ++k) {
+        long double exact = 0, mag = 0;
+        for (std::int64_t j = 0; j < s.cols; ++j) {
+          const double t = double(m[i * s.cols + j]) * double(q0[j * s.r + k]);
+          exact += t;
+          mag += std::fabs(t);
+        }
+        const double bound =
+            rounding_gamma(s.cols) * double(mag) + u * std::fabs(double(exact)) * 1.01;
+        REQUIRE(std::fabs(double(p[i * s.r + k]) - double(exact)) <= bound);
+      }
+    for (std::int64_t j = 0; j < s.cols; ++j)
+      for (int k = 0; k < s.r; ++k) {
+        long double exact = 0, mag = 0;
+        for (std::int64_t i = 0; i < s.rows; ++i) {
+          const double t = double(m[i * s.cols + j]) * double(p_hat[i * s.r + k]);
+          exact += t;
+          mag += std::fabs(t);
+        }
+        REQUIRE(std::fabs(double(q[j * s.r + k]) - double(exact)) <=
+                rounding_gamma(s.rows) * double(mag));
+      }
+    for (std::int64_t i = 0; i < s.rows; ++i)
+      for (std::int64_t j = 0; j < s.cols; ++j) {
+        long double exact = 0, mag = 0;
+        for (int k = 0; k < s.r; ++k) {
+          const double t = double(p_hat[i * s.r + k]) * double(q0[j * s.r + k]);
+          exact += t;
+          mag += std::fabs(t);
+        }
+        REQUIRE(std::fabs(double(out[i * s.cols + j]) - double(exact)) <=
+                rounding_gamma(s.r) * double(mag));
+      }
+  }
+}
+
+TEST_CASE("powersgd: every ISA path gives the same bits", "[powersgd]") {
+  // Note [PowerSGD lanes]: the paths differ in vector width and blocking, never in the order of
+  // a sum, so P, Q, the reconstruction and the fused step agree bit for bit.
+  IsaGuard guard;
+  for (const Shape& s : kernel_shapes) {
+    INFO(s.rows << " x " << s.cols << " r " << s.r);
+    const std::vector<float> m = random_matrix(s.rows * s.cols, 13);
+    const std::vector<float> e0 = random_matrix(s.rows * s.cols, 14);
+    const std::vector<float> q0 = random_matrix(s.cols * s.r, 15);
+    std::vector<std::vector<std::uint32_t>> reference;
+    for (const char* isa : available_isas()) {
+      INFO("isa " << isa);
+      REQUIRE(cohort::force_isa(isa));
+      std::vector<float> p(s.rows * s.r), q(s.cols * s.r), out(s.rows * s.cols);
+      multiply_p(m.data(), q0.data(), s.rows, s.cols, s.r, p.data());
+      multiply_q(m.data(), p.data(), s.rows, s.cols, s.r, q.data());
+      reconstruct(p.data(), q.data(), s.rows, s.cols, s.r, out.data());
+      const Step f = fused_step(m, e0, q0, s);
+      const std::vector<std::vector<std::uint32_t>> got = {
+          bits_of(p),   bits_of(q),         bits_of(out), bits_of(f.p),
+          bits_of(f.q), bits_of(f.decoded), bits_of(f.e), {std::bit_cast<std::uint32_t>(f.extent)}};
+      if (reference.empty())
+        reference = got;
+      else
+        for (std::size_t k = 0; k < got.size(); ++k) {
+          INFO("output " << k << " (p, q, out, fused p, q, decoded, e, extent)");
+          REQUIRE(first_difference(got[k], reference[k]) == -1);
+        }
+    }
+  }
+}
+
+TEST_CASE("powersgd: the fused error-feedback step equals the definition bit for bit",
+          "[powersgd]") {
+  // power_step_with_feedback forms M = u + e with the same float addition the definition uses,
+  // then runs the same kernels in the same order, so nothing may differ.
+  IsaGuard guard;
+  for (const char* isa : available_isas()) {
+    REQUIRE(cohort::force_isa(isa));
+    for (const Shape& s : kernel_shapes) {
+      INFO(isa << ": " << s.rows << " x " << s.cols << " r " << s.r);
+      const std::vector<float> u = random_matrix(s.rows * s.cols, 16);
+      const std::vector<float> e0 = random_matrix(s.rows * s.cols, 17);
+      const std::vector<float> q0 = random_matrix(s.cols * s.r, 18);
+      require_same_bits(fused_step(u, e0, q0, s), step_by_definition(u, e0, q0, s));
+    }
+  }
+  // The extent reports what the exchange checks: a NaN, an infinity, a large value.
+  const Shape s{5, 40, 2};
+  const std::vector<float> q0 = random_matrix(s.cols * s.r, 19);
+  std::vector<float> u = random_matrix(s.rows * s.cols, 20), e0(u.size(), 0.5f);
+  u[77] = std::ldexp(1.0f, 41);
+  REQUIRE(fused_step(u, e0, q0, s).extent == std::ldexp(1.0f, 41));
+  u[s.rows * s.cols - 1] = std::numeric_limits<float>::infinity();  // in a tail
+  REQUIRE(std::isinf(fused_step(u, e0, q0, s).extent));
+  u[3] = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE(std::isnan(fused_step(u, e0, q0, s).extent));
+}
+
+TEST_CASE("powersgd: encode_with_feedback gives the definition's bytes, decoded values and memory",
+          "[powersgd]") {
+  // Several layers (matrices, a bias, a 1 x n row), warm start over three rounds: the fused
+  // compressor against the same compressor run step by step.
+  const std::vector<LayerShape> layers = {
+      {0, 33, 40}, {1, 33, 1}, {2, 8, 100}, {3, 1, 7}, {4, 6, 5}};
+  std::int64_t d = 0;
+  for (const auto& l : layers) d += l.size();
+  for (const int rank : {1, 3, 8}) {
+    INFO("rank " << rank);
+    const PowerSgdCompressor fused(rank, true);
+    const StepByStep steps(fused);
+    REQUIRE(fused.fuses_error_feedback());
+    REQUIRE_FALSE(steps.fuses_error_feedback());
+    const auto sf = static_cast<std::size_t>(total_state_floats(fused, layers));
+    std::vector<float> e1(d, 0.0f), e2(d, 0.0f), s1(sf, 0.0f), s2(sf, 0.0f);
+    for (std::uint32_t round = 0; round < 3; ++round) {
+      const MessageContext ctx{31, round, 2};
+      const std::vector<float> u = random_matrix(d, 40 + round);
+      std::vector<float> v1 = u, v2 = u, out1(d), out2(d);
+      float x1 = 0, x2 = 0;
+      const Encoded a = encode_with_feedback(fused, v1, e1, layers, ctx, s1, out1, &x1);
+      const Encoded b = encode_with_feedback(steps, v2, e2, layers, ctx, s2, out2, &x2);
+      REQUIRE(a.bits == b.bits);
+      REQUIRE(a.bytes == b.bytes);
+      REQUIRE(first_difference(out1, out2) == -1);
+      REQUIRE(first_difference(e1, e2) == -1);
+      REQUIRE(s1 == s2);
+      REQUIRE(x1 == x2);
+      REQUIRE(v1 == u);  // the fused path leaves the message as it was
+      // And the decoded values are what any rank decodes from the bytes.
+      std::vector<float> again(d);
+      decode(fused, a, layers, ctx, again);
+      REQUIRE(first_difference(again, out1) == -1);
+    }
+  }
+}
+
+TEST_CASE("powersgd: the fused step recovers an exactly rank-r matrix and keeps ~no error",
+          "[powersgd]") {
+  // docs/algorithms.md §7 on shapes that use the vector lanes and row blocks: M = U V^T (48 x 40,
+  // rank 4, small integers) arrives as u + e with e a previous error memory (both exact in
+  // float, so M = u + e exactly). With r' = 4, P̂ Q^T = M up to rounding and the new memory is
+  // ~0; with r' = 3 a direction is lost.
+  const std::int64_t rows = 48, cols = 40;
+  Rng rng(5, 0, 0, Purpose::kTest);
+  auto small_int = [&] { return static_cast<float>(static_cast<int>(rng.uniform() * 7.0) - 3); };
+  std::vector<float> uu(rows * 4), vv(cols * 4);
+  for (auto& x : uu) x = small_int();
+  for (auto& x : vv) x = small_int();
+  std::vector<float> m(rows * cols), e0(rows * cols), u(rows * cols);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      float s = 0;
+      for (int k = 0; k < 4; ++k) s += uu[i * 4 + k] * vv[j * 4 + k];
+      m[i * cols + j] = s;
+      e0[i * cols + j] = small_int() * 0.25f;
+      u[i * cols + j] = s - e0[i * cols + j];
+    }
+  const double scale = max_abs(m);
+  for (const int r : {4, 3}) {
+    INFO("r' = " << r);
+    const std::vector<float> q0 = random_matrix(cols * r, 21);
+    const Step f = fused_step(u, e0, q0, Shape{rows, cols, r});
+    const double err = max_abs_diff(f.decoded, m) / scale, left = max_abs(f.e) / scale;
+    INFO("relative error " << err << ", memory left " << left);
+    if (r == 4) {
+      REQUIRE(err < 1e-4);
+      REQUIRE(left < 1e-4);
+    } else {
+      REQUIRE(err > 0.05);
+      REQUIRE(left > 0.05);
+    }
+    std::vector<float> e(m.size());
+    for (std::size_t i = 0; i < m.size(); ++i) e[i] = m[i] - f.decoded[i];
+    REQUIRE(first_difference(f.e, e) == -1);
+  }
+}
+
+TEST_CASE("powersgd: large decoded outputs give the same bits at any address on every path",
+          "[powersgd]") {
+  // Outputs of 2^22 floats and more with whole 16-value rows are written with streaming stores
+  // from the first 64-byte boundary of the output (Note [PowerSGD passes]: pass 3's sums do not
+  // depend on where its chunks start). Every element is the k-ordered sum, at every offset.
+  IsaGuard guard;
+  const Shape s{1024, 4096, 3};
+  const std::vector<float> p_hat = random_matrix(s.rows * s.r, 22);
+  const std::vector<float> q = random_matrix(s.cols * s.r, 23);
+  std::vector<float> expected(s.rows * s.cols);
+  for (std::int64_t i = 0; i < s.rows; ++i)
+    for (std::int64_t j = 0; j < s.cols; ++j) {
+      float d = q[j * s.r] * p_hat[i * s.r];
+      for (int k = 1; k < s.r; ++k) d = std::fma(q[j * s.r + k], p_hat[i * s.r + k], d);
+      expected[i * s.cols + j] = d;
+    }
+  const std::vector<float> u = random_matrix(s.rows * s.cols, 24);
+  const std::vector<float> e0 = random_matrix(s.rows * s.cols, 25);
+  for (const char* isa : available_isas()) {
+    REQUIRE(cohort::force_isa(isa));
+    for (int shift = 0; shift < 4; ++shift) {
+      INFO(isa << ", output at an offset of " << shift << " floats");
+      std::vector<float> buffer(s.rows * s.cols + 16, -1.0f);
+      reconstruct(p_hat.data(), q.data(), s.rows, s.cols, s.r, buffer.data() + shift);
+      REQUIRE(first_difference(std::span<const float>(buffer).subspan(shift, expected.size()),
+                               expected) == -1);
+      REQUIRE(buffer[s.rows * s.cols + shift] == -1.0f);  // nothing written past the end
+    }
+    INFO(isa << ": the fused step on the large layer");
+    const std::vector<float> q0 = random_matrix(s.cols * s.r, 26);
+    require_same_bits(fused_step(u, e0, q0, s), step_by_definition(u, e0, q0, s));
   }
 }
