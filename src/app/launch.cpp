@@ -24,8 +24,7 @@ constexpr int kWatched[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 constexpr int kExitUsage = 2;
 }  // namespace
 
-// Note [Launching under mpiexec].
-int run_under_launcher(int argc, char** argv, int np) {
+std::optional<std::vector<std::string>> launcher_command(int argc, char** argv, int np) {
   std::vector<std::string> args;
   const char* launcher = std::getenv("MPIEXEC");
   std::istringstream words(launcher != nullptr ? launcher : "");
@@ -35,11 +34,19 @@ int run_under_launcher(int argc, char** argv, int np) {
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) {
     fmt::print(stderr, "cohort: error: cannot find this executable to relaunch it\n");
-    return kExitUsage;
+    return std::nullopt;
   }
   self[len] = '\0';
   args.insert(args.end(), {"-n", std::to_string(np), self});
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return args;
+}
+
+// Note [Launching under mpiexec].
+int run_under_launcher(int argc, char** argv, int np) {
+  auto command = launcher_command(argc, argv, np);
+  if (!command) return kExitUsage;
+  std::vector<std::string>& args = *command;
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);

@@ -1,7 +1,15 @@
 // `cohort run --np N`: cohort starts its own MPI launcher and stands between it and the signals.
 #pragma once
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace cohort {
+
+// `$MPIEXEC -n NP <this executable> argv[1..]` as an argument vector ($MPIEXEC split at spaces,
+// default `mpiexec`); nullopt (after printing why) when this executable cannot be found.
+std::optional<std::vector<std::string>> launcher_command(int argc, char** argv, int np);
 
 // Note [Launching under mpiexec]: Open MPI's mpirun, given SIGTERM or SIGINT, SIGKILLs its ranks
 // a second later and exits 1, whatever the ranks were doing, while SIGUSR1 it forwards to the

@@ -109,21 +109,10 @@ bool launched_by_mpi() {
 // launcher comes from $MPIEXEC (a program and its flags, split at spaces), else `mpiexec` on the
 // PATH.
 int relaunch_under_mpiexec(int argc, char** argv, int np) {
-  const char* launcher = std::getenv("MPIEXEC");
-  std::vector<std::string> args;
-  std::istringstream words(launcher != nullptr ? launcher : "");
-  for (std::string w; words >> w;) args.push_back(w);
-  if (args.empty()) args.emplace_back("mpiexec");
+  auto command = launcher_command(argc, argv, np);
+  if (!command) return kExitUsage;
+  std::vector<std::string>& args = *command;
   const std::string exe = args[0];
-  char self[4096];
-  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (len <= 0) {
-    fmt::print(stderr, "cohort: error: cannot find this executable to relaunch it\n");
-    return kExitUsage;
-  }
-  self[len] = '\0';
-  args.insert(args.end(), {"-n", std::to_string(np), self});
-  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
