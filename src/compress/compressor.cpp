@@ -52,15 +52,18 @@ void check_state(const Compressor& c, const std::vector<LayerShape>& layers, std
                                        total_state_floats(c, layers)));
 }
 
-}  // namespace
-
-Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<LayerShape>& layers,
-               const MessageContext& ctx, std::span<float> state) {
-  if (static_cast<std::int64_t>(v.size()) != total_size(layers))
+// The layer walk of encode and encode_with_feedback: checks the message's size and the state's,
+// then calls per_layer(layer, at, n, layer_state, rng, writer) for each layer in order, with the
+// message's private stream (Note [Compression streams]) and the layer's slice of the state.
+template <class PerLayer>
+Encoded encode_layers(const char* who, const Compressor& c, std::size_t values,
+                      const std::vector<LayerShape>& layers, const MessageContext& ctx,
+                      std::span<float> state, PerLayer&& per_layer) {
+  if (static_cast<std::int64_t>(values) != total_size(layers))
     throw std::logic_error(
-        fmt::format("encode: message has {} values, layers hold {}", v.size(), total_size(layers)));
+        fmt::format("{}: message has {} values, layers hold {}", who, values, total_size(layers)));
   check_state(c, layers, state.size());
-  Rng rng = ctx.private_rng();  // Note [Compression streams]: one private stream per message
+  Rng rng = ctx.private_rng();  // one private stream per message
   BitWriter w;
   std::size_t at = 0, state_at = 0;
   for (const auto& layer : layers) {
@@ -71,13 +74,24 @@ Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<
       layer_state = state.subspan(state_at, s);
       state_at += s;
     }
-    c.encode_layer(v.subspan(at, n), layer, ctx, layer_state, rng, w);
+    per_layer(layer, at, n, layer_state, rng, w);
     at += n;
   }
-  Encoded e;
-  e.bits = w.bits();
-  e.bytes = w.finish();
-  return e;
+  Encoded enc;
+  enc.bits = w.bits();
+  enc.bytes = w.finish();
+  return enc;
+}
+
+}  // namespace
+
+Encoded encode(const Compressor& c, std::span<const float> v, const std::vector<LayerShape>& layers,
+               const MessageContext& ctx, std::span<float> state) {
+  return encode_layers("encode", c, v.size(), layers, ctx, state,
+                       [&](const LayerShape& layer, std::size_t at, std::size_t n,
+                           std::span<float> layer_state, Rng& rng, BitWriter& w) {
+                         c.encode_layer(v.subspan(at, n), layer, ctx, layer_state, rng, w);
+                       });
 }
 
 void decode(const Compressor& c, const Encoded& msg, const std::vector<LayerShape>& layers,
@@ -145,30 +159,14 @@ Encoded encode_with_feedback(const Compressor& c, std::span<float> v, std::span<
                                 : std::bit_cast<float>(top);
     return enc;
   }
-  if (static_cast<std::int64_t>(v.size()) != total_size(layers))
-    throw std::logic_error(
-        fmt::format("encode_with_feedback: message has {} values, layers hold {}", v.size(),
-                    total_size(layers)));
-  check_state(c, layers, state.size());
-  Rng rng = ctx.private_rng();  // Note [Compression streams]: one private stream per message
-  BitWriter w;
-  std::size_t at = 0, state_at = 0;
-  for (const auto& layer : layers) {
-    const auto n = static_cast<std::size_t>(layer.size());
-    std::span<float> layer_state;
-    if (!state.empty()) {
-      const auto s = static_cast<std::size_t>(c.state_floats(layer));
-      layer_state = state.subspan(state_at, s);
-      state_at += s;
-    }
-    extent = max_magnitude(
-        extent, c.encode_layer_with_feedback(v.subspan(at, n), e.subspan(at, n), layer, ctx,
-                                             layer_state, rng, w, decoded.subspan(at, n)));
-    at += n;
-  }
-  Encoded enc;
-  enc.bits = w.bits();
-  enc.bytes = w.finish();
+  Encoded enc = encode_layers(
+      "encode_with_feedback", c, v.size(), layers, ctx, state,
+      [&](const LayerShape& layer, std::size_t at, std::size_t n, std::span<float> layer_state,
+          Rng& rng, BitWriter& w) {
+        extent = max_magnitude(
+            extent, c.encode_layer_with_feedback(v.subspan(at, n), e.subspan(at, n), layer, ctx,
+                                                 layer_state, rng, w, decoded.subspan(at, n)));
+      });
   *max_abs = extent;
   return enc;
 }
