@@ -58,20 +58,13 @@ assert x["raw_ms"] > 0 and x["exact_ms"] > 0 and x["float_ms"] > 0, x
 print("bench: sums on every path; exchange at 2 ranks")
 PY
 grep -q "raw MPI_Allreduce" "$TMP/x.txt"
-for bad in "--powersgd-shapes 4x1" "--powersgd-ranks 0"; do
+for bad in "compress --powersgd-shapes 4x1" "compress --powersgd-ranks 0" \
+           "aggregate --clients 0" "aggregate --threads x" "aggregate --sizes 0"; do
   set +e
   read -r -a args <<< "$bad"
-  msg=$("$COHORT" bench compress "${args[@]}" 2>&1)
+  msg=$("$COHORT" bench "${args[@]}" 2>&1)
   rc=$?
   set -e
-  [ $rc -eq 2 ] || { echo "FAIL: bench compress $bad exited $rc: $msg"; exit 1; }
-done
-for bad in "--clients 0" "--threads x" "--sizes 0"; do
-  set +e
-  read -r -a args <<< "$bad"
-  msg=$("$COHORT" bench aggregate "${args[@]}" 2>&1)
-  rc=$?
-  set -e
-  [ $rc -eq 2 ] || { echo "FAIL: bench aggregate $bad exited $rc: $msg"; exit 1; }
+  [ $rc -eq 2 ] || { echo "FAIL: bench $bad exited $rc: $msg"; exit 1; }
 done
 echo "bench: all checks passed"

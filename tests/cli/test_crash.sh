@@ -174,13 +174,16 @@ cmp "$TMP/longref.h5" "$TMP/long.h5"
 echo "crash: SIGTERM to a rank mid-round: exit 130 after $stop s, round dropped, resume exact"
 
 # 4. Signals to mpirun, and a rank lost to kill -9.
-# to_mpirun SIG: the exit code of `mpirun -np 2` given SIG during a run, and the time it took.
-to_mpirun() {
-  local sig=$1 out="$TMP/mp$1.h5"
-  "${MPI[@]}" -n 2 "$COHORT" run "$CFG" rounds=1000000 eval.every=0 output.progress_every=100 \
-    output.path="$out" > "$TMP/mp$sig.log" 2>&1 &
+# signal_job NAME SIG CMD...: `CMD $CFG` runs 10^6 rounds into $TMP/NAME.h5 (log $TMP/NAME.log)
+# and gets SIG once it printed a round; sets rc (its exit code) and took (seconds from the
+# signal to its exit), and checks the file (a progress line every 100 rounds).
+signal_job() {
+  local name=$1 sig=$2
+  shift 2
+  "$@" "$CFG" rounds=1000000 eval.every=0 output.progress_every=100 \
+    output.path="$TMP/$name.h5" > "$TMP/$name.log" 2>&1 &
   local job=$!
-  for _ in $(seq 600); do grep -q '^round' "$TMP/mp$sig.log" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q '^round' "$TMP/$name.log" && break; sleep 0.05; done
   t0=$(now)
   kill -"$sig" $job
   set +e
@@ -188,8 +191,10 @@ to_mpirun() {
   rc=$?
   set -e
   took=$(elapsed "$t0")
-  check_files "$out" "$TMP/mp$sig.log" 1000000  # a line every 100 rounds
+  check_files "$TMP/$name.h5" "$TMP/$name.log" 1000000
 }
+# to_mpirun SIG: `mpirun -np 2` given SIG during a run.
+to_mpirun() { signal_job "mp$1" "$1" "${MPI[@]}" -n 2 "$COHORT" run; }
 to_mpirun USR1
 [ $rc -eq 130 ] || { echo "FAIL: SIGUSR1 to mpirun: exit $rc"; cat "$TMP/mpUSR1.log"; exit 1; }
 "$PYTHON" -c "import h5py,sys; assert h5py.File(sys.argv[1])['/'].attrs['status'] == 'preempted'" "$TMP/mpUSR1.h5"
@@ -212,19 +217,8 @@ echo "crash: SIGTERM to mpirun: exit 1 after $took s (Open MPI's code), file rea
 # `cohort run --np 2` stands between the signals and mpirun (Note [Launching under mpiexec]):
 # SIGTERM, SIGINT or SIGHUP to it give exit 130 and status preempted, like a signal to a rank.
 for sig in TERM INT HUP; do
-  MPIEXEC="${MPI[*]}" "$COHORT" run --np 2 "$CFG" rounds=1000000 eval.every=0 \
-    output.progress_every=100 output.path="$TMP/np$sig.h5" > "$TMP/np$sig.log" 2>&1 &
-  job=$!
-  for _ in $(seq 600); do grep -q '^round' "$TMP/np$sig.log" && break; sleep 0.05; done
-  t0=$(now)
-  kill -"$sig" $job
-  set +e
-  wait $job
-  rc=$?
-  set -e
-  took=$(elapsed "$t0")
+  MPIEXEC="${MPI[*]}" signal_job "np$sig" "$sig" "$COHORT" run --np 2
   [ $rc -eq 130 ] || { echo "FAIL: SIG$sig to cohort run --np 2: exit $rc"; cat "$TMP/np$sig.log"; exit 1; }
-  check_files "$TMP/np$sig.h5" "$TMP/np$sig.log" 1000000
   "$PYTHON" - "$TMP/np$sig.h5" <<'PY'
 import glob, sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
