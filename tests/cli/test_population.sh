@@ -62,4 +62,18 @@ expect_usage budget2 "up to 5000 clients on a rank" "${MPI[@]}" -n 2 "$COHORT" v
 grep -q "client state: error feedback 397.5 KiB + worker momentum 397.5 KiB per client, up to 10 clients on a rank: 7.8 MiB per rank" "$TMP/acct.log"
 [ $failures -eq 0 ] || exit 1
 echo "client state: the account is printed and the budget names the slot and what fits"
+
+# Hostile values of the new keys and of --np: exit 2 naming the key, never a crash.
+i=0
+for o in clients.state_budget_mib=-1 clients.state_budget_mib=abc clients.state_budget_mib=99999999999999 \
+         data.partition.samples_per_client=0 data.partition.samples_per_client=x \
+         data.partition.samples_per_client=4294967297 "data.partition.samples_per_client=[]"; do
+  i=$((i + 1))
+  expect_usage "key$i" "${o%%=*}" "$COHORT" validate "$CFG" "$o"
+done
+for a in 0 x -3 99999999; do
+  expect_usage "np$a" "--np" "$COHORT" run --np "$a" "$CFG"
+done
+[ $failures -eq 0 ] || exit 1
+echo "population: hostile values of the new keys and of --np are usage errors"
 echo "population: all checks passed"
