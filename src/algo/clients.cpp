@@ -24,8 +24,9 @@ static attack::AttackOptions attack_options(const Config& cfg) {
   return o;
 }
 
-ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed)
-    : seed_(seed), d_(problem.num_params()) {
+ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed,
+                                 ClientStore& store)
+    : store_(store), seed_(seed), d_(problem.num_params()) {
   const auto o = attack_options(cfg);
   attack_ = attack::make_attack(o);
   byzantine_ = attack::byzantine_clients(seed, problem.num_clients(), o);
@@ -37,6 +38,7 @@ ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint6
   if (attack_->flips_labels()) problem.set_label_flip(byzantine_);
   beta_ = cfg.get_float("algorithm.client_momentum");
   heavy_ball_ = cfg.get_string("algorithm.momentum_form") == "heavy_ball";
+  if (beta_ > 0) momentum_ = store_.declare("momentum", "worker momentum", d_);
   if (attacking()) {
     sum_.resize(d_);
     if (attack_->needs_stddev()) sum_sq_.resize(d_);
@@ -86,29 +88,12 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
   crafted_valid_ = false;
 }
 
-void ClientBehaviour::save(StateBundle& b) const {
-  for (const auto& [c, m] : momentum_) b.put_client("momentum", c, m);
-}
-
-void ClientBehaviour::load(const StateBundle& b, const std::function<bool(int)>& owns) {
-  momentum_.clear();
-  const auto it = b.clients.find("momentum");
-  if (it == b.clients.end()) return;
-  for (std::size_t k = 0; k < it->second.ids.size(); ++k) {
-    const int c = static_cast<int>(it->second.ids[k]);
-    if (!owns(c)) continue;
-    const auto row = it->second.row(k);
-    momentum_[c].assign(row.begin(), row.end());
-  }
-}
-
 void ClientBehaviour::momentum(int c, std::span<float> u) {
   if (beta_ <= 0) return;
   // m_i = 0 before the first participation, in both forms: the first message is (1 - beta) u_i
   // (EMA) or u_i (heavy ball). Starting the EMA at m_i = u_i would give the first gradient the
   // weight beta^(t-1) instead of (1 - beta) beta^(t-1).
-  auto& m = momentum_[c];
-  if (m.empty()) m.assign(u.size(), 0.0f);
+  const std::span<float> m = store_.row(momentum_, c);  // zeros at the first participation
   const double a = heavy_ball_ ? 1.0 : 1.0 - beta_;
   for (std::size_t i = 0; i < u.size(); ++i) {
     m[i] = static_cast<float>(beta_ * m[i] + a * u[i]);

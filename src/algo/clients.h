@@ -6,12 +6,12 @@
 #include <functional>
 #include <memory>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "algo/problem.h"
 #include "attack/attack.h"
 #include "comm/communicator.h"
+#include "core/client_store.h"
 #include "core/config.h"
 #include "core/exact_sum.h"
 #include "core/state.h"
@@ -21,7 +21,8 @@ namespace cohort::algo {
 class ClientBehaviour {
  public:
   // Chooses the Byzantine set and, for labelflip, tells the problem to flip their labels.
-  ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed);
+  // Worker momentum is declared in `store` as slot "momentum" (Note [Client store]).
+  ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed, ClientStore& store);
 
   const std::vector<int>& byzantine_set() const { return byzantine_; }
   // UsageError when an omniscient attack could not craft its message in one of the run's rounds
@@ -36,10 +37,6 @@ class ClientBehaviour {
   bool trains(int c) const { return sends(c) && !(byzantine(c) && attack_->omniscient()); }
 
   void begin_round(std::uint32_t round, const std::vector<int>& sampled);
-  // Worker momentum of the clients this rank owns, as state slot "momentum" (Note [Checkpoints]);
-  // load keeps the rows of the clients `owns` accepts.
-  void save(StateBundle& b) const;
-  void load(const StateBundle& b, const std::function<bool(int)>& owns);
   // Worker momentum, then the attack for a Byzantine client; an honest message feeds the round's
   // statistics. message is updated in place.
   void process(int c, std::span<float> message);
@@ -61,7 +58,8 @@ class ClientBehaviour {
   std::vector<char> is_byzantine_;
   double beta_ = 0;
   bool heavy_ball_ = false;
-  std::unordered_map<int, std::vector<float>> momentum_;
+  ClientStore& store_;
+  ClientStore::Slot momentum_ = ClientStore::kNone;
   std::uint64_t seed_;
   std::uint32_t round_ = 0;
   std::int64_t d_;

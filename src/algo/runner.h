@@ -1,4 +1,5 @@
-// The round loop (docs/architecture.md "The round") for the reduce plan.
+// The round loop (docs/architecture.md "The round"): build the RunState, resume it from a
+// checkpoint, then Round::execute until the last round, recording each round.
 #pragma once
 
 #include <string>
@@ -57,8 +58,5 @@ void collectively(comm::Communicator& comm, F&& f) {
       static_cast<std::int64_t>(failed ? comm.rank() : comm.size()), comm::ReduceOp::kMin);
   if (first < comm.size()) throw UsageError(first == comm.rank() ? msg : std::string());
 }
-
-// Set by SIGINT/SIGTERM handlers; checked collectively once per round.
-void install_interrupt_handlers();
 
 }  // namespace cohort::algo

@@ -20,7 +20,8 @@
 #include "algo/problem.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
-#include "algo/setup.h"
+#include "algo/interrupt.h"
+#include "algo/run_state.h"
 #include "app/aggregate_cmd.h"
 #include "app/bench.h"
 #include "app/launch.h"
@@ -223,8 +224,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<comm::Communicator> comm;
     const Config cfg = load_collectively(config_path, overrides, comm);
     if (*validate) {
-      // The same setup run makes before its first round (Note [One setup for run and validate]).
-      const algo::RunSetup setup = algo::prepare_run(cfg, *comm);
+      // The same build run makes before its first round (Note [One setup for run and validate]).
+      const algo::RunState setup = algo::build(cfg, *comm);
       std::string note;  // and output.path, as run would claim it
       algo::collectively(*comm, [&] {
         if (rank == 0) note = metrics::check_results_path(cfg.get_string("output.path"));

@@ -17,8 +17,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "algo/exchange.h"
-#include "algo/fedavg.h"
+#include "algo/run_state.h"
 #include "app/sweep_local.h"
 #include "app/sweep_script.h"
 #include "compress/compressor.h"
@@ -332,22 +331,13 @@ std::vector<Run> expand(const Sweep& s, const fs::path& out) {
   return runs;
 }
 
-// Cheap checks that would otherwise fail only when a run starts.
-void check_run(const Config& cfg) {
-  algo::ExchangeOptions::from_config(cfg);
-  compress::make_compressor(algo::compressor_options(cfg, "compressor"));
-  compress::make_compressor(algo::compressor_options(cfg, "downlink_compressor"));
-  if (cfg.get_string("algorithm.name") == "fedavg") algo::FedAvgOptions::from_config(cfg);
-  const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
-  require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));
-}
-
 // The resolved config of one run, or the message that explains why there is none.
 std::string resolve_run(const std::string& base_text, const std::vector<std::string>& ov,
                         const std::string& source, std::string& error) {
   try {
     const Config cfg = Config::from_text(base_text, ov, run_schema(), source);
-    check_run(cfg);
+    // What every run checks before its data is read (Note [One setup for run and validate]).
+    algo::check_components(cfg);
     return yaml_document(cfg.resolved());
   } catch (const UsageError& e) {
     error = e.what();

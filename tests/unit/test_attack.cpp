@@ -130,6 +130,7 @@ namespace {
 struct Setup {
   Config cfg;
   std::unique_ptr<algo::Problem> problem;
+  ClientStore store{0, 4};  // one rank owns all four clients
   Setup(const std::vector<std::string>& overrides)
       : cfg(Config::from_text("data: {name: quadratic, dim: 2}\nclients: {num_clients: 4}\n"
                               "output: {progress_every: 0}\n",
@@ -143,7 +144,7 @@ TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = 0 before the 
           "[attack]") {
   for (const std::string form : {"ema", "heavy_ball"}) {
     Setup s({"algorithm.client_momentum=0.5", "algorithm.momentum_form=" + form});
-    algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+    algo::ClientBehaviour b(s.cfg, *s.problem, 0, s.store);
     std::vector<float> u1 = {2, 4}, u2 = {4, 0}, u3 = {0, 8};
     b.begin_round(0, {0});
     b.process(0, u1);
@@ -164,7 +165,7 @@ TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = 0 before the 
   }
   // beta = 0.99: after 68 participations of u = 1 the EMA is 1 - 0.99^68 (about 0.495), not 1.
   Setup s({"algorithm.client_momentum=0.99"});
-  algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+  algo::ClientBehaviour b(s.cfg, *s.problem, 0, s.store);
   std::vector<float> u(1);
   for (int t = 0; t < 68; ++t) {
     b.begin_round(static_cast<std::uint32_t>(t), {0});
@@ -176,7 +177,7 @@ TEST_CASE("attack: worker momentum in EMA and heavy-ball form, m = 0 before the 
 
 TEST_CASE("attack: omniscient attackers see the honest statistics of the round", "[attack]") {
   Setup s({"attack.name=alie", "attack.count=1", "attack.z=1"});
-  algo::ClientBehaviour b(s.cfg, *s.problem, 0);
+  algo::ClientBehaviour b(s.cfg, *s.problem, 0, s.store);
   const int byz = b.byzantine_set().at(0);
   std::vector<int> sampled = {0, 1, 2, 3};
   b.begin_round(0, sampled);
@@ -196,6 +197,6 @@ TEST_CASE("attack: omniscient attackers see the honest statistics of the round",
 
 TEST_CASE("attack: labelflip needs class labels", "[attack]") {
   Setup s({"attack.name=labelflip", "attack.count=1"});
-  REQUIRE_THROWS_WITH(algo::ClientBehaviour(s.cfg, *s.problem, 0),
+  REQUIRE_THROWS_WITH(algo::ClientBehaviour(s.cfg, *s.problem, 0, s.store),
                       Catch::Contains("labelflip needs a classification problem"));
 }

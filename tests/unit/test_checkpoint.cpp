@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "core/client_store.h"
 #include "core/config.h"
 #include "core/state.h"
 #include "metrics/checkpoint.h"
@@ -48,6 +49,54 @@ TEST_CASE("checkpoint: state bundles round-trip, client rows merge in id order",
   const auto bytes = a.serialize();
   for (std::size_t n = 0; n < bytes.size(); ++n)
     REQUIRE_THROWS(StateBundle::deserialize(std::span<const std::uint8_t>(bytes.data(), n)));
+}
+
+TEST_CASE("client store: rows appear zeroed at first use, on the owning rank only, and move "
+          "between rank counts through a checkpoint", "[checkpoint][store]") {
+  // Rank 1 of 2 over 10 clients owns [5, 10).
+  ClientStore a(5, 10);
+  const auto e = a.declare("error", "error feedback", 3);
+  const auto m = a.declare("momentum", "worker momentum", 2);
+  REQUIRE(a.declare("control", "control variate", 0) == ClientStore::kNone);  // no state: no slot
+  REQUIRE_THROWS_AS(a.declare("error", "again", 1), std::logic_error);
+  REQUIRE(a.slots().size() == 2);
+  REQUIRE(a.find(e, 7).empty());
+  auto r = a.row(e, 7);
+  REQUIRE(std::vector<float>(r.begin(), r.end()) == std::vector<float>{0, 0, 0});
+  r[1] = 2.5f;
+  REQUIRE(a.row(e, 7)[1] == 2.5f);  // the same row, not a new one
+  a.row(e, 9)[0] = -1.0f;
+  a.row(m, 5)[1] = 4.0f;
+  REQUIRE(a.clients(e) == 2);
+  REQUIRE(a.clients(m) == 1);
+  REQUIRE_THROWS_AS(a.row(e, 4), std::logic_error);   // client 4 is rank 0's
+  REQUIRE_THROWS_AS(a.row(e, 10), std::logic_error);
+
+  StateBundle b;
+  a.save(b);
+  REQUIRE(b.clients.at("error").ids == std::vector<std::int64_t>{7, 9});
+  REQUIRE(b.clients.at("error").values == std::vector<float>{0, 2.5f, 0, -1, 0, 0});
+  REQUIRE(b.clients.at("momentum").ids == std::vector<std::int64_t>{5});
+
+  // Read back at three ranks: [3, 6) keeps client 5's momentum only, [6, 10) the error rows.
+  ClientStore c(3, 6), d(6, 10);
+  for (ClientStore* st : {&c, &d}) {
+    st->declare("error", "error feedback", 3);
+    st->declare("momentum", "worker momentum", 2);
+    st->load(b);
+  }
+  REQUIRE(c.clients(0) == 0);
+  REQUIRE(c.find(1, 5)[1] == 4.0f);
+  REQUIRE(d.clients(0) == 2);
+  REQUIRE(d.find(0, 7)[1] == 2.5f);
+  REQUIRE(d.find(0, 9)[0] == -1.0f);
+  REQUIRE(d.clients(1) == 0);
+
+  // A checkpoint whose rows have another width is refused, naming the slot.
+  ClientStore wide(0, 10);
+  wide.declare("error", "error feedback", 4);
+  REQUIRE_THROWS_WITH(wide.load(b), Catch::Contains("checkpoint slot error holds rows of 3 values; "
+                                                    "this run keeps 4"));
 }
 
 TEST_CASE("checkpoint: files round-trip; damaged and hostile files fail a check", "[checkpoint]") {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "algo/setup.h"
+#include "algo/run_state.h"
 #include "attack/attack.h"
 #include "comm/communicator.h"
 #include "core/config.h"
@@ -211,7 +211,7 @@ TEST_CASE("hostile: an omniscient attack's message is defined exactly when craft
   }
 }
 
-TEST_CASE("hostile: prepare_run (validate) rejects what the run would", "[hostile][setup]") {
+TEST_CASE("hostile: build (run, validate) rejects what the run would", "[hostile][setup]") {
   auto comm = cohort::comm::make_self_communicator();
   const std::string base = "data: {name: quadratic, dim: 2}\nrounds: 3\n";
   // attack.count above the population, and omniscient attacks whose rounds have no defined
@@ -220,14 +220,14 @@ TEST_CASE("hostile: prepare_run (validate) rejects what the run would", "[hostil
     INFO("num_clients " << n);
     const std::string clients = "clients.num_clients=" + std::to_string(n);
     CHECK_THAT(usage_error_of([&] {
-                 cohort::algo::prepare_run(
+                 cohort::algo::build(
                      Config::from_text(base, {clients, "attack.name=zero",
                                               "attack.count=" + std::to_string(n + 1)}),
                      *comm);
                }),
                Contains("attack.count = " + std::to_string(n + 1) + " exceeds"));
     CHECK_THAT(usage_error_of([&] {
-                 cohort::algo::prepare_run(
+                 cohort::algo::build(
                      Config::from_text(base, {clients, "attack.name=ipm",
                                               "attack.count=" + std::to_string(n)}),
                      *comm);
@@ -238,9 +238,9 @@ TEST_CASE("hostile: prepare_run (validate) rejects what the run would", "[hostil
       const auto cfg = Config::from_text(base, {clients, "attack.name=alie",
                                                 "attack.count=" + std::to_string(f)});
       if (n >= 3 && f <= n / 2) {
-        CHECK_NOTHROW(cohort::algo::prepare_run(cfg, *comm));
+        CHECK_NOTHROW(cohort::algo::build(cfg, *comm));
       } else {
-        CHECK_THAT(usage_error_of([&] { cohort::algo::prepare_run(cfg, *comm); }),
+        CHECK_THAT(usage_error_of([&] { cohort::algo::build(cfg, *comm); }),
                    Contains("alie z: auto is undefined"));
       }
     }
@@ -249,11 +249,11 @@ TEST_CASE("hostile: prepare_run (validate) rejects what the run would", "[hostil
   const auto sparse = Config::from_text(
       base, {"clients.num_clients=4", "clients.per_round=1", "attack.name=mimic", "attack.count=2",
              "rounds=50"});
-  CHECK_THAT(usage_error_of([&] { cohort::algo::prepare_run(sparse, *comm); }),
+  CHECK_THAT(usage_error_of([&] { cohort::algo::build(sparse, *comm); }),
              Contains("samples 1 clients of which 1 are Byzantine"));
   // A run too large for the machine is refused before any d-sized buffer exists.
   CHECK_THAT(usage_error_of([&] {
-               cohort::algo::prepare_run(
+               cohort::algo::build(
                    Config::from_text("data: {name: synthetic_fedprox, dim: 10}\nmodel: {name: mlp, "
                                      "hidden: [2000000000, 2000000000]}\n", {}),
                    *comm);

@@ -1,4 +1,4 @@
-#include "algo/setup.h"
+#include "algo/run_state.h"
 
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "algo/fedavg.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
 #include "core/errors.h"
@@ -86,13 +87,14 @@ std::string ClientStateAccount::describe() const {
                      human_bytes(bytes()));
 }
 
-// Note [Client state account].
-static ClientStateAccount client_state_account(const Config& cfg, const Exchange& exchange,
-                                               std::int64_t d, int num_clients, int per_round,
-                                               int ranks) {
+// Note [Client state account]: the declared slots of the store, plus the exchange's own per-client
+// state.
+static ClientStateAccount client_state_account(const Config& cfg, const ClientStore& store,
+                                               const Exchange& exchange, int num_clients,
+                                               int per_round, int ranks) {
   ClientStateAccount a;
   if (const auto n = exchange.error_floats_per_client(); n > 0) a.slots.push_back({"error feedback", n});
-  if (cfg.get_float("algorithm.client_momentum") > 0) a.slots.push_back({"worker momentum", d});
+  for (const auto& s : store.slots()) a.slots.push_back({s.label, s.width});
   if (const auto n = exchange.compressor_floats_per_client(); n > 0)
     a.slots.push_back({"compressor state (" + cfg.get_string("compressor.name") + ")", n});
   if (a.slots.empty()) return a;
@@ -117,14 +119,28 @@ static void check_state_budget(const Config& cfg, const ClientStateAccount& a) {
       budget_mib, a.describe(), largest->name, fit));
 }
 
-RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
+ComponentOptions check_components(const Config& cfg) {
+  ComponentOptions o;
+  o.exchange = ExchangeOptions::from_config(cfg);
+  compress::make_compressor(o.exchange.compressor);
+  compress::make_compressor(compressor_options(cfg, "downlink_compressor"));
+  o.server = ServerOptimizerOptions::from_config(cfg);
+  if (cfg.get_string("algorithm.name") == "fedavg") FedAvgOptions::from_config(cfg);
+  const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
+  require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));
+  return o;
+}
+
+RunState build(const Config& cfg, comm::Communicator& comm) {
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
   const int here = ranks_on_this_host(comm);  // collective: before anything may throw
-  RunSetup s;
+  RunState s;
   collectively(comm, [&] {
+    const ComponentOptions opts = check_components(cfg);
     s.problem = make_problem(cfg);
     s.num_clients = s.problem->num_clients();
     s.per_round = clients_per_round(cfg, s.num_clients);
+    s.mine = client_block(s.num_clients, comm.rank(), comm.size());
     // Before any d-sized buffer is allocated (Note [Input sizes]).
     const std::int64_t d = s.problem->num_params();
     const double per_rank = run_bytes_per_rank(cfg, d, s.num_clients, s.per_round, comm.size());
@@ -137,20 +153,49 @@ RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
                               : fmt::format("the run ({} parameters, estimated from its largest "
                                             "buffers; {} ranks on this host, {} each)",
                                             d, here, human_bytes(per_rank)));
+    s.clients = std::make_unique<ClientStore>(s.mine.begin, s.mine.end);
     s.algorithm = make_algorithm(cfg, d);
-    s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
-    s.exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
-                                            s.problem->layers(), seed, s.num_clients);
-    s.client_state =
-        client_state_account(cfg, *s.exchange, d, s.num_clients, s.per_round, comm.size());
-    check_state_budget(cfg, s.client_state);
+    s.server = make_server_optimizer(opts.server);
+    s.exchange = std::make_unique<Exchange>(opts.exchange, comm, s.problem->layers(), seed,
+                                            s.num_clients);
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
     s.downlink = std::make_unique<Downlink>(cfg, s.problem->layers(), seed, s.x);
-    s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed);
+    s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed, *s.clients);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
+    s.client_state = client_state_account(cfg, *s.clients, *s.exchange, s.num_clients,
+                                          s.per_round, comm.size());
+    check_state_budget(cfg, s.client_state);
   });
   return s;
+}
+
+StateBundle RunState::save_local() const {
+  StateBundle b;
+  exchange->save(b);
+  clients->save(b);
+  return b;
+}
+
+StateBundle RunState::save_shared() const {
+  StateBundle b;
+  b.f32["run/x"] = x;
+  server->save(b);
+  downlink->save(b);
+  return b;
+}
+
+void RunState::load(const StateBundle& b, long long done, const std::string& source) {
+  const auto& saved = b.get_f32("run/x");
+  require_usage(saved.size() == x.size(),
+                fmt::format("checkpoint {} holds a model of {} parameters; this run has {}",
+                            source, saved.size(), x.size()));
+  round = done;
+  x = saved;
+  server->load(b);
+  downlink->load(b);
+  exchange->load(b, [this](int c) { return mine.owns(c); });
+  clients->load(b);
 }
 
 }  // namespace cohort::algo

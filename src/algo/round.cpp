@@ -1,0 +1,181 @@
+#include "algo/round.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "algo/interrupt.h"
+#include "algo/sampling.h"
+#include "core/exact_sum.h"
+
+namespace cohort::algo {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+Round::Round(const Config& cfg, comm::Communicator& comm)
+    : comm_(comm),
+      seed_(static_cast<std::uint64_t>(cfg.get_int("seed"))),
+      rounds_(cfg.get_int("rounds")),
+      eval_every_(cfg.get_int("eval.every")) {
+  const std::string rule = cfg.get_string("aggregator.name");
+  weighted_ = rule == "mean" && cfg.get_bool("aggregator.weighted");
+  selecting_rule_ = rule == "krum" || rule == "multikrum" || rule == "bulyan" || rule == "zeno";
+  zeno_batch_ = rule == "zeno" ? static_cast<int>(cfg.get_int("aggregator.batch")) : 32;
+}
+
+Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
+  const int rank = comm_.rank(), ranks = comm_.size();
+  const long long t = s.round;
+  const auto round = static_cast<std::uint32_t>(t);
+  Problem& problem = *s.problem;
+  Exchange& exchange = *s.exchange;
+  ClientBehaviour& behaviour = *s.behaviour;
+  const std::int64_t d = problem.num_params();
+  msg_.resize(s.x.size());
+  g_.resize(s.x.size());
+  const auto counts = problem.sample_counts();
+  Result res;
+  metrics::RoundRecord& rec = res.record;
+  double phase[4] = {};  // local, comm, aggregate, eval on this rank
+  set_local_work_abandonable(may_abandon);
+  const std::vector<int> sampled = sample_clients(seed_, round, s.num_clients, s.per_round);
+
+  // Local work on the clients this rank owns.
+  auto t0 = Clock::now();
+  std::int64_t down_bits = 0;
+  const std::span<const float> x_client = s.downlink->broadcast(s.x, round, &down_bits);
+  exchange.begin_round(round, sampled);
+  exchange.set_validation(
+      [&, round](const float* y) { return problem.server_loss(y, seed_, round, zeno_batch_); },
+      s.x.data());
+  ExactAccumulator scalars(2);  // train-loss sum, clients that trained
+  double total_weight = 0;
+  behaviour.begin_round(round, sampled);
+  auto weight = [&](int c) { return weighted_ ? static_cast<double>(counts[c]) : 1.0; };
+  for (int c : sampled) {
+    if (behaviour.sends(c)) total_weight += weight(c);
+    if (!s.mine.owns(c) || !behaviour.trains(c)) continue;
+    if (abandon_local_work()) break;
+    const ClientResult r =
+        s.algorithm->client_message(problem, c, round, x_client.data(), msg_.data());
+    behaviour.process(c, msg_);  // worker momentum, then the attack of a Byzantine client
+    exchange.submit(c, msg_, weight(c), behaviour.byzantine(c));
+    scalars.add_at(0, r.train_loss);
+    scalars.add_at(1, 1.0);
+  }
+  if (may_abandon && comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
+                                            comm::ReduceOp::kMax) != 0) {
+    set_local_work_abandonable(false);
+    res.abandoned = true;  // dropped on every rank (Note [Stopping mid-round])
+    return res;
+  }
+  set_local_work_abandonable(false);  // past the local phase: the round completes
+  behaviour.finish_honest(comm_);
+  if (behaviour.crafts())  // omniscient attackers send what the honest statistics suggest
+    for (int c : sampled)
+      if (s.mine.owns(c) && behaviour.byzantine(c)) {
+        behaviour.craft(msg_);
+        exchange.submit(c, msg_, weight(c), true);
+      }
+  phase[0] = seconds_since(t0);
+
+  // Exchange: the plan's all-reduce of the message sum (Note [Deterministic sums]).
+  t0 = Clock::now();
+  bool valid = exchange.finish(g_.data(), total_weight);
+  comm_.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  const bool losses_valid = comm_.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
+                                                   comm::ReduceOp::kMin) == 1;
+  valid = valid && losses_valid;
+  phase[1] = seconds_since(t0);
+  // How far the aggregate lands from the honest clients' mean (attacks only).
+  if (behaviour.attacking()) {
+    double dist = NAN;
+    if (valid) {
+      const auto& mu = behaviour.honest_mean();
+      double s2 = 0;
+      for (std::int64_t i = 0; i < d; ++i) s2 += (g_[i] - mu[i]) * (g_[i] - mu[i]);
+      dist = std::sqrt(s2);
+    }
+    rec.dist_honest = dist;
+  }
+
+  // Aggregate and server update (identical on every rank).
+  t0 = Clock::now();
+  if (!valid) {
+    rec.diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t + 1);
+  } else {
+    s.server->step(s.x.data(), g_.data(), d);
+    if (!std::all_of(s.x.begin(), s.x.end(), [](float v) { return std::isfinite(v); }))
+      rec.diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
+  }
+  // A loss too large for the exact sum (or not finite) is reported as +inf, never as 0.
+  rec.train_loss = losses_valid ? scalars.value(0) / std::max(1.0, scalars.value(1)) : INFINITY;
+  phase[2] = seconds_since(t0);
+
+  // Evaluation in fixed chunks spread over ranks; sums are exact.
+  t0 = Clock::now();
+  rec.extra_names = problem.extra_metric_names();
+  rec.extra.assign(rec.extra_names.size(), NAN);
+  const bool last = t + 1 == rounds_;
+  if (rec.diverged.empty() && (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0))) {
+    ExactAccumulator loss(1);
+    std::int64_t ints[2] = {0, 0};
+    for (std::int64_t ch = rank; ch < problem.num_eval_chunks(); ch += ranks) {
+      const EvalSums e = problem.evaluate_chunk(s.x.data(), ch);
+      loss.add_at(0, e.loss_sum);
+      ints[0] += e.correct;
+      ints[1] += e.count;
+    }
+    comm_.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    comm_.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
+    rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(ints[1]) : INFINITY;
+    if (problem.has_accuracy()) rec.accuracy = static_cast<double>(ints[0]) / ints[1];
+    rec.extra = problem.extra_metrics(s.x.data());
+  }
+  phase[3] = seconds_since(t0);
+
+  // Per-phase times: min / avg / max over ranks; the fifth entry is what keeping the start state
+  // cost (Note [Stopping mid-round]).
+  double tmin[5] = {phase[0], phase[1], phase[2], phase[3], keep_cost};
+  double tmax[5], tsum[5];
+  std::copy(tmin, tmin + 5, tmax);
+  std::copy(tmin, tmin + 5, tsum);
+  comm_.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
+  comm_.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
+  comm_.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
+  for (int i = 0; i < 4; ++i) {
+    rec.time_min[i] = tmin[i];
+    rec.time_avg[i] = tsum[i] / ranks;
+    rec.time_max[i] = tmax[i];
+  }
+  res.local_max = tmax[0];
+  res.keep_cost_max = tmax[4];
+
+  rec.round = t + 1;
+  rec.sampled.assign(sampled.begin(), sampled.end());
+  rec.uplink_bits = static_cast<double>(exchange.uplink_bits());
+  rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
+  rec.client_bits = exchange.client_bits();
+  rec.byzantine_sampled = behaviour.sampled_byzantine();
+  const auto& rep = exchange.report();
+  rec.dropped_nonfinite = rep.dropped_nonfinite;
+  if (selecting_rule_) {
+    std::vector<std::int64_t> chosen(sampled.size(), 0);
+    for (int c : rep.selected)
+      chosen[static_cast<std::size_t>(std::lower_bound(sampled.begin(), sampled.end(), c) -
+                                      sampled.begin())] = 1;
+    rec.selected = std::move(chosen);
+  }
+  s.round = t + 1;
+  return res;
+}
+
+}  // namespace cohort::algo
