@@ -41,7 +41,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   const std::int64_t d = problem.num_params();
   msg_.resize(s.x.size());
   g_.resize(s.x.size());
-  const auto counts = problem.sample_counts();
+  if (weighted_ && counts_.empty()) counts_ = problem.sample_counts();  // O(N): once a run
   Result res;
   metrics::RoundRecord& rec = res.record;
   double phase[4] = {};  // local, comm, aggregate, eval on this rank
@@ -59,7 +59,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   ExactAccumulator scalars(2);  // train-loss sum, clients that trained
   double total_weight = 0;
   behaviour.begin_round(round, sampled);
-  auto weight = [&](int c) { return weighted_ ? static_cast<double>(counts[c]) : 1.0; };
+  auto weight = [&](int c) { return weighted_ ? static_cast<double>(counts_[c]) : 1.0; };
   for (int c : sampled) {
     if (behaviour.sends(c)) total_weight += weight(c);
     if (!s.mine.owns(c) || !behaviour.trains(c)) continue;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "algo/run_state.h"
 #include "comm/communicator.h"
@@ -36,6 +37,7 @@ class Round {
   bool weighted_, selecting_rule_;
   int zeno_batch_;
   std::vector<float> msg_, g_;
+  std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
 };
 
 }  // namespace cohort::algo
