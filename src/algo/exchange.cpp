@@ -150,7 +150,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
 }
 
 Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
-                   const std::vector<model::LayerView>& layers, std::uint64_t seed, int num_clients)
+                   const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients)
     : o_(std::move(o)), comm_(comm), layers_(compress::message_layers(layers, o_.global_scope)),
       compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
       d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
@@ -749,7 +749,7 @@ std::int64_t Exchange::uplink_bits() const {
   return total;
 }
 
-Downlink::Downlink(const Config& cfg, const std::vector<model::LayerView>& layers,
+Downlink::Downlink(const Config& cfg, const std::vector<LayerView>& layers,
                    std::uint64_t seed, std::span<const float> x0)
     : seed_(seed) {
   const auto o = compressor_options(cfg, "downlink_compressor");

@@ -82,7 +82,7 @@ compress::CompressorOptions compressor_options(const Config& cfg, const std::str
 class Exchange {
  public:
   Exchange(ExchangeOptions o, comm::Communicator& comm,
-           const std::vector<model::LayerView>& layers, std::uint64_t seed, int num_clients);
+           const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients);
   std::string describe() const;
   bool majority() const { return o_.aggregator == "majority"; }
 
@@ -179,7 +179,7 @@ class Exchange {
 // x_hat += decode(...) (x_hat starts as the initial model, which clients generate from the seed).
 class Downlink {
  public:
-  Downlink(const Config& cfg, const std::vector<model::LayerView>& layers, std::uint64_t seed,
+  Downlink(const Config& cfg, const std::vector<LayerView>& layers, std::uint64_t seed,
            std::span<const float> x0);
   // The model the round's clients train from; *bits = encoded size of one broadcast message.
   std::span<const float> broadcast(std::span<const float> x, std::uint32_t round,

@@ -29,7 +29,7 @@ std::vector<float> random_vector(std::int64_t n, std::uint32_t round, std::uint3
 
 TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of messages", "[exchange]") {
   // One client, one round after another: sum_t decode(C(p_t)) + e_T = sum_t u_t.
-  const std::vector<model::LayerView> layers = {{"w", 0, 8, 5}, {"b", 40, 8, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 8, 5}, {"b", 40, 8, 1}};
   // PowerSGD per_client forms p and updates e inside its products (Note [PowerSGD passes]).
   for (const std::string label :
        {"topk", "sign", "randk", "qsgd", "powersgd", "powersgd per_client"}) {
@@ -67,7 +67,7 @@ TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of mess
 
 TEST_CASE("exchange: a too large or non-finite p fails the round, with or without EF", "[exchange]") {
   // The check is on p = u + e (with error feedback in per_client mode, inside the encoding).
-  const std::vector<model::LayerView> layers = {{"w", 0, 6, 20}, {"b", 120, 6, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 6, 20}, {"b", 120, 6, 1}};
   for (const std::string mode : {"per_client", "reduce"})
     for (const bool ef : {false, true})
       for (const int at : {7, 125}) {  // in the matrix, in the bias
@@ -100,7 +100,7 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
   // M = 2^40 I (2 x 2) at rank 1: P̂ = Q / |Q| and the decoded message 2^40 P̂ P̂^T has every
   // entry below 2^40, so only the check of p itself (with error feedback, the max |p| the
   // encoding reports) stops the round.
-  const std::vector<model::LayerView> layers = {{"w", 0, 2, 2}};
+  const std::vector<LayerView> layers = {{"w", 0, 2, 2}};
   for (const std::string mode : {"per_client", "reduce"})
     for (const bool ef : {false, true}) {
       INFO("mode " << mode << ", error feedback " << ef);
@@ -120,7 +120,7 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
 }
 
 TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exchange]") {
-  const std::vector<model::LayerView> layers = {{"w", 0, 4, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 4, 1}};
   auto o = options("sign");
   o.aggregator = "majority";
   auto comm = comm::make_self_communicator();
@@ -142,7 +142,7 @@ TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exc
 }
 
 TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
-  const std::vector<model::LayerView> layers = {{"w", 0, 3, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
   auto comm = comm::make_self_communicator();
   algo::Exchange ex(options("none"), *comm, layers, 1, 2);
   ex.begin_round(0);
@@ -157,7 +157,7 @@ TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
 
 TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the messages", "[exchange]") {
   // Two clients, a 3 x 2 matrix layer and a bias: rank 2 = min(rows, cols) spans the mean exactly.
-  const std::vector<model::LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
   auto o = options("powersgd");
   o.compressor.rank = 2;
   auto comm = comm::make_self_communicator();
@@ -178,7 +178,7 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
   // Weights 1 and 3 against M1 once and M2 three times at weight 1: both P = sum_i w_i M_i Q and
   // Q = sum_i w_i M_i^T P_hat / sum_i w_i are the same exact sums, so the results are bitwise
   // equal. Rank 1 < rank of the weighted mean, so an unweighted P would point elsewhere.
-  const std::vector<model::LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 3, 2}, {"b", 6, 3, 1}};
   auto o = options("powersgd");
   o.compressor.rank = 1;
   const std::vector<float> m1 = {2, -1, 1, 3, 0, 2, 1, 1, 1}, m2 = {1, 1, -2, 0, 3, 1, 3, 5, 7};
@@ -208,7 +208,7 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
 TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exchange]") {
   // none sends p exactly, so e = p - p = 0: no O(d) memory per client, and an overflowing message
   // (inf - inf) cannot leave a NaN memory that would poison the client's later messages.
-  const std::vector<model::LayerView> layers = {{"w", 0, 3, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
   for (const algo::Plan plan : {algo::Plan::kReduce, algo::Plan::kGather}) {
     INFO(algo::plan_name(plan));
     auto o = options("none");
@@ -231,7 +231,7 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
   // sign encodes NaN as a bit and randk may not keep the NaN coordinate: the round must still
   // be reported invalid (docs/algorithms.md §3: mean propagates them and the run stops as
   // diverged).
-  const std::vector<model::LayerView> layers = {{"w", 0, 6, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 6, 1}};
   for (const std::string name : {"sign", "randk", "qsgd", "none"}) {
     auto o = options(name);
     o.compressor.k = 1;
@@ -253,7 +253,7 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
 }
 
 TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "[exchange]") {
-  const std::vector<model::LayerView> layers = {{"w", 0, 2, 1}};
+  const std::vector<LayerView> layers = {{"w", 0, 2, 1}};
   auto o = options("sign");
   o.aggregator = "majority";
   auto comm = comm::make_self_communicator();
