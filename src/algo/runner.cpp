@@ -17,7 +17,6 @@
 
 #include "algo/algorithm.h"
 #include "algo/clients.h"
-#include "algo/exchange.h"
 #include "algo/interrupt.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
@@ -27,6 +26,8 @@
 #include "core/errors.h"
 #include "core/exact_sum.h"
 #include "core/state.h"
+#include "exchange/downlink.h"
+#include "exchange/exchange.h"
 #include "metrics/checkpoint.h"
 #include "metrics/results_file.h"
 
@@ -179,7 +180,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   const std::unique_ptr<Problem>& problem = setup.problem;
   const std::unique_ptr<Algorithm>& algorithm = setup.algorithm;
   const std::unique_ptr<ServerOptimizer>& server = setup.server;
-  const std::unique_ptr<Exchange>& exchange = setup.exchange;
+  const std::unique_ptr<exchange::Exchange>& exchange = setup.exchange;
   const std::unique_ptr<ClientBehaviour>& behaviour = setup.behaviour;
   std::vector<float>& x = setup.x;
   const int num_clients = setup.num_clients, per_round = setup.per_round;
@@ -188,7 +189,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   const bool weighted = cfg.get_string("aggregator.name") == "mean" &&
                         cfg.get_bool("aggregator.weighted");
   std::vector<float> msg(x.size()), g(x.size());
-  Downlink& downlink = *setup.downlink;
+  exchange::Downlink& downlink = *setup.downlink;
   const long long exchange_batch =
       cfg.get_string("aggregator.name") == "zeno" ? cfg.get_int("aggregator.batch") : 32;
   const auto counts = problem->sample_counts();

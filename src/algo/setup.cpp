@@ -87,7 +87,8 @@ std::string ClientStateAccount::describe() const {
 }
 
 // Note [Client state account].
-static ClientStateAccount client_state_account(const Config& cfg, const Exchange& exchange,
+static ClientStateAccount client_state_account(const Config& cfg,
+                                               const exchange::Exchange& exchange,
                                                std::int64_t d, int num_clients, int per_round,
                                                int ranks) {
   ClientStateAccount a;
@@ -139,14 +140,15 @@ RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
                                             d, here, human_bytes(per_rank)));
     s.algorithm = make_algorithm(cfg, d);
     s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
-    s.exchange = std::make_unique<Exchange>(ExchangeOptions::from_config(cfg), comm,
-                                            s.problem->layers(), seed, s.num_clients);
+    s.exchange = std::make_unique<exchange::Exchange>(exchange::ExchangeOptions::from_config(cfg),
+                                                      comm, s.problem->layers(), seed,
+                                                      s.num_clients);
     s.client_state =
         client_state_account(cfg, *s.exchange, d, s.num_clients, s.per_round, comm.size());
     check_state_budget(cfg, s.client_state);
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
-    s.downlink = std::make_unique<Downlink>(cfg, s.problem->layers(), seed, s.x);
+    s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
     s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
   });

@@ -16,11 +16,12 @@
 
 #include "algo/algorithm.h"
 #include "algo/clients.h"
-#include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/server_optimizer.h"
 #include "comm/communicator.h"
 #include "core/config.h"
+#include "exchange/downlink.h"
+#include "exchange/exchange.h"
 
 namespace cohort::algo {
 
@@ -50,9 +51,9 @@ struct RunSetup {
   int num_clients = 0, per_round = 0;
   std::unique_ptr<Algorithm> algorithm;
   std::unique_ptr<ServerOptimizer> server;
-  std::unique_ptr<Exchange> exchange;
+  std::unique_ptr<exchange::Exchange> exchange;
   std::vector<float> x;  // the initial model
-  std::unique_ptr<Downlink> downlink;
+  std::unique_ptr<exchange::Downlink> downlink;
   std::unique_ptr<ClientBehaviour> behaviour;
 };
 

@@ -17,7 +17,6 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "algo/exchange.h"
 #include "algo/fedavg.h"
 #include "app/sweep_local.h"
 #include "app/sweep_script.h"
@@ -25,6 +24,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
+#include "exchange/options.h"
 #include "metrics/results_claim.h"
 
 namespace cohort {
@@ -334,9 +334,9 @@ std::vector<Run> expand(const Sweep& s, const fs::path& out) {
 
 // Cheap checks that would otherwise fail only when a run starts.
 void check_run(const Config& cfg) {
-  algo::ExchangeOptions::from_config(cfg);
-  compress::make_compressor(algo::compressor_options(cfg, "compressor"));
-  compress::make_compressor(algo::compressor_options(cfg, "downlink_compressor"));
+  exchange::ExchangeOptions::from_config(cfg);
+  compress::make_compressor(exchange::compressor_options(cfg, "compressor"));
+  compress::make_compressor(exchange::compressor_options(cfg, "downlink_compressor"));
   if (cfg.get_string("algorithm.name") == "fedavg") algo::FedAvgOptions::from_config(cfg);
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
   require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));

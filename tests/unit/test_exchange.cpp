@@ -5,15 +5,15 @@
 #include <limits>
 #include <string>
 
-#include "algo/exchange.h"
 #include "comm/communicator.h"
+#include "exchange/exchange.h"
 
 using namespace cohort;
 
 namespace {
 
-algo::ExchangeOptions options(const std::string& compressor) {
-  algo::ExchangeOptions o;
+exchange::ExchangeOptions options(const std::string& compressor) {
+  exchange::ExchangeOptions o;
   o.compressor.name = compressor;
   return o;
 }
@@ -41,7 +41,7 @@ TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of mess
     o.compressor.mode = label == "powersgd per_client" ? "per_client" : "reduce";
     o.compressor.rank = 1;
     auto comm = comm::make_self_communicator();
-    algo::Exchange ex(o, *comm, layers, 3, 1);
+    exchange::Exchange ex(o, *comm, layers, 3, 1);
     std::vector<double> sent(48, 0.0), sum_u(48, 0.0);
     std::vector<float> g(48);
     for (std::uint32_t t = 0; t < 25; ++t) {
@@ -80,7 +80,7 @@ TEST_CASE("exchange: a too large or non-finite p fails the round, with or withou
         for (const float bad : {std::ldexp(1.0f, 40), -std::numeric_limits<float>::infinity(),
                                 std::numeric_limits<float>::quiet_NaN()}) {
           auto comm = comm::make_self_communicator();
-          algo::Exchange ex(o, *comm, layers, 3, 1);
+          exchange::Exchange ex(o, *comm, layers, 3, 1);
           ex.begin_round(0);  // a good round first: the memory is not zero
           auto u = random_vector(126, 0, 0);
           ex.submit(0, u, 1.0);
@@ -109,7 +109,7 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
       o.compressor.rank = 1;
       o.error_feedback = ef;
       auto comm = comm::make_self_communicator();
-      algo::Exchange ex(o, *comm, layers, 3, 1);
+      exchange::Exchange ex(o, *comm, layers, 3, 1);
       ex.begin_round(0);
       const float big = std::ldexp(1.0f, 40);
       std::vector<float> u = {big, 0, 0, big}, g(4);
@@ -122,9 +122,9 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
 TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exchange]") {
   const std::vector<LayerView> layers = {{"w", 0, 4, 1}};
   auto o = options("sign");
-  o.aggregator = "majority";
+  o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  algo::Exchange ex(o, *comm, layers, 1, 4);
+  exchange::Exchange ex(o, *comm, layers, 1, 4);
   ex.begin_round(0);
   std::vector<std::vector<float>> msgs = {
       {1, -2, 0.5, -1}, {-3, -1, 2, 1}, {2, 5, -1, -1}, {-1, 4, -7, 1}};
@@ -144,7 +144,7 @@ TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exc
 TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
   const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
   auto comm = comm::make_self_communicator();
-  algo::Exchange ex(options("none"), *comm, layers, 1, 2);
+  exchange::Exchange ex(options("none"), *comm, layers, 1, 2);
   ex.begin_round(0);
   std::vector<float> a = {1, 2, 3}, b = {5, -2, 7};
   ex.submit(0, a, 1.0);
@@ -161,7 +161,7 @@ TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the mess
   auto o = options("powersgd");
   o.compressor.rank = 2;
   auto comm = comm::make_self_communicator();
-  algo::Exchange ex(o, *comm, layers, 4, 2);
+  exchange::Exchange ex(o, *comm, layers, 4, 2);
   ex.begin_round(0);
   std::vector<float> m1 = {1, 2, 3, 4, 5, 6, 1, 1, 1}, m2 = {0, -1, 2, 1, -3, 2, 3, 5, 7};
   ex.submit(0, m1, 1.0);
@@ -184,7 +184,7 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
   const std::vector<float> m1 = {2, -1, 1, 3, 0, 2, 1, 1, 1}, m2 = {1, 1, -2, 0, 3, 1, 3, 5, 7};
   auto run = [&](const std::vector<std::pair<const std::vector<float>*, double>>& msgs) {
     auto comm = comm::make_self_communicator();
-    algo::Exchange ex(o, *comm, layers, 4, static_cast<int>(msgs.size()));
+    exchange::Exchange ex(o, *comm, layers, 4, static_cast<int>(msgs.size()));
     ex.begin_round(0);
     double total = 0;
     for (std::size_t c = 0; c < msgs.size(); ++c) {
@@ -209,13 +209,13 @@ TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exc
   // none sends p exactly, so e = p - p = 0: no O(d) memory per client, and an overflowing message
   // (inf - inf) cannot leave a NaN memory that would poison the client's later messages.
   const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
-  for (const algo::Plan plan : {algo::Plan::kReduce, algo::Plan::kGather}) {
-    INFO(algo::plan_name(plan));
+  for (const exchange::Plan plan : {exchange::Plan::kReduce, exchange::Plan::kGather}) {
+    INFO(exchange::plan_name(plan));
     auto o = options("none");
     o.error_feedback = true;
     o.plan = plan;
     auto comm = comm::make_self_communicator();
-    algo::Exchange ex(o, *comm, layers, 1, 1);
+    exchange::Exchange ex(o, *comm, layers, 1, 1);
     ex.begin_round(0);
     std::vector<float> a = {1, 2, 3};
     ex.submit(0, a, 1.0);
@@ -237,7 +237,7 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
     o.compressor.k = 1;
     o.compressor.norm = "max";
     auto comm = comm::make_self_communicator();
-    algo::Exchange ex(o, *comm, layers, 1, 2);
+    exchange::Exchange ex(o, *comm, layers, 1, 2);
     ex.begin_round(0);
     std::vector<float> good = {1, 2, 3, 4, 5, 6}, bad = {1, NAN, 3, 4, 5, 6};
     ex.submit(0, good, 1.0);
@@ -255,9 +255,9 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
 TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "[exchange]") {
   const std::vector<LayerView> layers = {{"w", 0, 2, 1}};
   auto o = options("sign");
-  o.aggregator = "majority";
+  o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  algo::Exchange ex(o, *comm, layers, 1, 1);
+  exchange::Exchange ex(o, *comm, layers, 1, 1);
   ex.begin_round(0);
   std::vector<float> m = {-0.0f, -1e-30f};
   ex.submit(0, m, 1.0);

@@ -1,4 +1,4 @@
-#include "algo/exchange.h"
+#include "exchange/exchange.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,164 +8,28 @@
 #include <fmt/format.h>
 
 #include "compress/powersgd.h"
-#include "algo/sampling.h"
 #include "core/errors.h"
 #include "robust/thread_gather.h"
 
-namespace cohort::algo {
-
-const char* plan_name(Plan p) {
-  switch (p) {
-    case Plan::kGather:
-      return "gather";
-    case Plan::kShard:
-      return "shard";
-    default:
-      return "reduce";
-  }
-}
-
-compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
-  compress::CompressorOptions o;
-  o.section = section;
-  const auto key = [&](const char* k) { return section + "." + k; };
-  o.name = cfg.get_string(key("name"));
-  if (o.name == "sign") o.scale = cfg.get_string(key("scale"));
-  if (o.name == "topk" || o.name == "randk") {
-    o.ratio = cfg.get_float(key("ratio"));
-    o.k = cfg.get_int(key("k"));
-  }
-  if (o.name == "topk") o.plain_indices = cfg.get_string(key("index_bits")) == "plain";
-  if (o.name == "randk") o.unbiased = cfg.get_bool(key("unbiased"));
-  if (o.name == "qsgd") {
-    o.levels = static_cast<int>(cfg.get_int(key("levels")));
-    o.norm = cfg.get_string(key("norm"));
-    o.bucket = cfg.get_int(key("bucket"));
-    o.coding = cfg.get_string(key("coding"));
-  }
-  if (o.name == "powersgd") {
-    o.rank = static_cast<int>(cfg.get_int(key("rank")));
-    o.warm_start = cfg.get_bool(key("warm_start"));
-    o.mode = section == "compressor" ? cfg.get_string(key("mode")) : "per_client";
-  }
-  return o;
-}
-
-robust::AggregatorOptions robust_options(const Config& cfg) {
-  robust::AggregatorOptions r;
-  r.name = cfg.get_string("aggregator.name");
-  const auto key = [](const char* k) { return std::string("aggregator.") + k; };
-  if (r.name == "krum" || r.name == "multikrum" || r.name == "bulyan")
-    r.f = static_cast<int>(cfg.get_int(key("f")));
-  if (r.name == "multikrum") r.m = static_cast<int>(cfg.get_int(key("m")));
-  if (r.name == "tm" || r.name == "zeno") r.b = static_cast<int>(cfg.get_int(key("b")));
-  if (r.name == "gm" || r.name == "cclip") r.iters = static_cast<int>(cfg.get_int(key("iters")));
-  if (r.name == "gm") {
-    r.nu = cfg.get_float(key("nu"));
-    r.init = cfg.get_string(key("init"));
-  }
-  if (r.name == "cclip") r.tau = cfg.get_float(key("tau"));
-  if (r.name == "zeno") {
-    r.rho = cfg.get_float(key("rho"));
-    r.gamma = cfg.get_float(key("gamma"));
-    r.batch = static_cast<int>(cfg.get_int(key("batch")));
-  }
-  r.bucket = static_cast<int>(cfg.get_int(key("bucketing")));
-  return r;
-}
-
-ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
-  ExchangeOptions o;
-  o.compressor = compressor_options(cfg, "compressor");
-  o.global_scope = cfg.get_string("compressor.scope") == "global";
-  o.error_feedback = cfg.get_bool("compressor.error_feedback");
-  o.aggregator = cfg.get_string("aggregator.name");
-  o.weighted = o.aggregator == "mean" && cfg.get_bool("aggregator.weighted");
-  o.robust = o.aggregator != "mean" && o.aggregator != "majority";
-  const long long bucketing = cfg.get_int("aggregator.bucketing");
-  if (!o.robust)
-    require_usage(bucketing <= 1, "aggregator.bucketing wraps robust rules (cm, tm, krum, "
-                                  "multikrum, gm, cclip, bulyan, zeno), not " + o.aggregator);
-  std::string plan = cfg.get_string("comm.plan");
-  o.memory_budget = cfg.get_int("comm.memory_budget_mib") * (std::int64_t{1} << 20);
-  o.per_round = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
-  if (!o.robust)
-    require_usage(plan != "shard",
-                  "comm.plan = shard splits messages into coordinate blocks for a robust "
-                  "aggregator (cm, tm, krum, multikrum, gm, cclip, bulyan); " + o.aggregator +
-                      " is a sum: use comm.plan = reduce (or auto)");
-  if (o.robust) {
-    o.rule = robust_options(cfg);
-    require_usage(plan != "reduce",
-                  "aggregator " + o.aggregator + " is not a sum: it needs comm.plan = gather, "
-                  "shard or auto, not reduce");
-    require_usage(plan != "shard" || robust::make_aggregator(o.rule)->shardable(),
-                  "aggregator " + o.aggregator + " evaluates a validation loss on each whole "
-                  "message, so it cannot run on coordinate blocks: use comm.plan = gather (or "
-                  "auto)");
-    // minmax / minsum put every honest message on every rank (O(n d) memory), which the shard
-    // plan exists to avoid: refuse the pair, and keep plan auto on gather for them.
-    const std::string attack = cfg.get_string("attack.name");
-    const bool gathers_honest = attack == "minmax" || attack == "minsum";
-    require_usage(plan != "shard" || !gathers_honest,
-                  "attack " + attack + " needs every honest message on every rank (O(n d) "
-                  "memory per rank), which comm.plan = shard is meant to avoid: use comm.plan = "
-                  "gather (or auto), or an attack built on coordinate-wise statistics (alie, ipm, "
-                  "mimic)");
-    o.auto_plan = plan == "auto" && !gathers_honest;
-    if (plan != "shard") plan = "gather";
-    // Config-time precondition on the messages each round brings (after bucketing).
-    const int n = clients_per_round(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
-    const int inputs = o.rule.bucket > 1 ? (n + o.rule.bucket - 1) / o.rule.bucket : n;
-    try {  // the bucketing wrapper's own check divides n into buckets
-      robust::make_aggregator(o.rule)->check_inputs(n);
-    } catch (const UsageError& e) {
-      throw UsageError(fmt::format("with {} clients per round{}: {}", n,
-                                   o.rule.bucket > 1
-                                       ? fmt::format(" in buckets of {} ({} inputs)", o.rule.bucket, inputs)
-                                       : std::string(),
-                                   e.what()));
-    }
-  }
-  const bool power_reduce = o.compressor.name == "powersgd" && o.compressor.mode == "reduce";
-  if (o.aggregator == "majority")
-    require_usage(o.compressor.name == "sign",
-                  "aggregator.name = majority votes on signs: it needs compressor.name = sign (got " +
-                      o.compressor.name + ")");
-  if (power_reduce) {
-    require_usage(o.aggregator == "mean",
-                  "compressor powersgd with mode reduce produces only the mean of the messages: "
-                  "use aggregator.name = mean, or compressor.mode = per_client with " +
-                      o.aggregator);
-    require_usage(plan != "gather",
-                  "compressor powersgd with mode reduce all-reduces P and Q: use comm.plan = reduce "
-                  "(or auto), or compressor.mode = per_client with comm.plan = gather");
-  }
-  o.plan = plan == "gather" ? Plan::kGather : plan == "shard" ? Plan::kShard : Plan::kReduce;
-  o.sum = cfg.get_string("comm.sum") == "float" ? SumMode::kFloat : SumMode::kExact;
-  require_usage(!(o.compressor.name == "powersgd" && o.global_scope),
-                "compressor powersgd with scope global sees one d x 1 vector, which it cannot "
-                "compress: use scope layer");
-  return o;
-}
+namespace cohort::exchange {
 
 Exchange::Exchange(ExchangeOptions o, comm::Communicator& comm,
                    const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients)
     : o_(std::move(o)), comm_(comm), layers_(compress::message_layers(layers, o_.global_scope)),
       compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
       d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
-      powersgd_reduce_(o_.compressor.name == "powersgd" && o_.compressor.mode == "reduce"),
+      powersgd_reduce_(o_.powersgd_reduce()),
       num_clients_(num_clients),
       decoded_(static_cast<std::size_t>(d_)), q_prev_(layers_.size()) {
-  const bool sums = !majority() && !o_.robust && !powersgd_reduce_;
+  const bool sums = !majority() && !o_.robust_rule() && !powersgd_reduce_;
   // At most one message per sampled client and round (all clients when per_round is unset).
   if (sums && o_.sum == SumMode::kExact)
     sum_ = BlockSum(d_, o_.per_round > 0 ? o_.per_round : std::max(1, num_clients));
   if (sums && o_.sum == SumMode::kFloat) float_sum_.assign(static_cast<std::size_t>(d_), 0.0f);
   if (majority()) votes_.assign(static_cast<std::size_t>(d_), 0);
-  if (o_.robust) rule_ = robust::make_aggregator(o_.rule);
+  if (o_.robust_rule()) rule_ = robust::make_aggregator(o_.rule);
   // auto: the shard plan once a round's messages would not fit the per-rank budget.
-  if (o_.robust && o_.auto_plan && rule_->shardable() &&
+  if (o_.robust_rule() && o_.auto_plan && rule_->shardable() &&
       static_cast<double>(o_.per_round) * static_cast<double>(d_) * 4.0 >
           static_cast<double>(o_.memory_budget))
     o_.plan = Plan::kShard;
@@ -194,14 +58,16 @@ std::string Exchange::describe() const {
     const auto [lo, hi] = shard_block(0);
     return fmt::format("shard (all-to-all of coordinate blocks in {}-coordinate chunks, {} on "
                        "{} of {} coordinates on rank 0), compressor {}",
-                       robust::kSumChunk, o_.aggregator, hi - lo, d_, what);
+                       robust::kSumChunk, robust::aggregator_name(o_.aggregator), hi - lo, d_,
+                       what);
   }
   if (o_.plan == Plan::kGather)
     return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
-                       o_.aggregator, what);
+                       robust::aggregator_name(o_.aggregator), what);
   if (majority()) return fmt::format("reduce (integer vote counts), compressor {}", what);
-  if (o_.robust) return fmt::format("gather (all-gather of encoded messages, {} on every rank)"
-                                    ", compressor {}", o_.aggregator, what);
+  if (o_.robust_rule())
+    return fmt::format("gather (all-gather of encoded messages, {} on every rank), compressor {}",
+                       robust::aggregator_name(o_.aggregator), what);
   if (o_.sum == SumMode::kFloat)
     return fmt::format("reduce (float32 all-reduce of decoded messages: results depend on the "
                        "rank count), compressor {}",
@@ -298,16 +164,6 @@ void Exchange::load(const StateBundle& b, const std::function<bool(int)>& owns) 
   }
 }
 
-void Downlink::save(StateBundle& b) const {
-  b.f32["downlink/x_hat"] = x_hat_;
-  b.f32["downlink/state"] = state_;
-}
-
-void Downlink::load(const StateBundle& b) {
-  x_hat_ = b.get_f32("downlink/x_hat");
-  state_ = b.get_f32("downlink/state");
-}
-
 std::span<const float> Exchange::error_memory(int c) const {
   auto it = error_.find(c);
   if (it == error_.end()) return {};
@@ -354,7 +210,7 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
   // A message that is not finite (or too large for the exact sums) must stop the run as
   // diverged even when a compressor would turn it into finite values (sign, randk, qsgd max).
   // robust rules drop such messages themselves.
-  if (!o_.robust && !ef_in_encoding)
+  if (!o_.robust_rule() && !ef_in_encoding)
     for (const float v : p)
       if (!(std::fabs(v) < kExactLimit)) messages_finite_ = false;
   if (powersgd_reduce_) {
@@ -379,7 +235,7 @@ void Exchange::submit(int c, std::span<float> p, double weight, bool byzantine) 
       float max_abs = 0.0f;
       enc = compress::encode_with_feedback(*compressor_, p, error_[c], layers_, ctx,
                                            client_state(c), decoded_, &max_abs);
-      if (!o_.robust && !(max_abs < kExactLimit)) messages_finite_ = false;
+      if (!o_.robust_rule() && !(max_abs < kExactLimit)) messages_finite_ = false;
     } else {
       enc = compress::encode(*compressor_, p, layers_, ctx, client_state(c));
       compress::decode(*compressor_, enc, layers_, ctx, decoded_);
@@ -749,36 +605,4 @@ std::int64_t Exchange::uplink_bits() const {
   return total;
 }
 
-Downlink::Downlink(const Config& cfg, const std::vector<LayerView>& layers,
-                   std::uint64_t seed, std::span<const float> x0)
-    : seed_(seed) {
-  const auto o = compressor_options(cfg, "downlink_compressor");
-  if (o.name == "none") return;
-  compressor_ = compress::make_compressor(o);
-  layers_ = compress::message_layers(layers, cfg.get_string("downlink_compressor.scope") == "global");
-  x_hat_.assign(x0.begin(), x0.end());
-  diff_.resize(x0.size());
-  decoded_.resize(x0.size());
-  state_.assign(static_cast<std::size_t>(compress::total_state_floats(*compressor_, layers_)), 0.0f);
-}
-
-std::string Downlink::describe() const {
-  return compressor_ ? "downlink " + compressor_->name() + " of x - x_hat" : "downlink float32";
-}
-
-std::span<const float> Downlink::broadcast(std::span<const float> x, std::uint32_t round,
-                                           std::int64_t* bits) {
-  if (!compressor_) {
-    *bits = 32 * static_cast<std::int64_t>(x.size());
-    return x;
-  }
-  for (std::size_t i = 0; i < x.size(); ++i) diff_[i] = x[i] - x_hat_[i];
-  const compress::MessageContext ctx{seed_, round, kDownlinkClient, Purpose::kDownlink};
-  const compress::Encoded enc = compress::encode(*compressor_, diff_, layers_, ctx, state_);
-  compress::decode(*compressor_, enc, layers_, ctx, decoded_);
-  for (std::size_t i = 0; i < x.size(); ++i) x_hat_[i] += decoded_[i];
-  *bits = static_cast<std::int64_t>(enc.bits);
-  return x_hat_;
-}
-
-}  // namespace cohort::algo
+}  // namespace cohort::exchange

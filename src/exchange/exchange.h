@@ -36,55 +36,26 @@
 
 #include "comm/communicator.h"
 #include "compress/compressor.h"
-#include "core/config.h"
 #include "core/block_sum.h"
 #include "core/exact_sum.h"
+#include "core/layers.h"
 #include "core/state.h"
+#include "exchange/options.h"
 #include "robust/aggregator.h"
 
-namespace cohort::algo {
-
-// comm.sum: how the reduce and gather plans add messages.
-enum class SumMode { kExact, kFloat };
-// The exchange plan in use (Note [Exchange plans]); comm.plan = auto is resolved to one of them.
-enum class Plan { kReduce, kGather, kShard };
-const char* plan_name(Plan p);
-
-struct ExchangeOptions {
-  compress::CompressorOptions compressor;
-  bool global_scope = false;
-  bool error_feedback = false;
-  std::string aggregator = "mean";  // mean | majority | a robust rule (robust.name)
-  bool weighted = false;
-  bool robust = false;              // aggregator is a robust rule (gather plan)
-  robust::AggregatorOptions rule;
-  Plan plan = Plan::kReduce;        // auto resolved
-  SumMode sum = SumMode::kExact;    // Note [Deterministic sums]; float: rank-count dependent
-  bool auto_plan = false;           // plan was auto: a robust rule may still move to shard
-  std::int64_t memory_budget = 0;   // bytes of one round's messages a rank may hold (auto)
-  int per_round = 0;                // clients per round
-  // Reads compressor.*, aggregator.*, comm.plan; rejects impossible combinations, including
-  // a robust rule that cannot run on the configured clients per round.
-  static ExchangeOptions from_config(const Config& cfg);
-};
+namespace cohort::exchange {
 
 // Finishes a block sum (Note [Deterministic sums], "The transport"): over the ranks of comm, or
 // locally (comm == nullptr) when this process added every term. out[i] = sum_i / divisor.
 // Returns false when a term was invalid on this rank.
 bool finish_block_sum(BlockSum& sum, comm::Communicator* comm, float* out, double divisor);
 
-// aggregator.* options of a robust rule.
-robust::AggregatorOptions robust_options(const Config& cfg);
-
-// compressor.* or downlink_compressor.* options.
-compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section);
-
 class Exchange {
  public:
   Exchange(ExchangeOptions o, comm::Communicator& comm,
            const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients);
   std::string describe() const;
-  bool majority() const { return o_.aggregator == "majority"; }
+  bool majority() const { return o_.aggregator == robust::AggregatorKind::kMajority; }
 
   // Starts a round whose sampled clients are `sampled` (sorted ascending, as sample_clients
   // gives them); empty: every client 0..num_clients-1. Per-round work and the bits all-reduce
@@ -174,28 +145,4 @@ class Exchange {
   std::vector<std::uint8_t> shard_meta_;
 };
 
-// The model broadcast. With downlink_compressor none, clients receive x itself (32 d bits per
-// client). Otherwise the server sends C(x - x_hat) and every client's copy becomes
-// x_hat += decode(...) (x_hat starts as the initial model, which clients generate from the seed).
-class Downlink {
- public:
-  Downlink(const Config& cfg, const std::vector<LayerView>& layers, std::uint64_t seed,
-           std::span<const float> x0);
-  // The model the round's clients train from; *bits = encoded size of one broadcast message.
-  std::span<const float> broadcast(std::span<const float> x, std::uint32_t round,
-                                   std::int64_t* bits);
-  std::string describe() const;
-  void save(StateBundle& b) const;  // Note [Checkpoints]
-  void load(const StateBundle& b);
-
- private:
-  std::unique_ptr<compress::Compressor> compressor_;
-  std::vector<compress::LayerShape> layers_;
-  std::uint64_t seed_;
-  std::vector<float> x_hat_, diff_, decoded_, state_;
-};
-
-// The downlink stream's client id (Note [Compression streams]).
-inline constexpr std::uint32_t kDownlinkClient = 0xFFFFFFFEu;
-
-}  // namespace cohort::algo
+}  // namespace cohort::exchange
