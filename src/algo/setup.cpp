@@ -140,9 +140,8 @@ RunSetup prepare_run(const Config& cfg, comm::Communicator& comm) {
                                             d, here, human_bytes(per_rank)));
     s.algorithm = make_algorithm(cfg, d);
     s.server = make_server_optimizer(ServerOptimizerOptions::from_config(cfg));
-    s.exchange = std::make_unique<exchange::Exchange>(exchange::ExchangeOptions::from_config(cfg),
-                                                      comm, s.problem->layers(), seed,
-                                                      s.num_clients);
+    s.exchange = exchange::make_exchange(exchange::ExchangeOptions::from_config(cfg), comm,
+                                         s.problem->layers(), seed, s.num_clients);
     s.client_state =
         client_state_account(cfg, *s.exchange, d, s.num_clients, s.per_round, comm.size());
     check_state_budget(cfg, s.client_state);

@@ -17,7 +17,7 @@
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/exact_sum.h"
-#include "exchange/exchange.h"
+#include "exchange/message_sum.h"
 #include "core/isa.h"
 #include "core/rng.h"
 

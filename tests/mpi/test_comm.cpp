@@ -12,7 +12,7 @@
 #include "comm/communicator.h"
 #include "core/block_sum.h"
 #include "core/exact_sum.h"
-#include "exchange/exchange.h"
+#include "exchange/message_sum.h"
 
 using namespace cohort;
 

@@ -13,7 +13,7 @@
 
 #include "core/block_sum.h"
 #include "core/isa.h"
-#include "exchange/exchange.h"
+#include "exchange/message_sum.h"
 
 using namespace cohort;
 

@@ -41,18 +41,18 @@ TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of mess
     o.compressor.mode = label == "powersgd per_client" ? "per_client" : "reduce";
     o.compressor.rank = 1;
     auto comm = comm::make_self_communicator();
-    exchange::Exchange ex(o, *comm, layers, 3, 1);
+    auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
     std::vector<double> sent(48, 0.0), sum_u(48, 0.0);
     std::vector<float> g(48);
     for (std::uint32_t t = 0; t < 25; ++t) {
       auto u = random_vector(48, t, 0);
       for (int i = 0; i < 48; ++i) sum_u[i] += u[i];
-      ex.begin_round(t);
-      ex.submit(0, u, 1.0);
-      REQUIRE(ex.finish(g.data(), 1.0));
+      ex->begin_round(t);
+      ex->submit(0, u, 1.0);
+      REQUIRE(ex->finish(g.data(), 1.0));
       for (int i = 0; i < 48; ++i) sent[i] += g[i];
     }
-    const auto e = ex.error_memory(0);
+    const auto e = ex->error_memory(0);
     REQUIRE(e.size() == 48);
     double worst = 0, norm_e = 0;
     for (int i = 0; i < 48; ++i) {
@@ -80,17 +80,17 @@ TEST_CASE("exchange: a too large or non-finite p fails the round, with or withou
         for (const float bad : {std::ldexp(1.0f, 40), -std::numeric_limits<float>::infinity(),
                                 std::numeric_limits<float>::quiet_NaN()}) {
           auto comm = comm::make_self_communicator();
-          exchange::Exchange ex(o, *comm, layers, 3, 1);
-          ex.begin_round(0);  // a good round first: the memory is not zero
+          auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
+          ex->begin_round(0);  // a good round first: the memory is not zero
           auto u = random_vector(126, 0, 0);
-          ex.submit(0, u, 1.0);
-          REQUIRE(ex.finish(g.data(), 1.0));
-          ex.begin_round(1);
+          ex->submit(0, u, 1.0);
+          REQUIRE(ex->finish(g.data(), 1.0));
+          ex->begin_round(1);
           u = random_vector(126, 1, 0);
-          const float e_at = ef && mode == "per_client" ? ex.error_memory(0)[at] : 0.0f;
+          const float e_at = ef && mode == "per_client" ? ex->error_memory(0)[at] : 0.0f;
           u[at] = bad - e_at;  // p = u + e = bad (2^40 - e rounds back to 2^40)
-          ex.submit(0, u, 1.0);
-          REQUIRE_FALSE(ex.finish(g.data(), 1.0));
+          ex->submit(0, u, 1.0);
+          REQUIRE_FALSE(ex->finish(g.data(), 1.0));
         }
       }
 }
@@ -109,12 +109,12 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
       o.compressor.rank = 1;
       o.error_feedback = ef;
       auto comm = comm::make_self_communicator();
-      exchange::Exchange ex(o, *comm, layers, 3, 1);
-      ex.begin_round(0);
+      auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
+      ex->begin_round(0);
       const float big = std::ldexp(1.0f, 40);
       std::vector<float> u = {big, 0, 0, big}, g(4);
-      ex.submit(0, u, 1.0);
-      REQUIRE_FALSE(ex.finish(g.data(), 1.0));
+      ex->submit(0, u, 1.0);
+      REQUIRE_FALSE(ex->finish(g.data(), 1.0));
       for (const float x : g) REQUIRE(std::fabs(x) < big);  // what the sum saw was in range
     }
 }
@@ -124,35 +124,35 @@ TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exc
   auto o = options("sign");
   o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  exchange::Exchange ex(o, *comm, layers, 1, 4);
-  ex.begin_round(0);
+  auto ex = exchange::make_exchange(o, *comm, layers, 1, 4);
+  ex->begin_round(0);
   std::vector<std::vector<float>> msgs = {
       {1, -2, 0.5, -1}, {-3, -1, 2, 1}, {2, 5, -1, -1}, {-1, 4, -7, 1}};
-  for (int c = 0; c < 4; ++c) ex.submit(c, msgs[c], 1.0);
+  for (int c = 0; c < 4; ++c) ex->submit(c, msgs[c], 1.0);
   std::vector<float> g(4);
-  REQUIRE(ex.finish(g.data(), 4.0));
+  REQUIRE(ex->finish(g.data(), 4.0));
   // votes: (+1-1+1-1) = 0 -> +1; (-1-1+1+1) = 0 -> +1; (+1+1-1-1) = 0 -> +1; (-1+1-1+1) = 0
   REQUIRE(g == std::vector<float>{1, 1, 1, 1});
-  ex.begin_round(1);
+  ex->begin_round(1);
   std::vector<std::vector<float>> three = {{1, -2, -0.5, 0}, {-3, -1, 2, -1}, {2, -5, -1, -1}};
-  for (int c = 0; c < 3; ++c) ex.submit(c, three[c], 1.0);
-  REQUIRE(ex.finish(g.data(), 3.0));
+  for (int c = 0; c < 3; ++c) ex->submit(c, three[c], 1.0);
+  REQUIRE(ex->finish(g.data(), 3.0));
   REQUIRE(g == std::vector<float>{1, -1, -1, -1});  // sign(0) = +1 in the first message
-  REQUIRE(ex.client_bits()[0] == 4);                // one bit per coordinate
+  REQUIRE(ex->client_bits()[0] == 4);                // one bit per coordinate
 }
 
 TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
   const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
   auto comm = comm::make_self_communicator();
-  exchange::Exchange ex(options("none"), *comm, layers, 1, 2);
-  ex.begin_round(0);
+  auto ex = exchange::make_exchange(options("none"), *comm, layers, 1, 2);
+  ex->begin_round(0);
   std::vector<float> a = {1, 2, 3}, b = {5, -2, 7};
-  ex.submit(0, a, 1.0);
-  ex.submit(1, b, 3.0);
+  ex->submit(0, a, 1.0);
+  ex->submit(1, b, 3.0);
   std::vector<float> g(3);
-  REQUIRE(ex.finish(g.data(), 4.0));
+  REQUIRE(ex->finish(g.data(), 4.0));
   REQUIRE(g == std::vector<float>{4, -1, 6});  // (1 + 15)/4, (2 - 6)/4, (3 + 21)/4
-  REQUIRE(ex.uplink_bits() == 2 * 3 * 32);
+  REQUIRE(ex->uplink_bits() == 2 * 3 * 32);
 }
 
 TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the messages", "[exchange]") {
@@ -161,16 +161,16 @@ TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the mess
   auto o = options("powersgd");
   o.compressor.rank = 2;
   auto comm = comm::make_self_communicator();
-  exchange::Exchange ex(o, *comm, layers, 4, 2);
-  ex.begin_round(0);
+  auto ex = exchange::make_exchange(o, *comm, layers, 4, 2);
+  ex->begin_round(0);
   std::vector<float> m1 = {1, 2, 3, 4, 5, 6, 1, 1, 1}, m2 = {0, -1, 2, 1, -3, 2, 3, 5, 7};
-  ex.submit(0, m1, 1.0);
-  ex.submit(1, m2, 1.0);
+  ex->submit(0, m1, 1.0);
+  ex->submit(1, m2, 1.0);
   std::vector<float> g(9);
-  REQUIRE(ex.finish(g.data(), 2.0));
+  REQUIRE(ex->finish(g.data(), 2.0));
   for (int i = 0; i < 9; ++i) REQUIRE(g[i] == Approx(0.5 * (m1[i] + m2[i])).margin(1e-5));
   // Wire per client: r'(rows + cols) = 2 * 5 floats for w, 3 floats for b.
-  REQUIRE(ex.client_bits()[0] == 32 * (10 + 3));
+  REQUIRE(ex->client_bits()[0] == 32 * (10 + 3));
 }
 
 TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weight times",
@@ -184,16 +184,16 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
   const std::vector<float> m1 = {2, -1, 1, 3, 0, 2, 1, 1, 1}, m2 = {1, 1, -2, 0, 3, 1, 3, 5, 7};
   auto run = [&](const std::vector<std::pair<const std::vector<float>*, double>>& msgs) {
     auto comm = comm::make_self_communicator();
-    exchange::Exchange ex(o, *comm, layers, 4, static_cast<int>(msgs.size()));
-    ex.begin_round(0);
+    auto ex = exchange::make_exchange(o, *comm, layers, 4, static_cast<int>(msgs.size()));
+    ex->begin_round(0);
     double total = 0;
     for (std::size_t c = 0; c < msgs.size(); ++c) {
       std::vector<float> m = *msgs[c].first;
-      ex.submit(static_cast<int>(c), m, msgs[c].second);
+      ex->submit(static_cast<int>(c), m, msgs[c].second);
       total += msgs[c].second;
     }
     std::vector<float> g(9);
-    REQUIRE(ex.finish(g.data(), total));
+    REQUIRE(ex->finish(g.data(), total));
     return g;
   };
   const auto weighted = run({{&m1, 1.0}, {&m2, 3.0}});
@@ -215,15 +215,15 @@ TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exc
     o.error_feedback = true;
     o.plan = plan;
     auto comm = comm::make_self_communicator();
-    exchange::Exchange ex(o, *comm, layers, 1, 1);
-    ex.begin_round(0);
+    auto ex = exchange::make_exchange(o, *comm, layers, 1, 1);
+    ex->begin_round(0);
     std::vector<float> a = {1, 2, 3};
-    ex.submit(0, a, 1.0);
+    ex->submit(0, a, 1.0);
     std::vector<float> g(3);
-    REQUIRE(ex.finish(g.data(), 1.0));
+    REQUIRE(ex->finish(g.data(), 1.0));
     REQUIRE(g == std::vector<float>{1, 2, 3});
-    REQUIRE(ex.error_memory(0).empty());
-    REQUIRE(ex.describe().find("error feedback has nothing to keep") != std::string::npos);
+    REQUIRE(ex->error_memory(0).empty());
+    REQUIRE(ex->describe().find("error feedback has nothing to keep") != std::string::npos);
   }
 }
 
@@ -237,18 +237,18 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
     o.compressor.k = 1;
     o.compressor.norm = "max";
     auto comm = comm::make_self_communicator();
-    exchange::Exchange ex(o, *comm, layers, 1, 2);
-    ex.begin_round(0);
+    auto ex = exchange::make_exchange(o, *comm, layers, 1, 2);
+    ex->begin_round(0);
     std::vector<float> good = {1, 2, 3, 4, 5, 6}, bad = {1, NAN, 3, 4, 5, 6};
-    ex.submit(0, good, 1.0);
-    ex.submit(1, bad, 1.0);
+    ex->submit(0, good, 1.0);
+    ex->submit(1, bad, 1.0);
     std::vector<float> g(6);
     INFO(name);
-    REQUIRE_FALSE(ex.finish(g.data(), 2.0));
-    ex.begin_round(1);  // the next round starts clean
+    REQUIRE_FALSE(ex->finish(g.data(), 2.0));
+    ex->begin_round(1);  // the next round starts clean
     std::vector<float> good2 = {1, 2, 3, 4, 5, 6};
-    ex.submit(0, good2, 1.0);
-    REQUIRE(ex.finish(g.data(), 1.0));
+    ex->submit(0, good2, 1.0);
+    REQUIRE(ex->finish(g.data(), 1.0));
   }
 }
 
@@ -257,12 +257,12 @@ TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "
   auto o = options("sign");
   o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  exchange::Exchange ex(o, *comm, layers, 1, 1);
-  ex.begin_round(0);
+  auto ex = exchange::make_exchange(o, *comm, layers, 1, 1);
+  ex->begin_round(0);
   std::vector<float> m = {-0.0f, -1e-30f};
-  ex.submit(0, m, 1.0);
+  ex->submit(0, m, 1.0);
   std::vector<float> g(2);
-  REQUIRE(ex.finish(g.data(), 1.0));
+  REQUIRE(ex->finish(g.data(), 1.0));
   REQUIRE(g[0] == 1.0f);   // sign(-0) = sign(0) = +1
   REQUIRE(g[1] == -1.0f);
 }
