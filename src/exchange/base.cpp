@@ -87,7 +87,8 @@ void ExchangeBase::load(const StateBundle& b, const std::function<bool(int)>& ow
   load_state(b);
   error_.clear();
   state_.clear();
-  for (const auto& [slot, target] : {std::pair{"error", &error_}, std::pair{"compressor", &state_}}) {
+  for (const auto& [slot, target] :
+       {std::pair{"error", &error_}, std::pair{"compressor", &state_}}) {
     const auto it = b.clients.find(slot);
     if (it == b.clients.end()) continue;
     for (std::size_t k = 0; k < it->second.ids.size(); ++k) {

@@ -3,11 +3,11 @@
 //
 // Note [Exchange plans]
 //  - reduce (ReduceExchange, exchange/reduce.h): each rank decodes its own clients' messages and
-//    adds them (times their weights) into a block-scaled fixed-point sum (Note [Deterministic
-//    sums] in core/block_sum.h: a max all-reduce of one small integer pair per 4096 coordinates,
-//    then an integer all-reduce of 8 bytes per coordinate), into float32 sums (comm.sum = float:
-//    a float all-reduce, results that depend on the rank count) or, for the majority vote, into
-//    integer vote counts.
+//    adds them (times their weights) into a block-scaled fixed-point sum
+//    (Note [Deterministic sums] in core/block_sum.h: a max all-reduce of one small integer pair
+//    per 4096 coordinates, then an integer all-reduce of 8 bytes per coordinate), into float32
+//    sums (comm.sum = float: a float all-reduce, results that depend on the rank count) or, for
+//    the majority vote, into integer vote counts.
 //  - gather (GatherExchange, exchange/gather.h): each rank all-gathers the encoded messages of
 //    its clients; every rank decodes all of them in client order and aggregates the same way.
 //    For the linear aggregators it gives bitwise the same g as reduce (a test holds it to that);
@@ -56,7 +56,7 @@ class Exchange {
 
   // Starts a round whose sampled clients are `sampled` (sorted ascending, as sample_clients
   // gives them); empty: every client 0..num_clients-1. Per-round work and the bits all-reduce
-  // are O(sampled clients), never O(population) (Note [Population scale] in runner.cpp).
+  // are O(sampled clients), never O(population) (Note [Population scale] in algo/runner.cpp).
   virtual void begin_round(std::uint32_t round, std::span<const int> sampled = {}) = 0;
   // Client c's uncompressed message (overwritten: used as scratch) with aggregation weight w.
   // Byzantine clients keep no error-feedback memory.
@@ -70,7 +70,7 @@ class Exchange {
   virtual const std::vector<std::int64_t>& client_bits() const = 0;
   virtual std::int64_t uplink_bits() const = 0;
   // Per-client state floats the exchange keeps for a client it has seen: error-feedback memory
-  // (d, when enabled) and the compressor's state (Note [Client state account] in setup.h).
+  // (d, when enabled) and the compressor's state (Note [Client state account] in algo/setup.h).
   virtual std::int64_t error_floats_per_client() const = 0;
   virtual std::int64_t compressor_floats_per_client() const = 0;
   // Error-feedback memory of a client this rank owns (empty when it has none).

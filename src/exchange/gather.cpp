@@ -47,8 +47,8 @@ GatherExchange::GatherExchange(ExchangeOptions o, comm::Communicator& comm,
                                const std::vector<LayerView>& layers, std::uint64_t seed,
                                int num_clients, std::unique_ptr<robust::Aggregator> rule)
     : ExchangeBase(std::move(o), comm, layers, seed, num_clients), rule_(std::move(rule)) {
-  if (!rule_) sum_.emplace(o_.aggregator == robust::AggregatorKind::kMajority, o_.sum, d_,
-                           max_messages());
+  if (!rule_)
+    sum_.emplace(o_.aggregator == robust::AggregatorKind::kMajority, o_.sum, d_, max_messages());
 }
 
 std::string GatherExchange::describe() const {
@@ -98,7 +98,8 @@ bool GatherExchange::finish_robust(float* g,
   for_each_message(inboxes, [&](std::uint32_t client, double weight, const compress::Encoded& enc) {
     rows.push_back(Row{client, weight, enc});
   });
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.client < b.client; });
+  std::sort(rows.begin(), rows.end(),
+            [](const Row& a, const Row& b) { return a.client < b.client; });
   std::vector<int> clients;
   std::vector<double> weights;
   matrix_.assign(rows.size() * static_cast<std::size_t>(d_), 0.0f);

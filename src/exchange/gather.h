@@ -31,7 +31,7 @@ class GatherExchange final : public ExchangeBase {
   void save_state(StateBundle& b) const override;
   void load_state(const StateBundle& b) override;
 
-  std::optional<MessageSum> sum_;            // a sum
+  std::optional<MessageSum> sum_;             // a sum
   std::unique_ptr<robust::Aggregator> rule_;  // or a robust rule
   std::vector<std::uint8_t> outbox_;  // [client u32][bits u64][weight f64][nbytes u64][bytes]...
   std::vector<float> matrix_;         // robust rule: the round's decoded messages, n x d

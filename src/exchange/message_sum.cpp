@@ -61,7 +61,8 @@ bool MessageSum::finish(comm::Communicator* comm, float* g, double total_weight)
 
 void MessageSum::save(StateBundle& b) const {
   if (sum_.size() > 0)
-    b.i64["exchange/scales"] = std::vector<std::int64_t>(sum_.scales().begin(), sum_.scales().end());
+    b.i64["exchange/scales"] =
+        std::vector<std::int64_t>(sum_.scales().begin(), sum_.scales().end());
 }
 
 void MessageSum::load(const StateBundle& b) {

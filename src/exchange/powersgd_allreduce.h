@@ -51,8 +51,8 @@ class PowerSgdAllReduce {
   std::vector<compress::LayerShape> layers_;
   int rank_;
   bool warm_start_;
-  std::vector<int> r_;                  // r' per layer; 0: float32
-  std::vector<std::int64_t> layer_off_;  // where each layer starts in a message
+  std::vector<int> r_;                       // r' per layer; 0: float32
+  std::vector<std::int64_t> layer_off_;      // where each layer starts in a message
   std::vector<std::int64_t> p_off_, q_off_;  // where each layer's P (or values) and Q start
   std::int64_t p_total_ = 0, q_total_ = 0;
   std::int64_t wire_bits_ = 0;
