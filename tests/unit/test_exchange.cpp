@@ -3,10 +3,13 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include "comm/communicator.h"
+#include "core/errors.h"
 #include "exchange/exchange.h"
+#include "robust/aggregator.h"
 
 using namespace cohort;
 
@@ -265,4 +268,49 @@ TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "
   REQUIRE(ex->finish(g.data(), 1.0));
   REQUIRE(g[0] == 1.0f);   // sign(-0) = sign(0) = +1
   REQUIRE(g[1] == -1.0f);
+}
+
+TEST_CASE("exchange: make_exchange picks the plan's class from the resolved options",
+          "[exchange]") {
+  const std::vector<LayerView> layers = {{"w", 0, 4, 3}};  // d = 12
+  auto comm = comm::make_self_communicator();
+  const auto plan_of = [&](const exchange::ExchangeOptions& o) {
+    const std::string what = exchange::make_exchange(o, *comm, layers, 1, 4)->describe();
+    return what.substr(0, what.find(" ("));
+  };
+  auto o = options("none");
+  REQUIRE(plan_of(o) == "reduce");
+  o.plan = exchange::Plan::kGather;
+  REQUIRE(plan_of(o) == "gather");
+  o.plan = exchange::Plan::kShard;  // a sum has no shard form
+  REQUIRE_THROWS_AS(exchange::make_exchange(o, *comm, layers, 1, 4), std::logic_error);
+  auto p = options("powersgd");  // mode reduce: its own plan, whatever o.plan says
+  REQUIRE(exchange::make_exchange(p, *comm, layers, 1, 4)->describe().find("PowerSGD") !=
+          std::string::npos);
+  // A robust rule: gather, or shard when plan auto finds a round's messages above the budget.
+  auto r = options("none");
+  r.aggregator = robust::AggregatorKind::kCm;
+  r.rule.name = "cm";
+  r.per_round = 4;
+  REQUIRE_THROWS_AS(exchange::make_exchange(r, *comm, layers, 1, 4), std::logic_error);  // reduce
+  r.plan = exchange::Plan::kGather;
+  r.auto_plan = true;
+  r.memory_budget = 4 * 12 * 4;  // exactly one round's messages: still fits
+  REQUIRE(plan_of(r) == "gather");
+  r.memory_budget -= 1;
+  REQUIRE(plan_of(r) == "shard");
+  r.aggregator = robust::AggregatorKind::kZeno;  // zeno cannot be sharded
+  r.rule.name = "zeno";
+  REQUIRE(plan_of(r) == "gather");
+}
+
+TEST_CASE("exchange: aggregator names and kinds convert both ways", "[exchange]") {
+  for (const char* name :
+       {"mean", "majority", "cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan", "zeno"}) {
+    const auto kind = robust::aggregator_kind(name);
+    REQUIRE(std::string(robust::aggregator_name(kind)) == name);
+    const bool sum = std::string(name) == "mean" || std::string(name) == "majority";
+    REQUIRE(robust::is_robust(kind) == !sum);
+  }
+  REQUIRE_THROWS_AS(robust::aggregator_kind("median"), UsageError);
 }
