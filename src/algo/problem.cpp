@@ -54,7 +54,7 @@ class DatasetProblem final : public Problem {
   int num_clients() const override {
     return pool_.clients > 0 ? pool_.clients : static_cast<int>(partition_.size());
   }
-  const std::vector<model::LayerView>& layers() const override { return model_->layers(); }
+  const std::vector<LayerView>& layers() const override { return model_->layers(); }
   std::int64_t client_samples(int c) const override {
     return pool_.clients > 0 ? pool_.samples : static_cast<std::int64_t>(partition_[c].size());
   }

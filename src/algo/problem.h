@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/layers.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "model/model.h"
@@ -27,7 +28,7 @@ class Problem {
   virtual std::string description() const = 0;
   virtual int num_clients() const = 0;
   std::int64_t num_params() const;
-  virtual const std::vector<model::LayerView>& layers() const = 0;
+  virtual const std::vector<LayerView>& layers() const = 0;
   // Number of samples client c holds (its weight in a weighted mean).
   virtual std::int64_t client_samples(int c) const = 0;
   virtual void init(float* x, std::uint64_t seed) const = 0;

@@ -13,7 +13,7 @@ QuadraticProblem::QuadraticProblem(int num_clients, std::int64_t dim, std::vecto
                                    std::vector<double> a, double noise, double x0)
     : num_clients_(num_clients), dim_(dim), h_(std::move(h)), a_(std::move(a)), noise_(noise),
       x0_(x0) {
-  layers_ = {model::LayerView{"x", 0, dim_, 1}};
+  layers_ = {LayerView{"x", 0, dim_, 1}};
   optimum_.assign(static_cast<std::size_t>(dim_), 0.0);
   for (std::int64_t j = 0; j < dim_; ++j) {
     double num = 0, den = 0;

@@ -15,7 +15,7 @@ class QuadraticProblem final : public Problem {
 
   std::string description() const override;
   int num_clients() const override { return num_clients_; }
-  const std::vector<model::LayerView>& layers() const override { return layers_; }
+  const std::vector<LayerView>& layers() const override { return layers_; }
   std::int64_t client_samples(int) const override { return 1; }
   void init(float* x, std::uint64_t seed) const override;
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
@@ -37,7 +37,7 @@ class QuadraticProblem final : public Problem {
   std::int64_t dim_;
   std::vector<double> h_, a_, optimum_;
   double noise_, x0_;
-  std::vector<model::LayerView> layers_;
+  std::vector<LayerView> layers_;
 };
 
 }  // namespace cohort::algo

@@ -9,6 +9,7 @@
 #include "algo/interrupt.h"
 #include "algo/sampling.h"
 #include "core/exact_sum.h"
+#include "robust/aggregator.h"
 
 namespace cohort::algo {
 namespace {
@@ -25,10 +26,14 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
       seed_(static_cast<std::uint64_t>(cfg.get_int("seed"))),
       rounds_(cfg.get_int("rounds")),
       eval_every_(cfg.get_int("eval.every")) {
-  const std::string rule = cfg.get_string("aggregator.name");
-  weighted_ = rule == "mean" && cfg.get_bool("aggregator.weighted");
-  selecting_rule_ = rule == "krum" || rule == "multikrum" || rule == "bulyan" || rule == "zeno";
-  zeno_batch_ = rule == "zeno" ? static_cast<int>(cfg.get_int("aggregator.batch")) : 32;
+  using robust::AggregatorKind;
+  const AggregatorKind rule = robust::aggregator_kind(cfg.get_string("aggregator.name"));
+  weighted_ = rule == AggregatorKind::kMean && cfg.get_bool("aggregator.weighted");
+  // Rules whose output is some of the messages: the results file records which.
+  selecting_rule_ = rule == AggregatorKind::kKrum || rule == AggregatorKind::kMultikrum ||
+                    rule == AggregatorKind::kBulyan || rule == AggregatorKind::kZeno;
+  zeno_batch_ = rule == AggregatorKind::kZeno ? static_cast<int>(cfg.get_int("aggregator.batch"))
+                                              : 32;
 }
 
 Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
@@ -36,7 +41,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   const long long t = s.round;
   const auto round = static_cast<std::uint32_t>(t);
   Problem& problem = *s.problem;
-  Exchange& exchange = *s.exchange;
+  exchange::Exchange& ex = *s.exchange;
   ClientBehaviour& behaviour = *s.behaviour;
   const std::int64_t d = problem.num_params();
   msg_.resize(s.x.size());
@@ -52,8 +57,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   auto t0 = Clock::now();
   std::int64_t down_bits = 0;
   const std::span<const float> x_client = s.downlink->broadcast(s.x, round, &down_bits);
-  exchange.begin_round(round, sampled);
-  exchange.set_validation(
+  ex.begin_round(round, sampled);
+  ex.set_validation(
       [&, round](const float* y) { return problem.server_loss(y, seed_, round, zeno_batch_); },
       s.x.data());
   ExactAccumulator scalars(2);  // train-loss sum, clients that trained
@@ -67,7 +72,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     const ClientResult r =
         s.algorithm->client_message(problem, c, round, x_client.data(), msg_.data());
     behaviour.process(c, msg_);  // worker momentum, then the attack of a Byzantine client
-    exchange.submit(c, msg_, weight(c), behaviour.byzantine(c));
+    ex.submit(c, msg_, weight(c), behaviour.byzantine(c));
     scalars.add_at(0, r.train_loss);
     scalars.add_at(1, 1.0);
   }
@@ -83,13 +88,13 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     for (int c : sampled)
       if (s.mine.owns(c) && behaviour.byzantine(c)) {
         behaviour.craft(msg_);
-        exchange.submit(c, msg_, weight(c), true);
+        ex.submit(c, msg_, weight(c), true);
       }
   phase[0] = seconds_since(t0);
 
   // Exchange: the plan's all-reduce of the message sum (Note [Deterministic sums]).
   t0 = Clock::now();
-  bool valid = exchange.finish(g_.data(), total_weight);
+  bool valid = ex.finish(g_.data(), total_weight);
   comm_.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
   const bool losses_valid = comm_.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
                                                    comm::ReduceOp::kMin) == 1;
@@ -161,11 +166,11 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   rec.round = t + 1;
   rec.sampled.assign(sampled.begin(), sampled.end());
-  rec.uplink_bits = static_cast<double>(exchange.uplink_bits());
+  rec.uplink_bits = static_cast<double>(ex.uplink_bits());
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
-  rec.client_bits = exchange.client_bits();
+  rec.client_bits = ex.client_bits();
   rec.byzantine_sampled = behaviour.sampled_byzantine();
-  const auto& rep = exchange.report();
+  const auto& rep = ex.report();
   rec.dropped_nonfinite = rep.dropped_nonfinite;
   if (selecting_rule_) {
     std::vector<std::int64_t> chosen(sampled.size(), 0);

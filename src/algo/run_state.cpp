@@ -90,7 +90,7 @@ std::string ClientStateAccount::describe() const {
 // Note [Client state account]: the declared slots of the store, plus the exchange's own per-client
 // state.
 static ClientStateAccount client_state_account(const Config& cfg, const ClientStore& store,
-                                               const Exchange& exchange, int num_clients,
+                                               const exchange::Exchange& exchange, int num_clients,
                                                int per_round, int ranks) {
   ClientStateAccount a;
   if (const auto n = exchange.error_floats_per_client(); n > 0) a.slots.push_back({"error feedback", n});
@@ -121,9 +121,9 @@ static void check_state_budget(const Config& cfg, const ClientStateAccount& a) {
 
 ComponentOptions check_components(const Config& cfg) {
   ComponentOptions o;
-  o.exchange = ExchangeOptions::from_config(cfg);
+  o.exchange = exchange::ExchangeOptions::from_config(cfg);
   compress::make_compressor(o.exchange.compressor);
-  compress::make_compressor(compressor_options(cfg, "downlink_compressor"));
+  compress::make_compressor(exchange::compressor_options(cfg, "downlink_compressor"));
   o.server = ServerOptimizerOptions::from_config(cfg);
   if (cfg.get_string("algorithm.name") == "fedavg") FedAvgOptions::from_config(cfg);
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
@@ -156,11 +156,11 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     s.clients = std::make_unique<ClientStore>(s.mine.begin, s.mine.end);
     s.algorithm = make_algorithm(cfg, d);
     s.server = make_server_optimizer(opts.server);
-    s.exchange = std::make_unique<Exchange>(opts.exchange, comm, s.problem->layers(), seed,
-                                            s.num_clients);
+    s.exchange = exchange::make_exchange(opts.exchange, comm, s.problem->layers(), seed,
+                                         s.num_clients);
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
-    s.downlink = std::make_unique<Downlink>(cfg, s.problem->layers(), seed, s.x);
+    s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
     s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed, *s.clients);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
     s.client_state = client_state_account(cfg, *s.clients, *s.exchange, s.num_clients,

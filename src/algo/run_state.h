@@ -30,7 +30,6 @@
 
 #include "algo/algorithm.h"
 #include "algo/clients.h"
-#include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
@@ -38,6 +37,8 @@
 #include "core/client_store.h"
 #include "core/config.h"
 #include "core/state.h"
+#include "exchange/downlink.h"
+#include "exchange/exchange.h"
 
 namespace cohort::algo {
 
@@ -62,7 +63,7 @@ struct ClientStateAccount {
 
 // The options of every component, parsed and checked without the data.
 struct ComponentOptions {
-  ExchangeOptions exchange;
+  exchange::ExchangeOptions exchange;
   ServerOptimizerOptions server;
 };
 // Throws UsageError for options no run could start with (Note [One setup for run and validate]).
@@ -73,8 +74,8 @@ struct RunState {
   long long round = 0;  // completed rounds
   std::vector<float> x;  // the global model
   std::unique_ptr<ServerOptimizer> server;
-  std::unique_ptr<Downlink> downlink;
-  std::unique_ptr<Exchange> exchange;
+  std::unique_ptr<exchange::Downlink> downlink;
+  std::unique_ptr<exchange::Exchange> exchange;
   std::unique_ptr<ClientStore> clients;  // this rank's block; a stable address the parts share
 
   // Built from the config; nothing of them is carried between rounds outside `clients`.

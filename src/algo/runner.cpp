@@ -21,6 +21,8 @@
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/state.h"
+#include "exchange/downlink.h"
+#include "exchange/exchange.h"
 #include "metrics/checkpoint.h"
 #include "metrics/results_file.h"
 #include "metrics/round_recorder.h"

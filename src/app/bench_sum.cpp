@@ -11,13 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include "algo/exchange.h"
 #include "app/bench.h"
 #include "comm/communicator.h"
 #include "core/block_sum.h"
 #include "core/build_info.h"
 #include "core/errors.h"
 #include "core/exact_sum.h"
+#include "exchange/message_sum.h"
 #include "core/isa.h"
 #include "core/rng.h"
 
@@ -88,7 +88,7 @@ int run_sum_bench(const BenchOptions& o) {
         for (const auto& v : m) sum.add(v.data(), 1.0);
         const double ta = since(t0);
         t0 = Clock::now();
-        algo::finish_block_sum(sum, nullptr, out.data(), n);
+        exchange::finish_block_sum(sum, nullptr, out.data(), n);
         const double tr = since(t0);
         if (r > 0) {
           add = std::min(add, ta / n);

@@ -7,11 +7,11 @@
 
 #include <fmt/format.h>
 
-#include "algo/exchange.h"
 #include "app/hdf5_input.h"
 #include "compress/compressor.h"
 #include "core/config.h"
 #include "core/errors.h"
+#include "exchange/options.h"
 #include "metrics/results_file.h"
 
 namespace cohort {
@@ -33,7 +33,7 @@ void add_compress_command(CLI::App& app, CompressCommandOptions& o) {
 
 int run_compress_command(const CompressCommandOptions& o) {
   const Config cfg = Config::load(o.config, o.overrides);
-  compress::CompressorOptions copts = algo::compressor_options(cfg, "compressor");
+  compress::CompressorOptions copts = exchange::compressor_options(cfg, "compressor");
   const bool error_feedback = cfg.get_bool("compressor.error_feedback");
   const auto compressor = compress::make_compressor(copts);
   // The input and its decoded copy; the reader refuses empty shapes, so n, d >= 1 below.

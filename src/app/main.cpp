@@ -16,7 +16,6 @@
 #include <fmt/format.h>
 
 #include "algo/algorithm.h"
-#include "algo/exchange.h"
 #include "algo/problem.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"

@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
+#include "exchange/options.h"
 #include "metrics/results_claim.h"
 
 namespace cohort {

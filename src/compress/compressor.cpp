@@ -20,7 +20,7 @@
 
 namespace cohort::compress {
 
-std::vector<LayerShape> message_layers(const std::vector<model::LayerView>& layers, bool global) {
+std::vector<LayerShape> message_layers(const std::vector<LayerView>& layers, bool global) {
   std::int64_t d = 0;
   for (const auto& l : layers) {
     if (l.offset != d)

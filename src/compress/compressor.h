@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "compress/bitstream.h"
+#include "core/layers.h"
 #include "core/rng.h"
-#include "model/model.h"
 
 namespace cohort::compress {
 
@@ -80,7 +80,7 @@ class Compressor {
 
 // The layers a message is split into: the model's layers (scope "layer") or one vector of all
 // d values (scope "global").
-std::vector<LayerShape> message_layers(const std::vector<model::LayerView>& layers, bool global);
+std::vector<LayerShape> message_layers(const std::vector<LayerView>& layers, bool global);
 
 // Encodes / decodes a whole message layer by layer. state: all layers' state back to back
 // (total_state_floats), or empty when the compressor keeps none.

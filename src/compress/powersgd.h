@@ -3,7 +3,7 @@
 // Two ways to run it:
 //  - mode reduce (the paper's): P = sum_i M_i Q is all-reduced, orthonormalised to P_hat, then
 //    Q = mean_i M_i^T P_hat is all-reduced; every client's decoded message is P_hat Q^T. The
-//    round loop drives these steps (algo/exchange); the functions below do the maths.
+//    collectives run these steps (exchange/powersgd_allreduce.*); the functions below do the maths.
 //  - mode per_client: each client runs its own power step and sends P_hat_i, Q_i
 //    (PowerSgdCompressor), so any aggregator can combine the decoded messages.
 // Matrices are row-major float32: M rows x cols, P rows x r, Q cols x r. The products' sums run in

@@ -1,4 +1,4 @@
-// Models over one flat float32 parameter buffer with per-layer views.
+// Models over one flat float32 parameter buffer with per-layer views (LayerView, core/layers.h).
 #pragma once
 
 #include <cstdint>
@@ -6,19 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "core/layers.h"
 #include "core/rng.h"
 
 namespace cohort::model {
-
-// One parameter tensor inside the flat buffer, viewed as a row-major rows x cols matrix
-// (biases are rows x 1).
-struct LayerView {
-  std::string name;
-  std::int64_t offset = 0;
-  std::int64_t rows = 0;
-  std::int64_t cols = 0;
-  std::int64_t size() const { return rows * cols; }
-};
 
 // A minibatch: `rows` consecutive row-major samples of `dim` features. Classification models
 // read `labels`, regression models read `targets`.

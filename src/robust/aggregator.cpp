@@ -276,4 +276,35 @@ bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* o
   return true;
 }
 
+const char* aggregator_name(AggregatorKind kind) {
+  switch (kind) {
+    case AggregatorKind::kMean: return "mean";
+    case AggregatorKind::kMajority: return "majority";
+    case AggregatorKind::kCm: return "cm";
+    case AggregatorKind::kTm: return "tm";
+    case AggregatorKind::kKrum: return "krum";
+    case AggregatorKind::kMultikrum: return "multikrum";
+    case AggregatorKind::kGm: return "gm";
+    case AggregatorKind::kCclip: return "cclip";
+    case AggregatorKind::kBulyan: return "bulyan";
+    case AggregatorKind::kZeno: return "zeno";
+  }
+  throw std::logic_error("aggregator_name: not an AggregatorKind");
+}
+
+AggregatorKind aggregator_kind(const std::string& name) {
+  constexpr int kKinds = static_cast<int>(AggregatorKind::kZeno) + 1;
+  std::string known;
+  for (int k = 0; k < kKinds; ++k) {
+    const auto kind = static_cast<AggregatorKind>(k);
+    if (name == aggregator_name(kind)) return kind;
+    known += fmt::format("{}{}", known.empty() ? "" : ", ", aggregator_name(kind));
+  }
+  throw UsageError(fmt::format("unknown aggregator '{}'; aggregators: {}", name, known));
+}
+
+bool is_robust(AggregatorKind kind) {
+  return kind != AggregatorKind::kMean && kind != AggregatorKind::kMajority;
+}
+
 }  // namespace cohort::robust

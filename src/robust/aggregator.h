@@ -99,6 +99,17 @@ std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o);
 bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out, Report& report,
                int dropped_earlier = -1);
 
+// What aggregator.name selects: one of the two sums the exchange computes itself (mean, majority)
+// or a robust rule of make_aggregator. Code compares kinds; the names stay at the config boundary
+// and in printed text.
+enum class AggregatorKind { kMean, kMajority, kCm, kTm, kKrum, kMultikrum, kGm, kCclip, kBulyan, kZeno };
+// aggregator.name -> its kind; throws UsageError listing the known names for any other name.
+AggregatorKind aggregator_kind(const std::string& name);
+// The kind's aggregator.name.
+const char* aggregator_name(AggregatorKind kind);
+// Whether the kind is a robust rule (make_aggregator builds it), not one of the sums.
+bool is_robust(AggregatorKind kind);
+
 // ---- Shared row kernels (robust/aggregator.cpp) -------------------------------------------------
 //
 // Note [Robust kernels]

@@ -9,10 +9,10 @@
 #include <cmath>
 #include <vector>
 
-#include "algo/exchange.h"
 #include "comm/communicator.h"
 #include "core/block_sum.h"
 #include "core/exact_sum.h"
+#include "exchange/message_sum.h"
 
 using namespace cohort;
 
@@ -73,8 +73,8 @@ TEST_CASE("block sums over the ranks equal the one-process sum bit for bit", "[m
       if ((t * 5 + round) % p == r) mine.add(terms[t].data(), w);  // a different deal each round
     }
     std::vector<float> got(static_cast<std::size_t>(d)), want(got.size());
-    REQUIRE(algo::finish_block_sum(mine, comm.get(), got.data(), 9.0));
-    REQUIRE(algo::finish_block_sum(all, nullptr, want.data(), 9.0));
+    REQUIRE(exchange::finish_block_sum(mine, comm.get(), got.data(), 9.0));
+    REQUIRE(exchange::finish_block_sum(all, nullptr, want.data(), 9.0));
     INFO("round " << round << " at " << p << " ranks");
     REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
     REQUIRE(std::equal(mine.scales().begin(), mine.scales().end(), all.scales().begin()));

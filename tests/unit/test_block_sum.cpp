@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
-#include "algo/exchange.h"
 #include "core/block_sum.h"
 #include "core/isa.h"
+#include "exchange/message_sum.h"
 
 using namespace cohort;
 
@@ -157,7 +157,7 @@ TEST_CASE("block sums: every ISA path gives the same bits", "[core][block_sum]")
           sum.clear();
           for (std::size_t t = 0; t < terms.size(); ++t) sum.add(terms[t].data(), weights[t]);
           std::vector<float> out(static_cast<std::size_t>(d));
-          algo::finish_block_sum(sum, nullptr, out.data(), 7.0);
+          exchange::finish_block_sum(sum, nullptr, out.data(), 7.0);
           got.push_back(bits_of(out));
         }
         const std::vector<std::int16_t> scales(sum.scales().begin(), sum.scales().end());
@@ -359,7 +359,7 @@ TEST_CASE("block sums: NaN, infinities and terms of 2^40 or more make the sum in
   once.add(v.data(), 1.0);
   REQUIRE(once.valid());
   std::vector<float> out(21);
-  algo::finish_block_sum(once, nullptr, out.data(), 1.0);
+  exchange::finish_block_sum(once, nullptr, out.data(), 1.0);
   REQUIRE(out[0] == 0x1.0p40f);
 }
 
@@ -370,7 +370,7 @@ TEST_CASE("block sums: a term far above its block's scale is exact through the h
   std::vector<float> small(static_cast<std::size_t>(d), 0x1.0p-20f),
       out(static_cast<std::size_t>(d));
   sum.add(small.data(), 1.0);
-  algo::finish_block_sum(sum, nullptr, out.data(), 1.0);
+  exchange::finish_block_sum(sum, nullptr, out.data(), 1.0);
   REQUIRE(sum.scales()[0] == -19 + BlockSum::kGrowth);
   // Round 2: one huge term on coordinate 4100 (block 1) and coordinate 3 (block 0).
   std::vector<float> big = small;

@@ -659,7 +659,7 @@ TEST_CASE("compress: QSGD decodes the same at every output alignment", "[compres
 // ---- drivers, determinism, registry ------------------------------------------------------------
 
 TEST_CASE("compress: multi-layer messages and global scope", "[compress]") {
-  std::vector<model::LayerView> views = {{"a", 0, 7, 1}, {"b", 7, 1, 1}, {"c", 8, 3, 333335}};
+  std::vector<LayerView> views = {{"a", 0, 7, 1}, {"b", 7, 1, 1}, {"c", 8, 3, 333335}};
   const auto layers = message_layers(views, false);
   REQUIRE(layers.size() == 3);
   REQUIRE(layers[2].index == 2);
