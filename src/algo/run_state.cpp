@@ -87,16 +87,11 @@ std::string ClientStateAccount::describe() const {
                      human_bytes(bytes()));
 }
 
-// Note [Client state account]: the declared slots of the store, plus the exchange's own per-client
-// state.
+// Note [Client state account]: the slots declared in the store.
 static ClientStateAccount client_state_account(const Config& cfg, const ClientStore& store,
-                                               const exchange::Exchange& exchange, int num_clients,
-                                               int per_round, int ranks) {
+                                               int num_clients, int per_round, int ranks) {
   ClientStateAccount a;
-  if (const auto n = exchange.error_floats_per_client(); n > 0) a.slots.push_back({"error feedback", n});
   for (const auto& s : store.slots()) a.slots.push_back({s.label, s.width});
-  if (const auto n = exchange.compressor_floats_per_client(); n > 0)
-    a.slots.push_back({"compressor state (" + cfg.get_string("compressor.name") + ")", n});
   if (a.slots.empty()) return a;
   const std::int64_t block = (static_cast<std::int64_t>(num_clients) + ranks - 1) / ranks;
   const double touched = static_cast<double>(per_round) * static_cast<double>(cfg.get_int("rounds"));
@@ -157,14 +152,14 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     s.algorithm = make_algorithm(cfg, d);
     s.server = make_server_optimizer(opts.server);
     s.exchange = exchange::make_exchange(opts.exchange, comm, s.problem->layers(), seed,
-                                         s.num_clients);
+                                         s.num_clients, *s.clients);
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
     s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
     s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed, *s.clients);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
-    s.client_state = client_state_account(cfg, *s.clients, *s.exchange, s.num_clients,
-                                          s.per_round, comm.size());
+    s.client_state =
+        client_state_account(cfg, *s.clients, s.num_clients, s.per_round, comm.size());
     check_state_budget(cfg, s.client_state);
   });
   return s;
@@ -194,7 +189,7 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
   x = saved;
   server->load(b);
   downlink->load(b);
-  exchange->load(b, [this](int c) { return mine.owns(c); });
+  exchange->load(b);
   clients->load(b);
 }
 

@@ -14,11 +14,15 @@ namespace cohort::exchange {
 
 ExchangeBase::ExchangeBase(ExchangeOptions o, comm::Communicator& comm,
                            const std::vector<LayerView>& layers, std::uint64_t seed,
-                           int num_clients)
+                           int num_clients, ClientStore& store)
     : o_(std::move(o)), comm_(comm), layers_(compress::message_layers(layers, o_.global_scope)),
       compressor_(compress::make_compressor(o_.compressor)), seed_(seed),
       d_(layers.empty() ? 0 : layers.back().offset + layers.back().size()),
-      decoded_(static_cast<std::size_t>(d_)), num_clients_(num_clients) {}
+      decoded_(static_cast<std::size_t>(d_)), num_clients_(num_clients), store_(store) {
+  if (keeps_error(false)) error_slot_ = store_.declare("error", "error feedback", d_);
+  state_slot_ = store_.declare("compressor", "compressor state (" + o_.compressor.name + ")",
+                               compress::total_state_floats(*compressor_, layers_));
+}
 
 std::size_t ExchangeBase::slot(int c) const {
   const auto it = std::lower_bound(sampled_.begin(), sampled_.end(), c);
@@ -53,51 +57,16 @@ void ExchangeBase::begin_round(std::uint32_t round, std::span<const int> sampled
   start_round();
 }
 
-std::int64_t ExchangeBase::compressor_floats_per_client() const {
-  return compress::total_state_floats(*compressor_, layers_);
-}
-
-std::span<float> ExchangeBase::client_error(int c) {
-  auto& e = error_[c];
-  if (e.empty()) e.assign(static_cast<std::size_t>(d_), 0.0f);
-  return e;
-}
+std::span<float> ExchangeBase::client_error(int c) { return store_.row(error_slot_, c); }
 
 std::span<float> ExchangeBase::client_state(int c) {
-  const std::int64_t n = compress::total_state_floats(*compressor_, layers_);
-  if (n == 0) return {};
-  auto& s = state_[c];
-  if (s.empty()) s.assign(static_cast<std::size_t>(n), 0.0f);
-  return s;
+  if (state_slot_ == ClientStore::kNone) return {};
+  return store_.row(state_slot_, c);
 }
 
 std::span<const float> ExchangeBase::error_memory(int c) const {
-  auto it = error_.find(c);
-  if (it == error_.end()) return {};
-  return it->second;
-}
-
-void ExchangeBase::save(StateBundle& b) const {
-  save_state(b);
-  for (const auto& [c, e] : error_) b.put_client("error", c, e);
-  for (const auto& [c, st] : state_) b.put_client("compressor", c, st);
-}
-
-void ExchangeBase::load(const StateBundle& b, const std::function<bool(int)>& owns) {
-  load_state(b);
-  error_.clear();
-  state_.clear();
-  for (const auto& [slot, target] :
-       {std::pair{"error", &error_}, std::pair{"compressor", &state_}}) {
-    const auto it = b.clients.find(slot);
-    if (it == b.clients.end()) continue;
-    for (std::size_t k = 0; k < it->second.ids.size(); ++k) {
-      const int c = static_cast<int>(it->second.ids[k]);
-      if (!owns(c)) continue;
-      const auto row = it->second.row(k);
-      (*target)[c].assign(row.begin(), row.end());
-    }
-  }
+  if (error_slot_ == ClientStore::kNone) return {};
+  return store_.find(error_slot_, c);
 }
 
 void ExchangeBase::set_validation(std::function<double(const float*)> loss, const float* x) {

@@ -9,11 +9,11 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "comm/communicator.h"
 #include "compress/compressor.h"
+#include "core/client_store.h"
 #include "core/layers.h"
 #include "core/state.h"
 #include "exchange/exchange.h"
@@ -29,18 +29,15 @@ class ExchangeBase : public Exchange {
   bool finish(float* g, double total_weight) final;
   const std::vector<std::int64_t>& client_bits() const final { return bits_; }
   std::int64_t uplink_bits() const final;
-  std::int64_t error_floats_per_client() const final { return o_.error_feedback ? d_ : 0; }
-  std::int64_t compressor_floats_per_client() const final;
   std::span<const float> error_memory(int c) const final;
   const robust::Report& report() const final { return report_; }
-  // The plan's state (save_state), then the client slots.
-  void save(StateBundle& b) const final;
-  void load(const StateBundle& b, const std::function<bool(int)>& owns) final;
+  void save(StateBundle& b) const final { save_state(b); }
+  void load(const StateBundle& b) final { load_state(b); }
   void set_validation(std::function<double(const float*)> loss, const float* x) final;
 
  protected:
   ExchangeBase(ExchangeOptions o, comm::Communicator& comm, const std::vector<LayerView>& layers,
-               std::uint64_t seed, int num_clients);
+               std::uint64_t seed, int num_clients, ClientStore& store);
 
   // The plan's part of a round: its buffers emptied for a new round; its transport and the
   // aggregate g (after the bits' all-reduce, before the validity's; false: a message was not
@@ -50,10 +47,10 @@ class ExchangeBase : public Exchange {
   virtual void save_state(StateBundle&) const {}
   virtual void load_state(const StateBundle&) {}
 
-  // The per-client state, reached only through these two (Note [Client state account] in
-  // algo/setup.h): client c's error-feedback memory (d floats) and its compressor state
-  // (compressor_floats_per_client() floats; empty when the compressor keeps none), each zero
-  // from the client's first use on.
+  // The per-client state, slots "error" and "compressor" of the client store (Note [Client
+  // store] in core/client_store.h): client c's error-feedback memory (d floats) and its
+  // compressor state (empty when the compressor keeps none), each zero from the client's first
+  // use on.
   std::span<float> client_error(int c);
   std::span<float> client_state(int c);
 
@@ -99,7 +96,8 @@ class ExchangeBase : public Exchange {
   std::vector<std::int64_t> bits_;  // per slot of the round's sample
   std::vector<int> sampled_;        // the round's sample (slot -> client)
   bool messages_finite_ = true;
-  std::unordered_map<int, std::vector<float>> error_, state_;
+  ClientStore& store_;
+  ClientStore::Slot error_slot_ = ClientStore::kNone, state_slot_ = ClientStore::kNone;
 };
 
 }  // namespace cohort::exchange

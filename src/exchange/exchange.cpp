@@ -14,17 +14,17 @@ namespace cohort::exchange {
 
 std::unique_ptr<Exchange> make_exchange(ExchangeOptions o, comm::Communicator& comm,
                                         const std::vector<LayerView>& layers, std::uint64_t seed,
-                                        int num_clients) {
+                                        int num_clients, ClientStore& store) {
   if (o.powersgd_reduce())
-    return std::make_unique<PowerSgdReduceExchange>(std::move(o), comm, layers, seed, num_clients);
+    return std::make_unique<PowerSgdReduceExchange>(std::move(o), comm, layers, seed, num_clients, store);
   const std::string aggregator = robust::aggregator_name(o.aggregator);
   if (!o.robust_rule()) {
     if (o.plan == Plan::kShard)
       throw std::logic_error("the shard plan runs robust rules, not the sum " + aggregator);
     if (o.plan == Plan::kGather)
-      return std::make_unique<GatherExchange>(std::move(o), comm, layers, seed, num_clients,
+      return std::make_unique<GatherExchange>(std::move(o), comm, layers, seed, num_clients, store,
                                               nullptr);
-    return std::make_unique<ReduceExchange>(std::move(o), comm, layers, seed, num_clients);
+    return std::make_unique<ReduceExchange>(std::move(o), comm, layers, seed, num_clients, store);
   }
   if (o.plan == Plan::kReduce)
     throw std::logic_error("the robust rule " + aggregator + " needs the gather or shard plan");
@@ -36,9 +36,9 @@ std::unique_ptr<Exchange> make_exchange(ExchangeOptions o, comm::Communicator& c
           static_cast<double>(o.memory_budget))
     o.plan = Plan::kShard;
   if (o.plan == Plan::kShard)
-    return std::make_unique<ShardExchange>(std::move(o), comm, layers, seed, num_clients,
+    return std::make_unique<ShardExchange>(std::move(o), comm, layers, seed, num_clients, store,
                                            std::move(rule));
-  return std::make_unique<GatherExchange>(std::move(o), comm, layers, seed, num_clients,
+  return std::make_unique<GatherExchange>(std::move(o), comm, layers, seed, num_clients, store,
                                           std::move(rule));
 }
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "core/client_store.h"
 #include "core/layers.h"
 #include "core/state.h"
 #include "exchange/options.h"
@@ -69,20 +70,16 @@ class Exchange {
   // sample (0 for a sampled client that sent nothing).
   virtual const std::vector<std::int64_t>& client_bits() const = 0;
   virtual std::int64_t uplink_bits() const = 0;
-  // Per-client state floats the exchange keeps for a client it has seen: error-feedback memory
-  // (d, when enabled) and the compressor's state (Note [Client state account] in algo/setup.h).
-  virtual std::int64_t error_floats_per_client() const = 0;
-  virtual std::int64_t compressor_floats_per_client() const = 0;
   // Error-feedback memory of a client this rank owns (empty when it has none).
   virtual std::span<const float> error_memory(int c) const = 0;
   // Robust rules: what the last finish() selected and dropped (identical on every rank).
   virtual const robust::Report& report() const = 0;
   // The state carried between rounds (Note [Checkpoints]): the sums' scales, PowerSGD's warm
-  // start, the robust rule's state (whole, also under the shard plan: collective there) and, as
-  // client slots, the error memory and compressor state of the clients this rank owns. load
-  // keeps the client rows `owns` accepts.
+  // start and the robust rule's state (whole, also under the shard plan: collective there). The
+  // per-client state (error memory, compressor state) is in the client store given to
+  // make_exchange, which saves it itself.
   virtual void save(StateBundle& b) const = 0;
-  virtual void load(const StateBundle& b, const std::function<bool(int)>& owns) = 0;
+  virtual void load(const StateBundle& b) = 0;
   // zeno: the server's validation loss L(y) for the current round, and the model x.
   virtual void set_validation(std::function<double(const float*)> loss, const float* x) = 0;
 };
@@ -91,9 +88,10 @@ class Exchange {
 // plan auto (o.auto_plan) moves a shardable robust rule to the shard plan once a round's messages
 // (clients per round x d x 4 bytes) exceed o.memory_budget. The options are checked by
 // ExchangeOptions::from_config; a combination it refuses (a sum on the shard plan, a robust
-// rule on the reduce plan) is a logic_error here.
+// rule on the reduce plan) is a logic_error here. The exchange declares its per-client slots
+// (error feedback, compressor state) in `store`, which must outlive it.
 std::unique_ptr<Exchange> make_exchange(ExchangeOptions o, comm::Communicator& comm,
                                         const std::vector<LayerView>& layers, std::uint64_t seed,
-                                        int num_clients);
+                                        int num_clients, ClientStore& store);
 
 }  // namespace cohort::exchange

@@ -45,8 +45,8 @@ void for_each_message(const std::vector<std::vector<std::uint8_t>>& inboxes, F&&
 
 GatherExchange::GatherExchange(ExchangeOptions o, comm::Communicator& comm,
                                const std::vector<LayerView>& layers, std::uint64_t seed,
-                               int num_clients, std::unique_ptr<robust::Aggregator> rule)
-    : ExchangeBase(std::move(o), comm, layers, seed, num_clients), rule_(std::move(rule)) {
+                               int num_clients, ClientStore& store, std::unique_ptr<robust::Aggregator> rule)
+    : ExchangeBase(std::move(o), comm, layers, seed, num_clients, store), rule_(std::move(rule)) {
   if (!rule_)
     sum_.emplace(o_.aggregator == robust::AggregatorKind::kMajority, o_.sum, d_, max_messages());
 }

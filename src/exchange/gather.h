@@ -20,7 +20,7 @@ class GatherExchange final : public ExchangeBase {
  public:
   // rule: the robust rule o names (o.robust_rule()), or null for a sum (mean, majority).
   GatherExchange(ExchangeOptions o, comm::Communicator& comm, const std::vector<LayerView>& layers,
-                 std::uint64_t seed, int num_clients, std::unique_ptr<robust::Aggregator> rule);
+                 std::uint64_t seed, int num_clients, ClientStore& store, std::unique_ptr<robust::Aggregator> rule);
   std::string describe() const override;
   void submit(int c, std::span<float> message, double weight, bool byzantine) override;
 

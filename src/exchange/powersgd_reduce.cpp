@@ -6,8 +6,8 @@ namespace cohort::exchange {
 
 PowerSgdReduceExchange::PowerSgdReduceExchange(ExchangeOptions o, comm::Communicator& comm,
                                                const std::vector<LayerView>& layers,
-                                               std::uint64_t seed, int num_clients)
-    : ExchangeBase(std::move(o), comm, layers, seed, num_clients),
+                                               std::uint64_t seed, int num_clients, ClientStore& store)
+    : ExchangeBase(std::move(o), comm, layers, seed, num_clients, store),
       allreduce_(layers_, o_.compressor.rank, o_.compressor.warm_start) {}
 
 std::string PowerSgdReduceExchange::describe() const {

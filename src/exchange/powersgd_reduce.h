@@ -18,7 +18,7 @@ class PowerSgdReduceExchange final : public ExchangeBase {
  public:
   // o: compressor powersgd in mode reduce, aggregator mean.
   PowerSgdReduceExchange(ExchangeOptions o, comm::Communicator& comm,
-                         const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients);
+                         const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients, ClientStore& store);
   std::string describe() const override;
   void submit(int c, std::span<float> message, double weight, bool byzantine) override;
 

@@ -6,8 +6,8 @@ namespace cohort::exchange {
 
 ReduceExchange::ReduceExchange(ExchangeOptions o, comm::Communicator& comm,
                                const std::vector<LayerView>& layers, std::uint64_t seed,
-                               int num_clients)
-    : ExchangeBase(std::move(o), comm, layers, seed, num_clients),
+                               int num_clients, ClientStore& store)
+    : ExchangeBase(std::move(o), comm, layers, seed, num_clients, store),
       sum_(o_.aggregator == robust::AggregatorKind::kMajority, o_.sum, d_, max_messages()) {}
 
 std::string ReduceExchange::describe() const {

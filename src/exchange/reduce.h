@@ -17,7 +17,7 @@ class ReduceExchange final : public ExchangeBase {
  public:
   // o: a sum (mean or majority), not PowerSGD in mode reduce.
   ReduceExchange(ExchangeOptions o, comm::Communicator& comm, const std::vector<LayerView>& layers,
-                 std::uint64_t seed, int num_clients);
+                 std::uint64_t seed, int num_clients, ClientStore& store);
   std::string describe() const override;
   void submit(int c, std::span<float> message, double weight, bool byzantine) override;
 

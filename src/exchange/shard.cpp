@@ -21,8 +21,8 @@ void append_raw(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
 
 ShardExchange::ShardExchange(ExchangeOptions o, comm::Communicator& comm,
                              const std::vector<LayerView>& layers, std::uint64_t seed,
-                             int num_clients, std::unique_ptr<robust::Aggregator> rule)
-    : ExchangeBase(std::move(o), comm, layers, seed, num_clients), rule_(std::move(rule)),
+                             int num_clients, ClientStore& store, std::unique_ptr<robust::Aggregator> rule)
+    : ExchangeBase(std::move(o), comm, layers, seed, num_clients, store), rule_(std::move(rule)),
       blocks_(static_cast<std::size_t>(comm_.size())) {}
 
 std::pair<std::int64_t, std::int64_t> ShardExchange::shard_block(int r) const {

@@ -28,7 +28,55 @@ std::vector<float> random_vector(std::int64_t n, std::uint32_t round, std::uint3
   return v;
 }
 
+// An exchange whose client store holds every client (one rank owns them all).
+struct TestExchange {
+  ClientStore store;
+  std::unique_ptr<exchange::Exchange> ex;
+  TestExchange(exchange::ExchangeOptions o, comm::Communicator& comm,
+               const std::vector<LayerView>& layers, std::uint64_t seed, int num_clients)
+      : store(0, num_clients),
+        ex(exchange::make_exchange(std::move(o), comm, layers, seed, num_clients, store)) {}
+  exchange::Exchange* operator->() { return ex.get(); }
+};
+
 }  // namespace
+
+TEST_CASE("exchange: per-client state lives in the client store, in the slots it declares",
+          "[exchange][store]") {
+  const std::vector<LayerView> layers = {{"w", 0, 8, 5}, {"b", 40, 8, 1}};
+  auto comm = comm::make_self_communicator();
+  const auto slots = [](const ClientStore& st) {
+    std::string out;
+    for (const auto& s : st.slots()) out += s.name + ":" + std::to_string(s.width) + " ";
+    return out;
+  };
+  auto o = options("powersgd");
+  o.compressor.mode = "per_client";
+  o.compressor.rank = 2;
+  o.error_feedback = true;
+  {
+    TestExchange ex(o, *comm, layers, 3, 4);
+    // d = 48 floats of error memory; PowerSGD keeps Q (cols x rank = 5 x 2) of the matrix layer
+    // and a flag saying Q was set.
+    REQUIRE(slots(ex.store) == "error:48 compressor:11 ");
+    ex->begin_round(0, std::vector<int>{1, 3});
+    auto u = random_vector(48, 0, 1);
+    ex->submit(1, u, 1.0);
+    u = random_vector(48, 0, 3);
+    ex->submit(3, u, 1.0, /*byzantine=*/true);  // Byzantine clients keep no error memory
+    std::vector<float> g(48);
+    REQUIRE(ex->finish(g.data(), 2.0));
+    REQUIRE(ex.store.clients(0) == 1);
+    REQUIRE(ex.store.find(0, 1).data() == ex->error_memory(1).data());
+    REQUIRE(ex->error_memory(3).empty());
+    REQUIRE(ex.store.clients(1) == 2);  // both clients' compressor state
+  }
+  // Error feedback with compressor none has nothing to keep: no slot, no memory.
+  auto none = options("none");
+  none.error_feedback = true;
+  TestExchange plain(none, *comm, layers, 3, 4);
+  REQUIRE(slots(plain.store).empty());
+}
 
 TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of messages", "[exchange]") {
   // One client, one round after another: sum_t decode(C(p_t)) + e_T = sum_t u_t.
@@ -44,7 +92,7 @@ TEST_CASE("exchange: error feedback conserves sum of sent + memory = sum of mess
     o.compressor.mode = label == "powersgd per_client" ? "per_client" : "reduce";
     o.compressor.rank = 1;
     auto comm = comm::make_self_communicator();
-    auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
+    TestExchange ex(o, *comm, layers, 3, 1);
     std::vector<double> sent(48, 0.0), sum_u(48, 0.0);
     std::vector<float> g(48);
     for (std::uint32_t t = 0; t < 25; ++t) {
@@ -83,7 +131,7 @@ TEST_CASE("exchange: a too large or non-finite p fails the round, with or withou
         for (const float bad : {std::ldexp(1.0f, 40), -std::numeric_limits<float>::infinity(),
                                 std::numeric_limits<float>::quiet_NaN()}) {
           auto comm = comm::make_self_communicator();
-          auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
+          TestExchange ex(o, *comm, layers, 3, 1);
           ex->begin_round(0);  // a good round first: the memory is not zero
           auto u = random_vector(126, 0, 0);
           ex->submit(0, u, 1.0);
@@ -112,7 +160,7 @@ TEST_CASE("exchange: the size check sees p even where PowerSGD's output stays be
       o.compressor.rank = 1;
       o.error_feedback = ef;
       auto comm = comm::make_self_communicator();
-      auto ex = exchange::make_exchange(o, *comm, layers, 3, 1);
+      TestExchange ex(o, *comm, layers, 3, 1);
       ex->begin_round(0);
       const float big = std::ldexp(1.0f, 40);
       std::vector<float> u = {big, 0, 0, big}, g(4);
@@ -127,7 +175,7 @@ TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exc
   auto o = options("sign");
   o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  auto ex = exchange::make_exchange(o, *comm, layers, 1, 4);
+  TestExchange ex(o, *comm, layers, 1, 4);
   ex->begin_round(0);
   std::vector<std::vector<float>> msgs = {
       {1, -2, 0.5, -1}, {-3, -1, 2, 1}, {2, 5, -1, -1}, {-1, 4, -7, 1}};
@@ -147,7 +195,7 @@ TEST_CASE("exchange: majority vote is sign(sum of signs) with ties to +1", "[exc
 TEST_CASE("exchange: weighted mean through the exact sum", "[exchange]") {
   const std::vector<LayerView> layers = {{"w", 0, 3, 1}};
   auto comm = comm::make_self_communicator();
-  auto ex = exchange::make_exchange(options("none"), *comm, layers, 1, 2);
+  TestExchange ex(options("none"), *comm, layers, 1, 2);
   ex->begin_round(0);
   std::vector<float> a = {1, 2, 3}, b = {5, -2, 7};
   ex->submit(0, a, 1.0);
@@ -164,7 +212,7 @@ TEST_CASE("exchange: PowerSGD reduce with full rank returns the mean of the mess
   auto o = options("powersgd");
   o.compressor.rank = 2;
   auto comm = comm::make_self_communicator();
-  auto ex = exchange::make_exchange(o, *comm, layers, 4, 2);
+  TestExchange ex(o, *comm, layers, 4, 2);
   ex->begin_round(0);
   std::vector<float> m1 = {1, 2, 3, 4, 5, 6, 1, 1, 1}, m2 = {0, -1, 2, 1, -3, 2, 3, 5, 7};
   ex->submit(0, m1, 1.0);
@@ -187,7 +235,7 @@ TEST_CASE("exchange: weighted PowerSGD reduce equals repeating each message weig
   const std::vector<float> m1 = {2, -1, 1, 3, 0, 2, 1, 1, 1}, m2 = {1, 1, -2, 0, 3, 1, 3, 5, 7};
   auto run = [&](const std::vector<std::pair<const std::vector<float>*, double>>& msgs) {
     auto comm = comm::make_self_communicator();
-    auto ex = exchange::make_exchange(o, *comm, layers, 4, static_cast<int>(msgs.size()));
+    TestExchange ex(o, *comm, layers, 4, static_cast<int>(msgs.size()));
     ex->begin_round(0);
     double total = 0;
     for (std::size_t c = 0; c < msgs.size(); ++c) {
@@ -218,7 +266,7 @@ TEST_CASE("exchange: error feedback keeps no memory with compressor none", "[exc
     o.error_feedback = true;
     o.plan = plan;
     auto comm = comm::make_self_communicator();
-    auto ex = exchange::make_exchange(o, *comm, layers, 1, 1);
+    TestExchange ex(o, *comm, layers, 1, 1);
     ex->begin_round(0);
     std::vector<float> a = {1, 2, 3};
     ex->submit(0, a, 1.0);
@@ -240,7 +288,7 @@ TEST_CASE("exchange: a non-finite message is caught even when the compressor hid
     o.compressor.k = 1;
     o.compressor.norm = "max";
     auto comm = comm::make_self_communicator();
-    auto ex = exchange::make_exchange(o, *comm, layers, 1, 2);
+    TestExchange ex(o, *comm, layers, 1, 2);
     ex->begin_round(0);
     std::vector<float> good = {1, 2, 3, 4, 5, 6}, bad = {1, NAN, 3, 4, 5, 6};
     ex->submit(0, good, 1.0);
@@ -260,7 +308,7 @@ TEST_CASE("exchange: the majority vote counts the sent sign bit, also for -0", "
   auto o = options("sign");
   o.aggregator = robust::AggregatorKind::kMajority;
   auto comm = comm::make_self_communicator();
-  auto ex = exchange::make_exchange(o, *comm, layers, 1, 1);
+  TestExchange ex(o, *comm, layers, 1, 1);
   ex->begin_round(0);
   std::vector<float> m = {-0.0f, -1e-30f};
   ex->submit(0, m, 1.0);
@@ -275,7 +323,7 @@ TEST_CASE("exchange: make_exchange picks the plan's class from the resolved opti
   const std::vector<LayerView> layers = {{"w", 0, 4, 3}};  // d = 12
   auto comm = comm::make_self_communicator();
   const auto plan_of = [&](const exchange::ExchangeOptions& o) {
-    const std::string what = exchange::make_exchange(o, *comm, layers, 1, 4)->describe();
+    const std::string what = TestExchange(o, *comm, layers, 1, 4)->describe();
     return what.substr(0, what.find(" ("));
   };
   auto o = options("none");
@@ -283,16 +331,16 @@ TEST_CASE("exchange: make_exchange picks the plan's class from the resolved opti
   o.plan = exchange::Plan::kGather;
   REQUIRE(plan_of(o) == "gather");
   o.plan = exchange::Plan::kShard;  // a sum has no shard form
-  REQUIRE_THROWS_AS(exchange::make_exchange(o, *comm, layers, 1, 4), std::logic_error);
+  REQUIRE_THROWS_AS(TestExchange(o, *comm, layers, 1, 4), std::logic_error);
   auto p = options("powersgd");  // mode reduce: its own plan, whatever o.plan says
-  REQUIRE(exchange::make_exchange(p, *comm, layers, 1, 4)->describe().find("PowerSGD") !=
+  REQUIRE(TestExchange(p, *comm, layers, 1, 4)->describe().find("PowerSGD") !=
           std::string::npos);
   // A robust rule: gather, or shard when plan auto finds a round's messages above the budget.
   auto r = options("none");
   r.aggregator = robust::AggregatorKind::kCm;
   r.rule.name = "cm";
   r.per_round = 4;
-  REQUIRE_THROWS_AS(exchange::make_exchange(r, *comm, layers, 1, 4), std::logic_error);  // reduce
+  REQUIRE_THROWS_AS(TestExchange(r, *comm, layers, 1, 4), std::logic_error);  // reduce
   r.plan = exchange::Plan::kGather;
   r.auto_plan = true;
   r.memory_budget = 4 * 12 * 4;  // exactly one round's messages: still fits
