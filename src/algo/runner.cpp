@@ -55,8 +55,9 @@ constexpr double kAbandonAfterSeconds = 0.5;
 //  - the exchange keeps one bits value per sampled client and all-reduces those k values;
 //  - per-client results rows (/clients/uplink_bits, /clients/selected) cover the sampled
 //    clients, aligned with /clients/sampled;
-//  - client state (error feedback, worker momentum, compressor state) lives in maps filled at a
-//    client's first participation; a client that never took part costs nothing there.
+//  - client state (error feedback, worker momentum, compressor state) lives in the rank's
+//    ClientStore, whose rows are allocated at a client's first participation (Note [Client
+//    store]); a client that never took part costs nothing there.
 // What remains per client is a few bytes: its sample count (int64, the weights of the mean),
 // the Byzantine flag, and the labelflip flag; data.partition.name = pool draws a client's rows
 // from its keyed stream when it trains, so a partition stores nothing per client either
