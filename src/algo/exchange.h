@@ -73,12 +73,6 @@ struct ExchangeOptions {
 // Returns false when a term was invalid on this rank.
 bool finish_block_sum(BlockSum& sum, comm::Communicator* comm, float* out, double divisor);
 
-// aggregator.* options of a robust rule.
-robust::AggregatorOptions robust_options(const Config& cfg);
-
-// compressor.* or downlink_compressor.* options.
-compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section);
-
 class Exchange {
  public:
   Exchange(ExchangeOptions o, comm::Communicator& comm,

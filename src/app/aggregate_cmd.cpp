@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "algo/exchange.h"
 #include "attack/attack.h"
 #include "app/hdf5_input.h"
 #include "core/config.h"
@@ -127,7 +126,7 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
       out[j] = static_cast<float>(s / n);
     }
   } else {
-    const robust::AggregatorOptions opts = algo::robust_options(cfg);
+    const robust::AggregatorOptions opts = robust::aggregator_options(cfg);
     auto rule = robust::make_aggregator(opts);
     rule->check_inputs(n);  // with bucketing, the wrapper checks ceil(n/s) buckets
     const robust::Messages m{in.data.data(), n, d, clients, {}};

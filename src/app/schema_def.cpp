@@ -3,8 +3,10 @@
 // live beside them and read exactly these keys.
 #include <cmath>
 
+#include "compress/compressor.h"
 #include "core/schema.h"
 #include "data/loaders.h"
+#include "robust/aggregator.h"
 
 namespace cohort {
 namespace {
@@ -193,100 +195,6 @@ Section attack_section() {
   return s;
 }
 
-Section aggregator_section() {
-  Section s{"aggregator",
-            "How the server combines client messages (docs/algorithms.md §3). Robust rules drop "
-            "non-finite messages and run on the gather or shard plan."};
-  s.default_component = "mean";
-  auto f = opt_int("f", 1, "assumed number of Byzantine messages");
-  s.components = {
-      {"mean",
-       "(weighted) average of the messages",
-       {opt_bool("weighted", false, "weight clients by their sample counts")}},
-      {"majority",
-       "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
-       {}},
-      {"cm", "coordinate-wise median (even n: mean of the two middle values)", {}},
-      {"tm",
-       "coordinate-wise trimmed mean: drop the b largest and b smallest (needs n > 2b)",
-       {opt_int("b", 1, "values trimmed per side")}},
-      {"krum",
-       "the message with the lowest sum of squared distances to its n-f-2 nearest (n >= 2f+3)",
-       {f}},
-      {"multikrum",
-       "mean of the m lowest Krum scores (n >= 2f+3)",
-       {f, opt_int("m", 0, "messages averaged; 0: n - f")}},
-      {"gm",
-       "geometric median by smoothed Weiszfeld (RFA)",
-       {opt_int("iters", 3, "Weiszfeld iterations T", 1),
-        opt_float("nu", 0.1, "smoothing: distances below nu count as nu", 0, INFINITY, true),
-        opt_enum("init", "zero", {"zero", "mean"}, "starting point z0")}},
-      {"cclip",
-       "centered clipping from the previous aggregate",
-       {opt_float("tau", 10.0, "clipping radius", 0, INFINITY, true),
-        opt_int("iters", 1, "clipping iterations L", 1)}},
-      {"bulyan", "repeated Krum selection, then a trimmed mean around the median (n >= 4f+3)", {f}},
-      {"zeno",
-       "average of the n-b messages with the best validation-loss descent score",
-       {opt_int("b", 1, "messages dropped"), opt_float("rho", 5e-4, "weight of ||u||^2", 0),
-        opt_float("gamma", 0.1, "step used in the score", 0, INFINITY, true),
-        opt_int("batch", 32, "server validation minibatch (test rows)", 1)}},
-  };
-  s.options = {opt_int("bucketing", 0,
-                       "robust rules: average random groups of this many messages first (0 or 1: "
-                       "off)")};
-  return s;
-}
-
-Section compressor_section(std::string key, std::string help, bool uplink) {
-  Section s{std::move(key), std::move(help)};
-  s.default_component = "none";
-  auto ratio = opt_float("ratio", 0.01, "kept share of each layer when k is 0", 0, 1, true);
-  auto k = opt_int("k", 0, "coordinates kept per layer (clamped to the layer size); 0: use ratio");
-  std::vector<Option> powersgd = {opt_int("rank", 2, "rank r of the approximation", 1),
-                                  opt_bool("warm_start", true, "start from the previous Q")};
-  if (uplink)
-    powersgd.push_back(opt_enum("mode", "reduce", {"reduce", "per_client"},
-                                "reduce: all-reduce P and Q (mean aggregator only); per_client: "
-                                "each client sends its own P, Q"));
-  s.components = {
-      {"none", "send float32 values, 32 bits per coordinate", {}},
-      {"sign",
-       "1 bit per coordinate, sign(0) = +1",
-       {opt_enum("scale", "none", {"none", "l1"},
-                 "none: decode to +-1 (signSGD); l1: to ||v||_1/d times the sign")}},
-      {"topk",
-       "the k largest |v| per layer (ties: lower index), values + packed indices",
-       {ratio, k,
-        opt_enum("index_bits", "packed", {"packed", "plain"},
-                 "packed: ceil(log2 d_layer) bits per index; plain: 32")}},
-      {"randk",
-       "k uniformly random coordinates per layer, shared by all clients of the round",
-       {ratio, k, opt_bool("unbiased", false, "scale kept values by d/k")}},
-      {"qsgd",
-       "stochastic quantisation to s levels of |v|/norm per bucket (unbiased)",
-       {opt_int("levels", 4, "quantisation levels s", 1, 65535),
-        opt_enum("norm", "l2", {"l2", "max"}, "bucket norm"),
-        opt_int("bucket", 0, "bucket size; 0: the whole layer"),
-        opt_enum("coding", "fixed", {"fixed", "elias"},
-                 "fixed: sign + ceil(log2(s+1)) bits; elias: Elias-gamma coded levels")}},
-      {"powersgd", "rank-r power iteration per matrix layer (Vogels et al. 2019)", powersgd},
-  };
-  s.options = {opt_enum("scope", "layer", {"layer", "global"},
-                        "compress each layer separately, or the whole vector as one")};
-  if (uplink)
-    s.options.push_back(opt_bool("error_feedback", false,
-                                 "keep e_i = p - decode(C(p)) per client and add it next time"));
-  return s;
-}
-
-Section slot(std::string key, std::string help, std::vector<Component> comps) {
-  Section s{std::move(key), std::move(help)};
-  s.default_component = comps.front().name;
-  s.components = std::move(comps);
-  return s;
-}
-
 Section build_schema() {
   Section root{"", "A cohort run."};
   root.options = {
@@ -350,13 +258,9 @@ Section build_schema() {
       clients,
       algorithm_section(),
       server_optimizer_section(),
-      aggregator_section(),
-      compressor_section("compressor",
-                         "Compression of client messages (uplink), docs/algorithms.md §2.", true),
-      compressor_section("downlink_compressor",
-                         "Compression of the model broadcast: the server sends C(x - x_hat) and "
-                         "every sampled client trains from x_hat += decode(...).",
-                         false),
+      robust::aggregator_section(),
+      compress::compressor_section(compress::kUplinkSlot),
+      compress::compressor_section(compress::kDownlinkSlot),
       attack_section(),
       eval,
       comm,

@@ -335,8 +335,8 @@ std::vector<Run> expand(const Sweep& s, const fs::path& out) {
 // Cheap checks that would otherwise fail only when a run starts.
 void check_run(const Config& cfg) {
   algo::ExchangeOptions::from_config(cfg);
-  compress::make_compressor(algo::compressor_options(cfg, "compressor"));
-  compress::make_compressor(algo::compressor_options(cfg, "downlink_compressor"));
+  compress::make_compressor(compress::compressor_options(cfg, compress::kUplinkSlot));
+  compress::make_compressor(compress::compressor_options(cfg, compress::kDownlinkSlot));
   if (cfg.get_string("algorithm.name") == "fedavg") algo::FedAvgOptions::from_config(cfg);
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
   require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));
