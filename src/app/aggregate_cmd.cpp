@@ -39,18 +39,12 @@ namespace {
 // omniscient ones are crafted from the honest rows' statistics.
 std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, std::uint64_t seed,
                                   std::uint32_t round) {
-  attack::AttackOptions a;
-  a.name = cfg.get_string("attack.name");
+  const attack::AttackOptions a = attack::attack_options(cfg);
   if (a.name == "none") return {};
   const int f = static_cast<int>(cfg.get_int("attack.count"));
   require_usage(f > 0, "cohort aggregate adds attack.count Byzantine rows: set attack.count >= 1");
   require_usage(a.name != "labelflip", "attack labelflip changes training, not messages: it has no "
                                        "effect in cohort aggregate");
-  if (a.name == "signflip") a.scale = cfg.get_float("attack.scale");
-  if (a.name == "gaussian") a.sigma = cfg.get_float("attack.sigma");
-  if (a.name == "nonfinite") a.value = cfg.get_string("attack.value");
-  if (a.name == "ipm") a.eps = cfg.get_float("attack.eps");
-  if (a.name == "alie") a.z = cfg.get_string("attack.z");
   const auto atk = attack::make_attack(a);
   if (atk->drops()) return {};
   // read_hdf5_floats guarantees 1 <= n, d <= 2^31 - 1: a honest row to copy or learn from.

@@ -3,6 +3,9 @@
 // live beside them and read exactly these keys.
 #include <cmath>
 
+#include "algo/algorithm.h"
+#include "algo/server_optimizer.h"
+#include "attack/attack.h"
 #include "compress/compressor.h"
 #include "core/schema.h"
 #include "data/loaders.h"
@@ -101,100 +104,6 @@ Section model_section() {
   return s;
 }
 
-Section algorithm_section() {
-  Section s{"algorithm", "What sampled clients compute each round (docs/algorithms.md §1)."};
-  s.default_component = "fedavg";
-  s.options = {
-      opt_float("client_momentum", 0.0,
-                "worker momentum beta: a client sends m_i instead of u_i (0: off)", 0, 1),
-      opt_enum("momentum_form", "ema", {"ema", "heavy_ball"},
-               "ema: m_i <- beta m_i + (1-beta) u_i; heavy_ball: m_i <- beta m_i + u_i; "
-               "m_i = 0 before a client's first participation (first message (1-beta) u_i, or "
-               "u_i in heavy_ball form)"),
-  };
-  s.components = {
-      {"sgd",
-       "server-only SGD (FedSGD): one minibatch gradient per sampled client at x",
-       {opt_int("batch_size", 32, "minibatch size; 0: the client's full data")}},
-      {"fedavg",
-       "K local SGD steps (or E local epochs), client sends x - y_K",
-       {opt_int("local_steps", 0, "local SGD steps K; 0: use local_epochs"),
-        opt_int("local_epochs", 1, "passes over the client's data when local_steps is 0"),
-        opt_int("batch_size", 32, "minibatch size B; 0: the client's full data"),
-        opt_float("local_lr", 0.05, "local learning rate", 0, INFINITY, true)}},
-  };
-  return s;
-}
-
-Section server_optimizer_section() {
-  Section s{"server_optimizer", "How the server applies the aggregate g to x."};
-  s.default_component = "sgd";
-  auto lr = [](double def) {
-    return opt_float("lr", def, "server learning rate", 0, INFINITY, true);
-  };
-  s.components = {
-      {"sgd", "x <- x - lr g (lr = 1 with fedavg is plain FedAvg)", {lr(1.0)}},
-      {"momentum",
-       "ema: m <- (1-beta) g + beta m; heavy_ball: m <- beta m + g; x <- x - lr m",
-       {lr(1.0), opt_float("beta", 0.9, "momentum", 0, 1),
-        opt_enum("form", "ema", {"ema", "heavy_ball"}, "momentum form")}},
-      {"nesterov",
-       "m <- beta m + g; x <- x - lr (g + beta m)",
-       {lr(1.0), opt_float("beta", 0.9, "momentum", 0, 1)}},
-      {"adam",
-       "Adam (FedAdam): m, v moving averages of g and g^2",
-       {lr(0.01), opt_float("beta1", 0.9, "first-moment decay", 0, 1),
-        opt_float("beta2", 0.99, "second-moment decay", 0, 1),
-        opt_float("eps", 1e-3, "added to sqrt(v) (tau in the FedOpt paper)", 0, INFINITY, true),
-        opt_bool("bias_correction", false, "divide m, v by 1 - beta^t")}},
-      {"yogi",
-       "Yogi (FedYogi): v <- v - (1-beta2) g^2 sign(v - g^2)",
-       {lr(0.01), opt_float("beta1", 0.9, "first-moment decay", 0, 1),
-        opt_float("beta2", 0.99, "second-moment decay", 0, 1),
-        opt_float("eps", 1e-3, "added to sqrt(v)", 0, INFINITY, true),
-        opt_bool("bias_correction", false, "divide m, v by 1 - beta^t")}},
-  };
-  return s;
-}
-
-Section attack_section() {
-  Section s{"attack",
-            "Byzantine clients (docs/algorithms.md §4): a fixed subset of the population chosen "
-            "from the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic, minmax, "
-            "minsum) see "
-            "the round's honest messages; compression applies after the attack."};
-  s.default_component = "none";
-  s.components = {
-      {"none", "every client is honest", {}},
-      {"signflip", "send -scale u_i", {opt_float("scale", 1.0, "multiplier of -u_i")}},
-      {"labelflip", "train honestly on labels y -> C-1-y (classification)", {}},
-      {"gaussian", "send N(0, sigma^2 I)", {opt_float("sigma", 1.0, "standard deviation", 0)}},
-      {"nonfinite",
-       "send NaN (or +inf) in every coordinate",
-       {opt_enum("value", "nan", {"nan", "inf"}, "what to send")}},
-      {"zero", "send zeros", {}},
-      {"dropout", "send nothing: the round aggregates fewer messages", {}},
-      {"ipm", "every Byzantine sends -eps mean(honest)", {opt_float("eps", 0.1, "scale", 0)}},
-      {"alie",
-       "every Byzantine sends mu - z sigma (coordinate-wise over the honest messages)",
-       {opt_string("z", "auto", "auto: Phi^-1((n-f-s)/(n-f)), s = floor(n/2+1)-f; or a number")}},
-      {"mimic", "every Byzantine copies the lowest-id honest client's message", {}},
-      {"minmax",
-       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its largest distance to "
-       "an honest message within the largest honest pairwise distance",
-       {}},
-      {"minsum",
-       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its summed squared "
-       "distance to the honest messages within the largest honest one",
-       {}},
-  };
-  s.options = {
-      opt_float("fraction", 0.0, "Byzantine share of the population (when count is 0)", 0, 1),
-      opt_int("count", 0, "number of Byzantine clients; 0: use fraction"),
-  };
-  return s;
-}
-
 Section build_schema() {
   Section root{"", "A cohort run."};
   root.options = {
@@ -256,12 +165,12 @@ Section build_schema() {
       data_section(),
       model_section(),
       clients,
-      algorithm_section(),
-      server_optimizer_section(),
+      algo::algorithm_section(),
+      algo::server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),
       compress::compressor_section(compress::kDownlinkSlot),
-      attack_section(),
+      attack::attack_section(),
       eval,
       comm,
       output,
