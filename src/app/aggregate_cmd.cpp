@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "algo/run_schema.h"
 #include "attack/attack.h"
 #include "app/hdf5_input.h"
 #include "core/config.h"
@@ -94,7 +95,7 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
 }  // namespace
 
 int run_aggregate_command(const AggregateCommandOptions& o) {
-  const Config cfg = Config::load(o.config, o.overrides);
+  const Config cfg = Config::load(o.config, o.overrides, algo::run_schema());
   const std::string name = cfg.get_string("aggregator.name");
   require_usage(name != "majority", "aggregator majority votes on sign messages; cohort aggregate "
                                     "applies mean or a robust rule");

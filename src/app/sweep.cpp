@@ -19,12 +19,12 @@
 
 #include "algo/exchange.h"
 #include "algo/fedavg.h"
+#include "algo/run_schema.h"
 #include "app/sweep_local.h"
 #include "app/sweep_script.h"
 #include "compress/compressor.h"
 #include "core/config.h"
 #include "core/errors.h"
-#include "core/schema.h"
 #include "metrics/results_claim.h"
 
 namespace cohort {
@@ -346,7 +346,7 @@ void check_run(const Config& cfg) {
 std::string resolve_run(const std::string& base_text, const std::vector<std::string>& ov,
                         const std::string& source, std::string& error) {
   try {
-    const Config cfg = Config::from_text(base_text, ov, run_schema(), source);
+    const Config cfg = Config::from_text(base_text, ov, algo::run_schema(), source);
     check_run(cfg);
     return yaml_document(cfg.resolved());
   } catch (const UsageError& e) {
@@ -563,7 +563,7 @@ int run_sweep_command(const SweepCommandOptions& o) {
     std::ofstream(cfg_path) << text;
     // The config exactly as `cohort run` will resolve it from this file, and store it.
     const std::string expected =
-        Config::from_text(text, {}, run_schema(), cfg_path.string()).resolved_text();
+        Config::from_text(text, {}, algo::run_schema(), cfg_path.string()).resolved_text();
     const RunState st = run_state(runs[i].dir / "metrics.h5", expected);
     if (st.kind == RunState::kCompleted) {
       ++completed;

@@ -1,6 +1,8 @@
-// The run-config schema: every key, its type, default and meaning. Components are listed here
-// once per category (explicit registration, docs/architecture.md "Registration"); their factories
-// live beside them and read exactly these keys.
+// The run-config schema (Note [Registration]): the slots come from their categories' lists, each
+// component's options declared beside its factory; the plain sections, whose keys the round loop,
+// the sampling and the exchange read, are declared here.
+#include "algo/run_schema.h"
+
 #include <cmath>
 
 #include "algo/algorithm.h"
@@ -8,19 +10,26 @@
 #include "algo/server_optimizer.h"
 #include "attack/attack.h"
 #include "compress/compressor.h"
-#include "core/schema.h"
 #include "robust/aggregator.h"
 
-namespace cohort {
+namespace cohort::algo {
 namespace {
 
+// A section of plain keys (options set by the caller).
+Section plain(std::string key, std::string help) {
+  Section s;
+  s.key = std::move(key);
+  s.help = std::move(help);
+  return s;
+}
+
 Section build_schema() {
-  Section root{"", "A cohort run."};
+  Section root = plain("", "A cohort run.");
   root.options = {
       opt_int64("seed", 0, "run seed; keys every random stream (Note [Keyed randomness])"),
       opt_int("rounds", 10, "communication rounds", 1),
   };
-  Section clients{"clients", "The client population and sampling."};
+  Section clients = plain("clients", "The client population and sampling.");
   clients.options = {
       opt_int("num_clients", 10, "population N; clients are spread over ranks in blocks", 1),
       opt_int("per_round", 0, "clients sampled per round; 0: use fraction"),
@@ -30,13 +39,13 @@ Section build_schema() {
               "compressor state), checked against its worst case before training; 0: no budget "
               "beyond the machine's memory"),
   };
-  Section eval{"eval", "Evaluation of the global model on the test set."};
+  Section eval = plain("eval", "Evaluation of the global model on the test set.");
   eval.options = {
       opt_int("every", 1, "evaluate every this many rounds (and always after the last); 0: last only"),
       opt_int("chunk", 1000, "test rows per evaluation chunk (fixed, so results are rank-independent)",
               1),
   };
-  Section comm{"comm", "How ranks exchange messages."};
+  Section comm = plain("comm", "How ranks exchange messages.");
   comm.options = {
       opt_enum("backend", "auto", {"auto", "mpi", "self"},
                "auto: mpi when launched with several ranks, self otherwise"),
@@ -55,7 +64,8 @@ Section build_schema() {
               "per-rank budget for one round's messages (clients per round x d x 4 bytes) "
               "above which plan auto shards a robust rule's input", 1),
   };
-  Section checkpoint{"checkpoint", "Checkpoints of the run state, for --resume (Note [Checkpoints])."};
+  Section checkpoint =
+      plain("checkpoint", "Checkpoints of the run state, for --resume (Note [Checkpoints]).");
   checkpoint.options = {
       opt_int("every", 0,
               "write a checkpoint every N rounds and at the end; 0: only when the run is "
@@ -65,18 +75,18 @@ Section build_schema() {
                  "directory of the checkpoint files; empty: output.path + \".checkpoints\""),
       opt_int("keep", 2, "checkpoints kept (the newest)", 1),
   };
-  Section output{"output", "Where results go."};
+  Section output = plain("output", "Where results go.");
   output.options = {
       opt_string("path", "results/run/metrics.h5", "HDF5 results file (directories are created)"),
       opt_bool("save_model", true, "store the final model in /model"),
       opt_int("progress_every", 1, "print a progress line every this many rounds; 0: never"),
   };
   root.children = {
-      algo::data_section(),
-      algo::model_section(),
+      data_section(),
+      model_section(),
       clients,
-      algo::algorithm_section(),
-      algo::server_optimizer_section(),
+      algorithm_section(),
+      server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),
       compress::compressor_section(compress::kDownlinkSlot),
@@ -96,4 +106,4 @@ const Section& run_schema() {
   return schema;
 }
 
-}  // namespace cohort
+}  // namespace cohort::algo
