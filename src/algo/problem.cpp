@@ -238,7 +238,9 @@ Section data_section() {
 
 const std::vector<model::ModelRegistration>& models() {
   static const std::vector<model::ModelRegistration> list = {
-      {"auto", "quadratic for quadratic data, linear for regression, logreg otherwise", {},
+      {"auto",
+       "quadratic for quadratic data, linear for regression, logreg otherwise",
+       {},
        [](const Config&, const data::Dataset& train) {
          return train.is_regression() ? model::make_linear(train.dim)
                                       : model::make_logreg(train.dim, train.num_classes);

@@ -13,9 +13,9 @@ const std::vector<AlgorithmRegistration>& algorithms() {
 }
 
 Section algorithm_section() {
-  Section s = slot_section("algorithm",
-                           "What sampled clients compute each round (docs/algorithms.md §1).",
-                           "fedavg", algorithms());
+  Section s =
+      slot_section("algorithm", "What sampled clients compute each round (docs/algorithms.md §1).",
+                   "fedavg", algorithms());
   // Read by the client behaviour (algo/clients.cpp), whatever the algorithm.
   s.options = {
       opt_float("client_momentum", 0.0,

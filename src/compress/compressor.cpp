@@ -196,12 +196,13 @@ const std::vector<CompressorRegistration>& compressors() {
 Section compressor_section(const std::string& slot) {
   const bool uplink = slot == kUplinkSlot;
   if (!uplink && slot != kDownlinkSlot) throw std::logic_error("no compressor slot " + slot);
-  Section s = slot_section(slot,
-                           uplink ? "Compression of client messages (uplink), docs/algorithms.md §2."
-                                  : "Compression of the model broadcast: the server sends "
-                                    "C(x - x_hat) and every sampled client trains from x_hat += "
-                                    "decode(...).",
-                           "none", compressors());
+  Section s =
+      slot_section(slot,
+                   uplink ? "Compression of client messages (uplink), docs/algorithms.md §2."
+                          : "Compression of the model broadcast: the server sends "
+                            "C(x - x_hat) and every sampled client trains from x_hat += "
+                            "decode(...).",
+                   "none", compressors());
   // Read by the exchange and the downlink, not by the compressors.
   s.options = {opt_enum("scope", "layer", {"layer", "global"},
                         "compress each layer separately, or the whole vector as one")};

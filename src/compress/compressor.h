@@ -113,18 +113,18 @@ struct CompressorOptions {
   // keep them defined; the constructor overwrites every one.)
   CompressorOptions();
   std::string name = "none";
-  std::string scale;             // sign: none | l1
-  double ratio{};                // topk, randk: k = max(1, round(ratio * layer size)) unless k > 0
-  std::int64_t k{};              // topk, randk: fixed k per layer (clamped to the layer size)
-  bool plain_indices{};          // topk: 32-bit indices instead of ceil(log2 d_layer)
-  bool unbiased{};               // randk: scale kept values by d/k
-  int levels{};                  // qsgd: s
-  std::string norm;              // qsgd: l2 | max
-  std::int64_t bucket{};         // qsgd: bucket size; 0 = the whole layer
-  std::string coding;            // qsgd: fixed | elias
-  int rank{};                    // powersgd: r
-  bool warm_start{};             // powersgd
-  std::string mode;              // powersgd: reduce | per_client (compressor slot only)
+  std::string scale;      // sign: none | l1
+  double ratio{};         // topk, randk: k = max(1, round(ratio * layer size)) unless k > 0
+  std::int64_t k{};       // topk, randk: fixed k per layer (clamped to the layer size)
+  bool plain_indices{};   // topk: 32-bit indices instead of ceil(log2 d_layer)
+  bool unbiased{};        // randk: scale kept values by d/k
+  int levels{};           // qsgd: s
+  std::string norm;       // qsgd: l2 | max
+  std::int64_t bucket{};  // qsgd: bucket size; 0 = the whole layer
+  std::string coding;     // qsgd: fixed | elias
+  int rank{};             // powersgd: r
+  bool warm_start{};      // powersgd
+  std::string mode;       // powersgd: reduce | per_client (compressor slot only)
   std::string section = "compressor";  // the config section, for error messages
 };
 

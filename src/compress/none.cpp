@@ -14,8 +14,9 @@ void NoneCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
 }
 
 CompressorRegistration none_registration() {
-  return {"none", "send float32 values, 32 bits per coordinate", {},
-          [](const CompressorOptions&) { return std::make_unique<NoneCompressor>(); }};
+  return {"none", "send float32 values, 32 bits per coordinate", {}, [](const CompressorOptions&) {
+            return std::make_unique<NoneCompressor>();
+          }};
 }
 
 }  // namespace cohort::compress

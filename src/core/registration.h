@@ -62,6 +62,13 @@ Field<Opts> field(Option option,
   return Field<Opts>{std::move(option), std::move(read), ""};
 }
 
+// A Field whose key the component's user reads itself, not the category's reader (mean's
+// weighted: the exchange).
+template <class Opts>
+Field<Opts> read_elsewhere(Option option) {
+  return Field<Opts>{std::move(option), {}, ""};
+}
+
 // One component of a category. Entry is Option where the factory reads the resolved config
 // itself, Field<Opts> where it takes an Opts filled from the fields.
 template <class Signature, class Entry = Option>

@@ -251,11 +251,15 @@ Partition iid(const Config& cfg, const Dataset& train) {
 
 const std::vector<PartitionRegistration>& partitions() {
   static const std::vector<PartitionRegistration> list = {
-      {"auto", "natural for synthetic, inline and quadratic data, iid otherwise", {},
+      {"auto",
+       "natural for synthetic, inline and quadratic data, iid otherwise",
+       {},
        [](const Config& cfg, const Dataset& train, Partition natural) {
          return natural.empty() ? iid(cfg, train) : natural;
        }},
-      {"iid", "uniformly random, near-equal sizes", {},
+      {"iid",
+       "uniformly random, near-equal sizes",
+       {},
        [](const Config& cfg, const Dataset& train, Partition) { return iid(cfg, train); }},
       {"dirichlet",
        "per-class proportions over clients drawn from Dirichlet(alpha) (classification only)",
@@ -272,11 +276,13 @@ const std::vector<PartitionRegistration>& partitions() {
        [](const Config& cfg, const Dataset& train, Partition) {
          require_rows(cfg, train);
          require_labels("shards", train);
-         return partition_shards(
-             train.labels, num_clients(cfg),
-             static_cast<int>(cfg.get_int("data.partition.shards_per_client")), seed(cfg));
+         return partition_shards(train.labels, num_clients(cfg),
+                                 static_cast<int>(cfg.get_int("data.partition.shards_per_client")),
+                                 seed(cfg));
        }},
-      {"natural", "the generator's own per-client blocks (synthetic and inline data)", {},
+      {"natural",
+       "the generator's own per-client blocks (synthetic and inline data)",
+       {},
        [](const Config& cfg, const Dataset&, Partition natural) {
          require_usage(!natural.empty(),
                        "data.partition.name = natural needs a synthetic dataset; for '" +

@@ -69,7 +69,9 @@ std::unique_ptr<Model> make_logreg(std::int64_t input_dim, int num_classes) {
 }
 
 ModelRegistration logreg_registration() {
-  return {"logreg", "multinomial logistic regression, softmax cross-entropy", {},
+  return {"logreg",
+          "multinomial logistic regression, softmax cross-entropy",
+          {},
           [](const Config&, const data::Dataset& train) {
             require_class_labels("logreg", train);
             return make_logreg(train.dim, train.num_classes);

@@ -184,10 +184,11 @@ void require_option(bool ok, const char* key, const std::string& what) {
 
 const std::vector<AggregatorRegistration>& aggregators() {
   static const std::vector<AggregatorRegistration> list = {
-      // Read and computed by the exchange (Note [Exchange plans]): not robust rules.
+      // Sums, which the exchange reads and computes (Note [Exchange plans]): no factory here.
       {"mean",
        "(weighted) average of the messages",
-       {{opt_bool("weighted", false, "weight clients by their sample counts"), {}, ""}},
+       {read_elsewhere<AggregatorOptions>(
+           opt_bool("weighted", false, "weight clients by their sample counts"))},
        {}},
       {"majority",
        "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
@@ -206,10 +207,11 @@ const std::vector<AggregatorRegistration>& aggregators() {
 }
 
 Section aggregator_section() {
-  Section s = slot_section("aggregator",
-                           "How the server combines client messages (docs/algorithms.md §3). Robust "
-                           "rules drop non-finite messages and run on the gather or shard plan.",
-                           "mean", aggregators());
+  Section s =
+      slot_section("aggregator",
+                   "How the server combines client messages (docs/algorithms.md §3). Robust "
+                   "rules drop non-finite messages and run on the gather or shard plan.",
+                   "mean", aggregators());
   s.options = {bucketing_field().option};
   return s;
 }

@@ -291,7 +291,9 @@ TEST_CASE("config: a YAML syntax error names the file and line", "[config]") {
   CHECK_THAT(unclosed, Contains("YAML syntax error"));
   CHECK_THAT(unclosed, !StartsWith("test.yaml:1:"));
 
-  CHECK_THAT(usage_error_of([] { Config::load("/nonexistent/cohort_cfg.yaml", {}, cohort::algo::run_schema()); }),
+  CHECK_THAT(usage_error_of([] {
+               Config::load("/nonexistent/cohort_cfg.yaml", {}, cohort::algo::run_schema());
+             }),
              Contains("cannot open config file '/nonexistent/cohort_cfg.yaml'"));
 }
 

@@ -92,7 +92,8 @@ TEST_CASE("hostile: every integer key is bounded by its type before use", "[host
       if (v == "4294967297" && max > 4294967297LL) continue;
       auto overrides = k.select;
       overrides.push_back(k.path + "=" + literal(k, v));
-      const std::string msg = usage_error_of([&] { Config::from_text("{}", overrides, cohort::algo::run_schema()); });
+      const std::string msg =
+          usage_error_of([&] { Config::from_text("{}", overrides, cohort::algo::run_schema()); });
       CHECK_THAT(msg, Contains(k.path + " = '" + literal(k, v) + "' is not allowed"));
       CHECK_THAT(msg, Contains("holds at most " + std::to_string(max)));
     }
