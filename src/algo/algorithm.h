@@ -1,5 +1,5 @@
 // Client-side algorithms: what a sampled client computes from the global model each round
-// (docs/algorithms.md §1). Registered in make_algorithm (one explicit list).
+// (docs/algorithms.md §1). Registered in algorithms() (one explicit list, Note [Registration]).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 
 #include "algo/problem.h"
 #include "core/config.h"
+#include "core/registration.h"
 
 namespace cohort::algo {
 
@@ -27,6 +28,13 @@ class Algorithm {
                                       const float* x, float* message) = 0;
 };
 
+// An algorithm's schema entry and its factory, which reads the algorithm.* keys it declares.
+using AlgorithmRegistration =
+    Registration<std::unique_ptr<Algorithm>(const Config& cfg, std::int64_t num_params)>;
+
+const std::vector<AlgorithmRegistration>& algorithms();
+// The algorithm slot's schema, with the worker momentum every algorithm's clients may apply.
+Section algorithm_section();
 std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params);
 
 // The minibatches a client walks through: reshuffled epochs over its samples, cut into batches

@@ -11,23 +11,10 @@
 
 namespace cohort::algo {
 
-static attack::AttackOptions attack_options(const Config& cfg) {
-  attack::AttackOptions o;
-  o.name = cfg.get_string("attack.name");
-  o.fraction = cfg.get_float("attack.fraction");
-  o.count = static_cast<int>(cfg.get_int("attack.count"));
-  if (o.name == "signflip") o.scale = cfg.get_float("attack.scale");
-  if (o.name == "gaussian") o.sigma = cfg.get_float("attack.sigma");
-  if (o.name == "nonfinite") o.value = cfg.get_string("attack.value");
-  if (o.name == "ipm") o.eps = cfg.get_float("attack.eps");
-  if (o.name == "alie") o.z = cfg.get_string("attack.z");
-  return o;
-}
-
 ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint64_t seed,
                                  ClientStore& store)
     : store_(store), seed_(seed), d_(problem.num_params()) {
-  const auto o = attack_options(cfg);
+  const auto o = attack::attack_options(cfg);
   attack_ = attack::make_attack(o);
   byzantine_ = attack::byzantine_clients(seed, problem.num_clients(), o);
   require_usage(o.name == "none" || !byzantine_.empty(),

@@ -1,6 +1,7 @@
 #include "algo/fedavg.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "algo/interrupt.h"
 #include "core/errors.h"
@@ -17,6 +18,20 @@ FedAvgOptions FedAvgOptions::from_config(const Config& cfg) {
                 "algorithm.local_steps and algorithm.local_epochs are both 0: set one of them "
                 "to at least 1");
   return o;
+}
+
+AlgorithmRegistration fedavg_registration() {
+  return {"fedavg",
+          "K local SGD steps (or E local epochs), client sends x - y_K",
+          {opt_int("local_steps", 0, "local SGD steps K; 0: use local_epochs"),
+           opt_int("local_epochs", 1, "passes over the client's data when local_steps is 0"),
+           opt_int("batch_size", 32, "minibatch size B; 0: the client's full data"),
+           opt_float("local_lr", 0.05, "local learning rate", 0, INFINITY, true)},
+          [](const Config& cfg, std::int64_t num_params) {
+            return std::make_unique<FedAvgAlgorithm>(
+                static_cast<std::uint64_t>(cfg.get_int("seed")), FedAvgOptions::from_config(cfg),
+                num_params);
+          }};
 }
 
 FedAvgAlgorithm::FedAvgAlgorithm(std::uint64_t seed, FedAvgOptions o, std::int64_t num_params)

@@ -11,6 +11,7 @@ struct FedAvgOptions {
   std::int64_t local_epochs = 1;  // E
   std::int64_t batch_size = 32;   // B; 0: full batch
   double local_lr = 0.05;         // eta_l
+  // The algorithm.* keys fedavg_registration declares.
   static FedAvgOptions from_config(const Config& cfg);
 };
 
@@ -27,5 +28,8 @@ class FedAvgAlgorithm final : public Algorithm {
   FedAvgOptions o_;
   std::vector<float> y_, grad_;
 };
+
+// Its options, schema entry and factory (Note [Registration]).
+AlgorithmRegistration fedavg_registration();
 
 }  // namespace cohort::algo

@@ -8,6 +8,9 @@
 #include "core/errors.h"
 #include "data/loaders.h"
 #include "data/partition.h"
+#include "model/linear.h"
+#include "model/logreg.h"
+#include "model/mlp.h"
 
 namespace cohort::algo {
 
@@ -160,155 +163,27 @@ class DatasetProblem final : public Problem {
   std::vector<std::int64_t> batch_rows_;
 };
 
-data::Partition make_partition(const Config& cfg, const data::Dataset& train,
-                               data::Partition natural) {
-  const std::string name = cfg.get_string("data.partition.name");
-  const int n = static_cast<int>(cfg.get_int("clients.num_clients"));
-  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
-  const bool has_natural = !natural.empty();
-  if (name == "natural" || (name == "auto" && has_natural)) {
-    require_usage(has_natural,
-                  "data.partition.name = natural needs a synthetic dataset; for '" +
-                      cfg.get_string("data.name") + "' use iid, dirichlet or shards");
-    return natural;
-  }
-  require_usage(n <= train.rows,
-                fmt::format("clients.num_clients = {} exceeds the {} training rows (clients "
-                            "may share rows with data.partition.name = pool)",
-                            n, train.rows));
-  if (name == "iid" || name == "auto") return data::partition_iid(train.rows, n, seed);
-  require_usage(!train.is_regression(),
-                "data.partition.name = " + name + " needs class labels; regression data allows "
-                "iid or natural");
-  if (name == "dirichlet")
-    return data::partition_dirichlet(train.labels, train.num_classes, n,
-                                     cfg.get_float("data.partition.alpha"), seed);
-  return data::partition_shards(train.labels, n,
-                                static_cast<int>(cfg.get_int("data.partition.shards_per_client")),
-                                seed);
-}
-
+// The model.name the config names: its check of the training data, then the model.
 std::unique_ptr<model::Model> make_model(const Config& cfg, const data::Dataset& train) {
-  std::string name = cfg.get_string("model.name");
-  if (name == "auto") name = train.is_regression() ? "linear" : "logreg";
-  require_usage(name != "quadratic", "model.name = quadratic needs data.name = quadratic");
-  if (name == "linear") {
-    require_usage(train.is_regression(),
-                  "model.name = linear is least-squares regression; this data has class labels "
-                  "(use logreg or mlp, or data.task = regression for LIBSVM files)");
-    const bool explicit_linear = cfg.get_string("model.name") == "linear";  // not "auto"
-    return model::make_linear(
-        train.dim, explicit_linear ? cfg.get_bool("model.bias") : true,
-        explicit_linear ? static_cast<float>(cfg.get_float("model.init")) : 0.0f);
-  }
-  require_usage(!train.is_regression(),
-                "model.name = " + name + " needs class labels; regression data allows linear");
-  if (name == "logreg") return model::make_logreg(train.dim, train.num_classes);
-  std::vector<int> hidden;
-  for (long long h : cfg.get_int_list("model.hidden")) hidden.push_back(static_cast<int>(h));
-  require_usage(!hidden.empty(), "model.hidden must list at least one layer size, e.g. [200]");
-  const std::string act = cfg.get_string("model.activation");
-  const auto a = act == "relu"   ? model::Activation::kRelu
-                 : act == "tanh" ? model::Activation::kTanh
-                                 : model::Activation::kSigmoid;
-  return model::make_mlp(train.dim, train.num_classes, hidden, a);
+  const std::string name = cfg.get_string("model.name");
+  const auto* r = find_registration(models(), name);
+  if (r == nullptr || !r->make) throw std::logic_error("model " + name + " is not built from data");
+  return r->make(cfg, train);
 }
 
-// data.name = inline: rows written in the config.
-data::Dataset inline_dataset(const Config& cfg) {
-  const std::vector<double> x = cfg.get_float_list("data.x"), y = cfg.get_float_list("data.y");
-  const std::int64_t dim = cfg.get_int("data.dim");
-  require_usage(!y.empty(), "data.y is empty: data.name = inline needs at least one row");
-  require_usage(static_cast<std::int64_t>(x.size()) == dim * static_cast<std::int64_t>(y.size()),
-                fmt::format("data.x has {} values; expected rows * dim = {} * {} = {}", x.size(),
-                            y.size(), dim, y.size() * dim));
-  data::Dataset ds;
-  ds.rows = static_cast<std::int64_t>(y.size());
-  ds.dim = dim;
-  ds.x.assign(x.begin(), x.end());
-  if (cfg.get_string("data.task") == "regression") {
-    ds.targets.assign(y.begin(), y.end());
-    return ds;
-  }
-  std::vector<double> classes(y);
-  std::sort(classes.begin(), classes.end());
-  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-  for (double v : y)
-    ds.labels.push_back(static_cast<std::int32_t>(
-        std::lower_bound(classes.begin(), classes.end(), v) - classes.begin()));
-  ds.num_classes = static_cast<int>(classes.size());
-  require_usage(ds.num_classes >= 2, "data.y: classification needs at least two distinct labels");
-  return ds;
-}
-
-}  // namespace
-
-std::unique_ptr<Problem> make_problem(const Config& cfg) {
-  const std::string name = cfg.get_string("data.name");
-  const int n = static_cast<int>(cfg.get_int("clients.num_clients"));
-  const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
-  if (name == "quadratic") {
-    const std::string m = cfg.get_string("model.name");
-    require_usage(m == "auto" || m == "quadratic",
-                  "data.name = quadratic defines its own objective: model.name must be auto or "
-                  "quadratic, not " + m);
-    const std::string p = cfg.get_string("data.partition.name");
-    require_usage(p == "auto" || p == "natural",
-                  "data.name = quadratic has one objective per client: data.partition.name must "
-                  "be auto or natural, not " + p);
-    return QuadraticProblem::from_config(cfg);
-  }
-  require_usage(cfg.get_string("model.name") != "quadratic",
-                "model.name = quadratic needs data.name = quadratic");
-  data::TrainTest tt;
-  data::Partition natural;
-  if (name == "fashion_mnist") {
-    tt = data::load_fashion_mnist(cfg.get_string("data.path"));
-  } else if (name == "libsvm") {
-    const std::string path = cfg.get_string("data.path");
-    require_usage(!path.empty(), "data.path is required for data.name = libsvm");
-    const bool regression = cfg.get_string("data.task") == "regression";
-    const std::int64_t dim = cfg.get_int("data.dim");
-    data::Dataset all = data::read_libsvm(path, dim, regression);
-    const std::string test_path = cfg.get_string("data.test_path");
-    if (test_path.empty()) {
-      tt = data::split_train_test(all, cfg.get_float("data.test_fraction"), seed);
-    } else {
-      tt.train = std::move(all);
-      tt.test = data::read_libsvm(test_path, tt.train.dim, regression);
-      require_usage(regression || tt.test.num_classes <= tt.train.num_classes,
-                    "data.test_path has more classes than data.path");
-      tt.test.num_classes = tt.train.num_classes;
-    }
-  } else if (name == "inline") {
-    tt.train = inline_dataset(cfg);
-    tt.test = tt.train;
-    if (cfg.get_string("data.partition.name") != "pool") {  // pool clients share the rows
-      require_usage(tt.train.rows >= n,
-                    fmt::format("data.name = inline has {} rows but clients.num_clients = {}: "
-                                "every client needs at least one row (or use "
-                                "data.partition.name = pool)",
-                                tt.train.rows, n));
-      natural.resize(static_cast<std::size_t>(n));
-      for (std::int64_t i = 0; i < tt.train.rows; ++i) natural[i % n].push_back(i);
-    }
-  } else if (name == "synthetic_linear") {
-    auto r = data::synthetic_linear(n, cfg.get_int("data.samples_per_client"),
-                                    cfg.get_int("data.dim"), cfg.get_float("data.noise"),
-                                    cfg.get_float("data.test_fraction"), seed);
-    tt = std::move(r.data);
-    natural = std::move(r.partition);
-  } else {  // synthetic_fedprox
-    auto r = data::synthetic_fedprox(n, cfg.get_float("data.alpha"), cfg.get_float("data.beta"),
-                                     cfg.get_int("data.dim"),
-                                     static_cast<int>(cfg.get_int("data.classes")),
-                                     cfg.get_int("data.min_samples"),
-                                     cfg.get_float("data.test_fraction"), seed);
-    tt = std::move(r.data);
-    natural = std::move(r.partition);
-  }
-  // Test metrics are means over the test rows: without any, a run would report NaN.
-  require_usage(tt.test.rows > 0,
+// A dataset source's problem: its data, a model on it and the clients' rows.
+ProblemRegistration dataset_problem(data::SourceRegistration source) {
+  const std::string name = source.name;
+  auto load = std::move(source.make);
+  return {name, std::move(source.help), std::move(source.options),
+          [load, name](const Config& cfg) -> std::unique_ptr<Problem> {
+            require_usage(cfg.get_string("model.name") != "quadratic",
+                          "model.name = quadratic needs data.name = quadratic");
+            data::LoadedData loaded = load(cfg);
+            data::TrainTest& tt = loaded.data;
+            // Test metrics are means over the test rows: without any, a run would report NaN.
+            require_usage(
+                tt.test.rows > 0,
                 fmt::format("data.name = {} gives an empty test set ({} training rows): "
                             "evaluation needs at least one test row{}",
                             name, tt.train.rows,
@@ -318,22 +193,77 @@ std::unique_ptr<Problem> make_problem(const Config& cfg) {
                                 ? "; raise data.test_fraction or data.samples_per_client so "
                                   "that each client gets a test row"
                                 : ""));
-  auto model = make_model(cfg, tt.train);
-  if (cfg.get_string("data.partition.name") == "pool") {
-    const PoolPartition pool{static_cast<int>(cfg.get_int("clients.num_clients")),
-                             cfg.get_int("data.partition.samples_per_client"),
-                             static_cast<std::uint64_t>(cfg.get_int("seed"))};
-    return std::make_unique<DatasetProblem>(std::move(tt), data::Partition{}, std::move(model),
-                                            cfg.get_int("eval.chunk"), name, pool);
-  }
-  auto partition = make_partition(cfg, tt.train, std::move(natural));
-  for (std::size_t c = 0; c < partition.size(); ++c)
-    require_usage(!partition[c].empty(),
-                  fmt::format("partition left client {} without samples; use fewer clients or a "
-                              "larger alpha",
-                              c));
-  return std::make_unique<DatasetProblem>(std::move(tt), std::move(partition), std::move(model),
-                                          cfg.get_int("eval.chunk"), name);
+            auto model = make_model(cfg, tt.train);
+            if (cfg.get_string("data.partition.name") == "pool") {
+              const PoolPartition pool{static_cast<int>(cfg.get_int("clients.num_clients")),
+                                       cfg.get_int("data.partition.samples_per_client"),
+                                       static_cast<std::uint64_t>(cfg.get_int("seed"))};
+              return std::make_unique<DatasetProblem>(std::move(tt), data::Partition{},
+                                                      std::move(model), cfg.get_int("eval.chunk"),
+                                                      name, pool);
+            }
+            auto partition = data::make_partition(cfg, tt.train, std::move(loaded.natural));
+            for (std::size_t c = 0; c < partition.size(); ++c)
+              require_usage(!partition[c].empty(),
+                            fmt::format("partition left client {} without samples; use fewer "
+                                        "clients or a larger alpha",
+                                        c));
+            return std::make_unique<DatasetProblem>(std::move(tt), std::move(partition),
+                                                    std::move(model), cfg.get_int("eval.chunk"),
+                                                    name);
+          }};
+}
+
+}  // namespace
+
+// The registries of the data and model slots (Note [Registration]). Their entries are declared
+// with each source and model; the quadratic ones live with QuadraticProblem.
+const std::vector<ProblemRegistration>& data_sources() {
+  static const std::vector<ProblemRegistration> list = {
+      dataset_problem(data::fashion_mnist_registration()),
+      dataset_problem(data::libsvm_registration()),
+      dataset_problem(data::synthetic_linear_registration()),
+      dataset_problem(data::synthetic_fedprox_registration()),
+      dataset_problem(data::inline_registration()),
+      quadratic_registration(),
+  };
+  return list;
+}
+
+Section data_section() {
+  Section s = slot_section("data", "Training and test data.", "fashion_mnist", data_sources());
+  s.children = {data::partition_section()};
+  return s;
+}
+
+const std::vector<model::ModelRegistration>& models() {
+  static const std::vector<model::ModelRegistration> list = {
+      {"auto",
+       "quadratic for quadratic data, linear for regression, logreg otherwise",
+       {},
+       [](const Config&, const data::Dataset& train) {
+         return train.is_regression() ? model::make_linear(train.dim)
+                                      : model::make_logreg(train.dim, train.num_classes);
+       }},
+      model::linear_registration(),
+      model::logreg_registration(),
+      model::mlp_registration(),
+      quadratic_model_registration(),
+  };
+  return list;
+}
+
+Section model_section() {
+  return slot_section("model",
+                      "The model trained by every client (one flat float32 parameter buffer).",
+                      "auto", models());
+}
+
+std::unique_ptr<Problem> make_problem(const Config& cfg) {
+  const std::string name = cfg.get_string("data.name");
+  const auto* r = find_registration(data_sources(), name);
+  if (r == nullptr) throw std::logic_error("unknown data source " + name);
+  return r->make(cfg);
 }
 
 }  // namespace cohort::algo

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/layers.h"
+#include "core/registration.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "model/model.h"
@@ -55,6 +56,18 @@ class Problem {
   // Sample counts of all clients.
   std::vector<std::int64_t> sample_counts() const;
 };
+
+// A data source as the problem sees it (Note [Registration]): the datasets of data/loaders.h,
+// which the problem completes with a partition and a model, and the quadratic clients, which
+// define their own objective.
+using ProblemRegistration = Registration<std::unique_ptr<Problem>(const Config& cfg)>;
+
+// The data slot's list (with the partition slot of data/partition.h as its child) and the model
+// slot's list, and their schemas.
+const std::vector<ProblemRegistration>& data_sources();
+Section data_section();
+const std::vector<model::ModelRegistration>& models();
+Section model_section();
 
 // Builds the problem named by the config (data + partition + model). Throws UsageError for
 // impossible combinations (e.g. dirichlet on regression data, linear model on class labels).

@@ -65,6 +65,36 @@ std::unique_ptr<QuadraticProblem> QuadraticProblem::from_config(const Config& cf
                                             cfg.get_float("data.noise"), cfg.get_float("data.x0"));
 }
 
+ProblemRegistration quadratic_registration() {
+  return {"quadratic",
+          "clients f_i(x) = 1/2 (x - a_i)' H_i (x - a_i), H_i diagonal; optimum known",
+          {opt_int("dim", 10, "dimension of x", 1),
+           opt_float_list("h", "[]",
+                          "diagonals of H_i: num_clients values (one per client) or "
+                          "num_clients*dim; empty: uniform in [h_min, h_max]"),
+           opt_float_list("a", "[]",
+                          "centres a_i: num_clients or num_clients*dim values; empty: N(0, 1)"),
+           opt_float("h_min", 1.0, "smallest random curvature", 0, INFINITY, true),
+           opt_float("h_max", 10.0, "largest random curvature", 0, INFINITY, true),
+           opt_float("noise", 0.0, "std of Gaussian noise added to each gradient coordinate", 0),
+           opt_float("x0", 1.0, "initial value of every coordinate of x")},
+          [](const Config& cfg) -> std::unique_ptr<Problem> {
+            const std::string m = cfg.get_string("model.name");
+            require_usage(m == "auto" || m == "quadratic",
+                          "data.name = quadratic defines its own objective: model.name must be "
+                          "auto or quadratic, not " + m);
+            const std::string p = cfg.get_string("data.partition.name");
+            require_usage(p == "auto" || p == "natural",
+                          "data.name = quadratic has one objective per client: "
+                          "data.partition.name must be auto or natural, not " + p);
+            return QuadraticProblem::from_config(cfg);
+          }};
+}
+
+model::ModelRegistration quadratic_model_registration() {
+  return {"quadratic", "the quadratic clients' own objective (quadratic data only)", {}, {}};
+}
+
 std::string QuadraticProblem::description() const {
   return fmt::format("quadratic clients: {} x dim {}", num_clients_, dim_);
 }

@@ -40,4 +40,9 @@ class QuadraticProblem final : public Problem {
   std::vector<LayerView> layers_;
 };
 
+// data.name = quadratic: its options, schema entry and factory (Note [Registration]), and its
+// model, which is the clients' objective itself (no factory: refused with any other data).
+ProblemRegistration quadratic_registration();
+model::ModelRegistration quadratic_model_registration();
+
 }  // namespace cohort::algo

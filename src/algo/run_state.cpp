@@ -10,9 +10,10 @@
 
 #include <fmt/format.h>
 
-#include "algo/fedavg.h"
+#include "algo/algorithm.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
+#include "attack/attack.h"
 #include "core/errors.h"
 #include "core/limits.h"
 
@@ -118,9 +119,12 @@ ComponentOptions check_components(const Config& cfg) {
   ComponentOptions o;
   o.exchange = exchange::ExchangeOptions::from_config(cfg);
   compress::make_compressor(o.exchange.compressor);
-  compress::make_compressor(exchange::compressor_options(cfg, "downlink_compressor"));
+  compress::make_compressor(compress::compressor_options(cfg, compress::kDownlinkSlot));
   o.server = ServerOptimizerOptions::from_config(cfg);
-  if (cfg.get_string("algorithm.name") == "fedavg") FedAvgOptions::from_config(cfg);
+  // Each factory checks its component's options; an algorithm built for zero parameters makes
+  // those checks without the model's size, and an attack needs no data.
+  make_algorithm(cfg, 0);
+  attack::make_attack(attack::attack_options(cfg));
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
   require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));
   return o;

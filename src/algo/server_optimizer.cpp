@@ -1,25 +1,10 @@
 // The server optimizers are a few lines each, so they share this file (one category, one
-// register point), rather than five file pairs.
+// registration list with their options), rather than five file pairs.
 #include "algo/server_optimizer.h"
 
 #include <cmath>
 
 namespace cohort::algo {
-
-ServerOptimizerOptions ServerOptimizerOptions::from_config(const Config& cfg) {
-  ServerOptimizerOptions o;
-  o.name = cfg.get_string("server_optimizer.name");
-  o.lr = cfg.get_float("server_optimizer.lr");
-  if (o.name == "momentum" || o.name == "nesterov") o.beta = cfg.get_float("server_optimizer.beta");
-  if (o.name == "momentum") o.heavy_ball = cfg.get_string("server_optimizer.form") == "heavy_ball";
-  if (o.name == "adam" || o.name == "yogi") {
-    o.beta1 = cfg.get_float("server_optimizer.beta1");
-    o.beta2 = cfg.get_float("server_optimizer.beta2");
-    o.eps = cfg.get_float("server_optimizer.eps");
-    o.bias_correction = cfg.get_bool("server_optimizer.bias_correction");
-  }
-  return o;
-}
 
 namespace {
 
@@ -111,13 +96,71 @@ class Adaptive final : public ServerOptimizer {
 
 }  // namespace
 
+// The registry; each entry declares its options (Note [Registration]).
+const std::vector<ServerOptimizerRegistration>& server_optimizers() {
+  static const std::vector<ServerOptimizerRegistration> list = [] {
+    using O = ServerOptimizerOptions;
+    const auto lr = [](double def) {
+      return field(opt_float("lr", def, "server learning rate", 0, INFINITY, true), &O::lr);
+    };
+    const auto beta = field(opt_float("beta", 0.9, "momentum", 0, 1), &O::beta);
+    const auto beta1 = field(opt_float("beta1", 0.9, "first-moment decay", 0, 1), &O::beta1);
+    const auto beta2 = field(opt_float("beta2", 0.99, "second-moment decay", 0, 1), &O::beta2);
+    const auto bias_correction =
+        field(opt_bool("bias_correction", false, "divide m, v by 1 - beta^t"), &O::bias_correction);
+    return std::vector<ServerOptimizerRegistration>{
+        {"sgd",
+         "x <- x - lr g (lr = 1 with fedavg is plain FedAvg)",
+         {lr(1.0)},
+         [](const O& o) { return std::make_unique<Sgd>(o.lr); }},
+        {"momentum",
+         "ema: m <- (1-beta) g + beta m; heavy_ball: m <- beta m + g; x <- x - lr m",
+         {lr(1.0), beta,
+          field<O>(opt_enum("form", "ema", {"ema", "heavy_ball"}, "momentum form"),
+                   [](O& o, const Config& cfg, const std::string& path) {
+                     o.heavy_ball = cfg.get_string(path) == "heavy_ball";
+                   })},
+         [](const O& o) { return std::make_unique<Momentum>(o.lr, o.beta, o.heavy_ball, false); }},
+        {"nesterov",
+         "m <- beta m + g; x <- x - lr (g + beta m)",
+         {lr(1.0), beta},
+         [](const O& o) { return std::make_unique<Momentum>(o.lr, o.beta, true, true); }},
+        {"adam",
+         "Adam (FedAdam): m, v moving averages of g and g^2",
+         {lr(0.01), beta1, beta2,
+          field(opt_float("eps", 1e-3, "added to sqrt(v) (tau in the FedOpt paper)", 0, INFINITY,
+                          true),
+                &O::eps),
+          bias_correction},
+         [](const O& o) { return std::make_unique<Adaptive>(o, false); }},
+        {"yogi",
+         "Yogi (FedYogi): v <- v - (1-beta2) g^2 sign(v - g^2)",
+         {lr(0.01), beta1, beta2,
+          field(opt_float("eps", 1e-3, "added to sqrt(v)", 0, INFINITY, true), &O::eps),
+          bias_correction},
+         [](const O& o) { return std::make_unique<Adaptive>(o, true); }},
+    };
+  }();
+  return list;
+}
+
+Section server_optimizer_section() {
+  return slot_section("server_optimizer", "How the server applies the aggregate g to x.", "sgd",
+                      server_optimizers());
+}
+
+ServerOptimizerOptions ServerOptimizerOptions::from_config(const Config& cfg) {
+  ServerOptimizerOptions o;
+  o.name = cfg.get_string("server_optimizer.name");
+  if (const auto* r = find_registration(server_optimizers(), o.name))
+    read_fields(o, r->options, cfg, "server_optimizer");
+  return o;
+}
+
 std::unique_ptr<ServerOptimizer> make_server_optimizer(const ServerOptimizerOptions& o) {
-  if (o.name == "sgd") return std::make_unique<Sgd>(o.lr);
-  if (o.name == "momentum") return std::make_unique<Momentum>(o.lr, o.beta, o.heavy_ball, false);
-  if (o.name == "nesterov") return std::make_unique<Momentum>(o.lr, o.beta, true, true);
-  if (o.name == "adam") return std::make_unique<Adaptive>(o, false);
-  if (o.name == "yogi") return std::make_unique<Adaptive>(o, true);
-  throw std::logic_error("unknown server optimizer " + o.name);
+  const auto* r = find_registration(server_optimizers(), o.name);
+  if (r == nullptr) throw std::logic_error("unknown server optimizer " + o.name);
+  return r->make(o);
 }
 
 }  // namespace cohort::algo

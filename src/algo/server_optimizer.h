@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/registration.h"
 #include "core/state.h"
 
 namespace cohort::algo {
@@ -30,8 +31,17 @@ struct ServerOptimizerOptions {
   bool heavy_ball = false;        // momentum form
   double beta1 = 0.9, beta2 = 0.99, eps = 1e-3;  // adam, yogi
   bool bias_correction = false;
+  // server_optimizer.name and the options the named optimizer declares.
   static ServerOptimizerOptions from_config(const Config& cfg);
 };
+
+using ServerOptimizerRegistration =
+    Registration<std::unique_ptr<ServerOptimizer>(const ServerOptimizerOptions&),
+                 Field<ServerOptimizerOptions>>;
+
+// The server optimizers (one explicit list, Note [Registration]) and their slot's schema.
+const std::vector<ServerOptimizerRegistration>& server_optimizers();
+Section server_optimizer_section();
 
 std::unique_ptr<ServerOptimizer> make_server_optimizer(const ServerOptimizerOptions& o);
 

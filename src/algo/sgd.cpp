@@ -16,4 +16,14 @@ ClientResult SgdAlgorithm::client_message(Problem& problem, int c, std::uint32_t
   return ClientResult{loss, 1};
 }
 
+AlgorithmRegistration sgd_registration() {
+  return {"sgd",
+          "server-only SGD (FedSGD): one minibatch gradient per sampled client at x",
+          {opt_int("batch_size", 32, "minibatch size; 0: the client's full data")},
+          [](const Config& cfg, std::int64_t) {
+            return std::make_unique<SgdAlgorithm>(static_cast<std::uint64_t>(cfg.get_int("seed")),
+                                                  cfg.get_int("algorithm.batch_size"));
+          }};
+}
+
 }  // namespace cohort::algo

@@ -17,4 +17,7 @@ class SgdAlgorithm final : public Algorithm {
   std::int64_t batch_size_;
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+AlgorithmRegistration sgd_registration();
+
 }  // namespace cohort::algo

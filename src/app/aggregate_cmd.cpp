@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "algo/run_schema.h"
 #include "attack/attack.h"
 #include "app/hdf5_input.h"
 #include "core/config.h"
@@ -40,18 +41,12 @@ namespace {
 // omniscient ones are crafted from the honest rows' statistics.
 std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, std::uint64_t seed,
                                   std::uint32_t round) {
-  attack::AttackOptions a;
-  a.name = cfg.get_string("attack.name");
+  const attack::AttackOptions a = attack::attack_options(cfg);
   if (a.name == "none") return {};
   const int f = static_cast<int>(cfg.get_int("attack.count"));
   require_usage(f > 0, "cohort aggregate adds attack.count Byzantine rows: set attack.count >= 1");
   require_usage(a.name != "labelflip", "attack labelflip changes training, not messages: it has no "
                                        "effect in cohort aggregate");
-  if (a.name == "signflip") a.scale = cfg.get_float("attack.scale");
-  if (a.name == "gaussian") a.sigma = cfg.get_float("attack.sigma");
-  if (a.name == "nonfinite") a.value = cfg.get_string("attack.value");
-  if (a.name == "ipm") a.eps = cfg.get_float("attack.eps");
-  if (a.name == "alie") a.z = cfg.get_string("attack.z");
   const auto atk = attack::make_attack(a);
   if (atk->drops()) return {};
   // read_hdf5_floats guarantees 1 <= n, d <= 2^31 - 1: a honest row to copy or learn from.
@@ -101,7 +96,7 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
 }  // namespace
 
 int run_aggregate_command(const AggregateCommandOptions& o) {
-  const Config cfg = Config::load(o.config, o.overrides);
+  const Config cfg = Config::load(o.config, o.overrides, algo::run_schema());
   const std::string name = cfg.get_string("aggregator.name");
   require_usage(name != "majority", "aggregator majority votes on sign messages; cohort aggregate "
                                     "applies mean or a robust rule");
@@ -127,7 +122,7 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
       out[j] = static_cast<float>(s / n);
     }
   } else {
-    const robust::AggregatorOptions opts = exchange::robust_options(cfg);
+    const robust::AggregatorOptions opts = robust::aggregator_options(cfg);
     auto rule = robust::make_aggregator(opts);
     rule->check_inputs(n);  // with bucketing, the wrapper checks ceil(n/s) buckets
     const robust::Messages m{in.data.data(), n, d, clients, {}};

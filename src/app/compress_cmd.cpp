@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "algo/run_schema.h"
 #include "app/hdf5_input.h"
 #include "compress/compressor.h"
 #include "core/config.h"
@@ -32,8 +33,8 @@ void add_compress_command(CLI::App& app, CompressCommandOptions& o) {
 
 
 int run_compress_command(const CompressCommandOptions& o) {
-  const Config cfg = Config::load(o.config, o.overrides);
-  compress::CompressorOptions copts = exchange::compressor_options(cfg, "compressor");
+  const Config cfg = Config::load(o.config, o.overrides, algo::run_schema());
+  compress::CompressorOptions copts = compress::compressor_options(cfg, compress::kUplinkSlot);
   const bool error_feedback = cfg.get_bool("compressor.error_feedback");
   const auto compressor = compress::make_compressor(copts);
   // The input and its decoded copy; the reader refuses empty shapes, so n, d >= 1 below.

@@ -17,6 +17,7 @@
 
 #include "algo/algorithm.h"
 #include "algo/problem.h"
+#include "algo/run_schema.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
 #include "algo/interrupt.h"
@@ -129,7 +130,7 @@ Config load_collectively(const std::string& path, const std::vector<std::string>
   auto world = comm::make_mpi_communicator();
   Config cfg;
   algo::collectively(*world, [&] {
-    cfg = Config::load(path, overrides);
+    cfg = Config::load(path, overrides, algo::run_schema());
     comm = make_comm(cfg.get_string("comm.backend"));
   });
   return cfg;
@@ -196,7 +197,8 @@ int main(int argc, char** argv) {
   }
 
   if (*list) {
-    std::cout << (markdown ? schema_markdown(run_schema()) : schema_listing(run_schema()));
+    std::cout << (markdown ? schema_markdown(algo::run_schema())
+                           : schema_listing(algo::run_schema()));
     return 0;
   }
   if (*bench && bench_opts.what == "exchange") {

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "algo/run_schema.h"
 #include "algo/run_state.h"
 #include "app/sweep_local.h"
 #include "app/sweep_script.h"
@@ -24,7 +25,6 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
-#include "exchange/options.h"
 #include "metrics/results_claim.h"
 
 namespace cohort {
@@ -336,7 +336,7 @@ std::vector<Run> expand(const Sweep& s, const fs::path& out) {
 std::string resolve_run(const std::string& base_text, const std::vector<std::string>& ov,
                         const std::string& source, std::string& error) {
   try {
-    const Config cfg = Config::from_text(base_text, ov, run_schema(), source);
+    const Config cfg = Config::from_text(base_text, ov, algo::run_schema(), source);
     // What every run checks before its data is read (Note [One setup for run and validate]).
     algo::check_components(cfg);
     return yaml_document(cfg.resolved());
@@ -554,7 +554,7 @@ int run_sweep_command(const SweepCommandOptions& o) {
     std::ofstream(cfg_path) << text;
     // The config exactly as `cohort run` will resolve it from this file, and store it.
     const std::string expected =
-        Config::from_text(text, {}, run_schema(), cfg_path.string()).resolved_text();
+        Config::from_text(text, {}, algo::run_schema(), cfg_path.string()).resolved_text();
     const RunState st = run_state(runs[i].dir / "metrics.h5", expected);
     if (st.kind == RunState::kCompleted) {
       ++completed;

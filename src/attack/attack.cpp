@@ -245,34 +245,108 @@ class MinMax final : public Attack {  // mu - gamma sigma, gamma from Note [minm
 
 }  // namespace
 
+// The registry; each entry declares its options (Note [Registration]).
+const std::vector<AttackRegistration>& attacks() {
+  using O = AttackOptions;
+  static const std::vector<AttackRegistration> list = {
+      {"none", "every client is honest", {}, [](const O&) { return std::make_unique<None>(); }},
+      {"signflip",
+       "send -scale u_i",
+       {field(opt_float("scale", 1.0, "multiplier of -u_i"), &O::scale)},
+       [](const O& o) { return std::make_unique<SignFlip>(o.scale); }},
+      {"labelflip",
+       "train honestly on labels y -> C-1-y (classification)",
+       {},
+       [](const O&) { return std::make_unique<LabelFlip>(); }},
+      {"gaussian",
+       "send N(0, sigma^2 I)",
+       {field(opt_float("sigma", 1.0, "standard deviation", 0), &O::sigma)},
+       [](const O& o) { return std::make_unique<Gaussian>(o.sigma); }},
+      {"nonfinite",
+       "send NaN (or +inf) in every coordinate",
+       {field(opt_enum("value", "nan", {"nan", "inf"}, "what to send"), &O::value)},
+       [](const O& o) { return std::make_unique<NonFinite>(o.value == "inf"); }},
+      {"zero", "send zeros", {}, [](const O&) { return std::make_unique<Zero>(); }},
+      {"dropout",
+       "send nothing: the round aggregates fewer messages",
+       {},
+       [](const O&) { return std::make_unique<Dropout>(); }},
+      {"ipm",
+       "every Byzantine sends -eps mean(honest)",
+       {field(opt_float("eps", 0.1, "scale", 0), &O::eps)},
+       [](const O& o) { return std::make_unique<Ipm>(o.eps); }},
+      {"alie",
+       "every Byzantine sends mu - z sigma (coordinate-wise over the honest messages)",
+       {field(
+           opt_string("z", "auto", "auto: Phi^-1((n-f-s)/(n-f)), s = floor(n/2+1)-f; or a number"),
+           &O::z)},
+       [](const O& o) {
+         if (o.z != "auto") {
+           std::size_t used = 0;
+           double z = 0;
+           try {
+             z = std::stod(o.z, &used);
+           } catch (const std::logic_error&) {
+             used = 0;
+           }
+           require_usage(used == o.z.size() && std::isfinite(z),
+                         "attack.z = '" + o.z + "' is not allowed: expected auto or a number");
+         }
+         return std::make_unique<Alie>(o.z);
+       }},
+      {"mimic",
+       "every Byzantine copies the lowest-id honest client's message",
+       {},
+       [](const O&) { return std::make_unique<Mimic>(); }},
+      {"minmax",
+       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its largest distance to "
+       "an honest message within the largest honest pairwise distance",
+       {},
+       [](const O&) { return std::make_unique<MinMax>(false); }},
+      {"minsum",
+       "every Byzantine sends mu - gamma sigma, gamma the largest keeping its summed squared "
+       "distance to the honest messages within the largest honest one",
+       {},
+       [](const O&) { return std::make_unique<MinMax>(true); }},
+  };
+  return list;
+}
+
+// The share of Byzantine clients: options of every attack.
+static std::vector<Field<AttackOptions>> population_fields() {
+  return {
+      field(opt_float("fraction", 0.0, "Byzantine share of the population (when count is 0)", 0, 1),
+            &AttackOptions::fraction),
+      field(opt_int("count", 0, "number of Byzantine clients; 0: use fraction"),
+            &AttackOptions::count)};
+}
+
+Section attack_section() {
+  Section s = slot_section(
+      "attack",
+      "Byzantine clients (docs/algorithms.md §4): a fixed subset of the population chosen "
+      "from the seed; the sampled ones act each round. Omniscient attacks (ipm, alie, mimic, "
+      "minmax, minsum) see the round's honest messages; compression applies after the attack.",
+      "none", attacks());
+  for (const auto& f : population_fields()) s.options.push_back(f.option);
+  return s;
+}
+
+AttackOptions attack_options(const Config& cfg) {
+  AttackOptions o;
+  o.name = cfg.get_string("attack.name");
+  read_fields(o, population_fields(), cfg, "attack");
+  if (const auto* r = find_registration(attacks(), o.name))
+    read_fields(o, r->options, cfg, "attack");
+  return o;
+}
+
 std::unique_ptr<Attack> make_attack(const AttackOptions& o) {
-  if (o.name == "none") return std::make_unique<None>();
-  if (o.name == "signflip") return std::make_unique<SignFlip>(o.scale);
-  if (o.name == "labelflip") return std::make_unique<LabelFlip>();
-  if (o.name == "gaussian") return std::make_unique<Gaussian>(o.sigma);
-  if (o.name == "nonfinite") return std::make_unique<NonFinite>(o.value == "inf");
-  if (o.name == "zero") return std::make_unique<Zero>();
-  if (o.name == "dropout") return std::make_unique<Dropout>();
-  if (o.name == "ipm") return std::make_unique<Ipm>(o.eps);
-  if (o.name == "alie") {
-    if (o.z != "auto") {
-      std::size_t used = 0;
-      double z = 0;
-      try {
-        z = std::stod(o.z, &used);
-      } catch (const std::logic_error&) {
-        used = 0;
-      }
-      require_usage(used == o.z.size() && std::isfinite(z),
-                    "attack.z = '" + o.z + "' is not allowed: expected auto or a number");
-    }
-    return std::make_unique<Alie>(o.z);
-  }
-  if (o.name == "mimic") return std::make_unique<Mimic>();
-  if (o.name == "minmax" || o.name == "minsum") return std::make_unique<MinMax>(o.name == "minsum");
-  throw UsageError("unknown attack.name '" + o.name +
-                   "' (known: none, signflip, labelflip, gaussian, nonfinite, zero, dropout, ipm, "
-                   "alie, mimic, minmax, minsum)");
+  const auto* r = find_registration(attacks(), o.name);
+  if (r == nullptr)
+    throw UsageError("unknown attack.name '" + o.name + "' (known: " + buildable_names(attacks()) +
+                     ")");
+  return r->make(o);
 }
 
 }  // namespace cohort::attack

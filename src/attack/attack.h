@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/registration.h"
 #include "core/rng.h"
 
 namespace cohort::attack {
@@ -62,6 +63,15 @@ class Attack {
   // `cohort aggregate`, so that craft() never fails mid-run.
   virtual std::string craft_problem(int n, int f) const;
 };
+
+using AttackRegistration =
+    Registration<std::unique_ptr<Attack>(const AttackOptions&), Field<AttackOptions>>;
+
+// The attacks (one explicit list, Note [Registration]) and their slot's schema.
+const std::vector<AttackRegistration>& attacks();
+Section attack_section();
+// The attack.* options of a resolved config.
+AttackOptions attack_options(const Config& cfg);
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
 

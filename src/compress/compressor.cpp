@@ -17,6 +17,7 @@
 #include "compress/sign.h"
 #include "compress/topk.h"
 #include "core/errors.h"
+#include "core/schema.h"
 
 namespace cohort::compress {
 
@@ -171,11 +172,6 @@ Encoded encode_with_feedback(const Compressor& c, std::span<float> v, std::span<
   return enc;
 }
 
-namespace {
-
-// The registry: one explicit list (docs/architecture.md "Registration").
-const char* const kCompressorNames = "none, sign, topk, randk, qsgd, powersgd";
-
 void require_one_of(const CompressorOptions& o, const std::string& key, const std::string& value,
                     std::initializer_list<const char*> allowed) {
   std::string list;
@@ -187,54 +183,54 @@ void require_one_of(const CompressorOptions& o, const std::string& key, const st
       fmt::format("{}.{} = '{}' is not allowed: expected one of {}", o.section, key, value, list));
 }
 
-void check_sparsity(const CompressorOptions& o) {
-  require_usage(o.k >= 0, fmt::format("{0}.k = {1} is not allowed: expected >= 0 "
-                                      "(0: use {0}.ratio)",
-                                      o.section, o.k));
-  if (o.k == 0)
-    require_usage(
-        o.ratio > 0.0 && o.ratio <= 1.0,
-        fmt::format("{}.ratio = {} is not allowed: expected 0 < ratio <= 1", o.section, o.ratio));
+// The registry: one explicit list (Note [Registration]); each entry is declared in the
+// compressor's own file.
+const std::vector<CompressorRegistration>& compressors() {
+  static const std::vector<CompressorRegistration> list = {
+      none_registration(), sign_registration(),  topk_registration(),
+      randk_registration(), qsgd_registration(), powersgd::registration(),
+  };
+  return list;
 }
 
-}  // namespace
+Section compressor_section(const std::string& slot) {
+  const bool uplink = slot == kUplinkSlot;
+  if (!uplink && slot != kDownlinkSlot) throw std::logic_error("no compressor slot " + slot);
+  Section s =
+      slot_section(slot,
+                   uplink ? "Compression of client messages (uplink), docs/algorithms.md §2."
+                          : "Compression of the model broadcast: the server sends "
+                            "C(x - x_hat) and every sampled client trains from x_hat += "
+                            "decode(...).",
+                   "none", compressors());
+  // Read by the exchange and the downlink, not by the compressors.
+  s.options = {opt_enum("scope", "layer", {"layer", "global"},
+                        "compress each layer separately, or the whole vector as one")};
+  if (uplink)
+    s.options.push_back(opt_bool("error_feedback", false,
+                                 "keep e_i = p - decode(C(p)) per client and add it next time"));
+  return s;
+}
+
+CompressorOptions::CompressorOptions() {
+  for (const auto& r : compressors()) read_defaults(*this, r.options);
+}
+
+CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
+  CompressorOptions o;
+  o.section = section;
+  o.name = cfg.get_string(section + ".name");
+  if (const auto* r = find_registration(compressors(), o.name))
+    read_fields(o, r->options, cfg, section);
+  return o;
+}
 
 std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o) {
-  if (o.name == "none") return std::make_unique<NoneCompressor>();
-  if (o.name == "sign") {
-    require_one_of(o, "scale", o.scale, {"none", "l1"});
-    return std::make_unique<SignCompressor>(o.scale == "l1");
-  }
-  if (o.name == "topk") {
-    check_sparsity(o);
-    return std::make_unique<TopKCompressor>(o.ratio, o.k, o.plain_indices);
-  }
-  if (o.name == "randk") {
-    check_sparsity(o);
-    return std::make_unique<RandKCompressor>(o.ratio, o.k, o.unbiased);
-  }
-  if (o.name == "qsgd") {
-    require_usage(o.levels >= 1,
-                  fmt::format("{}.levels = {} is not allowed: expected >= 1", o.section, o.levels));
-    require_usage(o.levels <= QsgdCompressor::kMaxLevels,
-                  fmt::format("{}.levels = {} is not allowed: expected <= {}", o.section,
-                              o.levels, QsgdCompressor::kMaxLevels));
-    require_one_of(o, "norm", o.norm, {"l2", "max"});
-    require_usage(o.bucket >= 0, fmt::format("{}.bucket = {} is not allowed: expected >= 0 "
-                                             "(0: the whole layer)",
-                                             o.section, o.bucket));
-    require_one_of(o, "coding", o.coding, {"fixed", "elias"});
-    return std::make_unique<QsgdCompressor>(o.levels, o.norm == "max", o.bucket,
-                                            o.coding == "elias");
-  }
-  if (o.name == "powersgd") {
-    require_usage(o.rank >= 1,
-                  fmt::format("{}.rank = {} is not allowed: expected >= 1", o.section, o.rank));
-    require_one_of(o, "mode", o.mode, {"reduce", "per_client"});
-    return std::make_unique<powersgd::PowerSgdCompressor>(o.rank, o.warm_start);
-  }
-  throw UsageError(fmt::format("{}.name = '{}' is not known: expected one of {}", o.section,
-                               o.name, kCompressorNames));
+  const auto* r = find_registration(compressors(), o.name);
+  if (r == nullptr)
+    throw UsageError(fmt::format("{}.name = '{}' is not known: expected one of {}", o.section,
+                                 o.name, buildable_names(compressors())));
+  return r->make(o);
 }
 
 }  // namespace cohort::compress

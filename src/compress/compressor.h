@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "compress/bitstream.h"
 #include "core/layers.h"
+#include "core/registration.h"
 #include "core/rng.h"
 
 namespace cohort::compress {
@@ -98,24 +100,54 @@ Encoded encode_with_feedback(const Compressor& c, std::span<float> v, std::span<
                              const std::vector<LayerShape>& layers, const MessageContext& ctx,
                              std::span<float> state, std::span<float> decoded, float* max_abs);
 
+// Note [Compressor options]
+// Each compressor declares its options once, in its own file, as Fields bound to the members
+// below (Note [Registration]): key, type, default, help and range. From those declarations come
+// the schema of both compressor slots (compressor_section), the reader (compressor_options) and
+// the members' defaults (the constructor), and beside them, in the same file, the factory's
+// checks of what the schema's ranges cannot say or what a caller without a config may pass
+// (bench, tests). One struct holds every compressor's options, so that code which picks a
+// compressor by name (the exchange, the commands) needs no per-compressor type.
 struct CompressorOptions {
+  // Every option at its declared default, name none. (The members' own initialisers below only
+  // keep them defined; the constructor overwrites every one.)
+  CompressorOptions();
   std::string name = "none";
-  std::string scale = "none";      // sign: none | l1
-  double ratio = 0.01;             // topk, randk: k = max(1, round(ratio * layer size)) unless k > 0
-  std::int64_t k = 0;              // topk, randk: fixed k per layer (clamped to the layer size)
-  bool plain_indices = false;      // topk: 32-bit indices instead of ceil(log2 d_layer)
-  bool unbiased = false;           // randk: scale kept values by d/k
-  int levels = 4;                  // qsgd: s
-  std::string norm = "l2";         // qsgd: l2 | max
-  std::int64_t bucket = 0;         // qsgd: bucket size; 0 = the whole layer
-  std::string coding = "fixed";    // qsgd: fixed | elias
-  int rank = 2;                    // powersgd: r
-  bool warm_start = true;          // powersgd
-  std::string mode = "reduce";     // powersgd: reduce | per_client
+  std::string scale;      // sign: none | l1
+  double ratio{};         // topk, randk: k = max(1, round(ratio * layer size)) unless k > 0
+  std::int64_t k{};       // topk, randk: fixed k per layer (clamped to the layer size)
+  bool plain_indices{};   // topk: 32-bit indices instead of ceil(log2 d_layer)
+  bool unbiased{};        // randk: scale kept values by d/k
+  int levels{};           // qsgd: s
+  std::string norm;       // qsgd: l2 | max
+  std::int64_t bucket{};  // qsgd: bucket size; 0 = the whole layer
+  std::string coding;     // qsgd: fixed | elias
+  int rank{};             // powersgd: r
+  bool warm_start{};      // powersgd
+  std::string mode;       // powersgd: reduce | per_client (compressor slot only)
   std::string section = "compressor";  // the config section, for error messages
 };
 
-// The compressor registry (one explicit list). Throws UsageError for impossible options.
+// The two slots compressors fill: client messages and the model broadcast.
+inline constexpr const char* kUplinkSlot = "compressor";
+inline constexpr const char* kDownlinkSlot = "downlink_compressor";
+
+using CompressorRegistration =
+    Registration<std::unique_ptr<Compressor>(const CompressorOptions&), Field<CompressorOptions>>;
+
+// The compressor registry (one explicit list, Note [Registration]).
+const std::vector<CompressorRegistration>& compressors();
+// The schema of slot kUplinkSlot or kDownlinkSlot.
+Section compressor_section(const std::string& slot);
+// The options of the compressor named in `section` (kUplinkSlot or kDownlinkSlot) of a resolved
+// config; options not offered in that slot keep their defaults.
+CompressorOptions compressor_options(const Config& cfg, const std::string& section);
+// Throws UsageError for impossible options, naming o.section's key.
 std::unique_ptr<Compressor> make_compressor(const CompressorOptions& o);
+
+// For the factories' checks: UsageError "<section>.<key> = '<value>' is not allowed: expected one
+// of <allowed>" unless value is one of them.
+void require_one_of(const CompressorOptions& o, const std::string& key, const std::string& value,
+                    std::initializer_list<const char*> allowed);
 
 }  // namespace cohort::compress

@@ -13,4 +13,10 @@ void NoneCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
   in.get_bits(out.data(), 32 * static_cast<std::uint64_t>(out.size()));
 }
 
+CompressorRegistration none_registration() {
+  return {"none", "send float32 values, 32 bits per coordinate", {}, [](const CompressorOptions&) {
+            return std::make_unique<NoneCompressor>();
+          }};
+}
+
 }  // namespace cohort::compress

@@ -15,4 +15,7 @@ class NoneCompressor final : public Compressor {
                     std::span<float> out) const override;
 };
 
+// Its schema entry and factory (Note [Compressor options]).
+CompressorRegistration none_registration();
+
 }  // namespace cohort::compress

@@ -60,6 +60,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "core/errors.h"
 #include "core/isa.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -777,6 +780,26 @@ void PowerSgdCompressor::decode_layer(BitReader& in, const LayerShape& layer,
 std::int64_t PowerSgdCompressor::state_floats(const LayerShape& layer) const {
   if (!warm_start_ || !compressible(layer.rows, layer.cols) || rank_ < 1) return 0;
   return layer.cols * effective_rank(layer.rows, layer.cols, rank_) + 1;
+}
+
+CompressorRegistration registration() {
+  return {"powersgd",
+          "rank-r power iteration per matrix layer (Vogels et al. 2019)",
+          {field(opt_int("rank", 2, "rank r of the approximation", 1), &CompressorOptions::rank),
+           field(opt_bool("warm_start", true, "start from the previous Q"),
+                 &CompressorOptions::warm_start),
+           // How the exchange moves the factors (Note [Exchange plans]); a broadcast has one
+           // message, so the downlink slot has no mode.
+           field(opt_enum("mode", "reduce", {"reduce", "per_client"},
+                          "reduce: all-reduce P and Q (mean aggregator only); per_client: "
+                          "each client sends its own P, Q"),
+                 &CompressorOptions::mode, kUplinkSlot)},
+          [](const CompressorOptions& o) -> std::unique_ptr<Compressor> {
+            require_usage(o.rank >= 1, fmt::format("{}.rank = {} is not allowed: expected >= 1",
+                                                   o.section, o.rank));
+            require_one_of(o, "mode", o.mode, {"reduce", "per_client"});
+            return std::make_unique<PowerSgdCompressor>(o.rank, o.warm_start);
+          }};
 }
 
 }  // namespace cohort::compress::powersgd

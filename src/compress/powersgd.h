@@ -87,4 +87,7 @@ class PowerSgdCompressor final : public Compressor {
   bool warm_start_;
 };
 
+// Its options, schema entry and factory (Note [Compressor options]).
+CompressorRegistration registration();
+
 }  // namespace cohort::compress::powersgd

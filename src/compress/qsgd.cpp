@@ -28,7 +28,10 @@
 #include <stdexcept>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "compress/philox_bulk.h"
+#include "core/errors.h"
 #include "core/isa.h"
 
 // GCC 12 reports false "may be used uninitialized" inside its own AVX-512 intrinsics (GCC
@@ -832,6 +835,33 @@ void QsgdCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
     }
   }
   if (stream) _mm_sfence();
+}
+
+CompressorRegistration qsgd_registration() {
+  using O = CompressorOptions;
+  return {"qsgd",
+          "stochastic quantisation to s levels of |v|/norm per bucket (unbiased)",
+          {field(opt_int("levels", 4, "quantisation levels s", 1, QsgdCompressor::kMaxLevels),
+                 &O::levels),
+           field(opt_enum("norm", "l2", {"l2", "max"}, "bucket norm"), &O::norm),
+           field(opt_int("bucket", 0, "bucket size; 0: the whole layer"), &O::bucket),
+           field(opt_enum("coding", "fixed", {"fixed", "elias"},
+                          "fixed: sign + ceil(log2(s+1)) bits; elias: Elias-gamma coded levels"),
+                 &O::coding)},
+          [](const O& o) -> std::unique_ptr<Compressor> {
+            require_usage(o.levels >= 1, fmt::format("{}.levels = {} is not allowed: expected >= 1",
+                                                     o.section, o.levels));
+            require_usage(o.levels <= QsgdCompressor::kMaxLevels,
+                          fmt::format("{}.levels = {} is not allowed: expected <= {}", o.section,
+                                      o.levels, QsgdCompressor::kMaxLevels));
+            require_one_of(o, "norm", o.norm, {"l2", "max"});
+            require_usage(o.bucket >= 0, fmt::format("{}.bucket = {} is not allowed: expected >= 0 "
+                                                     "(0: the whole layer)",
+                                                     o.section, o.bucket));
+            require_one_of(o, "coding", o.coding, {"fixed", "elias"});
+            return std::make_unique<QsgdCompressor>(o.levels, o.norm == "max", o.bucket,
+                                                    o.coding == "elias");
+          }};
 }
 
 }  // namespace cohort::compress

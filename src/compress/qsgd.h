@@ -59,4 +59,7 @@ class QsgdCompressor final : public Compressor {
 // identical bytes and values.
 bool select_qsgd_kernel(const std::string& isa);
 
+// Its options, schema entry and factory (Note [Compressor options]).
+CompressorRegistration qsgd_registration();
+
 }  // namespace cohort::compress

@@ -100,4 +100,15 @@ void RandKCompressor::decode_layer(BitReader& in, const LayerShape&, const Messa
   write_sparse<std::uint32_t>(t_idx, t_val.data(), out);
 }
 
+CompressorRegistration randk_registration() {
+  auto options = sparsity_fields();
+  options.push_back(
+      field(opt_bool("unbiased", false, "scale kept values by d/k"), &CompressorOptions::unbiased));
+  return {"randk", "k uniformly random coordinates per layer, shared by all clients of the round",
+          std::move(options), [](const CompressorOptions& o) -> std::unique_ptr<Compressor> {
+            check_sparsity(o);
+            return std::make_unique<RandKCompressor>(o.ratio, o.k, o.unbiased);
+          }};
+}
+
 }  // namespace cohort::compress

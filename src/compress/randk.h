@@ -39,4 +39,7 @@ class RandKCompressor final : public Compressor {
 void randk_indices(std::uint64_t seed, std::uint32_t n, std::uint32_t k,
                    std::vector<std::uint32_t>& out);
 
+// Its options, schema entry and factory (Note [Compressor options]).
+CompressorRegistration randk_registration();
+
 }  // namespace cohort::compress

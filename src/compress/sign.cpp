@@ -131,4 +131,16 @@ void SignCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
   for (; i < n; ++i) o[i] = (bytes[i / 8] >> (i % 8)) & 1 ? -scale : scale;
 }
 
+CompressorRegistration sign_registration() {
+  return {"sign",
+          "1 bit per coordinate, sign(0) = +1",
+          {field(opt_enum("scale", "none", {"none", "l1"},
+                          "none: decode to +-1 (signSGD); l1: to ||v||_1/d times the sign"),
+                 &CompressorOptions::scale)},
+          [](const CompressorOptions& o) -> std::unique_ptr<Compressor> {
+            require_one_of(o, "scale", o.scale, {"none", "l1"});
+            return std::make_unique<SignCompressor>(o.scale == "l1");
+          }};
+}
+
 }  // namespace cohort::compress

@@ -28,4 +28,7 @@ class SignCompressor final : public Compressor {
 // is not null, sum |v_j| as described above. Exposed for tests and benchmarks.
 void sign_bits(const float* v, std::size_t n, std::uint64_t* words, double* sum_abs);
 
+// Its options, schema entry and factory (Note [Compressor options]).
+CompressorRegistration sign_registration();
+
 }  // namespace cohort::compress

@@ -6,10 +6,30 @@
 #include <cstdint>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "core/errors.h"
 #include "core/isa.h"
 
 namespace cohort::compress {
+
+std::vector<Field<CompressorOptions>> sparsity_fields() {
+  return {field(opt_float("ratio", 0.01, "kept share of each layer when k is 0", 0, 1, true),
+                &CompressorOptions::ratio),
+          field(opt_int("k", 0,
+                        "coordinates kept per layer (clamped to the layer size); 0: use ratio"),
+                &CompressorOptions::k)};
+}
+
+void check_sparsity(const CompressorOptions& o) {
+  require_usage(o.k >= 0, fmt::format("{0}.k = {1} is not allowed: expected >= 0 "
+                                      "(0: use {0}.ratio)",
+                                      o.section, o.k));
+  if (o.k == 0)
+    require_usage(
+        o.ratio > 0.0 && o.ratio <= 1.0,
+        fmt::format("{}.ratio = {} is not allowed: expected 0 < ratio <= 1", o.section, o.ratio));
+}
 
 namespace {
 

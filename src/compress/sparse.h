@@ -5,8 +5,16 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <vector>
+
+#include "compress/compressor.h"
 
 namespace cohort::compress {
+
+// The options topk and randk share: ratio and k (Note [Compressor options]), and the check of
+// them that the schema cannot make for a caller without a config (ratio matters only when k = 0).
+std::vector<Field<CompressorOptions>> sparsity_fields();
+void check_sparsity(const CompressorOptions& o);
 
 // Sparse indices are 32-bit: a layer must hold fewer than 2^32 values (UsageError otherwise).
 void require_index_range(std::size_t n, const char* who);

@@ -405,4 +405,19 @@ void TopKCompressor::decode_layer(BitReader& in, const LayerShape&, const Messag
   write_sparse<std::uint32_t>(t_idx, t_val.data(), out);
 }
 
+CompressorRegistration topk_registration() {
+  auto options = sparsity_fields();
+  options.push_back(field<CompressorOptions>(
+      opt_enum("index_bits", "packed", {"packed", "plain"},
+               "packed: ceil(log2 d_layer) bits per index; plain: 32"),
+      [](CompressorOptions& o, const Config& cfg, const std::string& path) {
+        o.plain_indices = cfg.get_string(path) == "plain";
+      }));
+  return {"topk", "the k largest |v| per layer (ties: lower index), values + packed indices",
+          std::move(options), [](const CompressorOptions& o) -> std::unique_ptr<Compressor> {
+            check_sparsity(o);
+            return std::make_unique<TopKCompressor>(o.ratio, o.k, o.plain_indices);
+          }};
+}
+
 }  // namespace cohort::compress

@@ -46,4 +46,7 @@ void topk_select(std::span<const float> v, std::int64_t k, std::vector<std::uint
 // The same, indices only (tests).
 void topk_indices(std::span<const float> v, std::int64_t k, std::vector<std::uint32_t>& out);
 
+// Its options, schema entry and factory (Note [Compressor options]).
+CompressorRegistration topk_registration();
+
 }  // namespace cohort::compress

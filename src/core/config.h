@@ -17,10 +17,9 @@ class Config {
   // Parses, applies overrides, validates against the schema and fills defaults.
   // Throws UsageError naming the file, key, value and what is allowed.
   static Config load(const std::string& path, const std::vector<std::string>& overrides,
-                     const Section& schema = run_schema());
+                     const Section& schema);
   static Config from_text(const std::string& yaml_text, const std::vector<std::string>& overrides,
-                          const Section& schema = run_schema(),
-                          const std::string& source = "<config>");
+                          const Section& schema, const std::string& source = "<config>");
 
   // Typed access by dotted path ("algorithm.local_steps"). The key must be in the schema.
   long long get_int(const std::string& path) const;

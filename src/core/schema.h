@@ -70,9 +70,6 @@ std::size_t edit_distance(const std::string& a, const std::string& b);
 // The candidate nearest to `word`, or "" when none is reasonably close.
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
 
-// The root schema of a run config (defined in app/schema_def.cpp).
-const Section& run_schema();
-
 // Text renderings of the schema.
 std::string schema_markdown(const Section& root);  // README config reference
 std::string schema_listing(const Section& root);   // `cohort list`

@@ -229,4 +229,13 @@ TrainTest load_fashion_mnist(const std::string& dir) {
   return tt;
 }
 
+SourceRegistration fashion_mnist_registration() {
+  return {"fashion_mnist",
+          "Fashion-MNIST (Debian package dataset-fashion-mnist), 784 features, 10 classes",
+          {opt_string("path", kFashionMnistDefaultDir, "directory with the four IDX .gz files")},
+          [](const Config& cfg) {
+            return LoadedData{load_fashion_mnist(cfg.get_string("data.path")), {}};
+          }};
+}
+
 }  // namespace cohort::data

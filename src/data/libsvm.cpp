@@ -235,4 +235,36 @@ void write_libsvm(const std::string& path, const Dataset& ds) {
   if (!out) throw UsageError("write error on LIBSVM file " + path);
 }
 
+SourceRegistration libsvm_registration() {
+  return {"libsvm",
+          "a LIBSVM text file of your own (dense or sparse)",
+          {opt_string("path", "", "training file (required)"),
+           opt_string("test_path", "", "test file; empty: hold out test_fraction of path"),
+           opt_int("dim", 0, "number of features; 0: largest index seen"),
+           opt_enum("task", "classification", {"classification", "regression"},
+                    "labels remapped to 0..C-1, or kept as regression targets"),
+           opt_float("test_fraction", 0.2, "held-out share when test_path is empty", 0, 0.99,
+                     true)},
+          [](const Config& cfg) {
+            const std::string path = cfg.get_string("data.path");
+            require_usage(!path.empty(), "data.path is required for data.name = libsvm");
+            const bool regression = cfg.get_string("data.task") == "regression";
+            Dataset all = read_libsvm(path, cfg.get_int("data.dim"), regression);
+            const std::string test_path = cfg.get_string("data.test_path");
+            LoadedData out;
+            TrainTest& tt = out.data;
+            if (test_path.empty()) {
+              tt = split_train_test(all, cfg.get_float("data.test_fraction"),
+                                    static_cast<std::uint64_t>(cfg.get_int("seed")));
+            } else {
+              tt.train = std::move(all);
+              tt.test = read_libsvm(test_path, tt.train.dim, regression);
+              require_usage(regression || tt.test.num_classes <= tt.train.num_classes,
+                            "data.test_path has more classes than data.path");
+              tt.test.num_classes = tt.train.num_classes;
+            }
+            return out;
+          }};
+}
+
 }  // namespace cohort::data

@@ -1,12 +1,13 @@
-// Dataset readers and synthetic generators. Every function throws cohort::UsageError for bad
-// input (missing file, malformed content, impossible parameter) with a message that names the
-// file (and line) or the parameter and what is allowed.
+// Dataset readers and synthetic generators, and the data sources built on them. Every function
+// throws cohort::UsageError for bad input (missing file, malformed content, impossible parameter)
+// with a message that names the file (and line) or the parameter and what is allowed.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/registration.h"
 #include "data/dataset.h"
 
 namespace cohort::data {
@@ -63,5 +64,22 @@ inline constexpr std::int64_t kFedproxMaxExtra = 5000;
 SyntheticResult synthetic_fedprox(int num_clients, double alpha, double beta, std::int64_t dim,
                                   int num_classes, std::int64_t min_samples,
                                   double test_fraction, std::uint64_t seed);
+
+// What a data source gives: the train and test sets and the natural partition of the training
+// rows (one block per client: synthetic and inline data; empty for the others).
+struct LoadedData {
+  TrainTest data;
+  Partition natural;
+};
+
+// A data source's schema entry and loader (Note [Registration]): it reads the data.* keys it
+// declares, and clients.num_clients and seed where the data depends on them. The data slot's
+// list is in algo/problem.cpp, beside the sources that are not datasets (quadratic).
+using SourceRegistration = Registration<LoadedData(const Config& cfg)>;
+SourceRegistration fashion_mnist_registration();      // idx.cpp
+SourceRegistration libsvm_registration();             // libsvm.cpp
+SourceRegistration synthetic_linear_registration();   // synthetic.cpp
+SourceRegistration synthetic_fedprox_registration();  // synthetic.cpp
+SourceRegistration inline_registration();             // inline.cpp
 
 }  // namespace cohort::data

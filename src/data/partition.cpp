@@ -11,9 +11,12 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <stdexcept>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/errors.h"
 #include "core/rng.h"
@@ -217,6 +220,95 @@ double label_skew(const Partition& p, const std::vector<std::int32_t>& labels, i
     ++counted;
   }
   return counted == 0 ? 0.0 : total / counted;
+}
+
+namespace {
+
+// A partition of the rows themselves gives each client at least one of them.
+void require_rows(const Config& cfg, const Dataset& train) {
+  const auto n = cfg.get_int("clients.num_clients");
+  require_usage(n <= train.rows,
+                fmt::format("clients.num_clients = {} exceeds the {} training rows (clients "
+                            "may share rows with data.partition.name = pool)",
+                            n, train.rows));
+}
+
+void require_labels(const std::string& name, const Dataset& train) {
+  require_usage(!train.is_regression(),
+                "data.partition.name = " + name + " needs class labels; regression data allows "
+                "iid or natural");
+}
+
+int num_clients(const Config& cfg) { return static_cast<int>(cfg.get_int("clients.num_clients")); }
+std::uint64_t seed(const Config& cfg) { return static_cast<std::uint64_t>(cfg.get_int("seed")); }
+
+Partition iid(const Config& cfg, const Dataset& train) {
+  require_rows(cfg, train);
+  return partition_iid(train.rows, num_clients(cfg), seed(cfg));
+}
+
+}  // namespace
+
+const std::vector<PartitionRegistration>& partitions() {
+  static const std::vector<PartitionRegistration> list = {
+      {"auto",
+       "natural for synthetic, inline and quadratic data, iid otherwise",
+       {},
+       [](const Config& cfg, const Dataset& train, Partition natural) {
+         return natural.empty() ? iid(cfg, train) : natural;
+       }},
+      {"iid",
+       "uniformly random, near-equal sizes",
+       {},
+       [](const Config& cfg, const Dataset& train, Partition) { return iid(cfg, train); }},
+      {"dirichlet",
+       "per-class proportions over clients drawn from Dirichlet(alpha) (classification only)",
+       {opt_float("alpha", 0.5, "concentration; smaller means more label skew", 0, INFINITY, true)},
+       [](const Config& cfg, const Dataset& train, Partition) {
+         require_rows(cfg, train);
+         require_labels("dirichlet", train);
+         return partition_dirichlet(train.labels, train.num_classes, num_clients(cfg),
+                                    cfg.get_float("data.partition.alpha"), seed(cfg));
+       }},
+      {"shards",
+       "label-sorted data cut into num_clients*shards_per_client shards, k per client",
+       {opt_int("shards_per_client", 2, "shards (label blocks) per client", 1)},
+       [](const Config& cfg, const Dataset& train, Partition) {
+         require_rows(cfg, train);
+         require_labels("shards", train);
+         return partition_shards(train.labels, num_clients(cfg),
+                                 static_cast<int>(cfg.get_int("data.partition.shards_per_client")),
+                                 seed(cfg));
+       }},
+      {"natural",
+       "the generator's own per-client blocks (synthetic and inline data)",
+       {},
+       [](const Config& cfg, const Dataset&, Partition natural) {
+         require_usage(!natural.empty(),
+                       "data.partition.name = natural needs a synthetic dataset; for '" +
+                           cfg.get_string("data.name") + "' use iid, dirichlet or shards");
+         return natural;
+       }},
+      {"pool",
+       "each client draws samples_per_client training rows with replacement from its own keyed "
+       "stream, when it trains: nothing is stored per client, so a population may exceed the "
+       "rows (10^7 clients on 60,000 rows)",
+       {opt_int("samples_per_client", 10, "rows each client draws", 1)},
+       {}},
+  };
+  return list;
+}
+
+Section partition_section() {
+  return slot_section("partition", "How training samples are assigned to clients.", "auto",
+                      partitions());
+}
+
+Partition make_partition(const Config& cfg, const Dataset& train, Partition natural) {
+  const std::string name = cfg.get_string("data.partition.name");
+  const auto* r = find_registration(partitions(), name);
+  if (r == nullptr || !r->make) throw std::logic_error("no stored partition " + name);
+  return r->make(cfg, train, std::move(natural));
 }
 
 }  // namespace cohort::data

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/registration.h"
 #include "data/dataset.h"
 
 namespace cohort::data {
@@ -29,5 +30,18 @@ Partition partition_shards(const std::vector<std::int32_t>& labels, int num_clie
 // Mean over clients of the total-variation distance between the client's label distribution
 // and the global one: 0 for identical distributions, up to 1. Used to measure label skew.
 double label_skew(const Partition& p, const std::vector<std::int32_t>& labels, int num_classes);
+
+// A partition's schema entry and factory (Note [Registration]): the clients' rows of `train`
+// for clients.num_clients and seed, from the data.partition.* keys it declares; `natural` is the
+// data source's own partition (empty when it has none).
+using PartitionRegistration =
+    Registration<Partition(const Config& cfg, const Dataset& train, Partition natural)>;
+
+// The partitions (one explicit list); they are small, so they share this file.
+const std::vector<PartitionRegistration>& partitions();
+Section partition_section();
+// The partition data.partition.name names. pool has no factory: its clients draw their rows when
+// they train (DatasetProblem in algo/problem.cpp).
+Partition make_partition(const Config& cfg, const Dataset& train, Partition natural);
 
 }  // namespace cohort::data

@@ -219,4 +219,40 @@ SyntheticResult synthetic_fedprox(int num_clients, double alpha, double beta, st
   return res;
 }
 
+SourceRegistration synthetic_linear_registration() {
+  return {"synthetic_linear",
+          "linear regression t = w*.x + noise, x ~ N(0, I)",
+          {opt_int("dim", 20, "features", 1),
+           opt_int("samples_per_client", 100, "rows per client", 1),
+           opt_float("noise", 0.1, "standard deviation of the label noise", 0),
+           opt_float("test_fraction", 0.2, "held-out share", 0, 0.99, true)},
+          [](const Config& cfg) {
+            auto r = synthetic_linear(static_cast<int>(cfg.get_int("clients.num_clients")),
+                                      cfg.get_int("data.samples_per_client"),
+                                      cfg.get_int("data.dim"), cfg.get_float("data.noise"),
+                                      cfg.get_float("data.test_fraction"),
+                                      static_cast<std::uint64_t>(cfg.get_int("seed")));
+            return LoadedData{std::move(r.data), std::move(r.partition)};
+          }};
+}
+
+SourceRegistration synthetic_fedprox_registration() {
+  return {"synthetic_fedprox",
+          "synthetic(alpha, beta) logistic-regression clients of the FedProx paper",
+          {opt_float("alpha", 1.0, "model heterogeneity across clients", 0),
+           opt_float("beta", 1.0, "feature heterogeneity across clients", 0),
+           opt_int("dim", 60, "features", 1), opt_int("classes", 10, "classes", 2),
+           opt_int("min_samples", 50, "minimum rows per client", 2),
+           opt_float("test_fraction", 0.2, "held-out share of each client's rows", 0, 0.99,
+                     true)},
+          [](const Config& cfg) {
+            auto r = synthetic_fedprox(
+                static_cast<int>(cfg.get_int("clients.num_clients")), cfg.get_float("data.alpha"),
+                cfg.get_float("data.beta"), cfg.get_int("data.dim"),
+                static_cast<int>(cfg.get_int("data.classes")), cfg.get_int("data.min_samples"),
+                cfg.get_float("data.test_fraction"), static_cast<std::uint64_t>(cfg.get_int("seed")));
+            return LoadedData{std::move(r.data), std::move(r.partition)};
+          }};
+}
+
 }  // namespace cohort::data

@@ -7,7 +7,7 @@ namespace cohort::exchange {
 Downlink::Downlink(const Config& cfg, const std::vector<LayerView>& layers,
                    std::uint64_t seed, std::span<const float> x0)
     : seed_(seed) {
-  const auto o = compressor_options(cfg, "downlink_compressor");
+  const auto o = compress::compressor_options(cfg, compress::kDownlinkSlot);
   if (o.name == "none") return;
   compressor_ = compress::make_compressor(o);
   layers_ = compress::message_layers(layers, cfg.get_string("downlink_compressor.scope") == "global");

@@ -22,59 +22,10 @@ const char* plan_name(Plan p) {
   }
 }
 
-compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section) {
-  compress::CompressorOptions o;
-  o.section = section;
-  const auto key = [&](const char* k) { return section + "." + k; };
-  o.name = cfg.get_string(key("name"));
-  if (o.name == "sign") o.scale = cfg.get_string(key("scale"));
-  if (o.name == "topk" || o.name == "randk") {
-    o.ratio = cfg.get_float(key("ratio"));
-    o.k = cfg.get_int(key("k"));
-  }
-  if (o.name == "topk") o.plain_indices = cfg.get_string(key("index_bits")) == "plain";
-  if (o.name == "randk") o.unbiased = cfg.get_bool(key("unbiased"));
-  if (o.name == "qsgd") {
-    o.levels = static_cast<int>(cfg.get_int(key("levels")));
-    o.norm = cfg.get_string(key("norm"));
-    o.bucket = cfg.get_int(key("bucket"));
-    o.coding = cfg.get_string(key("coding"));
-  }
-  if (o.name == "powersgd") {
-    o.rank = static_cast<int>(cfg.get_int(key("rank")));
-    o.warm_start = cfg.get_bool(key("warm_start"));
-    o.mode = section == "compressor" ? cfg.get_string(key("mode")) : "per_client";
-  }
-  return o;
-}
-
-robust::AggregatorOptions robust_options(const Config& cfg) {
-  robust::AggregatorOptions r;
-  r.name = cfg.get_string("aggregator.name");
-  const auto key = [](const char* k) { return std::string("aggregator.") + k; };
-  if (r.name == "krum" || r.name == "multikrum" || r.name == "bulyan")
-    r.f = static_cast<int>(cfg.get_int(key("f")));
-  if (r.name == "multikrum") r.m = static_cast<int>(cfg.get_int(key("m")));
-  if (r.name == "tm" || r.name == "zeno") r.b = static_cast<int>(cfg.get_int(key("b")));
-  if (r.name == "gm" || r.name == "cclip") r.iters = static_cast<int>(cfg.get_int(key("iters")));
-  if (r.name == "gm") {
-    r.nu = cfg.get_float(key("nu"));
-    r.init = cfg.get_string(key("init"));
-  }
-  if (r.name == "cclip") r.tau = cfg.get_float(key("tau"));
-  if (r.name == "zeno") {
-    r.rho = cfg.get_float(key("rho"));
-    r.gamma = cfg.get_float(key("gamma"));
-    r.batch = static_cast<int>(cfg.get_int(key("batch")));
-  }
-  r.bucket = static_cast<int>(cfg.get_int(key("bucketing")));
-  return r;
-}
-
 ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
   using robust::AggregatorKind;
   ExchangeOptions o;
-  o.compressor = compressor_options(cfg, "compressor");
+  o.compressor = compress::compressor_options(cfg, compress::kUplinkSlot);
   o.global_scope = cfg.get_string("compressor.scope") == "global";
   o.error_feedback = cfg.get_bool("compressor.error_feedback");
   const std::string aggregator = cfg.get_string("aggregator.name");  // for the messages below
@@ -95,7 +46,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "aggregator (cm, tm, krum, multikrum, gm, cclip, bulyan); " + aggregator +
                       " is a sum: use comm.plan = reduce (or auto)");
   if (robust) {
-    o.rule = robust_options(cfg);
+    o.rule = robust::aggregator_options(cfg);
     require_usage(plan != "reduce",
                   "aggregator " + aggregator + " is not a sum: it needs comm.plan = gather, "
                   "shard or auto, not reduce");

@@ -42,10 +42,4 @@ struct ExchangeOptions {
   static ExchangeOptions from_config(const Config& cfg);
 };
 
-// aggregator.* options of a robust rule.
-robust::AggregatorOptions robust_options(const Config& cfg);
-
-// compressor.* or downlink_compressor.* options.
-compress::CompressorOptions compressor_options(const Config& cfg, const std::string& section);
-
 }  // namespace cohort::exchange

@@ -75,4 +75,18 @@ std::unique_ptr<Model> make_linear(std::int64_t input_dim, bool bias, float init
   return std::make_unique<Linear>(input_dim, bias, init);
 }
 
+ModelRegistration linear_registration() {
+  return {"linear",
+          "least-squares linear regression (regression data)",
+          {opt_bool("bias", true, "learn an intercept b besides w"),
+           opt_float("init", 0.0, "initial value of every weight (the bias starts at 0)")},
+          [](const Config& cfg, const data::Dataset& train) {
+            require_usage(train.is_regression(),
+                          "model.name = linear is least-squares regression; this data has class "
+                          "labels (use logreg or mlp, or data.task = regression for LIBSVM files)");
+            return make_linear(train.dim, cfg.get_bool("model.bias"),
+                               static_cast<float>(cfg.get_float("model.init")));
+          }};
+}
+
 }  // namespace cohort::model

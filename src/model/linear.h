@@ -33,4 +33,7 @@ class Linear : public Model {
   mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, residuals_;
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+ModelRegistration linear_registration();
+
 }  // namespace cohort::model

@@ -68,4 +68,14 @@ std::unique_ptr<Model> make_logreg(std::int64_t input_dim, int num_classes) {
   return std::make_unique<LogReg>(input_dim, num_classes);
 }
 
+ModelRegistration logreg_registration() {
+  return {"logreg",
+          "multinomial logistic regression, softmax cross-entropy",
+          {},
+          [](const Config&, const data::Dataset& train) {
+            require_class_labels("logreg", train);
+            return make_logreg(train.dim, train.num_classes);
+          }};
+}
+
 }  // namespace cohort::model

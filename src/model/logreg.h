@@ -27,4 +27,7 @@ class LogReg : public Model {
   mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, logits_;
 };
 
+// Its schema entry and factory (Note [Registration]).
+ModelRegistration logreg_registration();
+
 }  // namespace cohort::model

@@ -146,4 +146,24 @@ std::unique_ptr<Model> make_mlp(std::int64_t input_dim, int num_classes,
   return std::make_unique<Mlp>(input_dim, num_classes, hidden, activation);
 }
 
+ModelRegistration mlp_registration() {
+  return {"mlp",
+          "fully connected network, softmax cross-entropy",
+          {opt_int_list("hidden", "[200]", "hidden layer sizes", 1),
+           opt_enum("activation", "relu", {"relu", "tanh", "sigmoid"}, "hidden activation")},
+          [](const Config& cfg, const data::Dataset& train) {
+            require_class_labels("mlp", train);
+            std::vector<int> hidden;
+            for (long long h : cfg.get_int_list("model.hidden"))
+              hidden.push_back(static_cast<int>(h));
+            require_usage(!hidden.empty(),
+                          "model.hidden must list at least one layer size, e.g. [200]");
+            const std::string act = cfg.get_string("model.activation");
+            const auto a = act == "relu"   ? Activation::kRelu
+                           : act == "tanh" ? Activation::kTanh
+                                           : Activation::kSigmoid;
+            return make_mlp(train.dim, train.num_classes, hidden, a);
+          }};
+}
+
 }  // namespace cohort::model

@@ -40,4 +40,7 @@ class Mlp : public Model {
   mutable std::vector<detail::AlignedBuffer> acts_;  // one per dense layer
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+ModelRegistration mlp_registration();
+
 }  // namespace cohort::model

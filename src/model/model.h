@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "core/layers.h"
+#include "core/errors.h"
+#include "core/registration.h"
 #include "core/rng.h"
+#include "data/dataset.h"
 
 namespace cohort::model {
 
@@ -53,5 +56,16 @@ std::unique_ptr<Model> make_logreg(std::int64_t input_dim, int num_classes);
 // mlp: fully connected hidden layers, softmax cross-entropy output.
 std::unique_ptr<Model> make_mlp(std::int64_t input_dim, int num_classes,
                                 const std::vector<int>& hidden, Activation activation);
+
+// A model's schema entry and factory (Note [Registration]): it reads the model.* keys it
+// declares and refuses training data it cannot fit.
+using ModelRegistration =
+    Registration<std::unique_ptr<Model>(const Config& cfg, const data::Dataset& train)>;
+
+// The check of the classifiers: UsageError on regression data.
+inline void require_class_labels(const std::string& model, const data::Dataset& train) {
+  require_usage(!train.is_regression(),
+                "model.name = " + model + " needs class labels; regression data allows linear");
+}
 
 }  // namespace cohort::model

@@ -178,59 +178,60 @@ bool all_finite(const float* v, std::int64_t d) {
 
 // ---- the registry ------------------------------------------------------------------------------
 
-namespace {
-
-const char* const kRuleNames[] = {"cm", "tm", "krum", "multikrum", "gm", "cclip", "bulyan", "zeno"};
-
 void require_option(bool ok, const char* key, const std::string& what) {
   if (!ok) throw UsageError(fmt::format("aggregator.{}: {}", key, what));
 }
 
-std::unique_ptr<Aggregator> make_rule(const AggregatorOptions& o) {
-  const std::string& n = o.name;
-  if (n == "cm") return std::make_unique<CoordinateMedian>();
-  if (n == "tm") {
-    require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
-    return std::make_unique<TrimmedMean>(o.b);
-  }
-  if (n == "krum" || n == "multikrum" || n == "bulyan") {
-    require_option(o.f >= 0, "f", fmt::format("must be >= 0, got {}", o.f));
-    if (n == "bulyan") return std::make_unique<Bulyan>(o.f);
-    if (n == "krum") return std::make_unique<Krum>(o.f, false);
-    require_option(o.m >= 0, "m", fmt::format("must be >= 0 (0: n - f), got {}", o.m));
-    return std::make_unique<Krum>(o.f, true, o.m);
-  }
-  if (n == "gm") {
-    require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
-    require_option(o.nu > 0 && std::isfinite(o.nu), "nu", fmt::format("must be > 0, got {}", o.nu));
-    require_option(o.init == "zero" || o.init == "mean", "init",
-                   fmt::format("must be zero or mean, got '{}'", o.init));
-    return std::make_unique<GeometricMedian>(o.iters, o.nu, o.init == "mean");
-  }
-  if (n == "cclip") {
-    require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
-    require_option(o.tau > 0, "tau", fmt::format("must be > 0, got {}", o.tau));
-    return std::make_unique<CenteredClip>(o.tau, o.iters);
-  }
-  if (n == "zeno") {
-    require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
-    require_option(o.rho >= 0 && std::isfinite(o.rho), "rho",
-                   fmt::format("must be >= 0, got {}", o.rho));
-    require_option(o.gamma > 0 && std::isfinite(o.gamma), "gamma",
-                   fmt::format("must be > 0, got {}", o.gamma));
-    require_option(o.batch >= 1, "batch", fmt::format("must be >= 1, got {}", o.batch));
-    return std::make_unique<Zeno>(o.b, o.rho, o.gamma);
-  }
-  std::string known;
-  for (const char* k : kRuleNames) known += fmt::format("{}{}", known.empty() ? "" : ", ", k);
-  throw UsageError(fmt::format("unknown aggregator '{}'; robust aggregators: {}", n, known));
+const std::vector<AggregatorRegistration>& aggregators() {
+  static const std::vector<AggregatorRegistration> list = {
+      // Sums, which the exchange reads and computes (Note [Exchange plans]): no factory here.
+      {"mean",
+       "(weighted) average of the messages",
+       {read_elsewhere<AggregatorOptions>(
+           opt_bool("weighted", false, "weight clients by their sample counts"))},
+       {}},
+      {"majority",
+       "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
+       {},
+       {}},
+      cm_registration(),
+      tm_registration(),
+      krum_registration(),
+      multikrum_registration(),
+      gm_registration(),
+      cclip_registration(),
+      bulyan_registration(),
+      zeno_registration(),
+  };
+  return list;
 }
 
-}  // namespace
+Section aggregator_section() {
+  Section s =
+      slot_section("aggregator",
+                   "How the server combines client messages (docs/algorithms.md §3). Robust "
+                   "rules drop non-finite messages and run on the gather or shard plan.",
+                   "mean", aggregators());
+  s.options = {bucketing_field().option};
+  return s;
+}
+
+AggregatorOptions aggregator_options(const Config& cfg) {
+  AggregatorOptions o;
+  o.name = cfg.get_string("aggregator.name");
+  if (const auto* r = find_registration(aggregators(), o.name))
+    read_fields(o, r->options, cfg, "aggregator");
+  read_fields(o, {bucketing_field()}, cfg, "aggregator");
+  return o;
+}
 
 std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o) {
   require_option(o.bucket >= 0, "bucketing", fmt::format("must be >= 0, got {}", o.bucket));
-  auto rule = make_rule(o);
+  const auto* r = find_registration(aggregators(), o.name);
+  if (r == nullptr || !r->make)
+    throw UsageError(fmt::format("unknown aggregator '{}'; robust aggregators: {}", o.name,
+                                 buildable_names(aggregators())));
+  auto rule = r->make(o);
   if (o.bucket > 1) return std::make_unique<Bucketing>(o.bucket, std::move(rule));
   return rule;
 }

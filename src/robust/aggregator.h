@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/registration.h"
 #include "core/rng.h"
 #include "robust/chunk_tree.h"
 
@@ -89,8 +90,22 @@ struct AggregatorOptions {
   int bucket = 0;             // bucketing s; 0 or 1 = no bucketing
 };
 
-// The registry (one explicit list); bucketing wraps the named rule when bucket > 1.
+using AggregatorRegistration =
+    Registration<std::unique_ptr<Aggregator>(const AggregatorOptions&), Field<AggregatorOptions>>;
+
+// The aggregator slot (one explicit list, Note [Registration]): mean and majority, the sums the
+// exchange computes itself (no factory here), then the robust rules, each declared in its own
+// file.
+const std::vector<AggregatorRegistration>& aggregators();
+// The schema of the aggregator slot, with bucketing, which wraps any robust rule.
+Section aggregator_section();
+// The aggregator.* options of a resolved config.
+AggregatorOptions aggregator_options(const Config& cfg);
+// The robust rule named o.name, wrapped in bucketing when bucket > 1. Throws UsageError for
+// impossible options, naming the key.
 std::unique_ptr<Aggregator> make_aggregator(const AggregatorOptions& o);
+// For the factories' checks: UsageError "aggregator.<key>: <what>" unless ok.
+void require_option(bool ok, const char* key, const std::string& what);
 
 // Drops non-finite rows (counted in report.dropped_nonfinite), then applies the rule.
 // Returns false when no finite row is left (out untouched). dropped_earlier >= 0: the caller has

@@ -55,4 +55,11 @@ void Bucketing::aggregate(const Messages& m, const Context& ctx, float* out, Rep
   }
 }
 
+Field<AggregatorOptions> bucketing_field() {
+  return field(opt_int("bucketing", 0,
+                       "robust rules: average random groups of this many messages first (0 or 1: "
+                       "off)"),
+               &AggregatorOptions::bucket);
+}
+
 }  // namespace cohort::robust

@@ -30,4 +30,7 @@ class Bucketing final : public Aggregator {
   std::unique_ptr<Aggregator> inner_;
 };
 
+// aggregator.bucketing, an option of every robust rule (make_aggregator wraps the rule).
+Field<AggregatorOptions> bucketing_field();
+
 }  // namespace cohort::robust

@@ -58,4 +58,14 @@ void Bulyan::aggregate(const Messages& m, const Context& ctx, float* out, Report
       });
 }
 
+AggregatorRegistration bulyan_registration() {
+  return {"bulyan",
+          "repeated Krum selection, then a trimmed mean around the median (n >= 4f+3)",
+          {f_field()},
+          [](const AggregatorOptions& o) {
+            check_f(o);
+            return std::make_unique<Bulyan>(o.f);
+          }};
+}
+
 }  // namespace cohort::robust

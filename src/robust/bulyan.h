@@ -21,4 +21,7 @@ class Bulyan final : public Aggregator {
   int f_;
 };
 
+// Its schema entry and factory (Note [Registration]).
+AggregatorRegistration bulyan_registration();
+
 }  // namespace cohort::robust

@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include <fmt/format.h>
+
 #include "core/errors.h"
 #include "robust/chunk_tree.h"
 
@@ -279,6 +281,19 @@ void CenteredClip::aggregate(const Messages& m, const Context& ctx, float* out, 
   }
   report.selected.clear();
   std::memcpy(out, v_.data(), sizeof(float) * static_cast<std::size_t>(d));
+}
+
+AggregatorRegistration cclip_registration() {
+  using O = AggregatorOptions;
+  return {"cclip",
+          "centered clipping from the previous aggregate",
+          {field(opt_float("tau", 10.0, "clipping radius", 0, INFINITY, true), &O::tau),
+           field(opt_int("iters", 1, "clipping iterations L", 1), &O::iters)},
+          [](const O& o) {
+            require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
+            require_option(o.tau > 0, "tau", fmt::format("must be > 0, got {}", o.tau));
+            return std::make_unique<CenteredClip>(o.tau, o.iters);
+          }};
 }
 
 }  // namespace cohort::robust

@@ -28,4 +28,7 @@ class CenteredClip final : public Aggregator {
   std::vector<float> v_;
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+AggregatorRegistration cclip_registration();
+
 }  // namespace cohort::robust

@@ -348,4 +348,11 @@ void CoordinateMedian::aggregate(const Messages& m, const Context&, float* out, 
       });
 }
 
+AggregatorRegistration cm_registration() {
+  return {"cm",
+          "coordinate-wise median (even n: mean of the two middle values)",
+          {},
+          [](const AggregatorOptions&) { return std::make_unique<CoordinateMedian>(); }};
+}
+
 }  // namespace cohort::robust

@@ -42,4 +42,7 @@ class CoordinateMedian final : public Aggregator {
   void check_inputs(int n) const override;
 };
 
+// Its schema entry and factory (Note [Registration]).
+AggregatorRegistration cm_registration();
+
 }  // namespace cohort::robust

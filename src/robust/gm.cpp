@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "core/errors.h"
 #include "robust/chunk_tree.h"
 #include "robust/krum.h"
@@ -287,6 +289,25 @@ void GeometricMedian::aggregate(const Messages& m, const Context& ctx, float* ou
     c[n] = 1.0;  // sum_i beta_i / total: z is an affine combination of the u_i
   }
   combine_rows(rows, beta.data(), total, m.d, out);
+}
+
+AggregatorRegistration gm_registration() {
+  using O = AggregatorOptions;
+  return {"gm",
+          "geometric median by smoothed Weiszfeld (RFA)",
+          {field(opt_int("iters", 3, "Weiszfeld iterations T", 1), &O::iters),
+           field(opt_float("nu", 0.1, "smoothing: distances below nu count as nu", 0, INFINITY,
+                           true),
+                 &O::nu),
+           field(opt_enum("init", "zero", {"zero", "mean"}, "starting point z0"), &O::init)},
+          [](const O& o) {
+            require_option(o.iters >= 1, "iters", fmt::format("must be >= 1, got {}", o.iters));
+            require_option(o.nu > 0 && std::isfinite(o.nu), "nu",
+                           fmt::format("must be > 0, got {}", o.nu));
+            require_option(o.init == "zero" || o.init == "mean", "init",
+                           fmt::format("must be zero or mean, got '{}'", o.init));
+            return std::make_unique<GeometricMedian>(o.iters, o.nu, o.init == "mean");
+          }};
 }
 
 }  // namespace cohort::robust

@@ -49,4 +49,7 @@ class GeometricMedian final : public Aggregator {
   GmPath path_;
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+AggregatorRegistration gm_registration();
+
 }  // namespace cohort::robust

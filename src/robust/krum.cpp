@@ -427,4 +427,33 @@ void Krum::aggregate(const Messages& msg, const Context& ctx, float* out, Report
   combine_rows(sel, nullptr, m, msg.d, out);
 }
 
+Field<AggregatorOptions> f_field() {
+  return field(opt_int("f", 1, "assumed number of Byzantine messages"), &AggregatorOptions::f);
+}
+
+void check_f(const AggregatorOptions& o) {
+  require_option(o.f >= 0, "f", fmt::format("must be >= 0, got {}", o.f));
+}
+
+AggregatorRegistration krum_registration() {
+  return {"krum",
+          "the message with the lowest sum of squared distances to its n-f-2 nearest (n >= 2f+3)",
+          {f_field()},
+          [](const AggregatorOptions& o) {
+            check_f(o);
+            return std::make_unique<Krum>(o.f, false);
+          }};
+}
+
+AggregatorRegistration multikrum_registration() {
+  return {"multikrum",
+          "mean of the m lowest Krum scores (n >= 2f+3)",
+          {f_field(), field(opt_int("m", 0, "messages averaged; 0: n - f"), &AggregatorOptions::m)},
+          [](const AggregatorOptions& o) {
+            check_f(o);
+            require_option(o.m >= 0, "m", fmt::format("must be >= 0 (0: n - f), got {}", o.m));
+            return std::make_unique<Krum>(o.f, true, o.m);
+          }};
+}
+
 }  // namespace cohort::robust

@@ -59,4 +59,11 @@ class Krum final : public Aggregator {
   int m_;
 };
 
+// f, the assumed Byzantine count of krum, multikrum and bulyan, and its check.
+Field<AggregatorOptions> f_field();
+void check_f(const AggregatorOptions& o);
+// Their options, schema entries and factories (Note [Registration]).
+AggregatorRegistration krum_registration();
+AggregatorRegistration multikrum_registration();
+
 }  // namespace cohort::robust

@@ -89,4 +89,14 @@ void TrimmedMean::aggregate(const Messages& m, const Context&, float* out, Repor
                });
 }
 
+AggregatorRegistration tm_registration() {
+  return {"tm",
+          "coordinate-wise trimmed mean: drop the b largest and b smallest (needs n > 2b)",
+          {field(opt_int("b", 1, "values trimmed per side"), &AggregatorOptions::b)},
+          [](const AggregatorOptions& o) {
+            require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
+            return std::make_unique<TrimmedMean>(o.b);
+          }};
+}
+
 }  // namespace cohort::robust

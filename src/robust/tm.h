@@ -18,4 +18,7 @@ class TrimmedMean final : public Aggregator {
   int b_;
 };
 
+// Its options, schema entry and factory (Note [Registration]).
+AggregatorRegistration tm_registration();
+
 }  // namespace cohort::robust

@@ -51,4 +51,23 @@ void Zeno::aggregate(const Messages& m, const Context& ctx, float* out, Report& 
   combine_rows(rows, nullptr, static_cast<double>(rows.size()), m.d, out);
 }
 
+AggregatorRegistration zeno_registration() {
+  using O = AggregatorOptions;
+  return {"zeno",
+          "average of the n-b messages with the best validation-loss descent score",
+          {field(opt_int("b", 1, "messages dropped"), &O::b),
+           field(opt_float("rho", 5e-4, "weight of ||u||^2", 0), &O::rho),
+           field(opt_float("gamma", 0.1, "step used in the score", 0, INFINITY, true), &O::gamma),
+           field(opt_int("batch", 32, "server validation minibatch (test rows)", 1), &O::batch)},
+          [](const O& o) {
+            require_option(o.b >= 0, "b", fmt::format("must be >= 0, got {}", o.b));
+            require_option(o.rho >= 0 && std::isfinite(o.rho), "rho",
+                           fmt::format("must be >= 0, got {}", o.rho));
+            require_option(o.gamma > 0 && std::isfinite(o.gamma), "gamma",
+                           fmt::format("must be > 0, got {}", o.gamma));
+            require_option(o.batch >= 1, "batch", fmt::format("must be >= 1, got {}", o.batch));
+            return std::make_unique<Zeno>(o.b, o.rho, o.gamma);
+          }};
+}
+
 }  // namespace cohort::robust

@@ -22,4 +22,8 @@ class Zeno final : public Aggregator {
   double rho_, gamma_;
 };
 
+// Its options, schema entry and factory (Note [Registration]). batch is the caller's: the runner
+// draws the validation minibatch.
+AggregatorRegistration zeno_registration();
+
 }  // namespace cohort::robust

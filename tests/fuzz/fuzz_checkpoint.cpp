@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "algo/run_schema.h"
 #include "core/config.h"
 #include "core/errors.h"
 #include "fuzz_common.h"
@@ -18,7 +19,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cohort;
-  static const Config config = Config::from_text("", {}, run_schema(), "config.yaml");
+  static const Config config = Config::from_text("", {}, algo::run_schema(), "config.yaml");
   const std::string raw = fuzz::write_file("raw.ckpt", data, size);
   std::string config_text, version;
   try {

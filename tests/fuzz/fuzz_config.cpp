@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "algo/run_schema.h"
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
@@ -58,14 +59,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::string text;
   try {
-    const Config c = Config::from_text(yaml, overrides, run_schema(), "fuzz.yaml");
-    read_every_key(c, run_schema(), "");
+    const Config c = Config::from_text(yaml, overrides, algo::run_schema(), "fuzz.yaml");
+    read_every_key(c, algo::run_schema(), "");
     text = c.resolved_text();
   } catch (const UsageError&) {
     return 0;
   }
   try {
-    const Config again = Config::from_text(text, {}, run_schema(), "resolved.yaml");
+    const Config again = Config::from_text(text, {}, algo::run_schema(), "resolved.yaml");
     if (again.resolved_text() != text)
       fuzz::violated("config", "resolved text changes when validated again:\n" + text);
   } catch (const UsageError& e) {

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "algo/run_schema.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
@@ -35,7 +36,7 @@ std::vector<float> run_two_quadratics(const std::string& extra, const std::strin
       "algorithm: {name: fedavg, batch_size: 0, local_lr: 0.05}\n"
       "eval: {every: 0}\n"
       "output: {path: " + tmp_h5(tag) + ", progress_every: 0, save_model: false}\n";
-  const Config cfg = Config::from_text(text, {extra});
+  const Config cfg = Config::from_text(text, {extra}, algo::run_schema());
   auto comm = comm::make_self_communicator();
   const auto outcome = algo::run_experiment(cfg, *comm);
   std::filesystem::remove(tmp_h5(tag));
@@ -81,7 +82,7 @@ TEST_CASE("algo: sgd on quadratics equals gradient descent on the mean objective
       "eval: {every: 0}\n"
       "output: {path: " + tmp_h5("sgd") + ", progress_every: 0}\n";
   auto comm = comm::make_self_communicator();
-  const auto out = algo::run_experiment(Config::from_text(text, {}), *comm);
+  const auto out = algo::run_experiment(Config::from_text(text, {}, algo::run_schema()), *comm);
   std::filesystem::remove(tmp_h5("sgd"));
   double x = 0;
   for (int t = 0; t < 3; ++t) x = x - 0.1 * (5.5 * x - 4.5);

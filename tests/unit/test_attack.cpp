@@ -6,6 +6,7 @@
 
 #include "algo/clients.h"
 #include "algo/problem.h"
+#include "algo/run_schema.h"
 #include "attack/attack.h"
 #include "comm/communicator.h"
 #include "core/config.h"
@@ -134,7 +135,7 @@ struct Setup {
   Setup(const std::vector<std::string>& overrides)
       : cfg(Config::from_text("data: {name: quadratic, dim: 2}\nclients: {num_clients: 4}\n"
                               "output: {progress_every: 0}\n",
-                              overrides)),
+                              overrides, algo::run_schema())),
         problem(algo::make_problem(cfg)) {}
 };
 

@@ -9,6 +9,7 @@
 
 #include "algo/fedavg.h"
 #include "algo/problem.h"
+#include "algo/run_schema.h"
 #include "algo/sampling.h"
 #include "core/config.h"
 #include "core/errors.h"
@@ -26,7 +27,7 @@ namespace {
 using Overrides = std::vector<std::string>;
 
 Config parse(const std::string& yaml, const Overrides& overrides = {}) {
-  return Config::from_text(yaml, overrides, cohort::run_schema(), "test.yaml");
+  return Config::from_text(yaml, overrides, cohort::algo::run_schema(), "test.yaml");
 }
 
 std::string config_error(const std::string& yaml, const Overrides& overrides = {}) {
@@ -290,7 +291,9 @@ TEST_CASE("config: a YAML syntax error names the file and line", "[config]") {
   CHECK_THAT(unclosed, Contains("YAML syntax error"));
   CHECK_THAT(unclosed, !StartsWith("test.yaml:1:"));
 
-  CHECK_THAT(usage_error_of([] { Config::load("/nonexistent/cohort_cfg.yaml", {}); }),
+  CHECK_THAT(usage_error_of([] {
+               Config::load("/nonexistent/cohort_cfg.yaml", {}, cohort::algo::run_schema());
+             }),
              Contains("cannot open config file '/nonexistent/cohort_cfg.yaml'"));
 }
 
@@ -383,7 +386,7 @@ TEST_CASE("config: edit_distance and nearest on exact cases", "[config][schema]"
 }
 
 TEST_CASE("config: schema markdown and listing cover every key", "[config][schema]") {
-  const std::string md = cohort::schema_markdown(cohort::run_schema());
+  const std::string md = cohort::schema_markdown(cohort::algo::run_schema());
   CHECK_THAT(md, Contains("| `algorithm.local_lr` | float > 0 | `0.05` | local learning rate |"));
   CHECK_THAT(md, Contains("| `rounds` | int >= 1 | `10` | communication rounds |"));
   CHECK_THAT(md, Contains("### `server_optimizer`"));
@@ -402,7 +405,7 @@ TEST_CASE("config: schema markdown and listing cover every key", "[config][schem
     CHECK(cells == 5);  // | key | type | default | meaning |
   }
 
-  const std::string listing = cohort::schema_listing(cohort::run_schema());
+  const std::string listing = cohort::schema_listing(cohort::algo::run_schema());
   CHECK_THAT(listing, Contains("algorithm.name: fedavg (default)"));
   CHECK_THAT(listing, Contains("algorithm.name: sgd -"));
   for (const char* opt : {"sgd", "momentum", "nesterov", "adam", "yogi"})

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "algo/run_schema.h"
 #include "algo/run_state.h"
 #include "attack/attack.h"
 #include "comm/communicator.h"
@@ -78,7 +79,7 @@ std::string idx_header(std::uint32_t magic, std::vector<std::uint32_t> dims) {
 
 TEST_CASE("hostile: every integer key is bounded by its type before use", "[hostile][config]") {
   std::vector<IntKey> keys;
-  collect(cohort::run_schema(), "", {}, keys);
+  collect(cohort::algo::run_schema(), "", {}, keys);
   REQUIRE(keys.size() > 20);
   for (const auto& k : keys) {
     const long long max = k.option.int_max;
@@ -91,7 +92,8 @@ TEST_CASE("hostile: every integer key is bounded by its type before use", "[host
       if (v == "4294967297" && max > 4294967297LL) continue;
       auto overrides = k.select;
       overrides.push_back(k.path + "=" + literal(k, v));
-      const std::string msg = usage_error_of([&] { Config::from_text("{}", overrides); });
+      const std::string msg =
+          usage_error_of([&] { Config::from_text("{}", overrides, cohort::algo::run_schema()); });
       CHECK_THAT(msg, Contains(k.path + " = '" + literal(k, v) + "' is not allowed"));
       CHECK_THAT(msg, Contains("holds at most " + std::to_string(max)));
     }
@@ -99,7 +101,7 @@ TEST_CASE("hostile: every integer key is bounded by its type before use", "[host
     if (k.option.max >= static_cast<double>(max)) {
       auto overrides = k.select;
       overrides.push_back(k.path + "=" + literal(k, std::to_string(max)));
-      const Config cfg = Config::from_text("{}", overrides);
+      const Config cfg = Config::from_text("{}", overrides, cohort::algo::run_schema());
       if (k.option.type == cohort::OptType::kInt) CHECK(cfg.get_int(k.path) == max);
     }
   }
@@ -221,22 +223,27 @@ TEST_CASE("hostile: build (run, validate) rejects what the run would", "[hostile
     const std::string clients = "clients.num_clients=" + std::to_string(n);
     CHECK_THAT(usage_error_of([&] {
                  cohort::algo::build(
-                     Config::from_text(base, {clients, "attack.name=zero",
-                                              "attack.count=" + std::to_string(n + 1)}),
+                     Config::from_text(base,
+                                       {clients, "attack.name=zero",
+                                        "attack.count=" + std::to_string(n + 1)},
+                                       cohort::algo::run_schema()),
                      *comm);
                }),
                Contains("attack.count = " + std::to_string(n + 1) + " exceeds"));
     CHECK_THAT(usage_error_of([&] {
                  cohort::algo::build(
-                     Config::from_text(base, {clients, "attack.name=ipm",
-                                              "attack.count=" + std::to_string(n)}),
+                     Config::from_text(base,
+                                       {clients, "attack.name=ipm",
+                                        "attack.count=" + std::to_string(n)},
+                                       cohort::algo::run_schema()),
                      *comm);
                }),
                Contains("round 1 samples") && Contains("none is sampled"));
     for (int f = 1; f < n; ++f) {
       INFO("alie z: auto, f = " << f);
-      const auto cfg = Config::from_text(base, {clients, "attack.name=alie",
-                                                "attack.count=" + std::to_string(f)});
+      const auto cfg = Config::from_text(
+          base, {clients, "attack.name=alie", "attack.count=" + std::to_string(f)},
+          cohort::algo::run_schema());
       if (n >= 3 && f <= n / 2) {
         CHECK_NOTHROW(cohort::algo::build(cfg, *comm));
       } else {
@@ -248,14 +255,16 @@ TEST_CASE("hostile: build (run, validate) rejects what the run would", "[hostile
   // Sampling a subset: the replay finds the first round whose sample has no honest client.
   const auto sparse = Config::from_text(
       base, {"clients.num_clients=4", "clients.per_round=1", "attack.name=mimic", "attack.count=2",
-             "rounds=50"});
+             "rounds=50"},
+      cohort::algo::run_schema());
   CHECK_THAT(usage_error_of([&] { cohort::algo::build(sparse, *comm); }),
              Contains("samples 1 clients of which 1 are Byzantine"));
   // A run too large for the machine is refused before any d-sized buffer exists.
   CHECK_THAT(usage_error_of([&] {
                cohort::algo::build(
                    Config::from_text("data: {name: synthetic_fedprox, dim: 10}\nmodel: {name: mlp, "
-                                     "hidden: [2000000000, 2000000000]}\n", {}),
+                                     "hidden: [2000000000, 2000000000]}\n",
+                                     {}, cohort::algo::run_schema()),
                    *comm);
              }),
              Contains("the run (") && Contains("memory"));
