@@ -188,6 +188,24 @@ class Validator {
         if (!v.IsScalar()) bad_value(v, o, path);
         return YAML::Node(v.Scalar());
       case OptType::kEnum: {
+        if (o.float_list_len > 0 && v.IsSequence()) {
+          if (v.size() != o.float_list_len)
+            fail(fmt::format("{} = '{}' is not allowed: expected {} (got {} values)", path,
+                             node_text(v), allowed_text(o), v.size()));
+          Option elem = o;
+          elem.type = OptType::kFloat;
+          YAML::Node out(YAML::NodeType::Sequence);
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            if (!v[i].IsScalar()) bad_value(v, o, path);
+            try {
+              out.push_back(number(v[i], elem, path, false));
+            } catch (const UsageError&) {
+              bad_value(v, o, path);
+            }
+          }
+          out.SetStyle(YAML::EmitterStyle::Flow);
+          return out;
+        }
         if (!v.IsScalar()) bad_value(v, o, path);
         if (std::find(o.choices.begin(), o.choices.end(), v.Scalar()) == o.choices.end()) {
           const std::string near = nearest(v.Scalar(), o.choices);
@@ -319,6 +337,7 @@ std::vector<long long> Config::get_int_list(const std::string& path) const {
 std::vector<double> Config::get_float_list(const std::string& path) const {
   return lookup(path).as<std::vector<double>>();
 }
+bool Config::is_list(const std::string& path) const { return lookup(path).IsSequence(); }
 
 std::string Config::resolved_text() const {
   YAML::Emitter e;

@@ -28,6 +28,8 @@ class Config {
   std::string get_string(const std::string& path) const;  // strings, enums, component names
   std::vector<long long> get_int_list(const std::string& path) const;
   std::vector<double> get_float_list(const std::string& path) const;
+  // Whether the value is a list (a key declared with opt_enum_or_floats: the list form).
+  bool is_list(const std::string& path) const;
 
   // The resolved configuration as YAML text (stored in every results file).
   std::string resolved_text() const;

@@ -57,6 +57,13 @@ Option opt_enum(std::string key, std::string def, std::vector<std::string> choic
   return o;
 }
 
+Option opt_enum_or_floats(std::string key, std::string def, std::vector<std::string> choices,
+                          std::size_t n, std::string help) {
+  Option o = opt_enum(std::move(key), std::move(def), std::move(choices), std::move(help));
+  o.float_list_len = n;
+  return o;
+}
+
 Option opt_int_list(std::string key, std::string def, std::string help, double min) {
   Option o{std::move(key), OptType::kIntList, std::move(def), std::move(help)};
   o.min = min;
@@ -86,6 +93,11 @@ std::string type_name(const Option& o) {
     case OptType::kEnum: {
       std::string s;
       for (const auto& c : o.choices) s += (s.empty() ? "" : " | ") + c;
+      if (o.float_list_len > 0) {
+        s += " | [";
+        for (std::size_t i = 0; i < o.float_list_len; ++i) s += i == 0 ? "float" : ", float";
+        s += "]";
+      }
       return s;
     }
     case OptType::kIntList: return "list of int" + range_text(o);
@@ -100,7 +112,12 @@ std::string allowed_text(const Option& o) {
     case OptType::kFloat: return "a number" + range_text(o);
     case OptType::kBool: return "true or false";
     case OptType::kString: return "a string";
-    case OptType::kEnum: return "one of " + type_name(o);
+    case OptType::kEnum: {
+      if (o.float_list_len == 0) return "one of " + type_name(o);
+      std::string s;
+      for (const auto& c : o.choices) s += (s.empty() ? "" : " | ") + c;
+      return fmt::format("one of {}, or a list of {} numbers", s, o.float_list_len);
+    }
     case OptType::kIntList: return "a list of integers" + range_text(o) + ", e.g. [64, 32]";
     case OptType::kFloatList: return "a list of numbers, e.g. [1.0, 10.0]";
   }

@@ -25,6 +25,9 @@ struct Option {
   double max = std::numeric_limits<double>::infinity();
   bool min_exclusive = false;
   long long int_max = kIntKeyMax;  // kInt, kIntList: the largest value the key's type holds
+  // kEnum: when > 0, a list of exactly this many numbers is accepted too (data.normalize's
+  // [mean, std]); Config::is_list tells the two forms apart.
+  std::size_t float_list_len = 0;
 };
 
 // A named implementation selected by `name:` in a component slot, with its own options.
@@ -59,6 +62,9 @@ Option opt_bool(std::string key, bool def, std::string help);
 Option opt_string(std::string key, std::string def, std::string help);
 Option opt_enum(std::string key, std::string def, std::vector<std::string> choices,
                 std::string help);
+// One of the choices, or a list of exactly n numbers.
+Option opt_enum_or_floats(std::string key, std::string def, std::vector<std::string> choices,
+                          std::size_t n, std::string help);
 Option opt_int_list(std::string key, std::string def, std::string help, double min = 0);
 Option opt_float_list(std::string key, std::string def, std::string help);
 
