@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/errors.h"
 #include "core/limits.h"
 #include "data/loaders.h"
@@ -158,7 +160,34 @@ std::vector<std::int32_t> read_idx_labels(const std::string& path) {
   return std::vector<std::int32_t>(bytes.begin(), bytes.end());
 }
 
-TrainTest load_fashion_mnist(const std::string& dir) {
+Option normalize_option() {
+  return opt_enum_or_floats(
+      "normalize", "dataset", {"dataset", "none"}, 2,
+      "how pixels scaled to [0,1] are standardised, v -> (v - mean) / std: dataset (the "
+      "training set's own mean and std over all pixels), none (left in [0,1]), or a given "
+      "[mean, std], e.g. [0.1307, 0.3081]; std > 0");
+}
+
+Normalize Normalize::from_config(const Config& cfg) {
+  Normalize n;
+  if (cfg.is_list("data.normalize")) {
+    const std::vector<double> v = cfg.get_float_list("data.normalize");
+    n.kind = Kind::kGiven;
+    n.mean = v.at(0);
+    n.std = v.at(1);
+    require_usage(std::isfinite(n.mean),
+                  "data.normalize = [mean, std]: the mean must be a finite number");
+    require_usage(n.std > 0 && std::isfinite(n.std),
+                  fmt::format("data.normalize = [mean, std]: std = {} is not allowed: expected "
+                              "a finite number > 0",
+                              n.std));
+    return n;
+  }
+  n.kind = cfg.get_string("data.normalize") == "none" ? Kind::kNone : Kind::kDataset;
+  return n;
+}
+
+TrainTest load_fashion_mnist(const std::string& dir, const Normalize& normalize) {
   static constexpr std::array<const char*, 4> kFiles = {
       "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
       "t10k-labels-idx1-ubyte.gz"};
@@ -206,20 +235,29 @@ TrainTest load_fashion_mnist(const std::string& dir) {
   tt.train.num_classes = 10;
   tt.test.num_classes = 10;
 
-  // Pixels are integers 0..255, so the sums are exact integers: the statistics do not depend on
-  // summation order. Population standard deviation of pixel/255 over all training pixels.
-  std::uint64_t s1 = 0, s2 = 0;
-  for (const float v : tt.train.x) {
-    const auto p = static_cast<std::uint64_t>(v);
-    s1 += p;
-    s2 += p * p;
-  }
-  const double count = static_cast<double>(tt.train.x.size());
-  const double mean = static_cast<double>(s1) / count / 255.0;
-  const double var = static_cast<double>(s2) / count / (255.0 * 255.0) - mean * mean;
-  const double stddev = std::sqrt(std::max(var, 0.0));
-  if (!(stddev > 0.0)) {
-    throw UsageError("Fashion-MNIST in " + dir + ": training pixels are all equal; corrupt data");
+  double mean = 0.0, stddev = 1.0;  // data.normalize = none
+  if (normalize.kind == Normalize::Kind::kGiven) {
+    mean = normalize.mean;
+    stddev = normalize.std;
+  } else if (normalize.kind == Normalize::Kind::kDataset) {
+    // Pixels are integers 0..255, so the sums are exact integers: the statistics do not depend
+    // on summation order. Population standard deviation of pixel/255 over all training pixels.
+    std::uint64_t s1 = 0, s2 = 0;
+    for (const float v : tt.train.x) {
+      const auto p = static_cast<std::uint64_t>(v);
+      s1 += p;
+      s2 += p * p;
+    }
+    const double count = static_cast<double>(tt.train.x.size());
+    mean = static_cast<double>(s1) / count / 255.0;
+    const double var = static_cast<double>(s2) / count / (255.0 * 255.0) - mean * mean;
+    stddev = std::sqrt(std::max(var, 0.0));
+    if (!(stddev > 0.0)) {
+      throw UsageError("Fashion-MNIST in " + dir +
+                       ": training pixels are all equal, so data.normalize = dataset has no "
+                       "standard deviation to divide by; corrupt data (or set data.normalize "
+                       "to none or [mean, std])");
+    }
   }
   std::array<float, 256> table{};
   for (int p = 0; p < 256; ++p) table[p] = static_cast<float>((p / 255.0 - mean) / stddev);
@@ -232,9 +270,12 @@ TrainTest load_fashion_mnist(const std::string& dir) {
 SourceRegistration fashion_mnist_registration() {
   return {"fashion_mnist",
           "Fashion-MNIST (Debian package dataset-fashion-mnist), 784 features, 10 classes",
-          {opt_string("path", kFashionMnistDefaultDir, "directory with the four IDX .gz files")},
+          {opt_string("path", kFashionMnistDefaultDir, "directory with the four IDX .gz files"),
+           normalize_option()},
           [](const Config& cfg) {
-            return LoadedData{load_fashion_mnist(cfg.get_string("data.path")), {}};
+            return LoadedData{
+                load_fashion_mnist(cfg.get_string("data.path"), Normalize::from_config(cfg)),
+                {}};
           }};
 }
 

@@ -12,12 +12,28 @@
 
 namespace cohort::data {
 
+// How image pixels, scaled to [0,1], are standardised (data.normalize): v -> (v - mean) / std
+// with the training set's own mean and population standard deviation over all pixels
+// (dataset), with a given pair (the reference code's 0.1307 and 0.3081 are MNIST's), or not at
+// all (none: the pixels stay in [0,1]).
+struct Normalize {
+  enum class Kind { kDataset, kNone, kGiven };
+  Kind kind = Kind::kDataset;
+  double mean = 0, std = 1;  // kGiven
+  // data.normalize; UsageError for a std that is not a positive number or a mean that is not
+  // finite.
+  static Normalize from_config(const Config& cfg);
+};
+// The data.normalize option of the image sources.
+Option normalize_option();
+
 // Fashion-MNIST from a directory holding the four gzip IDX files
 // (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
-// t10k-labels-idx1-ubyte.gz). Pixels are scaled to [0,1] and then standardised with the
-// training set's mean and standard deviation (one scalar each).
+// t10k-labels-idx1-ubyte.gz), with the test files under the t10k names. Pixels are scaled to
+// [0,1] and then standardised as `normalize` says (by default with the training set's mean and
+// standard deviation, one scalar each).
 inline constexpr const char* kFashionMnistDefaultDir = "/usr/share/datasets/fashion-mnist";
-TrainTest load_fashion_mnist(const std::string& dir);
+TrainTest load_fashion_mnist(const std::string& dir, const Normalize& normalize = {});
 
 // One gzip (or plain) IDX file: images (magic 0x803, u8, n x r x c) -> rows = n, dim = r*c,
 // raw pixel values 0..255 as floats; labels (magic 0x801) -> labels vector.
