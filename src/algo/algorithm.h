@@ -2,12 +2,14 @@
 // (docs/algorithms.md §1). Registered in algorithms() (one explicit list, Note [Registration]).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "algo/problem.h"
+#include "core/client_store.h"
 #include "core/config.h"
 #include "core/registration.h"
 
@@ -26,6 +28,24 @@ class Algorithm {
   // global model x. All randomness comes from (seed, round, c, purpose) streams.
   virtual ClientResult client_message(Problem& problem, int c, std::uint32_t round,
                                       const float* x, float* message) = 0;
+  // Declares the per-client state the algorithm keeps between rounds (Note [Client store]);
+  // called once when the run is built, before any client_message.
+  virtual void declare_state(ClientStore&) {}
+  // The local learning rate of round `round` (recorded as /rounds/local_lr), or NaN for an
+  // algorithm without one.
+  virtual double local_lr(std::uint32_t /*round*/) const { return NAN; }
+};
+
+// What a client does to a minibatch gradient before using it (docs/algorithms.md §1.1): clip it
+// to norm at most clip_norm (0: off), then add weight_decay times the point it was taken at.
+struct GradientOptions {
+  double weight_decay = 0;  // lambda
+  double clip_norm = 0;     // c; 0: no clipping
+  // algorithm.weight_decay and algorithm.clip_norm, which every algorithm's clients apply.
+  static GradientOptions from_config(const Config& cfg);
+  // g <- clip(g) + lambda y over d values. The norm is a double sum in index order, so it does
+  // not depend on anything but the values.
+  void apply(float* g, const float* y, std::int64_t d) const;
 };
 
 // An algorithm's schema entry and its factory, which reads the algorithm.* keys it declares.

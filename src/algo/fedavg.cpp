@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <utility>
 
 #include "algo/interrupt.h"
 #include "core/errors.h"
@@ -14,6 +16,11 @@ FedAvgOptions FedAvgOptions::from_config(const Config& cfg) {
   o.local_epochs = cfg.get_int("algorithm.local_epochs");
   o.batch_size = cfg.get_int("algorithm.batch_size");
   o.local_lr = cfg.get_float("algorithm.local_lr");
+  o.schedule = LrSchedule::from_config(cfg, "algorithm.lr_schedule", o.local_lr,
+                                       "algorithm.local_lr");
+  o.gradient = GradientOptions::from_config(cfg);
+  o.local_momentum = cfg.get_float("algorithm.local_momentum");
+  o.keep_momentum = cfg.get_string("algorithm.local_momentum_state") == "keep";
   require_usage(o.local_steps > 0 || o.local_epochs > 0,
                 "algorithm.local_steps and algorithm.local_epochs are both 0: set one of them "
                 "to at least 1");
@@ -26,7 +33,16 @@ AlgorithmRegistration fedavg_registration() {
           {opt_int("local_steps", 0, "local SGD steps K; 0: use local_epochs"),
            opt_int("local_epochs", 1, "passes over the client's data when local_steps is 0"),
            opt_int("batch_size", 32, "minibatch size B; 0: the client's full data"),
-           opt_float("local_lr", 0.05, "local learning rate", 0, INFINITY, true)},
+           opt_float("local_lr", 0.05,
+                     "local learning rate eta_l (the base rate of algorithm.lr_schedule)", 0,
+                     INFINITY, true),
+           opt_float("local_momentum", 0.0,
+                     "heavy-ball momentum beta of the local steps: v <- beta v + g, "
+                     "y <- y - eta_l v; 0: plain SGD steps",
+                     0, 1),
+           opt_enum("local_momentum_state", "reset", {"reset", "keep"},
+                    "reset: v = 0 at the start of every round; keep: each client keeps its v "
+                    "from one participation to the next (client state, in checkpoints)")},
           [](const Config& cfg, std::int64_t num_params) {
             return std::make_unique<FedAvgAlgorithm>(
                 static_cast<std::uint64_t>(cfg.get_int("seed")), FedAvgOptions::from_config(cfg),
@@ -35,8 +51,18 @@ AlgorithmRegistration fedavg_registration() {
 }
 
 FedAvgAlgorithm::FedAvgAlgorithm(std::uint64_t seed, FedAvgOptions o, std::int64_t num_params)
-    : seed_(seed), o_(o), y_(static_cast<std::size_t>(num_params)),
-      grad_(static_cast<std::size_t>(num_params)) {}
+    : seed_(seed), o_(std::move(o)), y_(static_cast<std::size_t>(num_params)),
+      grad_(static_cast<std::size_t>(num_params)) {
+  if (o_.local_momentum > 0 && !o_.keep_momentum)
+    velocity_.resize(static_cast<std::size_t>(num_params));
+}
+
+void FedAvgAlgorithm::declare_state(ClientStore& store) {
+  store_ = &store;
+  if (o_.local_momentum > 0 && o_.keep_momentum)
+    momentum_ = store.declare("local_momentum", "local momentum",
+                              static_cast<std::int64_t>(y_.size()));
+}
 
 ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
                                              const float* x, float* message) {
@@ -48,12 +74,32 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
   const std::int64_t steps =
       o_.local_steps > 0 ? o_.local_steps : o_.local_epochs * batches.batches_per_epoch();
   std::copy_n(x, d, y_.data());
-  const float lr = static_cast<float>(o_.local_lr);
+  const float lr = static_cast<float>(o_.schedule.at(round));
+  // Local momentum: this round's v (reset: zeros), or the client's kept v, zeros before its
+  // first participation.
+  float* v = nullptr;
+  if (o_.local_momentum > 0 && o_.keep_momentum && d > 0 && momentum_ == ClientStore::kNone)
+    throw std::logic_error("fedavg: kept local momentum without declare_state");
+  if (momentum_ != ClientStore::kNone) {
+    v = store_->row(momentum_, c).data();
+  } else if (!velocity_.empty()) {
+    std::fill(velocity_.begin(), velocity_.end(), 0.0f);
+    v = velocity_.data();
+  }
+  const double beta = o_.local_momentum;
   double loss_sum = 0;
   for (std::int64_t k = 0; k < steps; ++k) {
     if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])
     loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
-    for (std::int64_t i = 0; i < d; ++i) y_[i] -= lr * grad_[i];
+    o_.gradient.apply(grad_.data(), y_.data(), d);
+    if (v == nullptr) {
+      for (std::int64_t i = 0; i < d; ++i) y_[i] -= lr * grad_[i];
+    } else {
+      for (std::int64_t i = 0; i < d; ++i) {
+        v[i] = static_cast<float>(beta * v[i] + grad_[i]);
+        y_[i] -= lr * v[i];
+      }
+    }
   }
   for (std::int64_t i = 0; i < d; ++i) message[i] = x[i] - y_[i];
   return ClientResult{loss_sum / static_cast<double>(steps), steps};

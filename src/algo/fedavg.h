@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "algo/algorithm.h"
+#include "algo/schedule.h"
 
 namespace cohort::algo {
 
@@ -11,22 +12,33 @@ struct FedAvgOptions {
   std::int64_t local_epochs = 1;  // E
   std::int64_t batch_size = 32;   // B; 0: full batch
   double local_lr = 0.05;         // eta_l
+  LrSchedule schedule{0.05};      // eta_l(t), from algorithm.lr_schedule
+  GradientOptions gradient;       // weight decay and clipping
+  double local_momentum = 0;      // beta_l; 0: plain SGD steps
+  bool keep_momentum = false;     // local_momentum_state: keep (per client) or reset (per round)
   // The algorithm.* keys fedavg_registration declares.
   static FedAvgOptions from_config(const Config& cfg);
 };
 
-// fedavg: y = x; K local SGD steps y <- y - eta_l grad f_c(y; batch); message x - y_K.
+// fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient after
+// clipping and weight decay (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message
+// x - y_K (docs/algorithms.md §1.1).
 class FedAvgAlgorithm final : public Algorithm {
  public:
   FedAvgAlgorithm(std::uint64_t seed, FedAvgOptions o, std::int64_t num_params);
   std::string name() const override { return "fedavg"; }
   ClientResult client_message(Problem& problem, int c, std::uint32_t round, const float* x,
                               float* message) override;
+  // Kept local momentum lives in slot "local_momentum" (Note [Client store]).
+  void declare_state(ClientStore& store) override;
+  double local_lr(std::uint32_t round) const override { return o_.schedule.at(round); }
 
  private:
   std::uint64_t seed_;
   FedAvgOptions o_;
-  std::vector<float> y_, grad_;
+  std::vector<float> y_, grad_, velocity_;  // velocity_: reset momentum, one round's
+  ClientStore* store_ = nullptr;
+  ClientStore::Slot momentum_ = ClientStore::kNone;
 };
 
 // Its options, schema entry and factory (Note [Registration]).

@@ -1,7 +1,10 @@
 // The algorithm registry: one explicit list (Note [Registration]); each algorithm declares its
 // options and factory in its own file.
+#include <cmath>
+
 #include "algo/algorithm.h"
 #include "algo/fedavg.h"
+#include "algo/schedule.h"
 #include "algo/sgd.h"
 
 namespace cohort::algo {
@@ -24,8 +27,37 @@ Section algorithm_section() {
                "ema: m_i <- beta m_i + (1-beta) u_i; heavy_ball: m_i <- beta m_i + u_i; "
                "m_i = 0 before a client's first participation (first message (1-beta) u_i, or "
                "u_i in heavy_ball form)"),
+      // Read by GradientOptions, below, for every algorithm's clients.
+      opt_float("weight_decay", 0.0,
+                "L2 weight decay lambda: a client uses g + lambda y for its minibatch gradient g "
+                "at y (sgd: at the model it received); 0: off",
+                0),
+      opt_float("clip_norm", 0.0,
+                "clip each minibatch gradient to Euclidean norm at most c before weight decay; "
+                "0: off",
+                0),
   };
+  s.children = {lr_schedule_section("fedavg's algorithm.local_lr")};
   return s;
+}
+
+GradientOptions GradientOptions::from_config(const Config& cfg) {
+  return GradientOptions{cfg.get_float("algorithm.weight_decay"),
+                         cfg.get_float("algorithm.clip_norm")};
+}
+
+void GradientOptions::apply(float* g, const float* y, std::int64_t d) const {
+  if (clip_norm > 0) {
+    double sq = 0;
+    for (std::int64_t i = 0; i < d; ++i) sq += static_cast<double>(g[i]) * g[i];
+    const double norm = std::sqrt(sq);
+    if (norm > clip_norm) {
+      const double scale = clip_norm / norm;
+      for (std::int64_t i = 0; i < d; ++i) g[i] = static_cast<float>(g[i] * scale);
+    }
+  }
+  if (weight_decay > 0)
+    for (std::int64_t i = 0; i < d; ++i) g[i] = static_cast<float>(g[i] + weight_decay * y[i]);
 }
 
 std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params) {

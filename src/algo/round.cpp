@@ -25,7 +25,8 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
     : comm_(comm),
       seed_(static_cast<std::uint64_t>(cfg.get_int("seed"))),
       rounds_(cfg.get_int("rounds")),
-      eval_every_(cfg.get_int("eval.every")) {
+      eval_every_(cfg.get_int("eval.every")),
+      server_lr_(ServerOptimizerOptions::from_config(cfg).schedule) {
   using robust::AggregatorKind;
   const AggregatorKind rule = robust::aggregator_kind(cfg.get_string("aggregator.name"));
   weighted_ = rule == AggregatorKind::kMean && cfg.get_bool("aggregator.weighted");
@@ -117,7 +118,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   if (!valid) {
     rec.diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t + 1);
   } else {
-    s.server->step(s.x.data(), g_.data(), d);
+    s.server->step(s.x.data(), g_.data(), d, server_lr_.at(t));
     if (!std::all_of(s.x.begin(), s.x.end(), [](float v) { return std::isfinite(v); }))
       rec.diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
   }
@@ -170,6 +171,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
   rec.client_bits = ex.client_bits();
   rec.byzantine_sampled = behaviour.sampled_byzantine();
+  rec.local_lr = s.algorithm->local_lr(round);
+  rec.server_lr = server_lr_.at(t);
   const auto& rep = ex.report();
   rec.dropped_nonfinite = rep.dropped_nonfinite;
   if (selecting_rule_) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "algo/run_state.h"
+#include "algo/schedule.h"
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "metrics/round_recorder.h"
@@ -36,6 +37,7 @@ class Round {
   long long rounds_, eval_every_;
   bool weighted_, selecting_rule_;
   int zeno_batch_;
+  LrSchedule server_lr_;  // server_optimizer.lr_schedule (Note [Schedules of the round])
   std::vector<float> msg_, g_;
   std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
 };

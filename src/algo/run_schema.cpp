@@ -36,8 +36,8 @@ Section build_schema() {
       opt_float("fraction", 1.0, "share of N sampled per round when per_round is 0", 0, 1, true),
       opt_int("state_budget_mib", 0,
               "per-rank budget (MiB) for per-client state (error feedback, worker momentum, "
-              "compressor state), checked against its worst case before training; 0: no budget "
-              "beyond the machine's memory"),
+              "kept local momentum, compressor state), checked against its worst case before "
+              "training; 0: no budget beyond the machine's memory"),
   };
   Section eval = plain("eval", "Evaluation of the global model on the test set.");
   eval.options = {

@@ -60,9 +60,13 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
     bytes += whole ? round_bytes : round_bytes / ranks;
   }
   // Per-client state lives on the rank that owns the client: every client sampled at least once
-  // keeps d floats per kind (error feedback, worker momentum).
+  // keeps d floats per kind (error feedback, worker momentum, kept local momentum).
+  const bool kept_local = cfg.get_string("algorithm.name") == "fedavg" &&
+                          cfg.get_float("algorithm.local_momentum") > 0 &&
+                          cfg.get_string("algorithm.local_momentum_state") == "keep";
   const int kinds = (cfg.get_bool("compressor.error_feedback") ? 1 : 0) +
-                    (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0);
+                    (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0) +
+                    (kept_local ? 1 : 0);
   if (kinds > 0) {
     const double touched =
         std::min(static_cast<double>(num_clients),
@@ -154,6 +158,7 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
                                             d, here, human_bytes(per_rank)));
     s.clients = std::make_unique<ClientStore>(s.mine.begin, s.mine.end);
     s.algorithm = make_algorithm(cfg, d);
+    s.algorithm->declare_state(*s.clients);
     s.server = make_server_optimizer(opts.server);
     s.exchange = exchange::make_exchange(opts.exchange, comm, s.problem->layers(), seed,
                                          s.num_clients, *s.clients);

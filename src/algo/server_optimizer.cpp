@@ -10,38 +10,34 @@ namespace {
 
 class Sgd final : public ServerOptimizer {
  public:
-  explicit Sgd(double lr) : lr_(lr) {}
   std::string name() const override { return "sgd"; }
-  void step(float* x, const float* g, std::int64_t d) override {
-    for (std::int64_t i = 0; i < d; ++i) x[i] = static_cast<float>(x[i] - lr_ * g[i]);
+  void step(float* x, const float* g, std::int64_t d, double lr) override {
+    for (std::int64_t i = 0; i < d; ++i) x[i] = static_cast<float>(x[i] - lr * g[i]);
   }
-
- private:
-  double lr_;
 };
 
 // ema: m <- (1-beta) g + beta m; heavy_ball: m <- beta m + g; then x <- x - lr m.
 // nesterov: m <- beta m + g; x <- x - lr (g + beta m).
 class Momentum final : public ServerOptimizer {
  public:
-  Momentum(double lr, double beta, bool heavy_ball, bool nesterov)
-      : lr_(lr), beta_(beta), heavy_ball_(heavy_ball), nesterov_(nesterov) {}
+  Momentum(double beta, bool heavy_ball, bool nesterov)
+      : beta_(beta), heavy_ball_(heavy_ball), nesterov_(nesterov) {}
   std::string name() const override { return nesterov_ ? "nesterov" : "momentum"; }
   void save(StateBundle& b) const override { b.f32["server/m"] = m_; }
   void load(const StateBundle& b) override { m_ = b.get_f32("server/m"); }
-  void step(float* x, const float* g, std::int64_t d) override {
+  void step(float* x, const float* g, std::int64_t d, double lr) override {
     if (m_.empty()) m_.assign(static_cast<std::size_t>(d), 0.0f);
     const double a = (heavy_ball_ || nesterov_) ? 1.0 : 1.0 - beta_;
     for (std::int64_t i = 0; i < d; ++i) {
       const double m = beta_ * m_[i] + a * g[i];
       m_[i] = static_cast<float>(m);
       const double dir = nesterov_ ? g[i] + beta_ * m : m;
-      x[i] = static_cast<float>(x[i] - lr_ * dir);
+      x[i] = static_cast<float>(x[i] - lr * dir);
     }
   }
 
  private:
-  double lr_, beta_;
+  double beta_;
   bool heavy_ball_, nesterov_;
   std::vector<float> m_;
 };
@@ -63,7 +59,7 @@ class Adaptive final : public ServerOptimizer {
     v_ = b.get_f32("server/v");
     t_ = b.get_i64("server/t").at(0);
   }
-  void step(float* x, const float* g, std::int64_t d) override {
+  void step(float* x, const float* g, std::int64_t d, double lr) override {
     if (m_.empty()) {
       m_.assign(static_cast<std::size_t>(d), 0.0f);
       v_.assign(static_cast<std::size_t>(d), 0.0f);
@@ -83,7 +79,7 @@ class Adaptive final : public ServerOptimizer {
       }
       m_[i] = static_cast<float>(m);
       v_[i] = static_cast<float>(v);
-      x[i] = static_cast<float>(x[i] - o_.lr * (m / c1) / (std::sqrt(v / c2) + o_.eps));
+      x[i] = static_cast<float>(x[i] - lr * (m / c1) / (std::sqrt(v / c2) + o_.eps));
     }
   }
 
@@ -112,7 +108,7 @@ const std::vector<ServerOptimizerRegistration>& server_optimizers() {
         {"sgd",
          "x <- x - lr g (lr = 1 with fedavg is plain FedAvg)",
          {lr(1.0)},
-         [](const O& o) { return std::make_unique<Sgd>(o.lr); }},
+         [](const O&) { return std::make_unique<Sgd>(); }},
         {"momentum",
          "ema: m <- (1-beta) g + beta m; heavy_ball: m <- beta m + g; x <- x - lr m",
          {lr(1.0), beta,
@@ -120,11 +116,11 @@ const std::vector<ServerOptimizerRegistration>& server_optimizers() {
                    [](O& o, const Config& cfg, const std::string& path) {
                      o.heavy_ball = cfg.get_string(path) == "heavy_ball";
                    })},
-         [](const O& o) { return std::make_unique<Momentum>(o.lr, o.beta, o.heavy_ball, false); }},
+         [](const O& o) { return std::make_unique<Momentum>(o.beta, o.heavy_ball, false); }},
         {"nesterov",
          "m <- beta m + g; x <- x - lr (g + beta m)",
          {lr(1.0), beta},
-         [](const O& o) { return std::make_unique<Momentum>(o.lr, o.beta, true, true); }},
+         [](const O& o) { return std::make_unique<Momentum>(o.beta, true, true); }},
         {"adam",
          "Adam (FedAdam): m, v moving averages of g and g^2",
          {lr(0.01), beta1, beta2,
@@ -145,8 +141,10 @@ const std::vector<ServerOptimizerRegistration>& server_optimizers() {
 }
 
 Section server_optimizer_section() {
-  return slot_section("server_optimizer", "How the server applies the aggregate g to x.", "sgd",
-                      server_optimizers());
+  Section s = slot_section("server_optimizer", "How the server applies the aggregate g to x.",
+                           "sgd", server_optimizers());
+  s.children = {lr_schedule_section("server_optimizer.lr")};
+  return s;
 }
 
 ServerOptimizerOptions ServerOptimizerOptions::from_config(const Config& cfg) {
@@ -154,6 +152,8 @@ ServerOptimizerOptions ServerOptimizerOptions::from_config(const Config& cfg) {
   o.name = cfg.get_string("server_optimizer.name");
   if (const auto* r = find_registration(server_optimizers(), o.name))
     read_fields(o, r->options, cfg, "server_optimizer");
+  o.schedule = LrSchedule::from_config(cfg, "server_optimizer.lr_schedule", o.lr,
+                                       "server_optimizer.lr");
   return o;
 }
 

@@ -1,7 +1,9 @@
-// sgd: server-only SGD ("FedSGD"): each sampled client sends one minibatch gradient at x.
+// sgd: server-only SGD ("FedSGD"): each sampled client sends one minibatch gradient at x,
+// clipped and with weight decay at x (docs/algorithms.md §1.1).
 #include "algo/sgd.h"
 
 #include "algo/interrupt.h"
+#include "core/errors.h"
 
 namespace cohort::algo {
 
@@ -13,6 +15,7 @@ ClientResult SgdAlgorithm::client_message(Problem& problem, int c, std::uint32_t
                       Rng(seed_, round, static_cast<std::uint32_t>(c), Purpose::kBatches));
   Rng noise(seed_, round, static_cast<std::uint32_t>(c), Purpose::kDataGeneration);
   const double loss = problem.loss_grad(c, x, batches.next(), message, noise);
+  gradient_.apply(message, x, problem.num_params());
   return ClientResult{loss, 1};
 }
 
@@ -21,8 +24,15 @@ AlgorithmRegistration sgd_registration() {
           "server-only SGD (FedSGD): one minibatch gradient per sampled client at x",
           {opt_int("batch_size", 32, "minibatch size; 0: the client's full data")},
           [](const Config& cfg, std::int64_t) {
+            // sgd has no local rate: its clients take no step.
+            require_usage(cfg.get_string("algorithm.lr_schedule.name") == "constant" &&
+                              cfg.get_int("algorithm.lr_schedule.warmup_rounds") == 0,
+                          "algorithm.lr_schedule schedules fedavg's algorithm.local_lr; "
+                          "algorithm.name = sgd takes no local step: schedule the server's rate "
+                          "with server_optimizer.lr_schedule");
             return std::make_unique<SgdAlgorithm>(static_cast<std::uint64_t>(cfg.get_int("seed")),
-                                                  cfg.get_int("algorithm.batch_size"));
+                                                  cfg.get_int("algorithm.batch_size"),
+                                                  GradientOptions::from_config(cfg));
           }};
 }
 

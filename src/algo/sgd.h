@@ -6,8 +6,8 @@ namespace cohort::algo {
 
 class SgdAlgorithm final : public Algorithm {
  public:
-  SgdAlgorithm(std::uint64_t seed, std::int64_t batch_size)
-      : seed_(seed), batch_size_(batch_size) {}
+  SgdAlgorithm(std::uint64_t seed, std::int64_t batch_size, GradientOptions gradient = {})
+      : seed_(seed), batch_size_(batch_size), gradient_(gradient) {}
   std::string name() const override { return "sgd"; }
   ClientResult client_message(Problem& problem, int c, std::uint32_t round, const float* x,
                               float* message) override;
@@ -15,6 +15,7 @@ class SgdAlgorithm final : public Algorithm {
  private:
   std::uint64_t seed_;
   std::int64_t batch_size_;
+  GradientOptions gradient_;  // clipping, then weight decay at x
 };
 
 // Its options, schema entry and factory (Note [Registration]).

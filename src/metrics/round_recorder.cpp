@@ -40,6 +40,8 @@ void RoundRecorder::record(const RoundRecord& r, double elapsed) {
   out.append("byzantine_sampled", r.byzantine_sampled);
   if (r.dist_honest) out.append("agg_dist_honest_mean", *r.dist_honest);
   out.append("dropped_nonfinite", r.dropped_nonfinite);
+  if (!std::isnan(r.local_lr)) out.append("local_lr", r.local_lr);
+  out.append("server_lr", r.server_lr);
   if (r.selected) out.append_client_row("selected", *r.selected);
   const char* names[4] = {"local", "comm", "aggregate", "eval"};
   for (int i = 0; i < 4; ++i) {

@@ -22,6 +22,9 @@ struct RoundRecord {
   double uplink_bits = 0, downlink_bits = 0;
   std::vector<std::int64_t> client_bits;  // per sampled client, aligned with `sampled`
   std::int64_t byzantine_sampled = 0;
+  // The round's learning rates (Note [Schedules of the round] in algo/schedule.h); local_lr is
+  // NaN for an algorithm without one, and then not recorded.
+  double local_lr = NAN, server_lr = NAN;
   std::optional<double> dist_honest;  // with an attack: ||g - honest mean|| (NaN: no g)
   std::int64_t dropped_nonfinite = 0;
   std::optional<std::vector<std::int64_t>> selected;  // selecting rules: 1 per chosen client

@@ -102,7 +102,7 @@ TEST_CASE("algo: server optimizers follow the definitions on a fixed gradient se
   auto run = [&](algo::ServerOptimizerOptions o) {
     auto opt = algo::make_server_optimizer(o);
     float x = 0;
-    for (float g : g_seq) opt->step(&x, &g, 1);
+    for (float g : g_seq) opt->step(&x, &g, 1, o.lr);
     return static_cast<double>(x);
   };
   const double lr = 0.1, beta = 0.9;
