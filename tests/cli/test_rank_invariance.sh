@@ -26,4 +26,12 @@ check fedavg_mlp "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 
 check sgd_adam "$SRC/tests/configs/invariance_sgd_adam.yaml"
 # Least squares with heavy-ball momentum, every client, several local epochs.
 check linear_momentum "$SRC/tests/configs/invariance_linear.yaml"
+# The client optimizer options on the same problem, partial participation so that kept momentum
+# waits between a client's rounds: a step schedule with warmup, weight decay, clipping that
+# binds, kept local momentum, and a cosine server schedule.
+check linear_optim "$SRC/tests/configs/invariance_linear.yaml" clients.per_round=4 \
+  algorithm.lr_schedule.name=step algorithm.lr_schedule.milestones=[2] \
+  algorithm.lr_schedule.warmup_rounds=1 algorithm.weight_decay=0.01 algorithm.clip_norm=0.5 \
+  algorithm.local_momentum=0.9 algorithm.local_momentum_state=keep \
+  server_optimizer.lr_schedule.name=cosine server_optimizer.lr_schedule.min_lr=0.1
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks"
