@@ -16,6 +16,7 @@
 #include "attack/attack.h"
 #include "core/errors.h"
 #include "core/limits.h"
+#include "data/loaders.h"
 
 namespace cohort::algo {
 namespace {
@@ -129,6 +130,7 @@ ComponentOptions check_components(const Config& cfg) {
   // those checks without the model's size, and an attack needs no data.
   make_algorithm(cfg, 0);
   attack::make_attack(attack::attack_options(cfg));
+  if (cfg.get_string("data.name") == "fashion_mnist") data::Normalize::from_config(cfg);
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
   require_usage(m <= n, fmt::format("clients.per_round = {} exceeds clients.num_clients = {}", m, n));
   return o;

@@ -118,6 +118,19 @@ check_bad libsvm_missing libsvm.yaml "cannot open LIBSVM file $tmp/missing.svm"
 printf '%s\n' "data: {name: fashion_mnist}" "$out" > fmnist.yaml
 check_bad fashion_mnist_missing fmnist.yaml \
   "Fashion-MNIST file /nonexistent/train-images-idx3-ubyte.gz not found" data.path=/nonexistent
+# Checked with the components' options, before any data is read (no file is needed).
+check_bad normalize_std fmnist.yaml \
+  "data.normalize = [mean, std]: std = 0 is not allowed: expected a finite number > 0" \
+  data.path=/nonexistent "data.normalize=[0.5, 0]"
+check_bad normalize_length fmnist.yaml \
+  "data.normalize = '[0.1, 0.2, 0.3]' is not allowed: expected one of dataset | none, or a list of 2 numbers (got 3 values)" \
+  data.path=/nonexistent "data.normalize=[0.1, 0.2, 0.3]"
+check_bad schedule_milestones good.yaml \
+  "server_optimizer.lr_schedule.milestones must be strictly increasing: 3 follows 5" \
+  server_optimizer.lr_schedule.name=step "server_optimizer.lr_schedule.milestones=[5, 3]"
+check_bad schedule_factor good.yaml \
+  "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
+  algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0
 
 # comm.backend = self is a usage error only with several ranks.
 capture self_backend "$MPIEXEC" -n 2 --oversubscribe --allow-run-as-root "$COHORT" run good.yaml \
