@@ -133,8 +133,9 @@ TEST_CASE("config: an unknown key names its full path and the nearest valid key"
   CHECK_THAT(nested, StartsWith("test.yaml: unknown key 'algorithm.local_step'"));
   CHECK_THAT(nested, Contains("(did you mean 'algorithm.local_steps'?)"));
   CHECK_THAT(nested,
-             Contains("(valid here: name, client_momentum, momentum_form, local_steps, local_epochs, "
-                            "batch_size, local_lr)"));
+             Contains("(valid here: name, client_momentum, momentum_form, weight_decay, clip_norm, "
+                      "local_steps, local_epochs, batch_size, local_lr, local_momentum, "
+                      "local_momentum_state, lr_schedule)"));
 
   const std::string top = config_error("rounsd: 3\n");
   INFO(top);
@@ -387,7 +388,8 @@ TEST_CASE("config: edit_distance and nearest on exact cases", "[config][schema]"
 
 TEST_CASE("config: schema markdown and listing cover every key", "[config][schema]") {
   const std::string md = cohort::schema_markdown(cohort::algo::run_schema());
-  CHECK_THAT(md, Contains("| `algorithm.local_lr` | float > 0 | `0.05` | local learning rate |"));
+  CHECK_THAT(md, Contains("| `algorithm.local_lr` | float > 0 | `0.05` | local learning rate eta_l "
+                          "(the base rate of algorithm.lr_schedule) |"));
   CHECK_THAT(md, Contains("| `rounds` | int >= 1 | `10` | communication rounds |"));
   CHECK_THAT(md, Contains("### `server_optimizer`"));
   // Enum alternatives are separated by escaped pipes, so each row keeps its four cells.
