@@ -36,7 +36,9 @@ class Round {
   long long rounds_, eval_every_;
   bool weighted_, selecting_rule_;
   int zeno_batch_;
-  std::vector<float> msg_, g_;
+  std::vector<std::vector<float>> msgs_;  // one message per client thread
+  std::vector<ClientResult> results_;     // and its client's result
+  std::vector<float> g_;
   std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
 };
 

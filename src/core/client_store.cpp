@@ -26,6 +26,7 @@ std::span<float> ClientStore::row(Slot s, int c) {
   check_client(c);
   const auto i = static_cast<std::size_t>(s);
   const auto w = static_cast<std::size_t>(slots_.at(i).width);
+  std::lock_guard<std::mutex> lock(mu_);
   auto& p = data_[i][c];
   if (!p) p = std::make_unique<float[]>(w);  // value-initialised: zeros
   return {p.get(), w};
@@ -33,6 +34,7 @@ std::span<float> ClientStore::row(Slot s, int c) {
 
 std::span<const float> ClientStore::find(Slot s, int c) const {
   const auto i = static_cast<std::size_t>(s);
+  std::lock_guard<std::mutex> lock(mu_);
   const auto it = data_.at(i).find(c);
   if (it == data_[i].end()) return {};
   return {it->second.get(), static_cast<std::size_t>(slots_[i].width)};
