@@ -29,7 +29,9 @@ class Algorithm {
   virtual ClientResult client_message(Problem& problem, int c, std::uint32_t round,
                                       const float* x, float* message) = 0;
   // Declares the per-client state the algorithm keeps between rounds (Note [Client store]);
-  // called once when the run is built, before any client_message.
+  // called once per instance when the run is built, before any client_message. The instances of
+  // the client threads (Note [Client threads]) share the store's slots: the first declares a
+  // slot, the others find it (ClientStore::slot).
   virtual void declare_state(ClientStore&) {}
   // The local learning rate of round `round` (recorded as /rounds/local_lr), or NaN for an
   // algorithm without one.

@@ -59,9 +59,12 @@ FedAvgAlgorithm::FedAvgAlgorithm(std::uint64_t seed, FedAvgOptions o, std::int64
 
 void FedAvgAlgorithm::declare_state(ClientStore& store) {
   store_ = &store;
-  if (o_.local_momentum > 0 && o_.keep_momentum)
-    momentum_ = store.declare("local_momentum", "local momentum",
-                              static_cast<std::int64_t>(y_.size()));
+  if (o_.local_momentum > 0 && o_.keep_momentum) {
+    momentum_ = store.slot("local_momentum");  // declared by another thread's instance
+    if (momentum_ == ClientStore::kNone)
+      momentum_ = store.declare("local_momentum", "local momentum",
+                                static_cast<std::int64_t>(y_.size()));
+  }
 }
 
 ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,

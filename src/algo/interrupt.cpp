@@ -1,5 +1,6 @@
 #include "algo/interrupt.h"
 
+#include <atomic>
 #include <csignal>
 
 namespace cohort::algo {
@@ -7,8 +8,9 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupt = 0;
 extern "C" void on_signal(int sig) { g_interrupt = sig; }
-bool g_may_abandon = false;  // this round's start state is kept
-bool g_abandoned = false;    // this rank stopped its local work of this round early
+// Read and written by the client threads too (Note [Client threads]).
+std::atomic<bool> g_may_abandon{false};  // this round's start state is kept
+std::atomic<bool> g_abandoned{false};    // this rank stopped its local work of this round early
 
 }  // namespace
 

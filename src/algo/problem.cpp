@@ -1,11 +1,13 @@
 #include "algo/problem.h"
 
 #include <algorithm>
+#include <functional>
 
 #include <fmt/format.h>
 
 #include "algo/quadratic.h"
 #include "core/errors.h"
+#include "core/worker_pool.h"
 #include "data/loaders.h"
 #include "data/partition.h"
 #include "model/linear.h"
@@ -43,11 +45,24 @@ struct PoolPartition {
 // Clients that hold rows of a dataset and train a model on them.
 class DatasetProblem final : public Problem {
  public:
+  // make_model builds another instance of the model, for a further worker.
+  using ModelFactory = std::function<std::unique_ptr<model::Model>(const data::Dataset&)>;
   DatasetProblem(data::TrainTest data, data::Partition partition,
-                 std::unique_ptr<model::Model> model, std::int64_t eval_chunk, std::string what,
-                 PoolPartition pool = {})
-      : data_(std::move(data)), partition_(std::move(partition)), model_(std::move(model)),
-        eval_chunk_(eval_chunk), what_(std::move(what)), pool_(pool) {}
+                 std::unique_ptr<model::Model> model, ModelFactory make_model,
+                 std::int64_t eval_chunk, std::string what, PoolPartition pool = {})
+      : data_(std::move(data)), partition_(std::move(partition)), model_(model.get()),
+        make_model_(std::move(make_model)), eval_chunk_(eval_chunk), what_(std::move(what)),
+        pool_(pool) {
+    workers_.resize(1);
+    workers_[0].model = std::move(model);
+  }
+
+  void set_workers(int n) override {
+    const auto want = static_cast<std::size_t>(n);
+    workers_.resize(std::max<std::size_t>(want, 1));
+    for (auto& w : workers_)
+      if (!w.model) w.model = make_model_(data_.train);
+  }
 
   std::string description() const override {
     return fmt::format("{}: {} train / {} test rows, dim {}, {} clients; model {} ({} params)",
@@ -76,6 +91,11 @@ class DatasetProblem final : public Problem {
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
                    Rng&) override {
     const auto& ds = data_.train;
+    Worker& w = worker();
+    auto& batch_x_ = w.batch_x;
+    auto& batch_rows_ = w.batch_rows;
+    auto& batch_t_ = w.batch_t;
+    auto& batch_y_ = w.batch_y;
     const std::int64_t b = static_cast<std::int64_t>(positions.size());
     batch_x_.resize(static_cast<std::size_t>(b * ds.dim));
     batch_rows_.resize(static_cast<std::size_t>(b));
@@ -99,7 +119,7 @@ class DatasetProblem final : public Problem {
       }
       batch.labels = batch_y_.data();
     }
-    return model_->loss_grad(x, batch, grad);
+    return w.model->loss_grad(x, batch, grad);
   }
 
   std::int64_t num_eval_chunks() const override {
@@ -116,7 +136,7 @@ class DatasetProblem final : public Problem {
       batch.labels = ds.labels.data() + begin;
     EvalSums s;
     s.count = n;
-    model_->evaluate(x, batch, &s.loss_sum, &s.correct);
+    worker().model->evaluate(x, batch, &s.loss_sum, &s.correct);
     return s;
   }
   bool has_accuracy() const override { return !data_.test.is_regression(); }
@@ -151,16 +171,27 @@ class DatasetProblem final : public Problem {
   }
 
  private:
+  // What one worker's loss_grad and evaluate_chunk write: a model instance (its scratch) and
+  // the minibatch copied out of the training set.
+  struct Worker {
+    std::unique_ptr<model::Model> model;
+    std::vector<float> batch_x, batch_t;
+    std::vector<std::int32_t> batch_y;
+    std::vector<std::int64_t> batch_rows;
+  };
+  Worker& worker() { return workers_.at(static_cast<std::size_t>(WorkerPool::current_worker())); }
+
   data::TrainTest data_;
   data::Partition partition_;
-  std::unique_ptr<model::Model> model_;
+  model::Model* model_;  // worker 0's: layers, init, description, server_loss
+  ModelFactory make_model_;
+  std::vector<Worker> workers_;
   std::int64_t eval_chunk_;
   std::string what_;
-  std::vector<float> batch_x_, batch_t_, val_x_, val_t_;
-  std::vector<std::int32_t> batch_y_, val_y_;
+  std::vector<float> val_x_, val_t_;
+  std::vector<std::int32_t> val_y_;
   std::vector<char> flipped_;  // labelflip attackers
   PoolPartition pool_;
-  std::vector<std::int64_t> batch_rows_;
 };
 
 // The model.name the config names: its check of the training data, then the model.
@@ -194,13 +225,14 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
                                   "that each client gets a test row"
                                 : ""));
             auto model = make_model(cfg, tt.train);
+            auto more = [cfg](const data::Dataset& train) { return make_model(cfg, train); };
             if (cfg.get_string("data.partition.name") == "pool") {
               const PoolPartition pool{static_cast<int>(cfg.get_int("clients.num_clients")),
                                        cfg.get_int("data.partition.samples_per_client"),
                                        static_cast<std::uint64_t>(cfg.get_int("seed"))};
               return std::make_unique<DatasetProblem>(std::move(tt), data::Partition{},
-                                                      std::move(model), cfg.get_int("eval.chunk"),
-                                                      name, pool);
+                                                      std::move(model), more,
+                                                      cfg.get_int("eval.chunk"), name, pool);
             }
             auto partition = data::make_partition(cfg, tt.train, std::move(loaded.natural));
             for (std::size_t c = 0; c < partition.size(); ++c)
@@ -209,8 +241,8 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
                                         "clients or a larger alpha",
                                         c));
             return std::make_unique<DatasetProblem>(std::move(tt), std::move(partition),
-                                                    std::move(model), cfg.get_int("eval.chunk"),
-                                                    name);
+                                                    std::move(model), more,
+                                                    cfg.get_int("eval.chunk"), name);
           }};
 }
 

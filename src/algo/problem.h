@@ -38,6 +38,11 @@ class Problem {
   // objectives (gradient noise).
   virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                            float* grad, Rng& rng) = 0;
+  // Prepares n workers (Note [Client threads] in core/worker_pool.h): afterwards loss_grad and
+  // evaluate_chunk may run on n threads at once, for different clients and chunks, each with
+  // its own scratch, chosen by WorkerPool::current_worker(). Problems without scratch need
+  // nothing.
+  virtual void set_workers(int) {}
   // Test-set evaluation in fixed chunks, so that the result does not depend on which rank
   // evaluates which chunk.
   virtual std::int64_t num_eval_chunks() const = 0;

@@ -45,7 +45,6 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   exchange::Exchange& ex = *s.exchange;
   ClientBehaviour& behaviour = *s.behaviour;
   const std::int64_t d = problem.num_params();
-  msg_.resize(s.x.size());
   g_.resize(s.x.size());
   if (weighted_ && counts_.empty()) counts_ = problem.sample_counts();  // O(N): once a run
   Result res;
@@ -66,16 +65,35 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   double total_weight = 0;
   behaviour.begin_round(round, sampled);
   auto weight = [&](int c) { return weighted_ ? static_cast<double>(counts_[c]) : 1.0; };
+  std::vector<int> training;  // this rank's sampled clients that train, in sampled order
   for (int c : sampled) {
     if (behaviour.sends(c)) total_weight += weight(c);
-    if (!s.mine.owns(c) || !behaviour.trains(c)) continue;
+    if (s.mine.owns(c) && behaviour.trains(c)) training.push_back(c);
+  }
+  // Windows of T clients train in parallel, each into its own buffer; their messages are then
+  // processed and submitted in client order on this thread (Note [Client threads]).
+  const int threads = s.workers->size();
+  msgs_.resize(static_cast<std::size_t>(threads));
+  results_.resize(static_cast<std::size_t>(threads));
+  for (auto& m : msgs_) m.resize(s.x.size());
+  for (std::size_t first = 0; first < training.size(); first += threads) {
     if (abandon_local_work()) break;
-    const ClientResult r =
-        s.algorithm->client_message(problem, c, round, x_client.data(), msg_.data());
-    behaviour.process(c, msg_);  // worker momentum, then the attack of a Byzantine client
-    ex.submit(c, msg_, weight(c), behaviour.byzantine(c));
-    scalars.add_at(0, r.train_loss);
-    scalars.add_at(1, 1.0);
+    const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
+    s.workers->run(n, [&](int task, int worker) {
+      results_[static_cast<std::size_t>(task)] =
+          s.algorithms[static_cast<std::size_t>(worker)]->client_message(
+              problem, training[first + task], round, x_client.data(),
+              msgs_[static_cast<std::size_t>(task)].data());
+    });
+    if (abandon_local_work()) break;  // the round is dropped: nothing more is submitted
+    for (int task = 0; task < n; ++task) {
+      const int c = training[first + task];
+      auto& m = msgs_[static_cast<std::size_t>(task)];
+      behaviour.process(c, m);  // worker momentum, then the attack of a Byzantine client
+      ex.submit(c, m, weight(c), behaviour.byzantine(c));
+      scalars.add_at(0, results_[static_cast<std::size_t>(task)].train_loss);
+      scalars.add_at(1, 1.0);
+    }
   }
   if (may_abandon && comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
                                             comm::ReduceOp::kMax) != 0) {
@@ -88,8 +106,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   if (behaviour.crafts())  // omniscient attackers send what the honest statistics suggest
     for (int c : sampled)
       if (s.mine.owns(c) && behaviour.byzantine(c)) {
-        behaviour.craft(msg_);
-        ex.submit(c, msg_, weight(c), true);
+        behaviour.craft(msgs_[0]);
+        ex.submit(c, msgs_[0], weight(c), true);
       }
   phase[0] = seconds_since(t0);
 
@@ -134,8 +152,15 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   if (rec.diverged.empty() && (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0))) {
     ExactAccumulator loss(1);
     std::int64_t ints[2] = {0, 0};
-    for (std::int64_t ch = rank; ch < problem.num_eval_chunks(); ch += ranks) {
-      const EvalSums e = problem.evaluate_chunk(s.x.data(), ch);
+    // This rank's chunks, spread over the client threads; exact sums, so in any order.
+    const std::int64_t chunks = problem.num_eval_chunks();
+    const std::int64_t mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
+    std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
+    s.workers->run(static_cast<int>(mine), [&](int i, int) {
+      parts[static_cast<std::size_t>(i)] =
+          problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
+    });
+    for (const EvalSums& e : parts) {
       loss.add_at(0, e.loss_sum);
       ints[0] += e.correct;
       ints[1] += e.count;
@@ -171,7 +196,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
   rec.client_bits = ex.client_bits();
   rec.byzantine_sampled = behaviour.sampled_byzantine();
-  rec.local_lr = s.algorithm->local_lr(round);
+  rec.local_lr = s.algorithms.front()->local_lr(round);
   rec.server_lr = server_lr_.at(t);
   const auto& rep = ex.report();
   rec.dropped_nonfinite = rep.dropped_nonfinite;

@@ -38,7 +38,9 @@ class Round {
   bool weighted_, selecting_rule_;
   int zeno_batch_;
   LrSchedule server_lr_;  // server_optimizer.lr_schedule (Note [Schedules of the round])
-  std::vector<float> msg_, g_;
+  std::vector<std::vector<float>> msgs_;  // one message per client thread
+  std::vector<ClientResult> results_;     // and its client's result
+  std::vector<float> g_;
   std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
 };
 

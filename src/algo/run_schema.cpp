@@ -34,6 +34,10 @@ Section build_schema() {
       opt_int("num_clients", 10, "population N; clients are spread over ranks in blocks", 1),
       opt_int("per_round", 0, "clients sampled per round; 0: use fraction"),
       opt_float("fraction", 1.0, "share of N sampled per round when per_round is 0", 0, 1, true),
+      opt_int("threads", 1,
+              "threads that train this rank's sampled clients, one client per thread; results "
+              "are bitwise the same for every value (Note [Client threads])",
+              1, 1024),
       opt_int("state_budget_mib", 0,
               "per-rank budget (MiB) for per-client state (error feedback, worker momentum, "
               "kept local momentum, compressor state), checked against its worst case before "

@@ -60,6 +60,9 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
                        (plan == "auto" && round_bytes <= budget);
     bytes += whole ? round_bytes : round_bytes / ranks;
   }
+  // Each client thread beyond the first holds a message and its algorithm's two d-vectors
+  // (Note [Client threads]).
+  bytes += static_cast<double>(cfg.get_int("clients.threads") - 1) * 3 * vec;
   // Per-client state lives on the rank that owns the client: every client sampled at least once
   // keeps d floats per kind (error feedback, worker momentum, kept local momentum).
   const bool kept_local = cfg.get_string("algorithm.name") == "fedavg" &&
@@ -159,8 +162,13 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
                                             "buffers; {} ranks on this host, {} each)",
                                             d, here, human_bytes(per_rank)));
     s.clients = std::make_unique<ClientStore>(s.mine.begin, s.mine.end);
-    s.algorithm = make_algorithm(cfg, d);
-    s.algorithm->declare_state(*s.clients);
+    const int threads = static_cast<int>(cfg.get_int("clients.threads"));
+    for (int w = 0; w < threads; ++w) {  // one instance per client thread; they share the slots
+      s.algorithms.push_back(make_algorithm(cfg, d));
+      s.algorithms.back()->declare_state(*s.clients);
+    }
+    s.problem->set_workers(threads);
+    s.workers = std::make_unique<WorkerPool>(threads);
     s.server = make_server_optimizer(opts.server);
     s.exchange = exchange::make_exchange(opts.exchange, comm, s.problem->layers(), seed,
                                          s.num_clients, *s.clients);

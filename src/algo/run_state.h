@@ -37,6 +37,7 @@
 #include "core/client_store.h"
 #include "core/config.h"
 #include "core/state.h"
+#include "core/worker_pool.h"
 #include "exchange/downlink.h"
 #include "exchange/exchange.h"
 
@@ -80,7 +81,10 @@ struct RunState {
 
   // Built from the config; nothing of them is carried between rounds outside `clients`.
   std::unique_ptr<Problem> problem;
-  std::unique_ptr<Algorithm> algorithm;
+  // One algorithm instance per client thread (clients.threads), each with its own buffers
+  // (Note [Client threads] in core/worker_pool.h); the problem holds as many model instances.
+  std::vector<std::unique_ptr<Algorithm>> algorithms;
+  std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ClientBehaviour> behaviour;
   int num_clients = 0, per_round = 0;
   ClientBlock mine;  // the clients this rank owns

@@ -109,6 +109,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
                                ? std::string("float (results depend on the rank count)")
                                : std::string("exact (bitwise the same at any rank count)"));
   out.set_attribute("downlink", s.downlink->describe());
+  out.set_attribute("client_threads", static_cast<std::int64_t>(s.workers->size()));
   out.set_attribute("num_params", static_cast<std::int64_t>(s.problem->num_params()));
   out.set_attribute("problem", s.problem->description());
   out.write_vector("/clients/num_samples", s.problem->sample_counts());
@@ -117,9 +118,11 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.write_vector("/clients/byzantine", byz);
   out.set_status("running");
   fmt::print("cohort {}: {}\n", kVersion, s.problem->description());
-  fmt::print("  {} ranks ({} backend), {} clients, {} per round, algorithm {}, server {}\n",
-             comm.size(), comm.name(), s.num_clients, s.per_round, s.algorithm->name(),
-             s.server->name());
+  const int threads = s.workers->size();
+  fmt::print("  {} ranks ({} backend){}, {} clients, {} per round, algorithm {}, server {}\n",
+             comm.size(), comm.name(),
+             threads > 1 ? fmt::format(" x {} client threads", threads) : std::string(),
+             s.num_clients, s.per_round, s.algorithms.front()->name(), s.server->name());
   fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());

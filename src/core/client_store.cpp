@@ -16,6 +16,12 @@ ClientStore::Slot ClientStore::declare(std::string name, std::string label, std:
   return static_cast<Slot>(slots_.size() - 1);
 }
 
+ClientStore::Slot ClientStore::slot(const std::string& name) const {
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].name == name) return static_cast<Slot>(i);
+  return kNone;
+}
+
 void ClientStore::check_client(int c) const {
   if (!owns(c))
     throw std::logic_error(fmt::format("client store: client {} is not in this rank's block "
@@ -26,6 +32,7 @@ std::span<float> ClientStore::row(Slot s, int c) {
   check_client(c);
   const auto i = static_cast<std::size_t>(s);
   const auto w = static_cast<std::size_t>(slots_.at(i).width);
+  std::lock_guard<std::mutex> lock(mu_);
   auto& p = data_[i][c];
   if (!p) p = std::make_unique<float[]>(w);  // value-initialised: zeros
   return {p.get(), w};
@@ -33,6 +40,7 @@ std::span<float> ClientStore::row(Slot s, int c) {
 
 std::span<const float> ClientStore::find(Slot s, int c) const {
   const auto i = static_cast<std::size_t>(s);
+  std::lock_guard<std::mutex> lock(mu_);
   const auto it = data_.at(i).find(c);
   if (it == data_[i].end()) return {};
   return {it->second.get(), static_cast<std::size_t>(slots_[i].width)};

@@ -15,10 +15,15 @@
 // A checkpoint saves every slot under its name as one row per client id (core/state.h); load
 // keeps the rows of the clients this rank owns, so a checkpoint written at one rank count is read
 // at any other.
+//
+// row(), find() and clients() may be called from the client threads of a round (Note [Client
+// threads] in core/worker_pool.h), for different clients: a lock guards the maps, and a row's
+// floats never move once allocated, so a span stays valid while other rows are added.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -46,13 +51,18 @@ class ClientStore {
   // A width of 0 declares nothing and returns kNone: row() and find() are never called on it.
   Slot declare(std::string name, std::string label, std::int64_t width);
   static constexpr Slot kNone = -1;
+  // The slot declared under `name`, or kNone.
+  Slot slot(const std::string& name) const;
 
   // Client c's row in slot s, zero-filled at its first use.
   std::span<float> row(Slot s, int c);
   // Client c's row, or an empty span when c has none yet.
   std::span<const float> find(Slot s, int c) const;
   // Clients with a row in slot s.
-  std::size_t clients(Slot s) const { return data_.at(static_cast<std::size_t>(s)).size(); }
+  std::size_t clients(Slot s) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return data_.at(static_cast<std::size_t>(s)).size();
+  }
   const std::vector<SlotInfo>& slots() const { return slots_; }
   bool owns(int c) const { return c >= begin_ && c < end_; }
 
@@ -67,6 +77,7 @@ class ClientStore {
   int begin_ = 0, end_ = 0;
   std::vector<SlotInfo> slots_;
   std::vector<std::unordered_map<int, std::unique_ptr<float[]>>> data_;
+  mutable std::mutex mu_;  // guards data_'s maps (not the rows' floats)
 };
 
 }  // namespace cohort

@@ -89,8 +89,11 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
   out[prefix] = e.c_str();
 }
 
+// Keys that may differ between a checkpoint and its resume: what the run writes where, how long
+// it runs, and clients.threads, which does not change a bit of the results (Note [Client
+// threads] in core/worker_pool.h).
 bool ignored(const std::string& key) {
-  return key == "rounds" || key.rfind("output.", 0) == 0 || key == "output" ||
+  return key == "rounds" || key == "clients.threads" || key.rfind("output.", 0) == 0 || key == "output" ||
          key.rfind("checkpoint.", 0) == 0 || key == "checkpoint";
 }
 

@@ -20,7 +20,8 @@
 //
 // Resuming takes the newest checkpoint that passes its checks; a damaged one is skipped with a
 // warning. A checkpoint from another cohort version, or from a config that differs in a key
-// other than rounds, output.* and checkpoint.*, is refused with the differing keys named.
+// other than rounds, clients.threads, output.* and checkpoint.*, is refused with the differing
+// keys named.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +64,8 @@ std::optional<LoadedCheckpoint> read_newest_checkpoint(const CheckpointOptions& 
 LoadedCheckpoint read_checkpoint_file(const std::string& path, std::string* config_text,
                                       std::string* version);
 
-// The keys whose values differ between two resolved configs, ignoring rounds, output.* and
-// checkpoint.*: "key (a here, b in the checkpoint)".
+// The keys whose values differ between two resolved configs, ignoring rounds, clients.threads,
+// output.* and checkpoint.*: "key (a here, b in the checkpoint)".
 std::vector<std::string> config_differences(const std::string& mine, const std::string& theirs);
 
 }  // namespace cohort::metrics

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The same config at -np 1, 2 and 4 gives bitwise-identical /rounds metrics (except wall-clock
-# times), final model and per-client sample counts (Note [Deterministic sums]).
+# times), final model and per-client sample counts (Note [Deterministic sums]); and so does any
+# clients.threads at any rank count (Note [Client threads]).
 set -euo pipefail
 : "${COHORT:?} ${MPIEXEC:?} ${PYTHON:?} ${SRC:?}"
 TMP=$(mktemp -d)
@@ -16,6 +17,19 @@ check() {  # name, then overrides
   done
   "$PYTHON" "$SRC/tests/compare_runs.py" "$TMP/$name.np1.h5" "$TMP/$name.np2.h5"
   "$PYTHON" "$SRC/tests/compare_runs.py" "$TMP/$name.np1.h5" "$TMP/$name.np4.h5"
+}
+
+threads() {  # name, then overrides: (ranks x threads) 1x1 against 1x2, 1x4, 2x2 and 2x3
+  local name=$1
+  shift
+  for run in 1:1 1:2 1:4 2:2 2:3; do
+    "${MPI[@]}" -n "${run%:*}" "$COHORT" run "$@" clients.threads="${run#*:}" \
+      output.path="$TMP/$name.$run.h5" output.progress_every=0 > "$TMP/$name.$run.log"
+  done
+  grep -q "x 4 client threads" "$TMP/$name.1:4.log"
+  for run in 1:2 1:4 2:2 2:3; do
+    "$PYTHON" "$SRC/tests/compare_runs.py" --ignore-config "$TMP/$name.1:1.h5" "$TMP/$name.$run.h5"
+  done
 }
 
 # FedAvg, MLP on Fashion-MNIST, partial participation (7 of 13 clients, uneven blocks per
@@ -34,4 +48,16 @@ check linear_optim "$SRC/tests/configs/invariance_linear.yaml" clients.per_round
   algorithm.lr_schedule.warmup_rounds=1 algorithm.weight_decay=0.01 algorithm.clip_norm=0.5 \
   algorithm.local_momentum=0.9 algorithm.local_momentum_state=keep \
   server_optimizer.lr_schedule.name=cosine server_optimizer.lr_schedule.min_lr=0.1
-echo "rank invariance: all runs identical at 1, 2 and 4 ranks"
+# Client threads: fedavg clients with minibatches, uneven windows (7 sampled of 13), top-k with
+# error feedback, worker momentum and ALIE against cclip; evaluation over several chunks.
+threads threads_fedavg "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 \
+  clients.per_round=7 algorithm.local_steps=4 algorithm.local_epochs=0 model.hidden=[32] \
+  compressor.name=topk compressor.ratio=0.05 compressor.error_feedback=true \
+  algorithm.client_momentum=0.9 attack.name=alie attack.count=2 "aggregator={name: cclip}" \
+  eval.chunk=700
+# Client threads sharing the kept local momentum slot, with the optimizer options above.
+threads threads_optim "$SRC/tests/configs/invariance_linear.yaml" clients.per_round=4 \
+  algorithm.lr_schedule.name=step algorithm.lr_schedule.milestones=[2] \
+  algorithm.weight_decay=0.01 algorithm.clip_norm=0.5 algorithm.local_momentum=0.9 \
+  algorithm.local_momentum_state=keep
+echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"
