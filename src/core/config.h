@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ class Config {
   std::string get_string(const std::string& path) const;  // strings, enums, component names
   std::vector<long long> get_int_list(const std::string& path) const;
   std::vector<double> get_float_list(const std::string& path) const;
+  // A list of mappings (OptType::kMapList): each item's keys and scalar values, as written.
+  std::vector<std::map<std::string, std::string>> get_map_list(const std::string& path) const;
 
   // The resolved configuration as YAML text (stored in every results file).
   std::string resolved_text() const;
