@@ -54,6 +54,7 @@ class DatasetProblem final : public Problem {
                        what_, data_.train.rows, data_.test.rows, data_.train.dim,
                        num_clients(), model_->name(), model_->num_params());
   }
+  std::string model_summary() const override { return model_->summary(); }
   int num_clients() const override {
     return pool_.clients > 0 ? pool_.clients : static_cast<int>(partition_.size());
   }
@@ -73,8 +74,9 @@ class DatasetProblem final : public Problem {
     model_->init(x, rng);
   }
 
+  // rng is the client's stream for this local work: the model's dropout masks come from it.
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
-                   Rng&) override {
+                   Rng& rng) override {
     const auto& ds = data_.train;
     const std::int64_t b = static_cast<std::int64_t>(positions.size());
     batch_x_.resize(static_cast<std::size_t>(b * ds.dim));
@@ -86,6 +88,7 @@ class DatasetProblem final : public Problem {
     }
     const auto& rows = batch_rows_;
     model::Batch batch{batch_x_.data(), b, ds.dim};
+    batch.shape = ds.shape();
     if (ds.is_regression()) {
       batch_t_.resize(static_cast<std::size_t>(b));
       for (std::int64_t i = 0; i < b; ++i) batch_t_[i] = ds.targets[rows[i]];
@@ -99,7 +102,7 @@ class DatasetProblem final : public Problem {
       }
       batch.labels = batch_y_.data();
     }
-    return model_->loss_grad(x, batch, grad);
+    return model_->loss_grad(x, batch, grad, &rng);
   }
 
   std::int64_t num_eval_chunks() const override {
@@ -110,6 +113,7 @@ class DatasetProblem final : public Problem {
     const std::int64_t begin = chunk * eval_chunk_;
     const std::int64_t n = std::min(eval_chunk_, ds.rows - begin);
     model::Batch batch{ds.row(begin), n, ds.dim};
+    batch.shape = ds.shape();
     if (ds.is_regression())
       batch.targets = ds.targets.data() + begin;
     else
@@ -143,11 +147,12 @@ class DatasetProblem final : public Problem {
         val_y_[i] = ds.labels[r];
     }
     model::Batch batch_view{val_x_.data(), b, ds.dim};
+    batch_view.shape = ds.shape();
     if (ds.is_regression())
       batch_view.targets = val_t_.data();
     else
       batch_view.labels = val_y_.data();
-    return model_->loss_grad(y, batch_view, nullptr);
+    return model_->loss_grad(y, batch_view, nullptr);  // an evaluation pass: dropout off
   }
 
  private:

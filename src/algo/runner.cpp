@@ -117,6 +117,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.write_vector("/clients/byzantine", byz);
   out.set_status("running");
   fmt::print("cohort {}: {}\n", kVersion, s.problem->description());
+  fmt::print("{}", s.problem->model_summary());
   fmt::print("  {} ranks ({} backend), {} clients, {} per round, algorithm {}, server {}\n",
              comm.size(), comm.name(), s.num_clients, s.per_round, s.algorithm->name(),
              s.server->name());
