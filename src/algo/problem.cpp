@@ -8,6 +8,7 @@
 #include "core/errors.h"
 #include "data/loaders.h"
 #include "data/partition.h"
+#include "model/layer_model.h"
 #include "model/linear.h"
 #include "model/logreg.h"
 #include "model/mlp.h"
@@ -253,6 +254,11 @@ const std::vector<model::ModelRegistration>& models() {
       model::linear_registration(),
       model::logreg_registration(),
       model::mlp_registration(),
+      model::cnn_mnist_registration(),
+      model::lenet5_registration(),
+      model::resnet8_registration(),
+      model::resnet20_registration(),
+      model::layers_registration(),
       quadratic_model_registration(),
   };
   return list;

@@ -1,0 +1,91 @@
+#include "model/layer_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/errors.h"
+
+namespace cohort::model {
+namespace {
+
+// evaluate() works through a test set this many rows at a time: convolutional activations are
+// some hundred thousand floats per sample.
+constexpr std::int64_t kLayerEvalRows = 32;
+
+}  // namespace
+
+LayerModel::LayerModel(std::string name, Shape input, int classes, Stack stack)
+    : name_(std::move(name)), input_(input), classes_(classes), stack_(std::move(stack)) {
+  require_usage(!stack_.empty(), "model.name = " + name_ + ": no layers");
+  require_usage(stack_.layers().front()->in_shape() == input,
+                fmt::format("model.name = {}: the first layer takes {}, the data gives {}", name_,
+                            shape_text(stack_.layers().front()->in_shape()), shape_text(input)));
+  const Shape out = stack_.out_shape(input);
+  require_usage(out.flat() && out.channels == classes,
+                fmt::format("model.name = {}: the last layer gives {} values ({}), the data has {} "
+                            "classes; end with {{type: linear, out: {}}}",
+                            name_, out.size(), shape_text(out), classes, classes));
+  stack_.add_params(layers_, "");
+}
+
+void LayerModel::init(float* params, Rng& rng) const { stack_.init(params, rng); }
+
+void LayerModel::check(const Batch& batch) const {
+  detail::check_batch(batch, input_.size(), /*classification=*/true, name_.c_str());
+  if (batch.shape.channels != 0 && !(batch.shape == input_))
+    throw std::invalid_argument(fmt::format("{}: batch samples are {}, the model takes {}", name_,
+                                            shape_text(batch.shape), shape_text(input_)));
+}
+
+double LayerModel::loss_grad(const float* params, const Batch& batch, float* grad, Rng* rng) const {
+  check(batch);
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    if (grad != nullptr) std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const float* x = detail::stage_in(batch.x, rows * input_.size(), x_in_);
+  const float* logits = stack_.forward(p, x, rows, Pass{rng});
+  float* dl = dlogits_.reserve(rows * classes_);
+  std::copy_n(logits, rows * classes_, dl);
+  const double loss_sum = detail::softmax_cross_entropy(
+      dl, rows, classes_, batch.labels, nullptr, grad != nullptr, 1.0f / static_cast<float>(rows));
+  if (grad != nullptr) {
+    float* g = detail::stage_out(grad, num_params(), grad_out_);
+    stack_.backward(p, x, dl, rows, g, nullptr);
+    detail::finish_out(g, grad, num_params());
+  }
+  return loss_sum / static_cast<double>(rows);
+}
+
+void LayerModel::evaluate(const float* params, const Batch& batch, double* loss_sum,
+                          std::int64_t* correct) const {
+  check(batch);
+  *loss_sum = 0.0;
+  *correct = 0;
+  if (batch.rows == 0) return;
+  const std::int64_t dim = input_.size();
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  for (std::int64_t start = 0; start < batch.rows; start += kLayerEvalRows) {
+    const std::int64_t rows = std::min(kLayerEvalRows, batch.rows - start);
+    const float* x = detail::stage_in(batch.x + start * dim, rows * dim, x_in_);
+    const float* logits = stack_.forward(p, x, rows, Pass{});
+    float* z = dlogits_.reserve(rows * classes_);
+    std::copy_n(logits, rows * classes_, z);
+    *loss_sum += detail::softmax_cross_entropy(z, rows, classes_, batch.labels + start, correct,
+                                               /*write_grad=*/false, 0.0f);
+  }
+}
+
+std::string LayerModel::summary() const {
+  std::string out;
+  for (const auto& line : stack_.summary("  ")) out += line + "\n";
+  out += fmt::format("  {}: {} parameters, {:.3g} MFLOP per sample forward\n", name_, num_params(),
+                     forward_flops() / 1e6);
+  return out;
+}
+
+}  // namespace cohort::model
