@@ -68,6 +68,8 @@ class Layer {
   virtual double forward_flops() const { return 0.0; }
   // Those of its backward pass, with or without dx.
   virtual double backward_flops(bool /*with_dx*/) const { return 0.0; }
+  // Floats of scratch one sample needs beyond the output (im2col, inner outputs), an estimate.
+  virtual double scratch_floats() const { return 0.0; }
   // Summary lines of the layers inside (residual blocks); empty otherwise.
   virtual std::vector<std::string> inner_summary() const { return {}; }
 
@@ -95,6 +97,9 @@ class Stack {
                 float* dx);
   double forward_flops() const;
   double backward_flops(bool with_dx) const;
+  // Floats one sample keeps through a training pass: outputs, deltas and scratch (double: the
+  // shapes come from the user and the sum is compared with memory, Note [Input sizes]).
+  double sample_floats() const;
   // One line per layer: "conv2d 1→32 3×3: 28×28×1 → 26×26×32, 320 params".
   std::vector<std::string> summary(const std::string& indent) const;
 

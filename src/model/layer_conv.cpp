@@ -111,6 +111,10 @@ class Conv2d final : public Layer {
   double forward_flops() const override {
     return 2.0 * static_cast<double>(out_.channels * cols() * out_.height * out_.width);
   }
+  // The patch matrix and its gradient, for one sample at a time.
+  double scratch_floats() const override {
+    return 2.0 * static_cast<double>(cols()) * static_cast<double>(out_.height * out_.width);
+  }
   double backward_flops(bool with_dx) const override {
     return forward_flops() * (with_dx ? 2.0 : 1.0);
   }

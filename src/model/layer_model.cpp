@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "core/limits.h"
 
 namespace cohort::model {
 namespace {
@@ -28,6 +29,11 @@ LayerModel::LayerModel(std::string name, Shape input, int classes, Stack stack)
                             "classes; end with {{type: linear, out: {}}}",
                             name_, out.size(), shape_text(out), classes, classes));
   stack_.add_params(layers_, "");
+  // A batch's activations are allocated on the first pass: checked here, at a training batch of
+  // 32 rows (Note [Input sizes]; the parameters are checked with the run's memory estimate).
+  const double bytes = stack_.sample_floats() * sizeof(float) * 32.0;
+  require_memory(bytes < 0x1p62 ? static_cast<std::int64_t>(bytes) : std::int64_t{1} << 62,
+                 fmt::format("model.name = {}: the activations of 32 samples", name_));
 }
 
 void LayerModel::init(float* params, Rng& rng) const { stack_.init(params, rng); }

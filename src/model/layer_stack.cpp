@@ -96,6 +96,13 @@ double Stack::backward_flops(bool with_dx) const {
   return f;
 }
 
+double Stack::sample_floats() const {
+  double f = 0.0;
+  for (const auto& l : layers_)
+    f += 2.0 * static_cast<double>(l->out_shape().size()) + l->scratch_floats();
+  return f;
+}
+
 std::vector<std::string> Stack::summary(const std::string& indent) const {
   std::vector<std::string> lines;
   for (const auto& l : layers_) {
@@ -174,6 +181,9 @@ class Residual final : public Layer {
   }
   double backward_flops(bool with_dx) const override {
     return main_.backward_flops(with_dx) + shortcut_.backward_flops(with_dx);
+  }
+  double scratch_floats() const override {
+    return main_.sample_floats() + shortcut_.sample_floats() + 2.0 * in_.size();
   }
   std::vector<std::string> inner_summary() const override {
     auto lines = main_.summary("");

@@ -629,6 +629,10 @@ TEST_CASE("model.layers lists that do not fit are usage errors naming the layer"
         "with {type: linear, out: 2}");
   CHECK(layers_error("[]") ==
         "model.layers is empty: list the layers, e.g. [{type: flatten}, {type: linear, out: 2}]");
+  // Sizes past the machine's memory are refused before any allocation (Note [Input sizes]).
+  CHECK(layers_error("[{type: conv2d, out: 1048576, kernel: 1, padding: 1048575}, {type: "
+                     "global_avgpool}, {type: linear, out: 2}]")
+            .starts_with("model.name = layers: the activations of 32 samples needs "));
   // Schema level: an unknown key inside an item names the key and the nearest valid one.
   CHECK(layers_error("[{type: conv2d, out: 2, kernal: 3}]") ==
         "<config>: unknown key 'kernal' in model.layers[0] (did you mean 'kernel'?) (valid here: "
