@@ -429,6 +429,9 @@ TEST_CASE("layer output shapes match hand-computed ones", "[layers]") {
   CHECK(make_pool({3, 7, 6}, PoolKind::kAverage, 3, 1)->out_shape() == Shape{3, 5, 4});
   CHECK(make_pool({3, 7, 7}, PoolKind::kAverage, 3, 2)->out_shape() == Shape{3, 3, 3});
   CHECK(make_global_avgpool({5, 7, 3})->out_shape() == Shape{5, 1, 1});
+  CHECK(make_activation({5, 7, 3}, Elementwise::kRelu)->out_shape() == Shape{5, 7, 3});
+  CHECK(make_activation({5, 7, 3}, Elementwise::kTanh)->out_shape() == Shape{5, 7, 3});
+  CHECK(make_dropout({5, 7, 3}, 0.5)->out_shape() == Shape{5, 7, 3});
   CHECK(make_flatten({64, 12, 12})->out_shape() == Shape{9216, 1, 1});
   CHECK(make_linear_layer({64, 12, 12}, 128)->out_shape() == Shape{128, 1, 1});
   CHECK(make_group_norm({6, 4, 4}, 3, true)->out_shape() == Shape{6, 4, 4});
