@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "core/errors.h"
 #include "model/layer.h"
@@ -128,6 +129,16 @@ class Conv2d final : public Layer {
                        pad_ > 0 ? fmt::format(" pad {}", pad_) : "");
   }
 
+  // The output columns ox whose input column ox·stride − pad + j lies inside the image:
+  // [first, last), so that the inner loops run without a test per element.
+  std::pair<std::int64_t, std::int64_t> valid_columns(std::int64_t j) const {
+    const std::int64_t wo = out_.width, wi = in_.width;
+    const std::int64_t shift = pad_ - j;  // ix = ox·stride − shift
+    const std::int64_t first = shift > 0 ? (shift + stride_ - 1) / stride_ : 0;
+    const std::int64_t last = wi + shift - 1 < 0 ? 0 : (wi - 1 + shift) / stride_ + 1;
+    return {std::min(first, wo), std::clamp(last, std::min(first, wo), wo)};
+  }
+
   // One sample's (in·k·k) x (Ho·Wo) patch matrix: row (c, i, j), column (oy, ox) holds
   // x[c][oy·stride − pad + i][ox·stride − pad + j], 0 outside the image. A 1×1 kernel with stride
   // 1 and no padding reads x itself.
@@ -140,6 +151,7 @@ class Conv2d final : public Layer {
         for (std::int64_t j = 0; j < k_; ++j) {
           float* row = col + ((c * k_ + i) * k_ + j) * ho * wo;
           const float* plane = x + c * h * wi;
+          const auto [first, last] = valid_columns(j);
           for (std::int64_t oy = 0; oy < ho; ++oy) {
             const std::int64_t iy = oy * stride_ - pad_ + i;
             float* out = row + oy * wo;
@@ -147,17 +159,20 @@ class Conv2d final : public Layer {
               std::fill_n(out, wo, 0.0f);
               continue;
             }
-            const float* src = plane + iy * wi;
-            for (std::int64_t ox = 0; ox < wo; ++ox) {
-              const std::int64_t ix = ox * stride_ - pad_ + j;
-              out[ox] = ix >= 0 && ix < wi ? src[ix] : 0.0f;
-            }
+            const float* src = plane + iy * wi - pad_ + j;  // src[ox·stride] is column ox's
+            std::fill_n(out, first, 0.0f);
+            if (stride_ == 1)
+              std::copy(src + first, src + last, out + first);
+            else
+              for (std::int64_t ox = first; ox < last; ++ox) out[ox] = src[ox * stride_];
+            std::fill(out + last, out + wo, 0.0f);
           }
         }
     return col;
   }
 
-  // dx = the sum of dcol's entries back onto the pixels they were read from, in row order.
+  // dx = the sum of dcol's entries back onto the pixels they were read from, in (c, i, j, oy)
+  // order for every pixel.
   void col2im(const float* dcol, float* dx) const {
     const std::int64_t ho = out_.height, wo = out_.width, h = in_.height, wi = in_.width;
     std::fill_n(dx, in_.size(), 0.0f);
@@ -166,14 +181,16 @@ class Conv2d final : public Layer {
         for (std::int64_t j = 0; j < k_; ++j) {
           const float* row = dcol + ((c * k_ + i) * k_ + j) * ho * wo;
           float* plane = dx + c * h * wi;
+          const auto [first, last] = valid_columns(j);
           for (std::int64_t oy = 0; oy < ho; ++oy) {
             const std::int64_t iy = oy * stride_ - pad_ + i;
             if (iy < 0 || iy >= h) continue;
-            float* dst = plane + iy * wi;
-            for (std::int64_t ox = 0; ox < wo; ++ox) {
-              const std::int64_t ix = ox * stride_ - pad_ + j;
-              if (ix >= 0 && ix < wi) dst[ix] += row[oy * wo + ox];
-            }
+            float* dst = plane + iy * wi - pad_ + j;  // dst[ox·stride] is column ox's pixel
+            const float* src = row + oy * wo;
+            if (stride_ == 1)
+              for (std::int64_t ox = first; ox < last; ++ox) dst[ox] += src[ox];
+            else
+              for (std::int64_t ox = first; ox < last; ++ox) dst[ox * stride_] += src[ox];
           }
         }
   }
