@@ -134,13 +134,29 @@ int run_train_bench(const BenchOptions& o) {
   for (auto& r : time_layer("cnn_mnist conv1", *conv1, batch, repeats)) rows.push_back(r);
   for (auto& r : time_layer("cnn_mnist conv2", *conv2, batch, repeats)) rows.push_back(r);
   for (auto& r : time_layer("cnn_mnist fc1", *fc1, batch, repeats)) rows.push_back(r);
+  // resnet20's distinct convolutions on 3×32×32 (CIFAR), as scripts/bench_onednn.cpp times them.
+  struct ConvShape {
+    const char* name;
+    std::int64_t c, h, o, k, s, p;
+  };
+  for (const ConvShape& c : {ConvShape{"resnet20 stem 3-16", 3, 32, 16, 3, 1, 1},
+                             ConvShape{"resnet20 16-16", 16, 32, 16, 3, 1, 1},
+                             ConvShape{"resnet20 16-32 /2", 16, 32, 32, 3, 2, 1},
+                             ConvShape{"resnet20 32-32", 32, 16, 32, 3, 1, 1},
+                             ConvShape{"resnet20 32-64 /2", 32, 16, 64, 3, 2, 1},
+                             ConvShape{"resnet20 64-64", 64, 8, 64, 3, 1, 1},
+                             ConvShape{"resnet20 shortcut 16-32 1x1 /2", 16, 32, 32, 1, 2, 0},
+                             ConvShape{"resnet20 shortcut 32-64 1x1 /2", 32, 16, 64, 1, 2, 0}}) {
+    auto layer = model::make_conv2d({c.c, c.h, c.h}, c.o, c.k, c.s, c.p, true);
+    for (auto& r : time_layer(c.name, *layer, batch, repeats)) rows.push_back(r);
+  }
 
-  fmt::print("{:<26} {:>10} {:>12} {:>10} {:>9}\n", "what", "ms/batch", "samples/s", "GFLOP/s",
+  fmt::print("{:<40} {:>10} {:>12} {:>10} {:>9}\n", "what", "ms/batch", "samples/s", "GFLOP/s",
              "% sgemm");
   std::string json = "[";
   for (const Row& r : rows) {
     const double gflops = r.flops / r.seconds / 1e9;
-    fmt::print("{:<26} {:>10.3f} {:>12.0f} {:>10.2f} {:>8.0f}%\n", r.what, r.seconds * 1e3,
+    fmt::print("{:<40} {:>10.3f} {:>12.0f} {:>10.2f} {:>8.0f}%\n", r.what, r.seconds * 1e3,
                static_cast<double>(r.batch) / r.seconds, gflops, 100.0 * gflops / sgemm);
     json += fmt::format(R"({}{{"what": "{}", "seconds": {:.6g}, "gflops": {:.4g}}})",
                         json.size() > 1 ? ", " : "", r.what, r.seconds, gflops);
