@@ -102,6 +102,12 @@ std::unique_ptr<Layer> build_layer(const Shape& in, const LayerSpec& spec, std::
   const auto& types = layer_types();
   const auto t = std::find_if(types.begin(), types.end(),
                               [&](const LayerType& lt) { return type == lt.name; });
+  // Not offered on purpose (docs/models.md): say so rather than suggest a near name.
+  if (type == "batchnorm" || type == "batch_norm" || type == "bn")
+    throw UsageError(item +
+                     ": batch normalisation is not offered: its running statistics are "
+                     "ill-defined across non-IID clients; use {type: groupnorm, groups: G} "
+                     "(docs/models.md)");
   if (t == types.end()) {
     std::vector<std::string> names;
     std::string list;
