@@ -94,12 +94,11 @@ std::unique_ptr<Layer> build_layer(const Shape& in, const LayerSpec& spec, std::
                                    const std::string& list) {
   const std::string item = fmt::format("{}[{}]", list, index);
   const auto type_it = spec.find("type");
-  if (type_it == spec.end())
-    throw UsageError(item +
-                     ": needs key 'type' (one of conv2d, maxpool, avgpool, global_avgpool, "
-                     "relu, tanh, dropout, groupnorm, flatten, linear, residual)");
-  const std::string type = type_it->second;
   const auto& types = layer_types();
+  std::string known;
+  for (const auto& lt : types) known += (known.empty() ? "" : ", ") + std::string(lt.name);
+  if (type_it == spec.end()) throw UsageError(item + ": needs key 'type' (one of " + known + ")");
+  const std::string type = type_it->second;
   const auto t = std::find_if(types.begin(), types.end(),
                               [&](const LayerType& lt) { return type == lt.name; });
   // Not offered on purpose (docs/models.md): say so rather than suggest a near name.
@@ -110,13 +109,9 @@ std::unique_ptr<Layer> build_layer(const Shape& in, const LayerSpec& spec, std::
                      "(docs/models.md)");
   if (t == types.end()) {
     std::vector<std::string> names;
-    std::string list;
-    for (const auto& lt : types) {
-      names.emplace_back(lt.name);
-      list += (list.empty() ? "" : ", ") + std::string(lt.name);
-    }
+    for (const auto& lt : types) names.emplace_back(lt.name);
     const std::string near = nearest(type, names);
-    throw UsageError(fmt::format("{}: unknown type '{}' (known: {}){}", item, type, list,
+    throw UsageError(fmt::format("{}: unknown type '{}' (known: {}){}", item, type, known,
                                  near.empty() ? "" : fmt::format("; did you mean '{}'?", near)));
   }
   const std::string where = fmt::format("{} ({})", item, type);
@@ -192,9 +187,15 @@ ModelRegistration named_registration(
 
 }  // namespace
 
+// "type", then every type's keys in order of first appearance.
 const std::vector<std::string>& layer_keys() {
-  static const std::vector<std::string> keys = {"type",    "in",   "out", "kernel", "stride",
-                                                "padding", "bias", "p",   "groups", "affine"};
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k = {"type"};
+    for (const auto& t : layer_types())
+      for (const auto& key : t.keys)
+        if (std::find(k.begin(), k.end(), key) == k.end()) k.push_back(key);
+    return k;
+  }();
   return keys;
 }
 

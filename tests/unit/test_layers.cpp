@@ -229,6 +229,9 @@ TEST_CASE("model.layers lists that do not fit are usage errors naming the layer"
   CHECK(layers_error("[{type: conv, out: 2}]") ==
         "model.layers[0]: unknown type 'conv' (known: conv2d, maxpool, avgpool, global_avgpool, "
         "relu, tanh, dropout, groupnorm, flatten, linear, residual); did you mean 'conv2d'?");
+  CHECK(layers_error("[{out: 3}]") ==
+        "model.layers[0]: needs key 'type' (one of conv2d, maxpool, avgpool, global_avgpool, relu, "
+        "tanh, dropout, groupnorm, flatten, linear, residual)");
   CHECK(layers_error("[{type: batchnorm}]") ==
         "model.layers[0]: batch normalisation is not offered: its running statistics are "
         "ill-defined across non-IID clients; use {type: groupnorm, groups: G} (docs/models.md)");
