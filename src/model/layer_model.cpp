@@ -11,9 +11,10 @@
 namespace cohort::model {
 namespace {
 
-// evaluate() works through a test set this many rows at a time: convolutional activations are
-// some hundred thousand floats per sample.
-constexpr std::int64_t kLayerEvalRows = 32;
+// A pass works through at most this many rows at a time (a training batch, a test set):
+// convolutional activations are some hundred thousand floats per sample, so memory stays bounded
+// whatever the batch size. A training batch of more rows adds the chunks' gradients in order.
+constexpr std::int64_t kChunkRows = 32;
 
 }  // namespace
 
@@ -29,11 +30,11 @@ LayerModel::LayerModel(std::string name, Shape input, int classes, Stack stack)
                             "classes; end with {{type: linear, out: {}}}",
                             name_, out.size(), shape_text(out), classes, classes));
   stack_.add_params(layers_, "");
-  // A batch's activations are allocated on the first pass: checked here, at a training batch of
-  // 32 rows (Note [Input sizes]; the parameters are checked with the run's memory estimate).
-  const double bytes = stack_.sample_floats() * sizeof(float) * 32.0;
+  // The activations of a chunk are allocated on the first pass: checked here (Note [Input
+  // sizes]; the parameters are checked with the run's memory estimate).
+  const double bytes = stack_.sample_floats() * sizeof(float) * static_cast<double>(kChunkRows);
   require_memory(bytes < 0x1p62 ? static_cast<std::int64_t>(bytes) : std::int64_t{1} << 62,
-                 fmt::format("model.name = {}: the activations of 32 samples", name_));
+                 fmt::format("model.name = {}: the activations of {} samples", name_, kChunkRows));
 }
 
 void LayerModel::init(float* params, Rng& rng) const { stack_.init(params, rng); }
@@ -53,17 +54,28 @@ double LayerModel::loss_grad(const float* params, const Batch& batch, float* gra
     return 0.0;
   }
   const float* p = detail::stage_in(params, num_params(), params_in_);
-  const float* x = detail::stage_in(batch.x, rows * input_.size(), x_in_);
-  const float* logits = stack_.forward(p, x, rows, Pass{rng});
-  float* dl = dlogits_.reserve(rows * classes_);
-  std::copy_n(logits, rows * classes_, dl);
-  const double loss_sum = detail::softmax_cross_entropy(
-      dl, rows, classes_, batch.labels, nullptr, grad != nullptr, 1.0f / static_cast<float>(rows));
-  if (grad != nullptr) {
-    float* g = detail::stage_out(grad, num_params(), grad_out_);
-    stack_.backward(p, x, dl, rows, g, nullptr);
-    detail::finish_out(g, grad, num_params());
+  const std::int64_t dim = input_.size(), n_params = num_params();
+  float* g = grad == nullptr ? nullptr : detail::stage_out(grad, n_params, grad_out_);
+  const float scale = 1.0f / static_cast<float>(rows);  // d(mean loss) / d(sample loss)
+  double loss_sum = 0.0;
+  for (std::int64_t start = 0; start < rows; start += kChunkRows) {
+    const std::int64_t n = std::min(kChunkRows, rows - start);
+    const float* x = detail::stage_in(batch.x + start * dim, n * dim, x_in_);
+    const float* logits = stack_.forward(p, x, n, Pass{rng});
+    float* dl = dlogits_.reserve(n * classes_);
+    std::copy_n(logits, n * classes_, dl);
+    loss_sum += detail::softmax_cross_entropy(dl, n, classes_, batch.labels + start, nullptr,
+                                              g != nullptr, scale);
+    if (g == nullptr) continue;
+    if (start == 0) {
+      stack_.backward(p, x, dl, n, g, nullptr);
+    } else {  // later chunks add their gradient, coordinate by coordinate, in chunk order
+      float* part = grad_part_.reserve(n_params);
+      stack_.backward(p, x, dl, n, part, nullptr);
+      for (std::int64_t i = 0; i < n_params; ++i) g[i] += part[i];
+    }
   }
+  if (g != nullptr) detail::finish_out(g, grad, n_params);
   return loss_sum / static_cast<double>(rows);
 }
 
@@ -75,8 +87,8 @@ void LayerModel::evaluate(const float* params, const Batch& batch, double* loss_
   if (batch.rows == 0) return;
   const std::int64_t dim = input_.size();
   const float* p = detail::stage_in(params, num_params(), params_in_);
-  for (std::int64_t start = 0; start < batch.rows; start += kLayerEvalRows) {
-    const std::int64_t rows = std::min(kLayerEvalRows, batch.rows - start);
+  for (std::int64_t start = 0; start < batch.rows; start += kChunkRows) {
+    const std::int64_t rows = std::min(kChunkRows, batch.rows - start);
     const float* x = detail::stage_in(batch.x + start * dim, rows * dim, x_in_);
     const float* logits = stack_.forward(p, x, rows, Pass{});
     float* z = dlogits_.reserve(rows * classes_);

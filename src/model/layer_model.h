@@ -41,7 +41,7 @@ class LayerModel final : public Model {
   int classes_;
   // The layers hold their scratch (Note [Layer engine]): this instance is used by one thread.
   mutable Stack stack_;
-  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, dlogits_;
+  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, grad_part_, dlogits_;
 };
 
 // One item of `model.layers:`: its keys and values as written.

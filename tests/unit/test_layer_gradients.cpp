@@ -69,6 +69,17 @@ void check_stack(Shape in, int classes, const std::vector<LayerSpec>& specs, std
 
 }  // namespace
 
+TEST_CASE("a batch larger than one pass's chunk adds the chunks' gradients", "[layers]") {
+  // 70 rows: passes of 32, 32 and 6 rows, their gradients added in order.
+  const Shape in{2, 5, 5};
+  const std::vector<LayerSpec> specs = {{{"type", "conv2d"}, {"out", "3"}, {"kernel", "3"}},
+                                        {{"type", "relu"}},
+                                        {{"type", "maxpool"}, {"kernel", "2"}},
+                                        {{"type", "linear"}, {"out", "3"}}};
+  LayerModel model("test", in, 3, build_stack(in, specs));
+  check_gradient(model, specs, make_images(in, 70, 3, 7), 0, 7);
+}
+
 TEST_CASE("every layer's gradient matches finite differences of the float64 reference",
           "[layers]") {
   const Shape in{2, 5, 5};
