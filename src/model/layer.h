@@ -1,6 +1,6 @@
 // The layers of the convolutional models (docs/models.md): each one maps a batch of samples of
 // one shape to a batch of another, with its parameters, if any, in the model's flat buffer.
-// Internal to src/model.
+// Used by src/model, the layer tests and `cohort bench train` (which times single layers).
 //
 // Note [Layer engine]
 // A model is a Stack of Layers; a residual block is a Layer holding two Stacks. Samples are
