@@ -10,6 +10,7 @@
 #include "core/worker_pool.h"
 #include "data/loaders.h"
 #include "data/partition.h"
+#include "model/layer_model.h"
 #include "model/linear.h"
 #include "model/logreg.h"
 #include "model/mlp.h"
@@ -69,6 +70,7 @@ class DatasetProblem final : public Problem {
                        what_, data_.train.rows, data_.test.rows, data_.train.dim,
                        num_clients(), model_->name(), model_->num_params());
   }
+  std::string model_summary() const override { return model_->summary(); }
   int num_clients() const override {
     return pool_.clients > 0 ? pool_.clients : static_cast<int>(partition_.size());
   }
@@ -88,8 +90,9 @@ class DatasetProblem final : public Problem {
     model_->init(x, rng);
   }
 
+  // rng is the client's stream for this local work: the model's dropout masks come from it.
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
-                   Rng&) override {
+                   Rng& rng) override {
     const auto& ds = data_.train;
     Worker& w = worker();
     auto& batch_x_ = w.batch_x;
@@ -106,6 +109,7 @@ class DatasetProblem final : public Problem {
     }
     const auto& rows = batch_rows_;
     model::Batch batch{batch_x_.data(), b, ds.dim};
+    batch.shape = ds.shape();
     if (ds.is_regression()) {
       batch_t_.resize(static_cast<std::size_t>(b));
       for (std::int64_t i = 0; i < b; ++i) batch_t_[i] = ds.targets[rows[i]];
@@ -119,7 +123,7 @@ class DatasetProblem final : public Problem {
       }
       batch.labels = batch_y_.data();
     }
-    return w.model->loss_grad(x, batch, grad);
+    return w.model->loss_grad(x, batch, grad, &rng);
   }
 
   std::int64_t num_eval_chunks() const override {
@@ -130,6 +134,7 @@ class DatasetProblem final : public Problem {
     const std::int64_t begin = chunk * eval_chunk_;
     const std::int64_t n = std::min(eval_chunk_, ds.rows - begin);
     model::Batch batch{ds.row(begin), n, ds.dim};
+    batch.shape = ds.shape();
     if (ds.is_regression())
       batch.targets = ds.targets.data() + begin;
     else
@@ -163,11 +168,12 @@ class DatasetProblem final : public Problem {
         val_y_[i] = ds.labels[r];
     }
     model::Batch batch_view{val_x_.data(), b, ds.dim};
+    batch_view.shape = ds.shape();
     if (ds.is_regression())
       batch_view.targets = val_t_.data();
     else
       batch_view.labels = val_y_.data();
-    return model_->loss_grad(y, batch_view, nullptr);
+    return model_->loss_grad(y, batch_view, nullptr);  // an evaluation pass: dropout off
   }
 
  private:
@@ -280,6 +286,11 @@ const std::vector<model::ModelRegistration>& models() {
       model::linear_registration(),
       model::logreg_registration(),
       model::mlp_registration(),
+      model::cnn_mnist_registration(),
+      model::lenet5_registration(),
+      model::resnet8_registration(),
+      model::resnet20_registration(),
+      model::layers_registration(),
       quadratic_model_registration(),
   };
   return list;

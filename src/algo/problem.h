@@ -27,6 +27,8 @@ class Problem {
  public:
   virtual ~Problem() = default;
   virtual std::string description() const = 0;
+  // The model's layers, shapes and sizes (model::Model::summary), printed at start-up.
+  virtual std::string model_summary() const { return {}; }
   virtual int num_clients() const = 0;
   std::int64_t num_params() const;
   virtual const std::vector<LayerView>& layers() const = 0;
@@ -34,8 +36,8 @@ class Problem {
   virtual std::int64_t client_samples(int c) const = 0;
   virtual void init(float* x, std::uint64_t seed) const = 0;
   // Mean loss of client c on the samples at `positions` (indices into the client's own sample
-  // list, 0..client_samples(c)-1) and its gradient (overwritten). rng serves stochastic
-  // objectives (gradient noise).
+  // list, 0..client_samples(c)-1) and its gradient (overwritten). rng, the client's keyed stream
+  // for this local work, serves stochastic objectives (gradient noise) and dropout masks.
   virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                            float* grad, Rng& rng) = 0;
   // Prepares n workers (Note [Client threads] in core/worker_pool.h): afterwards loss_grad and

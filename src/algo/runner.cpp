@@ -118,6 +118,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.write_vector("/clients/byzantine", byz);
   out.set_status("running");
   fmt::print("cohort {}: {}\n", kVersion, s.problem->description());
+  fmt::print("{}", s.problem->model_summary());
   const int threads = s.workers->size();
   fmt::print("  {} ranks ({} backend){}, {} clients, {} per round, algorithm {}, server {}\n",
              comm.size(), comm.name(),

@@ -34,8 +34,9 @@ void add_bench_options(CLI::App& bench, BenchOptions& o) {
                   "benchmark: memory (STREAM-like bandwidth) | compress (encode/decode speed) | "
                   "aggregate (robust aggregators) | sum (deterministic message sums, every ISA "
                   "path) | exchange (the reduce plan's exchange against a raw MPI_Allreduce; run "
-                  "it under mpirun, or give --np)")
-      ->check(CLI::IsMember({"memory", "compress", "aggregate", "sum", "exchange"}));
+                  "it under mpirun, or give --np) | train (models' training throughput on one "
+                  "thread beside the sgemm rate)")
+      ->check(CLI::IsMember({"memory", "compress", "aggregate", "sum", "exchange", "train"}));
   bench.add_option("--megabytes", o.megabytes, "array size in MB")->check(CLI::Range(1.0, 65536.0));
   bench.add_option("--repeats", o.repeats, "repetitions (best is reported)")
       ->check(CLI::Range(1, 1000));
@@ -115,10 +116,11 @@ std::vector<float> gaussian_message(std::int64_t n) {
 }
 
 int run_bench(const BenchOptions& o) {
-  if (o.what == "compress" || o.what == "aggregate" || o.what == "sum") {
+  if (o.what == "compress" || o.what == "aggregate" || o.what == "sum" || o.what == "train") {
     try {
       return o.what == "compress"    ? run_compress_bench(o)
              : o.what == "aggregate" ? run_aggregate_bench(o)
+             : o.what == "train"     ? run_train_bench(o)
                                      : run_sum_bench(o);
     } catch (const UsageError& e) {
       fmt::print(stderr, "cohort: error: {}\n", e.what());

@@ -9,7 +9,7 @@
 namespace cohort {
 
 struct BenchOptions {
-  std::string what = "memory";  // memory | compress | aggregate | sum | exchange
+  std::string what = "memory";  // memory | compress | aggregate | sum | exchange | train
   double megabytes = 256;       // memory: per array (also the bandwidth reference of compress)
   int repeats = 5;
   std::string json;                     // optional JSON copy of the results
@@ -47,6 +47,10 @@ int run_sum_bench(const BenchOptions& o);
 // `cohort bench exchange` (collective, MPI initialised): the reduce plan's exchange, exact and
 // float, against MPI_Allreduce of the same float32 vector (app/bench_sum.cpp).
 int run_exchange_bench(const BenchOptions& o);
+
+// `cohort bench train`: one thread's training throughput of cnn_mnist, lenet5, resnet20 and the
+// quickstart MLP at batch 32, and of cnn_mnist's layers, beside the sgemm rate (bench_train.cpp).
+int run_train_bench(const BenchOptions& o);
 
 // Shared by the benchmarks: "1e5,1e6" -> sizes; a fixed N(0, 1) message.
 std::vector<std::int64_t> parse_sizes(const std::string& text);

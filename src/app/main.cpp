@@ -233,7 +233,8 @@ int main(int argc, char** argv) {
       });
       if (rank == 0 && !note.empty()) fmt::print("note: {}\n", note);
       const std::int64_t params = setup.problem->num_params();
-      if (rank == 0) fmt::print("{}\n", setup.problem->description());
+      if (rank == 0)
+        fmt::print("{}\n{}", setup.problem->description(), setup.problem->model_summary());
       if (rank == 0) fmt::print("{}: valid ({} parameters)\n", config_path, params);
       return 0;
     }

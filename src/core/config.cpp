@@ -233,8 +233,39 @@ class Validator {
         out.SetStyle(YAML::EmitterStyle::Flow);
         return out;
       }
+      case OptType::kMapList: return map_list(v, o, path);
     }
     bad_value(v, o, path);
+  }
+
+  // Each item a mapping of known keys to scalars; an unknown key is named with the nearest one.
+  YAML::Node map_list(const YAML::Node& v, const Option& o, const std::string& path) const {
+    if (!v.IsSequence()) bad_value(v, o, path);
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::string item = fmt::format("{}[{}]", path, i);
+      if (!v[i].IsMap())
+        fail(fmt::format("{} must be a mapping such as {{type: relu}}, got '{}'", item,
+                         node_text(v[i])));
+      YAML::Node entry(YAML::NodeType::Map);
+      for (const auto& kv : v[i]) {
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : node_text(kv.first);
+        if (std::find(o.item_keys.begin(), o.item_keys.end(), key) == o.item_keys.end()) {
+          const std::string near = nearest(key, o.item_keys);
+          std::string list;
+          for (const auto& k : o.item_keys) list += (list.empty() ? "" : ", ") + k;
+          fail(fmt::format("unknown key '{}' in {}{} (valid here: {})", key, item,
+                           near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list));
+        }
+        if (!kv.second.IsScalar())
+          fail(fmt::format("{}.{} must be a single value, got '{}'", item, key,
+                           node_text(kv.second)));
+        entry[key] = kv.second.Scalar();
+      }
+      entry.SetStyle(YAML::EmitterStyle::Flow);
+      out.push_back(entry);
+    }
+    return out;
   }
 
   std::string source_;
@@ -338,6 +369,17 @@ std::vector<double> Config::get_float_list(const std::string& path) const {
   return lookup(path).as<std::vector<double>>();
 }
 bool Config::is_list(const std::string& path) const { return lookup(path).IsSequence(); }
+
+std::vector<std::map<std::string, std::string>> Config::get_map_list(
+    const std::string& path) const {
+  std::vector<std::map<std::string, std::string>> out;
+  for (const auto& item : lookup(path)) {
+    std::map<std::string, std::string> m;
+    for (const auto& kv : item) m[kv.first.Scalar()] = kv.second.Scalar();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
 
 std::string Config::resolved_text() const {
   YAML::Emitter e;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ class Config {
   std::vector<double> get_float_list(const std::string& path) const;
   // Whether the value is a list (a key declared with opt_enum_or_floats: the list form).
   bool is_list(const std::string& path) const;
+  // A list of mappings (OptType::kMapList): each item's keys and scalar values, as written.
+  std::vector<std::map<std::string, std::string>> get_map_list(const std::string& path) const;
 
   // The resolved configuration as YAML text (stored in every results file).
   std::string resolved_text() const;

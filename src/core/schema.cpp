@@ -74,6 +74,12 @@ Option opt_float_list(std::string key, std::string def, std::string help) {
   return Option{std::move(key), OptType::kFloatList, std::move(def), std::move(help)};
 }
 
+Option opt_map_list(std::string key, std::vector<std::string> item_keys, std::string help) {
+  Option o{std::move(key), OptType::kMapList, "[]", std::move(help)};
+  o.item_keys = std::move(item_keys);
+  return o;
+}
+
 static std::string range_text(const Option& o) {
   const bool has_min = std::isfinite(o.min), has_max = std::isfinite(o.max);
   if (has_min && has_max)
@@ -102,6 +108,7 @@ std::string type_name(const Option& o) {
     }
     case OptType::kIntList: return "list of int" + range_text(o);
     case OptType::kFloatList: return "list of float";
+    case OptType::kMapList: return "list of mappings";
   }
   return "?";
 }
@@ -120,6 +127,11 @@ std::string allowed_text(const Option& o) {
     }
     case OptType::kIntList: return "a list of integers" + range_text(o) + ", e.g. [64, 32]";
     case OptType::kFloatList: return "a list of numbers, e.g. [1.0, 10.0]";
+    case OptType::kMapList: {
+      std::string keys;
+      for (const auto& k : o.item_keys) keys += (keys.empty() ? "" : ", ") + k;
+      return "a list of mappings with keys among " + keys + ", e.g. [{type: relu}]";
+    }
   }
   return "?";
 }

@@ -9,7 +9,10 @@
 
 namespace cohort {
 
-enum class OptType { kInt, kFloat, kBool, kString, kEnum, kIntList, kFloatList };
+// kMapList: a list of flat mappings (model.layers), each holding only the keys of `item_keys`
+// with scalar values; what the values mean is checked by the key's user, which knows which keys
+// each item's kind takes.
+enum class OptType { kInt, kFloat, kBool, kString, kEnum, kIntList, kFloatList, kMapList };
 
 // Integer keys end in an int (counts, sizes, iterations) unless declared with opt_int64, so the
 // validator bounds them by that type before anything narrows them (Note [Input sizes]).
@@ -28,6 +31,7 @@ struct Option {
   // kEnum: when > 0, a list of exactly this many numbers is accepted too (data.normalize's
   // [mean, std]); Config::is_list tells the two forms apart.
   std::size_t float_list_len = 0;
+  std::vector<std::string> item_keys;  // kMapList: the keys an item may hold
 };
 
 // A named implementation selected by `name:` in a component slot, with its own options.
@@ -67,6 +71,8 @@ Option opt_enum_or_floats(std::string key, std::string def, std::vector<std::str
                           std::size_t n, std::string help);
 Option opt_int_list(std::string key, std::string def, std::string help, double min = 0);
 Option opt_float_list(std::string key, std::string def, std::string help);
+// A list of mappings whose items may hold only item_keys; its default is the empty list.
+Option opt_map_list(std::string key, std::vector<std::string> item_keys, std::string help);
 
 std::string type_name(const Option& o);       // "int >= 1", "float in (0, 1]", "relu | tanh"
 std::string allowed_text(const Option& o);    // what a valid value looks like

@@ -146,6 +146,7 @@ Dataset read_idx_images(const std::string& path) {
   Dataset ds;
   ds.rows = static_cast<std::int64_t>(n);
   ds.dim = static_cast<std::int64_t>(r * c);
+  ds.image = Shape{1, static_cast<std::int64_t>(r), static_cast<std::int64_t>(c)};
   ds.x.assign(bytes.begin(), bytes.end());
   return ds;
 }
@@ -225,7 +226,7 @@ TrainTest load_fashion_mnist(const std::string& dir, const Normalize& normalize)
   };
   check(tt.train, kFiles[0], kFiles[1]);
   check(tt.test, kFiles[2], kFiles[3]);
-  if (tt.train.dim != tt.test.dim || tt.train.rows == 0) {
+  if (tt.train.image != tt.test.image || tt.train.rows == 0) {
     throw UsageError("Fashion-MNIST in " + dir +
                      ": training set is empty or train/test image "
                      "sizes differ (" +

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/errors.h"
 #include "data/loaders.h"
@@ -22,6 +23,16 @@ Dataset inline_dataset(const Config& cfg) {
   ds.rows = static_cast<std::int64_t>(y.size());
   ds.dim = dim;
   ds.x.assign(x.begin(), x.end());
+  const std::vector<long long> shape = cfg.get_int_list("data.shape");
+  if (!shape.empty()) {
+    long long product = 1;  // stops growing past dim, so it cannot overflow
+    for (const long long v : shape) product = product > dim ? product : product * v;
+    require_usage(shape.size() == 3 && product == dim,
+                  fmt::format("data.shape must be [channels, height, width] with product "
+                              "data.dim = {}, got {}",
+                              dim, fmt::join(shape, ", ")));
+    ds.image = Shape{shape[0], shape[1], shape[2]};
+  }
   if (cfg.get_string("data.task") == "regression") {
     ds.targets.assign(y.begin(), y.end());
     return ds;
@@ -46,6 +57,8 @@ SourceRegistration inline_registration() {
           {opt_int("dim", 1, "features per row", 1),
            opt_float_list("x", "[]", "features, row after row (rows * dim values)"),
            opt_float_list("y", "[]", "one target (regression) or class label per row"),
+           opt_int_list("shape", "[]",
+                        "[channels, height, width] of a row (images); empty: flat rows", 1),
            opt_enum("task", "regression", {"regression", "classification"},
                     "targets are real values, or labels remapped to 0..C-1")},
           [](const Config& cfg) {

@@ -1,6 +1,7 @@
 // Building blocks shared by the CPU models (linear, logreg, mlp): aligned scratch buffers,
 // row-major Eigen views, fully connected layers and the softmax cross-entropy head.
-// Internal to src/model: nothing outside this directory includes it.
+// Internal to src/model; outside it only through layer.h, which the layer tests and `cohort bench
+// train` use to time and check single layers.
 //
 // Note [Address-independent results]
 // A model's loss and gradient must depend only on the parameters and the batch contents, never

@@ -34,7 +34,7 @@ double Linear::residuals(const float* p, const float* x, const Batch& batch) con
   return loss;
 }
 
-double Linear::loss_grad(const float* params, const Batch& batch, float* grad) const {
+double Linear::loss_grad(const float* params, const Batch& batch, float* grad, Rng*) const {
   detail::check_batch(batch, input_dim_, /*classification=*/false, "linear");
   const std::int64_t rows = batch.rows;
   if (rows == 0) {

@@ -17,7 +17,8 @@ class Linear : public Model {
 
   std::string name() const override { return "linear"; }
   void init(float* params, Rng& rng) const override;
-  double loss_grad(const float* params, const Batch& batch, float* grad) const override;
+  double loss_grad(const float* params, const Batch& batch, float* grad,
+                   Rng* rng = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
 

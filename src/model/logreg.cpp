@@ -19,7 +19,7 @@ LogReg::LogReg(std::int64_t input_dim, int num_classes)
 
 void LogReg::init(float* params, Rng& /*rng*/) const { std::fill_n(params, num_params(), 0.0f); }
 
-double LogReg::loss_grad(const float* params, const Batch& batch, float* grad) const {
+double LogReg::loss_grad(const float* params, const Batch& batch, float* grad, Rng*) const {
   detail::check_batch(batch, input_dim_, /*classification=*/true, "logreg");
   const std::int64_t rows = batch.rows;
   if (rows == 0) {

@@ -91,7 +91,7 @@ float* Mlp::forward(const float* p, const float* x, std::int64_t rows) const {
   return acts_.back().data();
 }
 
-double Mlp::loss_grad(const float* params, const Batch& batch, float* grad) const {
+double Mlp::loss_grad(const float* params, const Batch& batch, float* grad, Rng*) const {
   detail::check_batch(batch, widths_.front(), /*classification=*/true, "mlp");
   const std::int64_t rows = batch.rows;
   if (rows == 0) {

@@ -23,7 +23,8 @@ class Mlp : public Model {
 
   std::string name() const override { return "mlp"; }
   void init(float* params, Rng& rng) const override;
-  double loss_grad(const float* params, const Batch& batch, float* grad) const override;
+  double loss_grad(const float* params, const Batch& batch, float* grad,
+                   Rng* rng = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
 

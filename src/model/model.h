@@ -15,13 +15,15 @@
 namespace cohort::model {
 
 // A minibatch: `rows` consecutive row-major samples of `dim` features. Classification models
-// read `labels`, regression models read `targets`.
+// read `labels`, regression models read `targets`. `shape` is a sample's channels x height x
+// width (its size is dim); channels == 0 leaves it unstated, and models read flat rows.
 struct Batch {
   const float* x = nullptr;
   std::int64_t rows = 0;
   std::int64_t dim = 0;
   const std::int32_t* labels = nullptr;
   const float* targets = nullptr;
+  data::Shape shape{};
 };
 
 class Model {
@@ -36,8 +38,14 @@ class Model {
   // Fills params (num_params floats) with the model's initialisation drawn from rng.
   virtual void init(float* params, Rng& rng) const = 0;
   // Mean loss over the batch. When grad is not null, writes the gradient of that mean loss
-  // (num_params floats, overwritten, not accumulated).
-  virtual double loss_grad(const float* params, const Batch& batch, float* grad) const = 0;
+  // (num_params floats, overwritten, not accumulated). rng makes a training pass: stochastic
+  // layers (dropout) draw from it, in a fixed order, so the client's keyed stream fixes them
+  // (Note [Keyed randomness]). Without it the pass is the evaluation one (dropout off).
+  virtual double loss_grad(const float* params, const Batch& batch, float* grad,
+                           Rng* rng = nullptr) const = 0;
+  // Lines describing the model layer by layer (shapes and parameters), printed at start-up; empty
+  // for models without layers worth listing.
+  virtual std::string summary() const { return {}; }
   // Sum of per-sample losses and number of correct predictions (0 for regression).
   virtual void evaluate(const float* params, const Batch& batch, double* loss_sum,
                         std::int64_t* correct) const = 0;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark commands on small inputs (no timing is asserted): every rule and compressor
+# The benchmark commands on small inputs (no timing is asserted): every rule, compressor and model
 # reports a row with a positive rate; with several threads each shardable rule runs on
 # coordinate blocks and must give the one-thread result bit for bit (the bench fails otherwise);
 # bad options are usage errors.
@@ -15,6 +15,7 @@ grep -Eq "^read +[0-9.]+" "$TMP/memory.txt"
 # 9,000 coordinates are three 4096-coordinate chunks: 2 and 3 threads get uneven blocks.
 "$COHORT" bench aggregate --sizes 9000 --clients 7,12 --threads 1,2,3 --repeats 2 --megabytes 4 \
   --json "$TMP/a.json" > /dev/null
+"$COHORT" bench train --repeats 1 --json "$TMP/t.json" > /dev/null
 "$PYTHON" - "$TMP" <<'PY'
 import json, sys
 tmp = sys.argv[1]
@@ -37,6 +38,13 @@ for n in (7, 12):
             assert (rule, t, n) in rows, (rule, t, n)
         assert ("zeno", t, n) not in rows  # zeno needs whole messages
 assert all(r["gbs"] > 0 and r["ms"] > 0 for r in a["rows"])
+t = json.load(open(f"{tmp}/t.json"))
+steps = {r["what"] for r in t["rows"]}
+for want in ["cnn_mnist step", "lenet5 step", "resnet20 step (28x28)", "mlp [128] step",
+             "cnn_mnist conv2 forward", "resnet20 64-64 backward"]:
+    assert want in steps, (want, steps)
+assert t["sgemm_gflops"] > 0 and t["batch"] == 32 and t["isa"] in ("avx512", "avx2", "generic")
+assert all(r["gflops"] > 0 and r["seconds"] > 0 for r in t["rows"])
 print("bench: every rule and compressor reported; blocks matched one thread")
 PY
 # The sums on every path the CPU has, and the exchange at 2 ranks (relaunched under mpiexec).

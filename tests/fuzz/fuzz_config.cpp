@@ -28,6 +28,7 @@ void read_every_key(const Config& c, const Section& s, const std::string& prefix
       case OptType::kEnum: (void)c.get_string(path); break;
       case OptType::kIntList: (void)c.get_int_list(path); break;
       case OptType::kFloatList: (void)c.get_float_list(path); break;
+      case OptType::kMapList: (void)c.get_map_list(path); break;
     }
   };
   for (const auto& o : s.options) read(o);
