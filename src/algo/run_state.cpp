@@ -14,6 +14,7 @@
 #include "algo/runner.h"
 #include "algo/sampling.h"
 #include "attack/attack.h"
+#include "model/gemm.h"
 #include "core/errors.h"
 #include "core/limits.h"
 #include "data/loaders.h"
@@ -142,9 +143,19 @@ ComponentOptions check_components(const Config& cfg) {
 RunState build(const Config& cfg, comm::Communicator& comm) {
   const auto seed = static_cast<std::uint64_t>(cfg.get_int("seed"));
   const int here = ranks_on_this_host(comm);  // collective: before anything may throw
+  // The models' product takes the lowest path of any rank (Note [Model GEMM paths]); a bad
+  // COHORT_ISA is reported below, by the same call inside collectively().
+  std::int64_t path = 0;
+  try {
+    path = static_cast<std::int64_t>(model::detail::gemm_isa());
+  } catch (const std::exception&) {
+  }
+  path = comm.allreduce_scalar(path, comm::ReduceOp::kMin);
   RunState s;
   collectively(comm, [&] {
     const ComponentOptions opts = check_components(cfg);
+    model::detail::gemm_isa();
+    model::detail::set_gemm_isa(static_cast<Isa>(path));
     s.problem = make_problem(cfg);
     s.num_clients = s.problem->num_clients();
     s.per_round = clients_per_round(cfg, s.num_clients);

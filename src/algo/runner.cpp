@@ -26,6 +26,7 @@
 #include "metrics/checkpoint.h"
 #include "metrics/results_file.h"
 #include "metrics/round_recorder.h"
+#include "model/gemm.h"
 
 namespace cohort::algo {
 namespace {
@@ -110,6 +111,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
                                : std::string("exact (bitwise the same at any rank count)"));
   out.set_attribute("downlink", s.downlink->describe());
   out.set_attribute("client_threads", static_cast<std::int64_t>(s.workers->size()));
+  // The path of the models' products, which the bits depend on (Note [Model GEMM paths]).
+  out.set_attribute("model_gemm", isa_name(model::detail::gemm_isa()));
   out.set_attribute("num_params", static_cast<std::int64_t>(s.problem->num_params()));
   out.set_attribute("problem", s.problem->description());
   out.write_vector("/clients/num_samples", s.problem->sample_counts());
@@ -124,6 +127,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
              comm.size(), comm.name(),
              threads > 1 ? fmt::format(" x {} client threads", threads) : std::string(),
              s.num_clients, s.per_round, s.algorithms.front()->name(), s.server->name());
+  fmt::print("  model products: {} path (Note [Model GEMM paths])\n",
+             isa_name(model::detail::gemm_isa()));
   fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());

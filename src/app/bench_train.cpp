@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <Eigen/Core>
+
+#include "model/gemm.h"
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -40,13 +42,13 @@ std::vector<float> normal_values(std::int64_t n, std::uint32_t stream) {
   return v;
 }
 
-// C = A B with row-major float32 matrices, as the models multiply: GFLOP/s of 2 m n k.
+// C = A B with row-major float32 matrices, through the models' product on the path in use
+// (Note [Model GEMM paths]): GFLOP/s of 2 m n k.
 double measure_sgemm(std::int64_t m, std::int64_t n, std::int64_t k, int repeats) {
-  using M = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const std::vector<float> a = normal_values(m * k, 1), b = normal_values(k * n, 2);
-  M c(m, n);
-  const Eigen::Map<const M> am(a.data(), m, k), bm(b.data(), k, n);
-  const double t = best_seconds(repeats, [&] { c.noalias() = am * bm; });
+  std::vector<float> c(static_cast<std::size_t>(m * n));
+  const double t = best_seconds(
+      repeats, [&] { model::detail::gemm(false, false, m, n, k, a.data(), b.data(), false, c.data()); });
   return 2.0 * static_cast<double>(m * n * k) / t / 1e9;
 }
 
@@ -103,11 +105,12 @@ int run_train_bench(const BenchOptions& o) {
   const double sgemm_conv = measure_sgemm(64, 576, 288, repeats * 10);
   fmt::print("# cohort bench train: one thread, batch {}, best of {} after a warm-up\n", batch,
              repeats);
-  fmt::print("# CPU ISA {} (kernels: Note [One ISA decision]); Eigen {}.{}.{} GEMM built for: {}\n",
-             isa_name(cpu_isa()), EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION,
-             Eigen::SimdInstructionSetsInUse());
+  fmt::print("# CPU ISA {}; model products on the {} path (Note [Model GEMM paths]; COHORT_ISA "
+             "forces it); Eigen {}.{}.{}\n",
+             isa_name(cpu_isa()), isa_name(model::detail::gemm_isa()), EIGEN_WORLD_VERSION,
+             EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
   fmt::print(
-      "# sgemm (Eigen, row-major float32, this build): 512x512x512 {:.1f} GFLOP/s; "
+      "# sgemm (Eigen, row-major float32, that path): 512x512x512 {:.1f} GFLOP/s; "
       "64x576x288 (conv2 of cnn_mnist, one sample) {:.1f} GFLOP/s\n",
       sgemm, sgemm_conv);
 
@@ -165,8 +168,8 @@ int run_train_bench(const BenchOptions& o) {
   if (!o.json.empty())
     std::ofstream(o.json)
         << fmt::format(
-               R"({{"batch": {}, "sgemm_gflops": {:.4g}, "isa": "{}", "eigen_simd": "{}", "rows": {}}})",
-               batch, sgemm, isa_name(cpu_isa()), Eigen::SimdInstructionSetsInUse(), json)
+               R"({{"batch": {}, "sgemm_gflops": {:.4g}, "isa": "{}", "gemm_path": "{}", "rows": {}}})",
+               batch, sgemm, isa_name(cpu_isa()), isa_name(model::detail::gemm_isa()), json)
         << "\n";
   return 0;
 }

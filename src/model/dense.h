@@ -20,6 +20,8 @@
 #pragma once
 
 #include <Eigen/Dense>
+
+#include "model/gemm.h"
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -43,8 +45,9 @@ using ConstMatrixView = Eigen::Map<const RowMajorMatrix>;
 using VectorView = Eigen::Map<Eigen::VectorXf>;
 using ConstVectorView = Eigen::Map<const Eigen::VectorXf>;
 
-// At least the widest packet Eigen uses in this build (Note [Address-independent results]).
-inline constexpr std::size_t kAlignBytes = EIGEN_MAX_ALIGN_BYTES > 16 ? EIGEN_MAX_ALIGN_BYTES : 16;
+// At least the widest packet of any product path: AVX-512's 64 bytes (Note [Address-independent
+// results], Note [Model GEMM paths]).
+inline constexpr std::size_t kAlignBytes = 64;
 
 // evaluate() works through large batches (a whole test set) in chunks of this many rows, so
 // its scratch stays small. Per-row results do not depend on the chunking beyond rounding.
@@ -127,9 +130,8 @@ inline void add_layer(std::vector<LayerView>& layers, std::string name, std::int
 // z (rows x out) = x (rows x in) w^T + 1 b^T, with w (out x in) row-major and b (out).
 inline void dense_forward(const float* w, const float* b, std::int64_t out, std::int64_t in,
                           const float* x, std::int64_t rows, float* z) {
-  MatrixView zm(z, rows, out);
-  zm.noalias() = ConstMatrixView(x, rows, in) * ConstMatrixView(w, out, in).transpose();
-  zm.rowwise() += ConstVectorView(b, out).transpose();
+  gemm(false, true, rows, out, in, x, w, false, z);
+  MatrixView(z, rows, out).rowwise() += ConstVectorView(b, out).transpose();
 }
 
 // Backward pass of dense_forward given dz = dL/dz (rows x out): dw = dz^T x, db = column sums of
@@ -137,9 +139,9 @@ inline void dense_forward(const float* w, const float* b, std::int64_t out, std:
 inline void dense_backward(const float* w, std::int64_t out, std::int64_t in, const float* x,
                            const float* dz, std::int64_t rows, float* dw, float* db, float* dx) {
   const ConstMatrixView dzm(dz, rows, out);
-  MatrixView(dw, out, in).noalias() = dzm.transpose() * ConstMatrixView(x, rows, in);
+  gemm(true, false, out, in, rows, dz, x, false, dw);
   VectorView(db, out).noalias() = dzm.colwise().sum().transpose();
-  if (dx != nullptr) MatrixView(dx, rows, in).noalias() = dzm * ConstMatrixView(w, out, in);
+  if (dx != nullptr) gemm(false, false, rows, in, out, dz, w, false, dx);
 }
 
 // Softmax cross-entropy over the rows of z (rows x classes), by log-sum-exp around the row

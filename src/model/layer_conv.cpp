@@ -59,11 +59,9 @@ class Conv2d final : public Layer {
                const Pass&) override {
     const float* w = params + offset_;
     const std::int64_t o = out_.channels, kk = cols(), p = out_.height * out_.width;
-    const detail::ConstMatrixView wm(w, o, kk);
     for (std::int64_t s = 0; s < n; ++s) {
       const float* col = im2col(x + s * in_.size());
-      detail::MatrixView ys(y + s * out_.size(), o, p);
-      ys.noalias() = wm * detail::ConstMatrixView(col, kk, p);
+      detail::gemm(false, false, o, p, kk, w, col, false, y + s * out_.size());
       if (bias_) {
         const float* b = w + o * kk;
         for (std::int64_t c = 0; c < o; ++c) {
@@ -83,16 +81,14 @@ class Conv2d final : public Layer {
     float* dcol = dx != nullptr && !identity_col() ? dcol_.reserve(kk * p) : nullptr;
     for (std::int64_t s = 0; s < n; ++s) {
       const float* col = im2col(x + s * in_.size());
-      const detail::ConstMatrixView dys(dy + s * out_.size(), o, p);
-      dw.noalias() += dys * detail::ConstMatrixView(col, kk, p).transpose();
+      const float* dys = dy + s * out_.size();
+      detail::gemm(false, true, o, kk, p, dys, col, true, grad + offset_);
       if (dx == nullptr) continue;
       float* dxs = dx + s * in_.size();
       if (identity_col()) {
-        detail::MatrixView(dxs, kk, p).noalias() =
-            detail::ConstMatrixView(w, o, kk).transpose() * dys;
+        detail::gemm(true, false, kk, p, o, w, dys, false, dxs);
       } else {
-        detail::MatrixView(dcol, kk, p).noalias() =
-            detail::ConstMatrixView(w, o, kk).transpose() * dys;
+        detail::gemm(true, false, kk, p, o, w, dys, false, dcol);
         col2im(dcol, dxs);
       }
     }

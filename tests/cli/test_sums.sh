@@ -27,7 +27,10 @@ for case in "qsgd:compressor.name=qsgd compressor.error_feedback=true" \
   name=${case%%:*}
   overrides=("${case#*:}")
   [ "$name" = cm ] || read -r -a overrides <<< "${case#*:}"
-  for p in "${paths[@]}"; do COHORT_ISA=$p run "$name.$p" 2 "${small[@]}" "${overrides[@]}"; done
+  # The models' products held on one path (Note [Model GEMM paths]): only the kernels vary.
+  for p in "${paths[@]}"; do
+    COHORT_MODEL_ISA=generic COHORT_ISA=$p run "$name.$p" 2 "${small[@]}" "${overrides[@]}"
+  done
   for p in "${paths[@]}"; do cmp "$TMP/$name.generic.np2.h5" "$TMP/$name.$p.np2.h5"; done
 done
 echo "sums: ${paths[*]} give identical runs"
@@ -50,6 +53,29 @@ rc=$?
 set -e
 [ $rc -eq 2 ] || { echo "FAIL: bench with COHORT_ISA=bogus exited $rc: $msg"; exit 1; }
 echo "sums: bad COHORT_ISA values are usage errors"
+
+# The models' product paths (Note [Model GEMM paths]): each is named in the results file; ranks
+# on different paths agree on the lowest (an MPMD launch, one rank per path, equals the run on
+# the generic path); a path the CPU lacks or an unknown name is a usage error.
+for p in "${paths[@]}"; do COHORT_MODEL_ISA=$p run "model.$p" 1 "${small[@]}"; done
+"$PYTHON" - "$TMP" "${paths[@]}" <<'PY'
+import sys
+import h5py
+for p in sys.argv[2:]:
+    with h5py.File(f"{sys.argv[1]}/model.{p}.np1.h5", "r") as f:
+        assert f.attrs["model_gemm"] == p, (p, f.attrs["model_gemm"])
+PY
+if [ "${#paths[@]}" -gt 1 ]; then
+  "${MPI[@]}" -n 1 env COHORT_MODEL_ISA="${paths[-1]}" "$COHORT" run "$CFG" "${small[@]}" \
+    output.path="$TMP/mixed.h5" output.progress_every=0 : \
+    -n 1 env COHORT_MODEL_ISA=generic "$COHORT" run "$CFG" "${small[@]}" \
+    output.path="$TMP/mixed.h5" output.progress_every=0 > "$TMP/mixed.log"
+  cmp --ignore-config "$TMP/model.generic.np1.h5" "$TMP/mixed.h5"
+fi
+expect_usage model_isa "COHORT_MODEL_ISA=sse9 is not a path (generic, avx2, avx512)" \
+  env COHORT_MODEL_ISA=sse9 "$COHORT" run "$CFG" "${small[@]}" output.path="$TMP/bad_model.h5"
+[ "$failures" -eq 0 ] || exit 1
+echo "sums: model product paths named, agreed on across ranks, checked"
 
 # comm.sum = float: runs, is labelled, and stays within float32 rounding of the exact sums.
 run exact 2 "${small[@]}"
