@@ -124,6 +124,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
              threads > 1 ? fmt::format(" x {} client threads", threads) : std::string(),
              s.num_clients, s.per_round, s.algorithms.front()->name(), s.server->name());
   fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
+  if (s.anchor)  // Note [Anchor gradients]
+    fmt::print("  gradients at x first: {}\n", s.anchor->describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);
