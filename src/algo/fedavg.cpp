@@ -11,6 +11,13 @@
 namespace cohort::algo {
 
 FedAvgOptions FedAvgOptions::from_config(const Config& cfg) {
+  FedAvgOptions o = steps_from_config(cfg);
+  o.local_momentum = cfg.get_float("algorithm.local_momentum");
+  o.keep_momentum = cfg.get_string("algorithm.local_momentum_state") == "keep";
+  return o;
+}
+
+FedAvgOptions FedAvgOptions::steps_from_config(const Config& cfg) {
   FedAvgOptions o;
   o.local_steps = cfg.get_int("algorithm.local_steps");
   o.local_epochs = cfg.get_int("algorithm.local_epochs");
@@ -19,34 +26,53 @@ FedAvgOptions FedAvgOptions::from_config(const Config& cfg) {
   o.schedule = LrSchedule::from_config(cfg, "algorithm.lr_schedule", o.local_lr,
                                        "algorithm.local_lr");
   o.gradient = GradientOptions::from_config(cfg);
-  o.local_momentum = cfg.get_float("algorithm.local_momentum");
-  o.keep_momentum = cfg.get_string("algorithm.local_momentum_state") == "keep";
   require_usage(o.local_steps > 0 || o.local_epochs > 0,
                 "algorithm.local_steps and algorithm.local_epochs are both 0: set one of them "
                 "to at least 1");
   return o;
 }
 
+std::vector<Option> local_step_options(bool momentum) {
+  std::vector<Option> o = {
+      opt_int("local_steps", 0, "local SGD steps K; 0: use local_epochs"),
+      opt_int("local_epochs", 1, "passes over the client's data when local_steps is 0"),
+      opt_int("batch_size", 32, "minibatch size B; 0: the client's full data"),
+      opt_float("local_lr", 0.05,
+                "local learning rate eta_l (the base rate of algorithm.lr_schedule)", 0, INFINITY,
+                true)};
+  if (!momentum) return o;
+  o.push_back(opt_float("local_momentum", 0.0,
+                        "heavy-ball momentum beta of the local steps: v <- beta v + g, "
+                        "y <- y - eta_l v; 0: plain SGD steps",
+                        0, 1));
+  o.push_back(opt_enum("local_momentum_state", "reset", {"reset", "keep"},
+                       "reset: v = 0 at the start of every round; keep: each client keeps its v "
+                       "from one participation to the next (client state, in checkpoints)"));
+  return o;
+}
+
 AlgorithmRegistration fedavg_registration() {
-  return {"fedavg",
-          "K local SGD steps (or E local epochs), client sends x - y_K",
-          {opt_int("local_steps", 0, "local SGD steps K; 0: use local_epochs"),
-           opt_int("local_epochs", 1, "passes over the client's data when local_steps is 0"),
-           opt_int("batch_size", 32, "minibatch size B; 0: the client's full data"),
-           opt_float("local_lr", 0.05,
-                     "local learning rate eta_l (the base rate of algorithm.lr_schedule)", 0,
-                     INFINITY, true),
-           opt_float("local_momentum", 0.0,
-                     "heavy-ball momentum beta of the local steps: v <- beta v + g, "
-                     "y <- y - eta_l v; 0: plain SGD steps",
-                     0, 1),
-           opt_enum("local_momentum_state", "reset", {"reset", "keep"},
-                    "reset: v = 0 at the start of every round; keep: each client keeps its v "
-                    "from one participation to the next (client state, in checkpoints)")},
-          [](const Config& cfg, std::int64_t num_params) {
+  return {"fedavg", "K local SGD steps (or E local epochs), client sends x - y_K",
+          local_step_options(), [](const Config& cfg, std::int64_t num_params) {
             return std::make_unique<FedAvgAlgorithm>(
                 static_cast<std::uint64_t>(cfg.get_int("seed")), FedAvgOptions::from_config(cfg),
                 num_params);
+          }};
+}
+
+AlgorithmRegistration fedprox_registration() {
+  auto options = local_step_options();
+  options.push_back(opt_float("mu", 0.0,
+                              "proximal weight mu: the local objective adds (mu/2)|y - x|^2, so "
+                              "each local gradient gets mu (y - x); 0: fedavg",
+                              0));
+  return {"fedprox", "fedavg whose local objective adds (mu/2)|y - x|^2 (drift towards x)",
+          std::move(options), [](const Config& cfg, std::int64_t num_params) {
+            FedAvgOptions o = FedAvgOptions::from_config(cfg);
+            o.name = "fedprox";
+            o.prox_mu = cfg.get_float("algorithm.mu");
+            return std::make_unique<FedAvgAlgorithm>(
+                static_cast<std::uint64_t>(cfg.get_int("seed")), std::move(o), num_params);
           }};
 }
 
@@ -95,6 +121,9 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
     if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])
     loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
     o_.gradient.apply(grad_.data(), y_.data(), d);
+    if (o_.prox_mu > 0)  // fedprox: the proximal term's gradient, never clipped
+      for (std::int64_t i = 0; i < d; ++i)
+        grad_[i] = static_cast<float>(grad_[i] + o_.prox_mu * (y_[i] - x[i]));
     if (v == nullptr) {
       for (std::int64_t i = 0; i < d; ++i) y_[i] -= lr * grad_[i];
     } else {

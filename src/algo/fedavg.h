@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "algo/algorithm.h"
@@ -16,17 +17,23 @@ struct FedAvgOptions {
   GradientOptions gradient;       // weight decay and clipping
   double local_momentum = 0;      // beta_l; 0: plain SGD steps
   bool keep_momentum = false;     // local_momentum_state: keep (per client) or reset (per round)
-  // The algorithm.* keys fedavg_registration declares.
+  std::string name = "fedavg";    // fedavg or fedprox
+  double prox_mu = 0;             // fedprox's mu: g <- g + mu (y - x); 0: fedavg's step exactly
+  // The algorithm.* keys fedavg_registration declares (and fedprox's algorithm.mu when the
+  // algorithm is fedprox).
   static FedAvgOptions from_config(const Config& cfg);
+  // The same without the local momentum keys (for algorithms that do not declare them).
+  static FedAvgOptions steps_from_config(const Config& cfg);
 };
 
 // fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient after
 // clipping and weight decay (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message
-// x - y_K (docs/algorithms.md §1.1).
+// x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient
+// mu (y - x) added to g after clipping and weight decay.
 class FedAvgAlgorithm final : public Algorithm {
  public:
   FedAvgAlgorithm(std::uint64_t seed, FedAvgOptions o, std::int64_t num_params);
-  std::string name() const override { return "fedavg"; }
+  std::string name() const override { return o_.name; }
   ClientResult client_message(Problem& problem, int c, std::uint32_t round, const float* x,
                               float* message) override;
   // Kept local momentum lives in slot "local_momentum" (Note [Client store]).
@@ -43,5 +50,10 @@ class FedAvgAlgorithm final : public Algorithm {
 
 // Its options, schema entry and factory (Note [Registration]).
 AlgorithmRegistration fedavg_registration();
+// fedprox: fedavg's options and algorithm.mu.
+AlgorithmRegistration fedprox_registration();
+// The algorithm.* options of fedavg's local steps, which fedprox (and other algorithms that take
+// local SGD steps) declare as well; momentum: with the local momentum keys.
+std::vector<Option> local_step_options(bool momentum = true);
 
 }  // namespace cohort::algo

@@ -4,14 +4,17 @@
 
 #include "algo/algorithm.h"
 #include "algo/fedavg.h"
+#include "algo/mime.h"
+#include "algo/scaffold.h"
 #include "algo/schedule.h"
 #include "algo/sgd.h"
 
 namespace cohort::algo {
 
 const std::vector<AlgorithmRegistration>& algorithms() {
-  static const std::vector<AlgorithmRegistration> list = {sgd_registration(),
-                                                          fedavg_registration()};
+  static const std::vector<AlgorithmRegistration> list = {
+      sgd_registration(),      fedavg_registration(), fedprox_registration(),
+      scaffold_registration(), mime_registration(),   mimelite_registration()};
   return list;
 }
 
@@ -37,7 +40,7 @@ Section algorithm_section() {
                 "0: off",
                 0),
   };
-  s.children = {lr_schedule_section("fedavg's algorithm.local_lr")};
+  s.children = {lr_schedule_section("the local steps' algorithm.local_lr")};
   return s;
 }
 
@@ -58,6 +61,20 @@ void GradientOptions::apply(float* g, const float* y, std::int64_t d) const {
   }
   if (weight_decay > 0)
     for (std::int64_t i = 0; i < d; ++i) g[i] = static_cast<float>(g[i] + weight_decay * y[i]);
+}
+
+std::vector<LayerView> message_layers(const std::vector<LayerView>& layers,
+                                      const std::vector<std::string>& parts) {
+  const std::int64_t d = layers.empty() ? 0 : layers.back().offset + layers.back().size();
+  std::vector<LayerView> out;
+  for (std::size_t p = 0; p < parts.size(); ++p)
+    for (const LayerView& l : layers) {
+      LayerView v = l;
+      if (!parts[p].empty()) v.name = parts[p] + "/" + l.name;
+      v.offset += static_cast<std::int64_t>(p) * d;
+      out.push_back(std::move(v));
+    }
+  return out;
 }
 
 std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params) {

@@ -45,7 +45,10 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   exchange::Exchange& ex = *s.exchange;
   ClientBehaviour& behaviour = *s.behaviour;
   const std::int64_t d = problem.num_params();
-  g_.resize(s.x.size());
+  // A message of P parts is P d values (Note [Message parts] in algo/algorithm.h).
+  const int parts = s.algorithms.front()->message_parts();
+  const std::size_t message_size = static_cast<std::size_t>(parts) * s.x.size();
+  g_.resize(message_size);
   if (weighted_ && counts_.empty()) counts_ = problem.sample_counts();  // O(N): once a run
   Result res;
   metrics::RoundRecord& rec = res.record;
@@ -75,7 +78,46 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   const int threads = s.workers->size();
   msgs_.resize(static_cast<std::size_t>(threads));
   results_.resize(static_cast<std::size_t>(threads));
-  for (auto& m : msgs_) m.resize(s.x.size());
+  for (auto& m : msgs_) m.resize(message_size);
+  // Note [Anchor gradients] (algo/algorithm.h): the sampled clients' mean gradient at x, on
+  // every rank, before any local step.
+  bool anchor_valid = true;
+  std::int64_t anchor_bits = 0;
+  std::vector<std::int64_t> anchor_client_bits;
+  if (s.anchor) {
+    exchange::Exchange& an = *s.anchor;
+    an.begin_round(round, sampled);
+    for (std::size_t first = 0; first < training.size(); first += threads) {
+      if (abandon_local_work()) break;
+      const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
+      s.workers->run(n, [&](int task, int worker) {
+        s.algorithms[static_cast<std::size_t>(worker)]->anchor_gradient(
+            problem, training[first + task], round, x_client.data(),
+            msgs_[static_cast<std::size_t>(task)].data());
+      });
+      if (abandon_local_work()) break;
+      for (int task = 0; task < n; ++task) {
+        const int c = training[first + task];
+        an.submit(c,
+                  std::span<float>(msgs_[static_cast<std::size_t>(task)].data(),
+                                   static_cast<std::size_t>(d)),
+                  weight(c));
+      }
+    }
+    if (may_abandon && comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
+                                              comm::ReduceOp::kMax) != 0) {
+      set_local_work_abandonable(false);
+      res.abandoned = true;  // dropped on every rank (Note [Stopping mid-round])
+      return res;
+    }
+    anchor_valid = an.finish(g_.data(), total_weight);
+    anchor_bits = an.uplink_bits();
+    anchor_client_bits = an.client_bits();
+    if (anchor_valid) s.algorithms.front()->take_anchor(s.algorithm_state.data(), g_.data());
+  }
+  // The algorithm's server state, frozen for the round (nullptr: none).
+  const float* state = s.algorithm_state.empty() ? nullptr : s.algorithm_state.data();
+  for (auto& a : s.algorithms) a->begin_round(state);
   for (std::size_t first = 0; first < training.size(); first += threads) {
     if (abandon_local_work()) break;
     const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
@@ -113,7 +155,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   // Exchange: the plan's all-reduce of the message sum (Note [Deterministic sums]).
   t0 = Clock::now();
-  bool valid = ex.finish(g_.data(), total_weight);
+  bool valid = ex.finish(g_.data(), total_weight) && anchor_valid;
   comm_.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
   const bool losses_valid = comm_.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
                                                    comm::ReduceOp::kMin) == 1;
@@ -139,6 +181,17 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     s.server->step(s.x.data(), g_.data(), d, server_lr_.at(t));
     if (!std::all_of(s.x.begin(), s.x.end(), [](float v) { return std::isfinite(v); }))
       rec.diverged = fmt::format("round {}: the global model is no longer finite", t + 1);
+    // Parts 1..P-1 of the aggregate and the anchor: the algorithm's server state (Notes
+    // [Message parts], [Anchor gradients]); the mean is unweighted there, so total_weight
+    // counts the clients that sent.
+    if (!s.algorithm_state.empty() && total_weight > 0) {
+      s.algorithms.front()->server_update(s.algorithm_state.data(), g_.data() + d, total_weight,
+                                          s.num_clients);
+      if (rec.diverged.empty() && !std::all_of(s.algorithm_state.begin(), s.algorithm_state.end(),
+                                               [](float v) { return std::isfinite(v); }))
+        rec.diverged =
+            fmt::format("round {}: the algorithm's server state is no longer finite", t + 1);
+    }
   }
   // A loss too large for the exact sum (or not finite) is reported as +inf, never as 0.
   rec.train_loss = losses_valid ? scalars.value(0) / std::max(1.0, scalars.value(1)) : INFINITY;
@@ -192,9 +245,14 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   rec.round = t + 1;
   rec.sampled.assign(sampled.begin(), sampled.end());
-  rec.uplink_bits = static_cast<double>(ex.uplink_bits());
+  rec.uplink_bits = static_cast<double>(ex.uplink_bits() + anchor_bits);
+  // The algorithm's server state goes to every sampled client as float32 besides the model
+  // (Note [Message parts]).
+  down_bits += 32 * s.algorithms.front()->server_state_sent();
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
   rec.client_bits = ex.client_bits();
+  for (std::size_t i = 0; i < anchor_client_bits.size() && i < rec.client_bits.size(); ++i)
+    rec.client_bits[i] += anchor_client_bits[i];
   rec.byzantine_sampled = behaviour.sampled_byzantine();
   rec.local_lr = s.algorithms.front()->local_lr(round);
   rec.server_lr = server_lr_.at(t);

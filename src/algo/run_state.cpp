@@ -39,10 +39,21 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
                           int ranks) {
   const double vec = 4.0 * static_cast<double>(d);  // one float32 vector of d values
   const double exact = 16.0 * static_cast<double>(d);  // an exact small sum (128-bit words)
-  double bytes = 3 * vec;                               // x, the message, the aggregate g
+  const std::string algorithm = cfg.get_string("algorithm.name");
+  // Messages of several parts (Note [Message parts]): scaffold sends 2 d values and keeps its
+  // server control (d) and each client's control (d per client, below).
+  const bool scaffold = algorithm == "scaffold";
+  const double parts = scaffold ? 2 : 1;
+  double bytes = (1 + 2 * parts) * vec;  // x, the message, the aggregate g
+  if (scaffold) bytes += vec;            // the server control c
+  // mime and mimelite: their server state [m, c], the anchor exchange's sum and decode buffer,
+  // and mime's second gradient per client thread.
+  if (algorithm == "mime" || algorithm == "mimelite")
+    bytes += 2 * vec + (cfg.get_string("comm.sum") == "float" ? 1 : 2) * vec + vec +
+             (algorithm == "mime" ? static_cast<double>(cfg.get_int("clients.threads")) * vec : 0);
   // The exchange's message sum (Note [Deterministic sums]: 8-byte words; float: 4) and decode
   // buffer.
-  bytes += (cfg.get_string("comm.sum") == "float" ? 1 : 2) * vec + vec;
+  bytes += parts * ((cfg.get_string("comm.sum") == "float" ? 1 : 2) * vec + vec);
   if (cfg.get_string("downlink_compressor.name") != "none") bytes += 3 * vec;
   const std::string server = cfg.get_string("server_optimizer.name");
   if (server == "momentum" || server == "nesterov") bytes += vec;
@@ -66,12 +77,12 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
   bytes += static_cast<double>(cfg.get_int("clients.threads") - 1) * 3 * vec;
   // Per-client state lives on the rank that owns the client: every client sampled at least once
   // keeps d floats per kind (error feedback, worker momentum, kept local momentum).
-  const bool kept_local = cfg.get_string("algorithm.name") == "fedavg" &&
+  const bool kept_local = (algorithm == "fedavg" || algorithm == "fedprox") &&
                           cfg.get_float("algorithm.local_momentum") > 0 &&
                           cfg.get_string("algorithm.local_momentum_state") == "keep";
-  const int kinds = (cfg.get_bool("compressor.error_feedback") ? 1 : 0) +
-                    (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0) +
-                    (kept_local ? 1 : 0);
+  const double kinds = (cfg.get_bool("compressor.error_feedback") ? parts : 0) +
+                       (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0) +
+                       (kept_local ? 1 : 0) + (scaffold ? 1 : 0);
   if (kinds > 0) {
     const double touched =
         std::min(static_cast<double>(num_clients),
@@ -181,8 +192,21 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     s.problem->set_workers(threads);
     s.workers = std::make_unique<WorkerPool>(threads);
     s.server = make_server_optimizer(opts.server);
-    s.exchange = exchange::make_exchange(opts.exchange, comm, s.problem->layers(), seed,
-                                         s.num_clients, *s.clients);
+    // A message of P parts is P d values, cut into the layers once per part
+    // (Note [Message parts]).
+    const Algorithm& algorithm = *s.algorithms.front();
+    s.exchange = exchange::make_exchange(
+        opts.exchange, comm, message_layers(s.problem->layers(), algorithm.message_part_names()),
+        seed, s.num_clients, *s.clients);
+    s.algorithm_state.assign(static_cast<std::size_t>(algorithm.server_state_size()), 0.0f);
+    if (algorithm.needs_anchor()) {  // the gradients at x: same plan and sums, no compression
+      exchange::ExchangeOptions a = opts.exchange;
+      a.compressor = compress::CompressorOptions{};
+      a.global_scope = false;
+      a.error_feedback = false;
+      s.anchor =
+          exchange::make_exchange(a, comm, s.problem->layers(), seed, s.num_clients, *s.clients);
+    }
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
     s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
@@ -195,9 +219,42 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
   return s;
 }
 
+namespace {
+
+// The anchor exchange's state is saved under "anchor/" so that its keys do not meet the main
+// exchange's.
+const std::string kAnchor = "anchor/";
+
+void put_prefixed(StateBundle& into, StateBundle&& from, const std::string& prefix) {
+  for (auto& [k, v] : from.f32) into.f32[prefix + k] = std::move(v);
+  for (auto& [k, v] : from.f64) into.f64[prefix + k] = std::move(v);
+  for (auto& [k, v] : from.i64) into.i64[prefix + k] = std::move(v);
+  for (auto& [k, v] : from.clients) into.clients[prefix + k] = std::move(v);
+}
+
+StateBundle take_prefixed(const StateBundle& b, const std::string& prefix) {
+  StateBundle out;
+  auto take = [&](const auto& from, auto& to) {
+    for (const auto& [k, v] : from)
+      if (k.rfind(prefix, 0) == 0) to[k.substr(prefix.size())] = v;
+  };
+  take(b.f32, out.f32);
+  take(b.f64, out.f64);
+  take(b.i64, out.i64);
+  take(b.clients, out.clients);
+  return out;
+}
+
+}  // namespace
+
 StateBundle RunState::save_local() const {
   StateBundle b;
   exchange->save(b);
+  if (anchor) {
+    StateBundle a;
+    anchor->save(a);
+    put_prefixed(b, std::move(a), kAnchor);
+  }
   clients->save(b);
   return b;
 }
@@ -207,6 +264,7 @@ StateBundle RunState::save_shared() const {
   b.f32["run/x"] = x;
   server->save(b);
   downlink->save(b);
+  if (!algorithm_state.empty()) b.f32["run/algorithm_state"] = algorithm_state;
   return b;
 }
 
@@ -217,9 +275,18 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
                             source, saved.size(), x.size()));
   round = done;
   x = saved;
+  if (!algorithm_state.empty()) {
+    const auto& state = b.get_f32("run/algorithm_state");
+    require_usage(state.size() == algorithm_state.size(),
+                  fmt::format("checkpoint {} holds {} values of algorithm server state; this run "
+                              "has {}",
+                              source, state.size(), algorithm_state.size()));
+    algorithm_state = state;
+  }
   server->load(b);
   downlink->load(b);
   exchange->load(b);
+  if (anchor) anchor->load(take_prefixed(b, kAnchor));
   clients->load(b);
 }
 

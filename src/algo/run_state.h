@@ -3,14 +3,15 @@
 //
 // Note [Run state]
 // A run is a loop of rounds over one RunState: the number of completed rounds t, the global
-// model x, the server optimizer (its moments), the downlink (its x_hat), the exchange (the sums'
-// scales, PowerSGD's warm Q, the robust rule's state such as cclip's previous output) and the
-// ClientStore with every per-client slot of the clients this rank owns (Note [Client store]).
-// The problem, the client algorithm and the client behaviour are built from the config and
-// carry nothing between rounds outside the store. A checkpoint is exactly save_local() of every
-// rank plus save_shared() of rank 0, and load() puts it back (Note [Checkpoints] in
-// metrics/checkpoint.h); a round (algo/round.h) reads and updates nothing else, so a resumed run
-// continues bit for bit.
+// model x, the server optimizer (its moments), the client algorithm's server state (scaffold's
+// control c, Note [Message parts] in algo/algorithm.h), the downlink (its x_hat), the exchange
+// (the sums' scales, PowerSGD's warm Q, the robust rule's state such as cclip's previous output)
+// and the ClientStore with every per-client slot of the clients this rank owns (Note [Client
+// store]). The problem, the client algorithm and the client behaviour are built from the config
+// and carry nothing between rounds outside the store and algorithm_state. A checkpoint is exactly
+// save_local() of every rank plus save_shared() of rank 0, and load() puts it back (Note
+// [Checkpoints] in metrics/checkpoint.h); a round (algo/round.h) reads and updates nothing else, so
+// a resumed run continues bit for bit.
 //
 // Note [One setup for run and validate]
 // `validate` promises that `run` will not reject the config before training, and a sweep checks
@@ -77,7 +78,13 @@ struct RunState {
   std::unique_ptr<ServerOptimizer> server;
   std::unique_ptr<exchange::Downlink> downlink;
   std::unique_ptr<exchange::Exchange> exchange;
+  // The first exchange of an algorithm with anchor gradients (mime; Note [Anchor gradients] in
+  // algo/algorithm.h): plain mean, uncompressed; null otherwise.
+  std::unique_ptr<exchange::Exchange> anchor;
   std::unique_ptr<ClientStore> clients;  // this rank's block; a stable address the parts share
+  // The client algorithm's server state (Note [Message parts] in algo/algorithm.h), e.g.
+  // scaffold's control c; empty for most algorithms.
+  std::vector<float> algorithm_state;
 
   // Built from the config; nothing of them is carried between rounds outside `clients`.
   std::unique_ptr<Problem> problem;
@@ -93,7 +100,8 @@ struct RunState {
   // This rank's part of a checkpoint: its clients' slots and the exchange's state (collective
   // under the shard plan, whose rule state is spread over ranks).
   StateBundle save_local() const;
-  // Rank 0's part: the model, the server optimizer and the downlink.
+  // Rank 0's part: the model, the server optimizer, the downlink and the algorithm's server
+  // state.
   StateBundle save_shared() const;
   // Puts back a checkpoint's state after `round` completed rounds (every rank reads the whole
   // bundle and keeps its own clients). Throws UsageError when the checkpoint's model has another

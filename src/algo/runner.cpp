@@ -130,6 +130,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   fmt::print("  model products: {} path (Note [Model GEMM paths])\n",
              isa_name(model::detail::gemm_isa()));
   fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
+  if (s.anchor)  // Note [Anchor gradients]
+    fmt::print("  gradients at x first: {}\n", s.anchor->describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);

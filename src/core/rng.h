@@ -29,6 +29,8 @@ enum class Purpose : std::uint32_t {
   kAttack = 8,
   kAggregation = 9,
   kDownlink = 10,
+  kControlBatches = 11,  // scaffold option I: the minibatch of the control gradient at x
+  kControlNoise = 12,    // and its data noise
   kTest = 100,
 };
 

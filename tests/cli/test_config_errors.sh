@@ -82,7 +82,7 @@ check_bad sibling sibling.yaml \
 
 printf '%s\n' "algorithm: {name: fedavgg}" "$out" > component.yaml
 check_bad component component.yaml \
-  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg); did you mean 'fedavg'?"
+  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, scaffold, mime, mimelite); did you mean 'fedavg'?"
 
 printf '%s\n' "rounds: 0" "$out" > range.yaml
 check_bad range range.yaml "rounds = '0' is not allowed: expected an integer >= 1"
@@ -128,6 +128,37 @@ check_bad normalize_length fmnist.yaml \
 check_bad schedule_milestones good.yaml \
   "server_optimizer.lr_schedule.milestones must be strictly increasing: 3 follows 5" \
   server_optimizer.lr_schedule.name=step "server_optimizer.lr_schedule.milestones=[5, 3]"
+check_bad fedprox_mu good.yaml "algorithm.mu = '-0.5' is not allowed: expected a number >= 0" \
+  algorithm.name=fedprox algorithm.mu=-0.5
+check_bad scaffold_option good.yaml \
+  "algorithm.option = 'III' is not allowed: expected one of I | II" \
+  algorithm.name=scaffold algorithm.option=III
+check_bad scaffold_krum good.yaml \
+  "algorithm.name = scaffold needs aggregator.name = mean with aggregator.weighted = false (its server statistics are unweighted means over the sampled clients); got aggregator.name = krum" \
+  algorithm.name=scaffold aggregator.name=krum
+check_bad scaffold_weighted good.yaml \
+  "algorithm.name = scaffold needs aggregator.name = mean with aggregator.weighted = false (its server statistics are unweighted means over the sampled clients); got aggregator.weighted = true" \
+  algorithm.name=scaffold aggregator.weighted=true
+check_bad scaffold_attack good.yaml \
+  "algorithm.name = scaffold runs without attacks (attack.name = none); got attack.name = ipm" \
+  algorithm.name=scaffold attack.name=ipm attack.count=1
+check_bad scaffold_worker_momentum good.yaml \
+  "algorithm.name = scaffold sends more than a model update, which worker momentum is not defined on: set algorithm.client_momentum = 0" \
+  algorithm.name=scaffold algorithm.client_momentum=0.9
+check_bad scaffold_local_momentum good.yaml \
+  "key 'algorithm.local_momentum' is not an option of algorithm.name 'scaffold'; it belongs to: fedavg, fedprox" \
+  algorithm.name=scaffold algorithm.local_momentum=0.9
+check_bad mime_beta_one good.yaml "algorithm.beta = 1 is not allowed: expected a number in [0, 1)" \
+  algorithm.name=mime algorithm.beta=1
+check_bad mimelite_beta_negative good.yaml \
+  "algorithm.beta = -0.1 is not allowed: expected a number in [0, 1)" \
+  algorithm.name=mimelite algorithm.beta=-0.1
+check_bad mime_server_adam good.yaml \
+  "algorithm.name = mime applies its own server momentum (algorithm.beta): set server_optimizer.name = sgd (its lr is eta_s), not adam" \
+  algorithm.name=mime server_optimizer.name=adam
+check_bad mime_median good.yaml \
+  "algorithm.name = mime needs aggregator.name = mean with aggregator.weighted = false (its server statistics are unweighted means over the sampled clients); got aggregator.name = cm" \
+  algorithm.name=mime aggregator.name=cm
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0
@@ -167,7 +198,7 @@ done
 capture list "$COHORT" list
 checks=$((checks + 1))
 [[ $rc -eq 0 ]] || fail "list: exit code $rc, expected 0"
-for a in sgd fedavg; do
+for a in sgd fedavg fedprox scaffold mime mimelite; do
   grep -qF "algorithm.name: $a" "$tmp/list.out" || fail "list does not mention algorithm '$a'"
 done
 for s in sgd momentum nesterov adam yogi; do

@@ -48,6 +48,21 @@ check linear_optim "$SRC/tests/configs/invariance_linear.yaml" clients.per_round
   algorithm.lr_schedule.warmup_rounds=1 algorithm.weight_decay=0.01 algorithm.clip_norm=0.5 \
   algorithm.local_momentum=0.9 algorithm.local_momentum_state=keep \
   server_optimizer.lr_schedule.name=cosine server_optimizer.lr_schedule.min_lr=0.1
+# scaffold (both options) and its two-part message under top-k with error feedback, partial
+# participation so client controls wait between rounds; and its clients on several threads
+# sharing the control slot.
+check scaffold_ii "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=scaffold \
+  compressor.name=topk compressor.ratio=0.3 compressor.error_feedback=true
+check scaffold_i "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=scaffold \
+  algorithm.option=I
+threads threads_scaffold "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=scaffold
+# mime: two exchanges a round (the uncompressed gradients at x, then the compressed messages);
+# mimelite with anchor gradients on minibatches; mime's clients on several threads.
+check mime "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mime algorithm.beta=0.5 \
+  compressor.name=topk compressor.ratio=0.3
+check mimelite "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mimelite \
+  algorithm.grad_batch=8
+threads threads_mime "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mime
 # Client threads: fedavg clients with minibatches, uneven windows (7 sampled of 13), top-k with
 # error feedback, worker momentum and ALIE against cclip; evaluation over several chunks.
 threads threads_fedavg "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 \

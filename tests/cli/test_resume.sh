@@ -3,8 +3,10 @@
 #  - bit-exact: a run stopped after round r and resumed at another rank count gives the rows and
 #    final model of the run that never stopped (stop at -np 4, resume at -np 2 and -np 1), for
 #    top-k with error feedback, cclip + worker momentum + ALIE, PowerSGD with warm start, downlink
-#    compression, server Adam, the shard plan, and kept local momentum under learning-rate
-#    schedules;
+#    compression, server Adam, the shard plan, kept local momentum under learning-rate
+#    schedules, and scaffold (client controls in the store, the server control in the shared
+#    state) with top-k and error feedback on both parts of its message, and mime (its server
+#    momentum in the shared state);
 #  - preemption: SIGTERM to the ranks ends the run after the current round with a checkpoint,
 #    status preempted and exit code 130; --resume completes it with the same results;
 #  - bad checkpoints: a truncated, altered or foreign newest file is skipped with a warning; a
@@ -37,6 +39,8 @@ cases=(
   "adam|server_optimizer.name=adam server_optimizer.lr=0.01"
   "shard_cclip|aggregator.name=cclip aggregator.tau=0.5 aggregator.iters=1 comm.plan=shard attack.name=ipm attack.count=1"
   "local_momentum_keep|algorithm.local_momentum=0.9 algorithm.local_momentum_state=keep algorithm.lr_schedule.name=step algorithm.lr_schedule.milestones=[3] server_optimizer.lr_schedule.name=cosine"
+  "scaffold_topk_ef|algorithm.name=scaffold compressor.name=topk compressor.ratio=0.3 compressor.error_feedback=true"
+  "mime|algorithm.name=mime algorithm.beta=0.5 algorithm.grad_batch=8"
 )
 for c in "${cases[@]}"; do
   name=${c%%|*}
@@ -45,7 +49,7 @@ for c in "${cases[@]}"; do
   resumed "$name" 2 2 "${ov[@]}"
   resumed "$name" 4 1 "${ov[@]}"
 done
-echo "resume: seven cases resumed at 2 and 1 ranks equal the runs that never stopped"
+echo "resume: nine cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)

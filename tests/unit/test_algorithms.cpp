@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "algo/algorithm.h"
 #include "algo/run_schema.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
@@ -28,7 +29,7 @@ std::string tmp_h5(const std::string& name) {  // per process: runs refuse an ex
 
 // Two 1-D quadratic clients h = (1, 10), a = (-1, 1), eta = 0.05, full participation and full
 // gradients (the issue's client-drift case).
-std::vector<float> run_two_quadratics(const std::string& extra, const std::string& tag) {
+std::vector<float> run_drift(const std::vector<std::string>& extra, const std::string& tag) {
   const std::string text =
       "rounds: 200\n"
       "data: {name: quadratic, dim: 1, h: [1, 10], a: [-1, 1], x0: 0}\n"
@@ -36,13 +37,20 @@ std::vector<float> run_two_quadratics(const std::string& extra, const std::strin
       "algorithm: {name: fedavg, batch_size: 0, local_lr: 0.05}\n"
       "eval: {every: 0}\n"
       "output: {path: " + tmp_h5(tag) + ", progress_every: 0, save_model: false}\n";
-  const Config cfg = Config::from_text(text, {extra}, algo::run_schema());
+  const Config cfg = Config::from_text(text, extra, algo::run_schema());
   auto comm = comm::make_self_communicator();
   const auto outcome = algo::run_experiment(cfg, *comm);
   std::filesystem::remove(tmp_h5(tag));
   REQUIRE(outcome.status == "completed");
   return outcome.final_model;
 }
+std::vector<float> run_two_quadratics(const std::string& extra, const std::string& tag) {
+  return run_drift({extra}, tag);
+}
+
+// The drift case's constants (configs/quadratic_drift.yaml).
+constexpr double kH[2] = {1, 10}, kA[2] = {-1, 1}, kEta = 0.05;
+constexpr int kSteps = 10;
 
 }  // namespace
 
@@ -57,6 +65,7 @@ TEST_CASE("algo: fedavg with K local steps stops at the drifted fixed point", "[
     num += a[i] * (1 - rho);
     den += 1 - rho;
   }
+  REQUIRE(num / den == Approx(0.426884).margin(1e-6));  // configs/quadratic_drift.yaml
   const auto x = run_two_quadratics("algorithm.local_steps=10", "k10");
   INFO("expected " << num / den << " got " << x[0]);
   REQUIRE(std::fabs(x[0] - num / den) < 1e-6);
@@ -233,4 +242,207 @@ TEST_CASE("algo: sampling in O(k) draws exactly what the dense shuffle draws", "
   REQUIRE(std::adjacent_find(s.begin(), s.end()) == s.end());
   REQUIRE(s.front() >= 0);
   REQUIRE(s.back() < 10'000'000);
+}
+
+// docs/algorithms.md §1.1 (fedprox).
+TEST_CASE("algo: fedprox with mu = 0 is fedavg bit for bit", "[algo][drift]") {
+  for (const char* k : {"algorithm.local_steps=10", "algorithm.local_steps=3"}) {
+    const auto a = run_drift({k, "rounds=7"}, "prox_avg");
+    const auto b = run_drift({k, "rounds=7", "algorithm.name=fedprox", "algorithm.mu=0"}, "prox0");
+    REQUIRE(a[0] == b[0]);
+  }
+}
+
+TEST_CASE("algo: fedprox's first round and fixed point by hand", "[algo][drift]") {
+  const double mu = 0.5;
+  const std::vector<std::string> prox = {"algorithm.name=fedprox", "algorithm.mu=0.5",
+                                         "algorithm.local_steps=10"};
+  // Round 1 from x = 0: y <- y - eta (h_i (y - a_i) + mu (y - x)), ten steps, x1 = mean y_K.
+  double x1 = 0;
+  for (int i = 0; i < 2; ++i) {
+    double y = 0;
+    for (int k = 0; k < kSteps; ++k) y -= kEta * (kH[i] * (y - kA[i]) + mu * (y - 0.0));
+    x1 += y / 2;
+  }
+  auto with = [&](std::string extra) {
+    auto v = prox;
+    v.push_back(std::move(extra));
+    return v;
+  };
+  const auto r1 = run_drift(with("rounds=1"), "prox1");
+  INFO("round 1: expected " << x1 << " got " << r1[0]);
+  REQUIRE(std::fabs(r1[0] - x1) < 1e-6);
+  // Fixed point: y_K - y*_i = q_i^K (x - y*_i) with q_i = 1 - eta (h_i + mu) and
+  // y*_i = (h_i a_i + mu x) / (h_i + mu), so x - y_K = (1 - q_i^K) h_i (x - a_i) / (h_i + mu)
+  // and the mean vanishes at sum w_i a_i / sum w_i, w_i = (1 - q_i^K) h_i / (h_i + mu).
+  double num = 0, den = 0;
+  for (int i = 0; i < 2; ++i) {
+    const double w = (1 - std::pow(1 - kEta * (kH[i] + mu), kSteps)) * kH[i] / (kH[i] + mu);
+    num += w * kA[i];
+    den += w;
+  }
+  const auto xf = run_drift(with("rounds=300"), "prox300");
+  INFO("fixed point: expected " << num / den << " got " << xf[0]);
+  REQUIRE(std::fabs(xf[0] - num / den) < 1e-6);
+  // The proximal term moves the fixed point, but not to the optimum: it slows drift, it does
+  // not remove it.
+  REQUIRE(std::fabs(xf[0] - 9.0 / 11.0) > 0.1);
+}
+
+// docs/algorithms.md §1.1 (scaffold): the drift case by hand in double precision, both options.
+// Returns x after `rounds` rounds with full participation (|S| = N = 2, eta_g = 1).
+double scaffold_by_hand(bool option_one, int rounds) {
+  double x = 0, c = 0, ci[2] = {0, 0};
+  for (int t = 0; t < rounds; ++t) {
+    double step = 0, dc = 0;
+    for (int i = 0; i < 2; ++i) {
+      double y = x;
+      for (int k = 0; k < kSteps; ++k) y -= kEta * (kH[i] * (y - kA[i]) - ci[i] + c);
+      const double next = option_one ? kH[i] * (x - kA[i]) : ci[i] - c + (x - y) / (kSteps * kEta);
+      step += (x - y) / 2;
+      dc += (next - ci[i]) / 2;
+      ci[i] = next;
+    }
+    x -= step;
+    c += 2.0 / 2.0 * dc;
+  }
+  return x;
+}
+
+TEST_CASE("algo: scaffold's first round is fedavg's, bit for bit", "[algo][drift]") {
+  // c = c_i = 0 before the first round, so its local steps are fedavg's.
+  const auto avg = run_drift({"algorithm.local_steps=10", "rounds=1"}, "sc_avg1");
+  for (const char* option : {"algorithm.option=I", "algorithm.option=II"}) {
+    const auto sc = run_drift(
+        {"algorithm.name=scaffold", "algorithm.local_steps=10", "rounds=1", option}, "sc1");
+    REQUIRE(sc[0] == avg[0]);
+  }
+}
+
+TEST_CASE("algo: scaffold follows the hand-computed rounds and removes the drift",
+          "[algo][drift]") {
+  for (const bool one : {true, false}) {
+    const std::string option = one ? "algorithm.option=I" : "algorithm.option=II";
+    for (const int rounds : {2, 3, 5}) {
+      const auto x = run_drift({"algorithm.name=scaffold", "algorithm.local_steps=10", option,
+                                "rounds=" + std::to_string(rounds)},
+                               "sc_hand");
+      const double want = scaffold_by_hand(one, rounds);
+      INFO(option << " round " << rounds << ": expected " << want << " got " << x[0]);
+      REQUIRE(std::fabs(x[0] - want) < 1e-5);
+    }
+    // The rounds differ from fedavg's from the second on (so the control is used).
+    REQUIRE(std::fabs(scaffold_by_hand(one, 2) -
+                      run_drift({"algorithm.local_steps=10", "rounds=2"}, "sc_avg2")[0]) > 0.01);
+    const auto x = run_drift(
+        {"algorithm.name=scaffold", "algorithm.local_steps=10", option, "rounds=300"}, "sc300");
+    INFO(option << ": expected 9/11 got " << x[0]);
+    REQUIRE(std::fabs(x[0] - 9.0 / 11.0) < 1e-6);
+  }
+}
+
+TEST_CASE("algo: a message of two parts repeats the layers, shifted and prefixed", "[algo]") {
+  // Note [Message parts]: the exchange sees scaffold's (x - y_K, dc) as 2 d values.
+  const std::vector<LayerView> layers = {{"w", 0, 2, 3}, {"b", 6, 2, 1}};
+  const auto parts = algo::message_layers(layers, {"", "dc"});
+  REQUIRE(parts.size() == 4);
+  CHECK(parts[0].name == "w");
+  CHECK(parts[1].name == "b");
+  CHECK(parts[2].name == "dc/w");
+  CHECK(parts[3].name == "dc/b");
+  CHECK(parts[0].offset == 0);
+  CHECK(parts[1].offset == 6);
+  CHECK(parts[2].offset == 8);
+  CHECK(parts[3].offset == 14);
+  CHECK(parts[3].rows == 2);
+  CHECK(parts[3].cols == 1);
+  CHECK(algo::message_layers(layers, {""})[1].offset == 6);
+}
+
+// docs/algorithms.md §1.1 (mime, mimelite): the drift case by hand in double precision. c is
+// the mean full gradient at x; the local steps use (1 - beta) g + beta m with m frozen; then
+// x <- x - mean(x - y_K) and m <- (1 - beta) c + beta m.
+double mime_by_hand(bool lite, double beta, int rounds, int steps = kSteps) {
+  double x = 0, m = 0;
+  for (int t = 0; t < rounds; ++t) {
+    double c = 0, step = 0;
+    for (int i = 0; i < 2; ++i) c += kH[i] * (x - kA[i]) / 2;
+    for (int i = 0; i < 2; ++i) {
+      double y = x;
+      for (int k = 0; k < steps; ++k) {
+        const double g = lite ? kH[i] * (y - kA[i]) : kH[i] * (y - kA[i]) - kH[i] * (x - kA[i]) + c;
+        y -= kEta * ((1 - beta) * g + beta * m);
+      }
+      step += (x - y) / 2;
+    }
+    x -= step;
+    m = (1 - beta) * c + beta * m;
+  }
+  return x;
+}
+
+TEST_CASE("algo: mime and mimelite follow the hand-computed rounds", "[algo][drift]") {
+  for (const char* name : {"mime", "mimelite"}) {
+    const bool lite = std::string(name) == "mimelite";
+    for (const int rounds : {1, 2, 3, 6}) {
+      const auto x = run_drift({std::string("algorithm.name=") + name, "algorithm.local_steps=10",
+                                "algorithm.beta=0.5", "rounds=" + std::to_string(rounds)},
+                               "mime_hand");
+      const double want = mime_by_hand(lite, 0.5, rounds);
+      INFO(name << " round " << rounds << ": expected " << want << " got " << x[0]);
+      REQUIRE(std::fabs(x[0] - want) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("algo: mime removes the drift; mimelite with beta = 0 is fedavg bit for bit",
+          "[algo][drift]") {
+  for (const char* beta : {"algorithm.beta=0", "algorithm.beta=0.5", "algorithm.beta=0.9"}) {
+    const auto x = run_drift(
+        {"algorithm.name=mime", "algorithm.local_steps=10", beta, "rounds=400"}, "mime400");
+    INFO(beta << ": expected 9/11 got " << x[0]);
+    REQUIRE(std::fabs(x[0] - 9.0 / 11.0) < 1e-6);
+  }
+  for (const char* k : {"algorithm.local_steps=10", "algorithm.local_steps=3"}) {
+    const auto avg = run_drift({k, "rounds=9"}, "lite_avg");
+    const auto lite =
+        run_drift({k, "rounds=9", "algorithm.name=mimelite", "algorithm.beta=0"}, "lite0");
+    REQUIRE(lite[0] == avg[0]);
+  }
+  // mimelite keeps a drift of its own (it never sees c in its steps): beta = 0.5 stops short.
+  const auto lite = run_drift(
+      {"algorithm.name=mimelite", "algorithm.local_steps=10", "algorithm.beta=0.5", "rounds=300"},
+      "lite300");
+  REQUIRE(std::fabs(lite[0] - mime_by_hand(true, 0.5, 300)) < 1e-5);
+  REQUIRE(std::fabs(lite[0] - 9.0 / 11.0) > 0.05);
+}
+
+TEST_CASE("algo: mime with one local step is server-only sgd with EMA server momentum",
+          "[algo][drift]") {
+  // With K = 1, mime's only step uses g(x) - g(x) + c = c exactly, so y_1 = x - eta_l v with
+  // v = (1 - beta) c + beta m, which is the new m: x <- x - eta_s eta_l m_new. That is sgd's
+  // clients (the full gradient at x, mean c) with server_optimizer momentum (EMA form
+  // m <- (1 - beta) g + beta m, x <- x - lr m) at lr = eta_s eta_l. The two agree in exact
+  // arithmetic; in float32 mime's message x - (x - eta_l v) rounds differently from sgd's
+  // lr * m, so they are compared to a relative 1e-5 (the hand computation checks both).
+  const double beta = 0.9;
+  const auto mime = run_drift(
+      {"algorithm.name=mime", "algorithm.local_steps=1", "algorithm.beta=0.9", "rounds=30"},
+      "mime_k1");
+  const std::string text =
+      "rounds: 30\n"
+      "data: {name: quadratic, dim: 1, h: [1, 10], a: [-1, 1], x0: 0}\n"
+      "clients: {num_clients: 2}\n"
+      "algorithm: {name: sgd, batch_size: 0}\n"
+      "server_optimizer: {name: momentum, beta: 0.9, lr: 0.05}\n"
+      "eval: {every: 0}\n"
+      "output: {path: " + tmp_h5("sgd_m") + ", progress_every: 0}\n";
+  auto comm = comm::make_self_communicator();
+  const auto sgd = algo::run_experiment(Config::from_text(text, {}, algo::run_schema()), *comm);
+  std::filesystem::remove(tmp_h5("sgd_m"));
+  REQUIRE(sgd.status == "completed");
+  const double want = mime_by_hand(false, beta, 30, 1);
+  INFO("mime " << mime[0] << " sgd+momentum " << sgd.final_model[0] << " by hand " << want);
+  REQUIRE(mime[0] == Approx(sgd.final_model[0]).epsilon(1e-5));
+  REQUIRE(mime[0] == Approx(want).epsilon(1e-5));
 }

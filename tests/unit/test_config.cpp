@@ -165,7 +165,7 @@ TEST_CASE("config: an option of a sibling component says which components own it
              Contains("not an option of server_optimizer.name 'sgd'; it belongs to: adam, yogi"));
   CHECK_THAT(config_error("algorithm: {name: sgd, local_steps: 3}\n"),
              Contains("key 'algorithm.local_steps' is not an option of algorithm.name 'sgd'; "
-                      "it belongs to: fedavg"));
+                      "it belongs to: fedavg, fedprox, scaffold, mime, mimelite"));
   CHECK_THAT(config_error("model: {hidden: [64]}\n"),
              Contains("key 'model.hidden' is not an option of model.name 'auto'; it belongs to: "
                       "mlp"));
@@ -173,7 +173,8 @@ TEST_CASE("config: an option of a sibling component says which components own it
 
 TEST_CASE("config: an unknown component name lists the known names and suggests one", "[config]") {
   CHECK(config_error("algorithm: {name: fedavgg}\n") ==
-        "test.yaml: unknown algorithm.name 'fedavgg' (known: sgd, fedavg); did you mean 'fedavg'?");
+        "test.yaml: unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, "
+        "scaffold, mime, mimelite); did you mean 'fedavg'?");
   const std::string opt = config_error("server_optimizer: {name: adamw}\n");
   INFO(opt);
   CHECK_THAT(opt, Contains("unknown server_optimizer.name 'adamw' (known: sgd, momentum, "
@@ -394,7 +395,8 @@ TEST_CASE("config: schema markdown and listing cover every key", "[config][schem
   CHECK_THAT(md, Contains("### `server_optimizer`"));
   // Enum alternatives are separated by escaped pipes, so each row keeps its four cells.
   CHECK_THAT(md, Contains("| `model.activation` | relu \\| tanh \\| sigmoid | `relu` |"));
-  CHECK_THAT(md, Contains("| `algorithm.name` | sgd \\| fedavg | `fedavg` | which component |"));
+  CHECK_THAT(md, Contains("| `algorithm.name` | sgd \\| fedavg \\| fedprox \\| scaffold "
+                          "\\| mime \\| mimelite | `fedavg` | which component |"));
   for (std::size_t start = 0; start < md.size();) {
     const std::size_t end = md.find('\n', start);
     const std::string line = md.substr(start, end - start);

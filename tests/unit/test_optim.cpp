@@ -173,7 +173,11 @@ TEST_CASE("schedule, clipping, decay and momentum: config errors name the key", 
         "reset | keep (did you mean 'keep'?)");
   CHECK(config_error("algorithm: {name: sgd, local_momentum: 0.9}") ==
         "<config>: key 'algorithm.local_momentum' is not an option of algorithm.name 'sgd'; it "
-        "belongs to: fedavg");
+        "belongs to: fedavg, fedprox");
+  // The algorithms with their own correction of the local steps declare no local momentum.
+  CHECK(config_error("algorithm: {name: scaffold, local_momentum: 0.9}") ==
+        "<config>: key 'algorithm.local_momentum' is not an option of algorithm.name "
+        "'scaffold'; it belongs to: fedavg, fedprox");
 }
 
 TEST_CASE("local steps: weight decay and clipping by hand", "[optim][algo]") {
