@@ -93,17 +93,23 @@ void FedAvgAlgorithm::declare_state(ClientStore& store) {
   }
 }
 
+LocalRound::LocalRound(const FedAvgOptions& o, Problem& problem, std::uint64_t seed, int c,
+                       std::uint32_t round)
+    : batches(problem.client_samples(c), o.batch_size,
+              Rng(seed, round, static_cast<std::uint32_t>(c), Purpose::kBatches)),
+      noise(seed, round, static_cast<std::uint32_t>(c), Purpose::kDataGeneration),
+      steps(o.local_steps > 0 ? o.local_steps : o.local_epochs * batches.batches_per_epoch()),
+      lr(static_cast<float>(o.schedule.at(round))) {}
+
 ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
                                              const float* x, float* message) {
   const std::int64_t d = static_cast<std::int64_t>(y_.size());
-  const auto client = static_cast<std::uint32_t>(c);
-  BatchStream batches(problem.client_samples(c), o_.batch_size,
-                      Rng(seed_, round, client, Purpose::kBatches));
-  Rng noise(seed_, round, client, Purpose::kDataGeneration);
-  const std::int64_t steps =
-      o_.local_steps > 0 ? o_.local_steps : o_.local_epochs * batches.batches_per_epoch();
+  LocalRound local(o_, problem, seed_, c, round);
+  BatchStream& batches = local.batches;
+  Rng& noise = local.noise;
+  const std::int64_t steps = local.steps;
+  const float lr = local.lr;
   std::copy_n(x, d, y_.data());
-  const float lr = static_cast<float>(o_.schedule.at(round));
   // Local momentum: this round's v (reset: zeros), or the client's kept v, zeros before its
   // first participation.
   float* v = nullptr;

@@ -26,6 +26,18 @@ struct FedAvgOptions {
   static FedAvgOptions steps_from_config(const Config& cfg);
 };
 
+// How every algorithm with local steps (fedavg, fedprox, scaffold, mime, mimelite) starts client
+// c's round: its minibatch and data-noise streams, keyed by (seed, round, c), the number of local
+// steps K (local_steps, or local_epochs passes over the client's data) and the round's local rate.
+struct LocalRound {
+  LocalRound(const FedAvgOptions& o, Problem& problem, std::uint64_t seed, int c,
+             std::uint32_t round);
+  BatchStream batches;
+  Rng noise;
+  std::int64_t steps;
+  float lr;
+};
+
 // fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient after
 // clipping and weight decay (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message
 // x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient

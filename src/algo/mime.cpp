@@ -85,14 +85,12 @@ ClientResult MimeAlgorithm::client_message(Problem& problem, int c, std::uint32_
   if (d > 0 && state_ == nullptr) throw std::logic_error("mime: client_message before begin_round");
   const float* m = state_;
   const float* mean_grad = state_ == nullptr ? nullptr : state_ + d;
-  const auto client = static_cast<std::uint32_t>(c);
-  BatchStream batches(problem.client_samples(c), o_.batch_size,
-                      Rng(seed_, round, client, Purpose::kBatches));
-  Rng noise(seed_, round, client, Purpose::kDataGeneration);
-  const std::int64_t steps =
-      o_.local_steps > 0 ? o_.local_steps : o_.local_epochs * batches.batches_per_epoch();
+  LocalRound local(o_, problem, seed_, c, round);
+  BatchStream& batches = local.batches;
+  Rng& noise = local.noise;
+  const std::int64_t steps = local.steps;
+  const float lr = local.lr;
   std::copy_n(x, d, y_.data());
-  const float lr = static_cast<float>(o_.schedule.at(round));
   double loss_sum = 0;
   for (std::int64_t k = 0; k < steps; ++k) {
     if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])

@@ -74,13 +74,12 @@ ClientResult ScaffoldAlgorithm::client_message(Problem& problem, int c, std::uin
     problem.loss_grad(c, x, batches.next(), next_control_.data(), noise);
     o_.gradient.apply(next_control_.data(), x, d);
   }
-  BatchStream batches(problem.client_samples(c), o_.batch_size,
-                      Rng(seed_, round, client, Purpose::kBatches));
-  Rng noise(seed_, round, client, Purpose::kDataGeneration);
-  const std::int64_t steps =
-      o_.local_steps > 0 ? o_.local_steps : o_.local_epochs * batches.batches_per_epoch();
+  LocalRound local(o_, problem, seed_, c, round);
+  BatchStream& batches = local.batches;
+  Rng& noise = local.noise;
+  const std::int64_t steps = local.steps;
+  const float lr = local.lr;
   std::copy_n(x, d, y_.data());
-  const float lr = static_cast<float>(o_.schedule.at(round));
   double loss_sum = 0;
   std::int64_t k = 0;
   for (; k < steps; ++k) {
