@@ -92,7 +92,13 @@ rc=0
 "$COHORT" sweep "$TMP/long.yaml" --out "$TMP/k" > "$TMP/log" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "another cohort sweep" "$TMP/log" || { kill -TERM $orphans; fail "after SIGKILL: exit $rc: $(cat "$TMP/log")"; }
 kill -TERM $orphans
-for _ in $(seq 200); do [ -z "$(ours "$TMP/k/runs")" ] && break; sleep 0.05; done
+# They finish their round and write a checkpoint first: on a loaded machine that can take
+# seconds, so wait up to a minute, and say so if they are still there.
+for _ in $(seq 1200); do [ -z "$(ours "$TMP/k/runs")" ] && break; sleep 0.05; done
+[ -z "$(ours "$TMP/k/runs")" ] || fail "the orphaned runs did not stop within 60 s of SIGTERM"
+# A run started without mpirun has Open MPI's singleton daemon beside it, which inherited the
+# lock too and leaves a moment after the run: wait for the lock itself to be free.
+for _ in $(seq 1200); do flock -n "$TMP/k/sweep.lock" true && break; sleep 0.05; done
 sweep_file "$TMP/long.yaml" 2 1
 "$COHORT" sweep "$TMP/long.yaml" --out "$TMP/k" > "$TMP/log" 2>&1 || fail "after the runs ended: $(cat "$TMP/log")"
 # ... and never into a directory that is not a sweep's: its files stay as they are.
