@@ -104,11 +104,7 @@ LocalRound::LocalRound(const FedAvgOptions& o, Problem& problem, std::uint64_t s
 ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
                                              const float* x, float* message) {
   const std::int64_t d = static_cast<std::int64_t>(y_.size());
-  LocalRound local(o_, problem, seed_, c, round);
-  BatchStream& batches = local.batches;
-  Rng& noise = local.noise;
-  const std::int64_t steps = local.steps;
-  const float lr = local.lr;
+  auto [batches, noise, steps, lr] = LocalRound(o_, problem, seed_, c, round);
   std::copy_n(x, d, y_.data());
   // Local momentum: this round's v (reset: zeros), or the client's kept v, zeros before its
   // first participation.

@@ -85,11 +85,7 @@ ClientResult MimeAlgorithm::client_message(Problem& problem, int c, std::uint32_
   if (d > 0 && state_ == nullptr) throw std::logic_error("mime: client_message before begin_round");
   const float* m = state_;
   const float* mean_grad = state_ == nullptr ? nullptr : state_ + d;
-  LocalRound local(o_, problem, seed_, c, round);
-  BatchStream& batches = local.batches;
-  Rng& noise = local.noise;
-  const std::int64_t steps = local.steps;
-  const float lr = local.lr;
+  auto [batches, noise, steps, lr] = LocalRound(o_, problem, seed_, c, round);
   std::copy_n(x, d, y_.data());
   double loss_sum = 0;
   for (std::int64_t k = 0; k < steps; ++k) {

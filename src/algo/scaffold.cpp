@@ -74,11 +74,7 @@ ClientResult ScaffoldAlgorithm::client_message(Problem& problem, int c, std::uin
     problem.loss_grad(c, x, batches.next(), next_control_.data(), noise);
     o_.gradient.apply(next_control_.data(), x, d);
   }
-  LocalRound local(o_, problem, seed_, c, round);
-  BatchStream& batches = local.batches;
-  Rng& noise = local.noise;
-  const std::int64_t steps = local.steps;
-  const float lr = local.lr;
+  auto [batches, noise, steps, lr] = LocalRound(o_, problem, seed_, c, round);
   std::copy_n(x, d, y_.data());
   double loss_sum = 0;
   std::int64_t k = 0;
