@@ -79,6 +79,28 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   msgs_.resize(static_cast<std::size_t>(threads));
   results_.resize(static_cast<std::size_t>(threads));
   for (auto& m : msgs_) m.resize(message_size);
+  // Runs work(c, worker, task) for the training clients T at a time on the client threads (task:
+  // the client's buffer in the window), then take(c, task) for each in client order on this
+  // thread; stops when local work is abandoned.
+  auto in_windows = [&](auto&& work, auto&& take) {
+    for (std::size_t first = 0; first < training.size(); first += threads) {
+      if (abandon_local_work()) return;
+      const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
+      s.workers->run(n, [&](int task, int worker) { work(training[first + task], worker, task); });
+      if (abandon_local_work()) return;  // the round is dropped: nothing more is submitted
+      for (int task = 0; task < n; ++task) take(training[first + task], task);
+    }
+  };
+  // Whether a rank abandoned its local work, in which case the round is dropped on every rank
+  // (Note [Stopping mid-round]). Collective.
+  auto dropped = [&] {
+    if (!may_abandon || comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
+                                               comm::ReduceOp::kMax) == 0)
+      return false;
+    set_local_work_abandonable(false);
+    res.abandoned = true;
+    return true;
+  };
   // Note [Anchor gradients] (algo/algorithm.h): the sampled clients' mean gradient at x, on
   // every rank, before any local step.
   bool anchor_valid = true;
@@ -87,29 +109,18 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   if (s.anchor) {
     exchange::Exchange& an = *s.anchor;
     an.begin_round(round, sampled);
-    for (std::size_t first = 0; first < training.size(); first += threads) {
-      if (abandon_local_work()) break;
-      const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
-      s.workers->run(n, [&](int task, int worker) {
-        s.algorithms[static_cast<std::size_t>(worker)]->anchor_gradient(
-            problem, training[first + task], round, x_client.data(),
-            msgs_[static_cast<std::size_t>(task)].data());
-      });
-      if (abandon_local_work()) break;
-      for (int task = 0; task < n; ++task) {
-        const int c = training[first + task];
-        an.submit(c,
-                  std::span<float>(msgs_[static_cast<std::size_t>(task)].data(),
-                                   static_cast<std::size_t>(d)),
-                  weight(c));
-      }
-    }
-    if (may_abandon && comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
-                                              comm::ReduceOp::kMax) != 0) {
-      set_local_work_abandonable(false);
-      res.abandoned = true;  // dropped on every rank (Note [Stopping mid-round])
-      return res;
-    }
+    in_windows(
+        [&](int c, int worker, int task) {
+          s.algorithms[static_cast<std::size_t>(worker)]->anchor_gradient(
+              problem, c, round, x_client.data(), msgs_[static_cast<std::size_t>(task)].data());
+        },
+        [&](int c, int task) {
+          an.submit(c,
+                    std::span<float>(msgs_[static_cast<std::size_t>(task)].data(),
+                                     static_cast<std::size_t>(d)),
+                    weight(c));
+        });
+    if (dropped()) return res;
     anchor_valid = an.finish(g_.data(), total_weight);
     anchor_bits = an.uplink_bits();
     anchor_client_bits = an.client_bits();
@@ -118,31 +129,20 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   // The algorithm's server state, frozen for the round (nullptr: none).
   const float* state = s.algorithm_state.empty() ? nullptr : s.algorithm_state.data();
   for (auto& a : s.algorithms) a->begin_round(state);
-  for (std::size_t first = 0; first < training.size(); first += threads) {
-    if (abandon_local_work()) break;
-    const int n = static_cast<int>(std::min<std::size_t>(threads, training.size() - first));
-    s.workers->run(n, [&](int task, int worker) {
-      results_[static_cast<std::size_t>(task)] =
-          s.algorithms[static_cast<std::size_t>(worker)]->client_message(
-              problem, training[first + task], round, x_client.data(),
-              msgs_[static_cast<std::size_t>(task)].data());
-    });
-    if (abandon_local_work()) break;  // the round is dropped: nothing more is submitted
-    for (int task = 0; task < n; ++task) {
-      const int c = training[first + task];
-      auto& m = msgs_[static_cast<std::size_t>(task)];
-      behaviour.process(c, m);  // worker momentum, then the attack of a Byzantine client
-      ex.submit(c, m, weight(c), behaviour.byzantine(c));
-      scalars.add_at(0, results_[static_cast<std::size_t>(task)].train_loss);
-      scalars.add_at(1, 1.0);
-    }
-  }
-  if (may_abandon && comm_.allreduce_scalar(static_cast<std::int64_t>(local_work_abandoned()),
-                                            comm::ReduceOp::kMax) != 0) {
-    set_local_work_abandonable(false);
-    res.abandoned = true;  // dropped on every rank (Note [Stopping mid-round])
-    return res;
-  }
+  in_windows(
+      [&](int c, int worker, int task) {
+        results_[static_cast<std::size_t>(task)] =
+            s.algorithms[static_cast<std::size_t>(worker)]->client_message(
+                problem, c, round, x_client.data(), msgs_[static_cast<std::size_t>(task)].data());
+      },
+      [&](int c, int task) {
+        auto& m = msgs_[static_cast<std::size_t>(task)];
+        behaviour.process(c, m);  // worker momentum, then the attack of a Byzantine client
+        ex.submit(c, m, weight(c), behaviour.byzantine(c));
+        scalars.add_at(0, results_[static_cast<std::size_t>(task)].train_loss);
+        scalars.add_at(1, 1.0);
+      });
+  if (dropped()) return res;
   set_local_work_abandonable(false);  // past the local phase: the round completes
   behaviour.finish_honest(comm_);
   if (behaviour.crafts())  // omniscient attackers send what the honest statistics suggest
