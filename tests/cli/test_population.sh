@@ -63,11 +63,14 @@ grep -q "client state: error feedback 397.5 KiB + worker momentum 397.5 KiB per 
 [ $failures -eq 0 ] || exit 1
 echo "client state: the account is printed and the budget names the slot and what fits"
 
-# Hostile values of the new keys and of --np: exit 2 naming the key, never a crash.
+# Hostile values of the new keys (clients.threads too) and of --np: exit 2 naming the key, never
+# a crash.
 i=0
 for o in clients.state_budget_mib=-1 clients.state_budget_mib=abc clients.state_budget_mib=99999999999999 \
          data.partition.samples_per_client=0 data.partition.samples_per_client=x \
-         data.partition.samples_per_client=4294967297 "data.partition.samples_per_client=[]"; do
+         data.partition.samples_per_client=4294967297 "data.partition.samples_per_client=[]" \
+         clients.threads=0 clients.threads=-2 clients.threads=abc clients.threads=99999999999 \
+         "clients.threads=[]" clients.threads=1.5; do
   i=$((i + 1))
   expect_usage "key$i" "${o%%=*}" "$COHORT" validate "$CFG" "$o"
 done
