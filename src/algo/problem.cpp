@@ -26,6 +26,10 @@ void Problem::set_label_flip(const std::vector<int>&) {
   throw UsageError("attack.name = labelflip needs a classification problem (class labels to flip)");
 }
 
+EvalSums Problem::evaluate_client(int, const float*) {
+  throw std::logic_error("evaluate_client on a problem without client test sets");
+}
+
 std::vector<std::int64_t> Problem::sample_counts() const {
   std::vector<std::int64_t> out(static_cast<std::size_t>(num_clients()));
   for (int c = 0; c < num_clients(); ++c) out[c] = client_samples(c);
@@ -43,6 +47,44 @@ struct PoolPartition {
   std::uint64_t seed = 0;
 };
 
+// Note [Client test sets]
+// data.client_test_fraction = f > 0 holds out part of every client's own rows as its local test
+// set, so that a client's accuracy is measured on its own distribution (per-client evaluation,
+// eval.clients, and personalization). Client c with n rows keeps m = round(f n), at least 1 and
+// at most n - 1, for testing: the positions Rng(seed, 0, c, kClientTest).choose_sorted(n, m) of
+// its sorted row list. The draw depends only on the seed, the client and the partition, never on
+// the rank count or which rank holds the client; the remaining rows are the client's training
+// samples (its weight in a weighted mean). A client with fewer than 2 rows cannot be split: a
+// usage error names it.
+data::Partition split_client_tests(data::Partition& train, double fraction, std::uint64_t seed) {
+  data::Partition tests(train.size());
+  for (std::size_t c = 0; c < train.size(); ++c) {
+    auto& rows = train[c];
+    const auto n = static_cast<std::int64_t>(rows.size());
+    require_usage(n >= 2, fmt::format("data.client_test_fraction = {} needs at least 2 samples "
+                                      "on every client (one to train, one to test); client {} "
+                                      "has {}: use fewer clients or a larger alpha",
+                                      fraction, c, n));
+    const auto m = std::clamp<std::int64_t>(std::llround(fraction * static_cast<double>(n)), 1,
+                                            n - 1);
+    Rng rng(seed, 0, static_cast<std::uint32_t>(c), Purpose::kClientTest);
+    const std::vector<int> pick = rng.choose_sorted(static_cast<int>(n), static_cast<int>(m));
+    std::vector<std::int64_t> keep;
+    keep.reserve(static_cast<std::size_t>(n - m));
+    std::size_t next = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (next < pick.size() && pick[next] == i) {
+        tests[c].push_back(rows[static_cast<std::size_t>(i)]);
+        ++next;
+      } else {
+        keep.push_back(rows[static_cast<std::size_t>(i)]);
+      }
+    }
+    rows = std::move(keep);
+  }
+  return tests;
+}
+
 // Clients that hold rows of a dataset and train a model on them.
 class DatasetProblem final : public Problem {
  public:
@@ -50,8 +92,10 @@ class DatasetProblem final : public Problem {
   using ModelFactory = std::function<std::unique_ptr<model::Model>(const data::Dataset&)>;
   DatasetProblem(data::TrainTest data, data::Partition partition,
                  std::unique_ptr<model::Model> model, ModelFactory make_model,
-                 std::int64_t eval_chunk, std::string what, PoolPartition pool = {})
-      : data_(std::move(data)), partition_(std::move(partition)), model_(model.get()),
+                 std::int64_t eval_chunk, std::string what, PoolPartition pool = {},
+                 data::Partition client_tests = {})
+      : data_(std::move(data)), partition_(std::move(partition)),
+        client_tests_(std::move(client_tests)), model_(model.get()),
         make_model_(std::move(make_model)), eval_chunk_(eval_chunk), what_(std::move(what)),
         pool_(pool) {
     workers_.resize(1);
@@ -85,9 +129,42 @@ class DatasetProblem final : public Problem {
             Purpose::kPartition);
     return static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(data_.train.rows)));
   }
-  void init(float* x, std::uint64_t seed) const override {
-    Rng rng(seed, 0, kGlobalClient, Purpose::kModelInit);
+  void init(float* x, std::uint64_t seed, std::uint32_t variant) const override {
+    Rng rng(seed, variant, kGlobalClient, Purpose::kModelInit);
     model_->init(x, rng);
+  }
+
+  double client_loss(int c, const float* x) override {
+    const std::int64_t n = client_samples(c);
+    const bool flip = !flipped_.empty() && flipped_[static_cast<std::size_t>(c)];
+    EvalSums s;
+    for (std::int64_t begin = 0; begin < n; begin += eval_chunk_) {
+      const std::int64_t b = std::min(eval_chunk_, n - begin);
+      s = s + evaluate_rows(data_.train, x, b, [&](std::int64_t i) { return row_of(c, begin + i); },
+                            flip);
+    }
+    return n > 0 ? s.loss_sum / static_cast<double>(n) : 0.0;
+  }
+
+  bool has_client_tests() const override { return !client_tests_.empty(); }
+  std::int64_t client_test_samples(int c) const override {
+    return client_tests_.empty() ? 0
+                                 : static_cast<std::int64_t>(client_tests_[static_cast<std::size_t>(c)].size());
+  }
+  // The client's test rows are training-set rows it did not train on (Note [Client test sets]),
+  // with their true labels (a labelflip attacker is measured on what it should have learnt).
+  EvalSums evaluate_client(int c, const float* x) override {
+    if (client_tests_.empty()) return Problem::evaluate_client(c, x);
+    const auto& rows = client_tests_[static_cast<std::size_t>(c)];
+    const auto n = static_cast<std::int64_t>(rows.size());
+    EvalSums s;
+    for (std::int64_t begin = 0; begin < n; begin += eval_chunk_) {
+      const std::int64_t b = std::min(eval_chunk_, n - begin);
+      s = s + evaluate_rows(data_.train, x, b,
+                            [&](std::int64_t i) { return rows[static_cast<std::size_t>(begin + i)]; },
+                            false);
+    }
+    return s;
   }
 
   // rng is the client's stream for this local work: the model's dropout masks come from it.
@@ -146,6 +223,34 @@ class DatasetProblem final : public Problem {
   }
   bool has_accuracy() const override { return !data_.test.is_regression(); }
 
+  // An evaluation pass over b rows of ds, row i being row_at(i), on this worker's model.
+  template <class RowAt>
+  EvalSums evaluate_rows(const data::Dataset& ds, const float* x, std::int64_t b, RowAt row_at,
+                         bool flip) {
+    Worker& w = worker();
+    w.batch_x.resize(static_cast<std::size_t>(b * ds.dim));
+    for (std::int64_t i = 0; i < b; ++i)
+      std::copy_n(ds.row(row_at(i)), ds.dim, w.batch_x.data() + i * ds.dim);
+    model::Batch batch{w.batch_x.data(), b, ds.dim};
+    batch.shape = ds.shape();
+    if (ds.is_regression()) {
+      w.batch_t.resize(static_cast<std::size_t>(b));
+      for (std::int64_t i = 0; i < b; ++i) w.batch_t[i] = ds.targets[row_at(i)];
+      batch.targets = w.batch_t.data();
+    } else {
+      w.batch_y.resize(static_cast<std::size_t>(b));
+      for (std::int64_t i = 0; i < b; ++i) {
+        const std::int32_t y = ds.labels[row_at(i)];
+        w.batch_y[i] = flip ? ds.num_classes - 1 - y : y;
+      }
+      batch.labels = w.batch_y.data();
+    }
+    EvalSums s;
+    s.count = b;
+    w.model->evaluate(x, batch, &s.loss_sum, &s.correct);
+    return s;
+  }
+
   void set_label_flip(const std::vector<int>& clients) override {
     if (data_.train.is_regression()) Problem::set_label_flip(clients);
     flipped_.assign(static_cast<std::size_t>(num_clients()), 0);
@@ -189,6 +294,7 @@ class DatasetProblem final : public Problem {
 
   data::TrainTest data_;
   data::Partition partition_;
+  data::Partition client_tests_;  // Note [Client test sets]; empty: none
   model::Model* model_;  // worker 0's: layers, init, description, server_loss
   ModelFactory make_model_;
   std::vector<Worker> workers_;
@@ -232,7 +338,14 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
                                 : ""));
             auto model = make_model(cfg, tt.train);
             auto more = [cfg](const data::Dataset& train) { return make_model(cfg, train); };
+            const double test_fraction = cfg.get_float("data.client_test_fraction");
+            require_usage(test_fraction < 1,
+                          "data.client_test_fraction = 1 leaves the clients nothing to train "
+                          "on: allowed values are in [0, 1)");
             if (cfg.get_string("data.partition.name") == "pool") {
+              require_usage(test_fraction == 0,
+                            "data.client_test_fraction needs each client's rows: data.partition."
+                            "name = pool draws them as the client trains; use another partition");
               const PoolPartition pool{static_cast<int>(cfg.get_int("clients.num_clients")),
                                        cfg.get_int("data.partition.samples_per_client"),
                                        static_cast<std::uint64_t>(cfg.get_int("seed"))};
@@ -246,9 +359,14 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
                             fmt::format("partition left client {} without samples; use fewer "
                                         "clients or a larger alpha",
                                         c));
+            data::Partition tests;
+            if (test_fraction > 0)
+              tests = split_client_tests(partition, test_fraction,
+                                         static_cast<std::uint64_t>(cfg.get_int("seed")));
             return std::make_unique<DatasetProblem>(std::move(tt), std::move(partition),
                                                     std::move(model), more,
-                                                    cfg.get_int("eval.chunk"), name);
+                                                    cfg.get_int("eval.chunk"), name,
+                                                    PoolPartition{}, std::move(tests));
           }};
 }
 
@@ -270,6 +388,10 @@ const std::vector<ProblemRegistration>& data_sources() {
 
 Section data_section() {
   Section s = slot_section("data", "Training and test data.", "fashion_mnist", data_sources());
+  s.options = {opt_float("client_test_fraction", 0.0,
+                         "share of every client's own samples held out as its local test set "
+                         "(per-client evaluation, eval.clients; Note [Client test sets]); 0: none",
+                         0, 1)};
   s.children = {data::partition_section()};
   return s;
 }

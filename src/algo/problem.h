@@ -21,6 +21,9 @@ struct EvalSums {
   double loss_sum = 0.0;      // sum of per-sample losses on the chunk
   std::int64_t correct = 0;   // correct predictions (classification)
   std::int64_t count = 0;     // samples evaluated
+  friend EvalSums operator+(const EvalSums& a, const EvalSums& b) {
+    return {a.loss_sum + b.loss_sum, a.correct + b.correct, a.count + b.count};
+  }
 };
 
 class Problem {
@@ -34,12 +37,22 @@ class Problem {
   virtual const std::vector<LayerView>& layers() const = 0;
   // Number of samples client c holds (its weight in a weighted mean).
   virtual std::int64_t client_samples(int c) const = 0;
-  virtual void init(float* x, std::uint64_t seed) const = 0;
+  // The initial model from the run seed; `variant` v > 0 draws another one from the same seed
+  // (ifca's cluster models 1..k-1), keyed (seed, v, kGlobalClient, kModelInit).
+  virtual void init(float* x, std::uint64_t seed, std::uint32_t variant = 0) const = 0;
   // Mean loss of client c on the samples at `positions` (indices into the client's own sample
   // list, 0..client_samples(c)-1) and its gradient (overwritten). rng, the client's keyed stream
   // for this local work, serves stochastic objectives (gradient noise) and dropout masks.
   virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                            float* grad, Rng& rng) = 0;
+  // F_c(x): client c's mean loss over all its training samples, an evaluation pass (no dropout,
+  // no gradient noise). qffl weights clients by it and ifca's clients pick their cluster by it.
+  virtual double client_loss(int c, const float* x) = 0;
+  // Note [Client test sets] (algo/problem.cpp): whether every client holds a local test set
+  // (data.client_test_fraction > 0), and client c's evaluation on it at x.
+  virtual bool has_client_tests() const { return false; }
+  virtual std::int64_t client_test_samples(int) const { return 0; }
+  virtual EvalSums evaluate_client(int c, const float* x);
   // Prepares n workers (Note [Client threads] in core/worker_pool.h): afterwards loss_grad and
   // evaluate_chunk may run on n threads at once, for different clients and chunks, each with
   // its own scratch, chosen by WorkerPool::current_worker(). Problems without scratch need

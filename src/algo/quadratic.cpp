@@ -87,6 +87,9 @@ ProblemRegistration quadratic_registration() {
             require_usage(p == "auto" || p == "natural",
                           "data.name = quadratic has one objective per client: "
                           "data.partition.name must be auto or natural, not " + p);
+            require_usage(cfg.get_float("data.client_test_fraction") == 0,
+                          "data.client_test_fraction needs clients with samples: data.name = "
+                          "quadratic clients have an objective, not samples to hold out");
             return QuadraticProblem::from_config(cfg);
           }};
 }
@@ -99,7 +102,8 @@ std::string QuadraticProblem::description() const {
   return fmt::format("quadratic clients: {} x dim {}", num_clients_, dim_);
 }
 
-void QuadraticProblem::init(float* x, std::uint64_t) const {
+// Every variant starts at x0: the clients have no data to tell models apart by.
+void QuadraticProblem::init(float* x, std::uint64_t, std::uint32_t) const {
   for (std::int64_t j = 0; j < dim_; ++j) x[j] = static_cast<float>(x0_);
 }
 
@@ -112,6 +116,15 @@ double QuadraticProblem::loss_grad(int c, const float* x, std::span<const std::i
     const double r = static_cast<double>(x[j]) - a[j];
     loss += 0.5 * h[j] * r * r;
     if (grad) grad[j] = static_cast<float>(h[j] * r + (noise_ > 0 ? noise_ * rng.normal() : 0.0));
+  }
+  return loss;
+}
+
+double QuadraticProblem::client_loss(int c, const float* x) {
+  double loss = 0;
+  for (std::int64_t j = 0; j < dim_; ++j) {
+    const double r = static_cast<double>(x[j]) - a_[c * dim_ + j];
+    loss += 0.5 * h_[c * dim_ + j] * r * r;
   }
   return loss;
 }

@@ -17,7 +17,8 @@ class QuadraticProblem final : public Problem {
   int num_clients() const override { return num_clients_; }
   const std::vector<LayerView>& layers() const override { return layers_; }
   std::int64_t client_samples(int) const override { return 1; }
-  void init(float* x, std::uint64_t seed) const override;
+  void init(float* x, std::uint64_t seed, std::uint32_t variant = 0) const override;
+  double client_loss(int c, const float* x) override;  // f_c(x), without noise
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
                    Rng& rng) override;
   std::int64_t num_eval_chunks() const override { return 1; }

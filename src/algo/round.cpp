@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -19,7 +20,74 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The percentile p (in [0, 100]) of sorted values by linear interpolation between the closest
+// ranks (numpy's default): position p/100 (n - 1).
+double percentile(const std::vector<double>& sorted, double p) {
+  const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+// Note [q-FFL]
+// aggregator qffl (docs/algorithms.md §8; Li et al. 2020, q-FedAvg): with L = 1/eta_l, u_i = x - y_i
+// the client's message and F_i = F_i(x) its loss over its training samples at the round's x,
+// x <- x - sum_i F_i^q L u_i / sum_i h_i, h_i = q F_i^(q-1) L^2 |u_i|^2 + L F_i^q. Dividing both
+// sums by L, this is the exchange's weighted mean with weight F_i^q per client and total weight
+// sum_i (q F_i^(q-1) L |u_i|^2 + F_i^q); the round computes the weights from the clients' losses
+// and all-reduces the total as an exact sum before the exchange finishes, so the result is the
+// same at any rank count, and q = 0 (weights 1, total = clients) is fedavg's plain mean bit for
+// bit. The server optimizer then steps with that aggregate (sgd with lr 1: the definition).
+// |u_i|^2 is taken of the message as sent to the compressor.
+//
+// Note [IFCA rounds]
+// personalization ifca keeps k cluster models in RunState::clusters. Every sampled client
+// receives all k (k d floats of downlink), evaluates each on its training samples, picks the
+// lowest loss, and runs the algorithm (fedavg or fedprox) from that model; its message goes to
+// that cluster's exchange, so each cluster's aggregate is the (weighted) mean over the clients
+// that picked it, and the cluster's server optimizer steps with it. A model nobody picked stays
+// as it was. Each exchange is a full all-reduce of its own, so the result is the same at any
+// rank count; uplink bits are those of the messages actually sent. Cluster 0 starts at the run's
+// initial model, cluster j at init variant j (another draw from the seed). The test-set metrics
+// are those of RunState::x, the model most clients picked in the round.
+//
+// The cluster model with the lowest loss on client c's training samples (the
+// lowest index among ties; a NaN loss never wins).
+template <class Cluster>
+int pick_cluster(Problem& problem, int c, Cluster cluster, int k) {
+  int best = 0;
+  double best_loss = problem.client_loss(c, cluster(0));
+  for (int j = 1; j < k; ++j) {
+    const double l = problem.client_loss(c, cluster(j));
+    if (l < best_loss || (std::isnan(best_loss) && !std::isnan(l))) {
+      best = j;
+      best_loss = l;
+    }
+  }
+  return best;
+}
+
 }  // namespace
+
+// docs/algorithms.md §8: mean, population standard deviation, 10th/50th/90th percentiles and
+// minimum of the clients' accuracies, each client weighted equally.
+ClientAccuracyStats client_accuracy_stats(const std::vector<float>& acc) {
+  ClientAccuracyStats s;
+  if (acc.empty()) return s;
+  std::vector<double> v(acc.begin(), acc.end());
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double a : v) sum += a;
+  s.mean = sum / static_cast<double>(v.size());
+  double ss = 0;
+  for (double a : v) ss += (a - s.mean) * (a - s.mean);
+  s.std = std::sqrt(ss / static_cast<double>(v.size()));
+  s.p10 = percentile(v, 10);
+  s.p50 = percentile(v, 50);
+  s.p90 = percentile(v, 90);
+  s.min = v.front();
+  return s;
+}
 
 Round::Round(const Config& cfg, comm::Communicator& comm)
     : comm_(comm),
@@ -35,6 +103,9 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
                     rule == AggregatorKind::kBulyan || rule == AggregatorKind::kZeno;
   zeno_batch_ = rule == AggregatorKind::kZeno ? static_cast<int>(cfg.get_int("aggregator.batch"))
                                               : 32;
+  qffl_ = rule == AggregatorKind::kQffl;
+  if (qffl_) q_ = cfg.get_float("aggregator.q");
+  client_eval_ = cfg.get_bool("eval.clients");
 }
 
 Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
@@ -55,16 +126,37 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   double phase[4] = {};  // local, comm, aggregate, eval on this rank
   set_local_work_abandonable(may_abandon);
   const std::vector<int> sampled = sample_clients(seed_, round, s.num_clients, s.per_round);
+  // Note [Personal models] (algo/personalization.h) and [IFCA rounds] below.
+  const PersonalizationOptions& po = s.personal.front()->options();
+  const bool local_only = po.kind == PersonalizationKind::kLocal;
+  const bool ditto = po.kind == PersonalizationKind::kDitto;
+  const int k_clusters = s.clusters.empty() ? 0 : po.clusters;
+  // Cluster j's exchange (ifca), or the run's.
+  auto exchange_of = [&](int j) -> exchange::Exchange& {
+    return j == 0 ? ex : *s.cluster_exchanges[static_cast<std::size_t>(j - 1)];
+  };
+  auto cluster = [&](int j) { return s.clusters.data() + static_cast<std::size_t>(j) * s.x.size(); };
 
   // Local work on the clients this rank owns.
   auto t0 = Clock::now();
   std::int64_t down_bits = 0;
-  const std::span<const float> x_client = s.downlink->broadcast(s.x, round, &down_bits);
+  std::span<const float> x_client(s.x);
+  if (!local_only) {  // local: nothing is sent
+    x_client = s.downlink->broadcast(s.x, round, &down_bits);
+    // ifca sends all k models (uncompressed: PersonalizationOptions refuses a downlink
+    // compressor).
+    if (k_clusters > 0) down_bits *= k_clusters;
+  }
   ex.begin_round(round, sampled);
+  for (auto& e : s.cluster_exchanges) e->begin_round(round, sampled);
   ex.set_validation(
       [&, round](const float* y) { return problem.server_loss(y, seed_, round, zeno_batch_); },
       s.x.data());
-  ExactAccumulator scalars(2);  // train-loss sum, clients that trained
+  // Train-loss sum, clients that trained, qffl's sum of h_i / L, ditto's personal-loss sum.
+  ExactAccumulator scalars(4);
+  // ifca: per cluster, the weight of the clients that picked it; and how many did.
+  ExactAccumulator cluster_weight(static_cast<std::size_t>(std::max(k_clusters, 1)));
+  std::vector<std::int64_t> cluster_count(static_cast<std::size_t>(std::max(k_clusters, 1)), 0);
   double total_weight = 0;
   behaviour.begin_round(round, sampled);
   auto weight = [&](int c) { return weighted_ ? static_cast<double>(counts_[c]) : 1.0; };
@@ -79,6 +171,10 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   msgs_.resize(static_cast<std::size_t>(threads));
   results_.resize(static_cast<std::size_t>(threads));
   for (auto& m : msgs_) m.resize(message_size);
+  losses_.resize(static_cast<std::size_t>(threads));
+  personal_loss_.resize(static_cast<std::size_t>(threads));
+  picks_.assign(static_cast<std::size_t>(threads), 0);
+  const double inv_lr = qffl_ ? 1.0 / s.algorithms.front()->local_lr(round) : 0.0;  // L
   // Runs work(c, worker, task) for the training clients T at a time on the client threads (task:
   // the client's buffer in the window), then take(c, task) for each in client order on this
   // thread; stops when local work is abandoned.
@@ -131,16 +227,43 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   for (auto& a : s.algorithms) a->begin_round(state);
   in_windows(
       [&](int c, int worker, int task) {
-        results_[static_cast<std::size_t>(task)] =
-            s.algorithms[static_cast<std::size_t>(worker)]->client_message(
-                problem, c, round, x_client.data(), msgs_[static_cast<std::size_t>(task)].data());
+        const auto w = static_cast<std::size_t>(worker);
+        const auto i = static_cast<std::size_t>(task);
+        if (local_only) {  // the personal model's steps, and no message
+          results_[i] = ClientResult{s.personal[w]->update(problem, c, round, s.x.data()), 0};
+          return;
+        }
+        const float* xc = x_client.data();
+        if (k_clusters > 0) {  // Note [IFCA rounds]: the model with the lowest training loss
+          const int best = pick_cluster(problem, c, cluster, k_clusters);
+          picks_[i] = best;
+          xc = cluster(best);
+        }
+        results_[i] = s.algorithms[w]->client_message(problem, c, round, xc, msgs_[i].data());
+        if (qffl_) losses_[i] = problem.client_loss(c, xc);  // F_c(x)
+        if (ditto) personal_loss_[i] = s.personal[w]->update(problem, c, round, xc);
       },
       [&](int c, int task) {
-        auto& m = msgs_[static_cast<std::size_t>(task)];
-        behaviour.process(c, m);  // worker momentum, then the attack of a Byzantine client
-        ex.submit(c, m, weight(c), behaviour.byzantine(c));
-        scalars.add_at(0, results_[static_cast<std::size_t>(task)].train_loss);
+        const auto i = static_cast<std::size_t>(task);
+        scalars.add_at(0, results_[i].train_loss);
         scalars.add_at(1, 1.0);
+        if (local_only) return;
+        auto& m = msgs_[i];
+        behaviour.process(c, m);  // worker momentum, then the attack of a Byzantine client
+        double w = weight(c);
+        if (qffl_) {  // Note [q-FFL]
+          const double f = losses_[i];
+          double u2 = 0;
+          for (std::int64_t j = 0; j < d; ++j) u2 += static_cast<double>(m[j]) * m[j];
+          w = std::pow(f, q_);
+          scalars.add_at(2, (q_ > 0 ? q_ * std::pow(f, q_ - 1) * inv_lr * u2 : 0.0) + w);
+        }
+        if (ditto) scalars.add_at(3, personal_loss_[i]);
+        exchange_of(picks_[i]).submit(c, m, w, behaviour.byzantine(c));
+        if (k_clusters > 0) {
+          cluster_weight.add_at(static_cast<std::size_t>(picks_[i]), w);
+          ++cluster_count[static_cast<std::size_t>(picks_[i])];
+        }
       });
   if (dropped()) return res;
   set_local_work_abandonable(false);  // past the local phase: the round completes
@@ -155,11 +278,38 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   // Exchange: the plan's all-reduce of the message sum (Note [Deterministic sums]).
   t0 = Clock::now();
-  bool valid = ex.finish(g_.data(), total_weight) && anchor_valid;
-  comm_.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  comm_.allreduce(comm::View{scalars.data(), 4, comm::DType::kExact128}, comm::ReduceOp::kSum);
   const bool losses_valid = comm_.allreduce_scalar(static_cast<std::int64_t>(scalars.valid()),
                                                    comm::ReduceOp::kMin) == 1;
-  valid = valid && losses_valid;
+  // Note [q-FFL]: the mean's denominator is sum_i h_i / L over every rank's clients.
+  if (qffl_) total_weight = losses_valid ? scalars.value(2) : INFINITY;
+  bool valid = true;
+  // ifca: each cluster's aggregate, into g_ one after the other (Note [IFCA rounds]).
+  std::vector<std::vector<float>> cluster_g;
+  if (local_only) {
+    // nothing was sent
+  } else if (k_clusters > 0) {
+    comm_.allreduce(comm::View{cluster_weight.data(), k_clusters,
+                               comm::DType::kExact128},
+                    comm::ReduceOp::kSum);
+    comm_.allreduce(comm::View{cluster_count.data(), k_clusters,
+                               comm::DType::kI64},
+                    comm::ReduceOp::kSum);
+    cluster_g.resize(static_cast<std::size_t>(k_clusters));
+    for (int j = 0; j < k_clusters; ++j) {
+      auto& gj = cluster_g[static_cast<std::size_t>(j)];
+      gj.resize(static_cast<std::size_t>(d));
+      const bool picked = cluster_count[static_cast<std::size_t>(j)] > 0;
+      // A model nobody picked receives an empty sum (finish is collective, so it still runs).
+      const bool ok = exchange_of(j).finish(
+          gj.data(), picked ? cluster_weight.value(static_cast<std::size_t>(j)) : 1.0);
+      valid = valid && (ok || !picked);
+    }
+    valid = valid && cluster_weight.valid();
+  } else {
+    valid = ex.finish(g_.data(), total_weight);
+  }
+  valid = valid && anchor_valid && losses_valid;
   phase[1] = seconds_since(t0);
   // How far the aggregate lands from the honest clients' mean (attacks only).
   if (behaviour.attacking()) {
@@ -176,7 +326,27 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   // Aggregate and server update (identical on every rank).
   t0 = Clock::now();
   if (!valid) {
-    rec.diverged = fmt::format("round {}: a client message was not finite or exceeded 2^40", t + 1);
+    rec.diverged = local_only
+                       ? fmt::format("round {}: a client's personal training loss is no longer "
+                                     "finite", t + 1)
+                       : fmt::format("round {}: a client message was not finite or exceeded "
+                                     "2^40", t + 1);
+  } else if (local_only) {
+    // the global model stays the initial one
+  } else if (k_clusters > 0) {
+    // Each picked model steps with its own optimizer; x becomes the model most clients picked
+    // (the lowest index among ties).
+    int largest = 0;
+    for (int j = 0; j < k_clusters; ++j) {
+      const auto jj = static_cast<std::size_t>(j);
+      if (cluster_count[jj] == 0) continue;
+      ServerOptimizer& opt = j == 0 ? *s.server : *s.cluster_servers[jj - 1];
+      opt.step(cluster(j), cluster_g[jj].data(), d, server_lr_.at(t));
+      if (cluster_count[jj] > cluster_count[static_cast<std::size_t>(largest)]) largest = j;
+    }
+    std::copy_n(cluster(largest), d, s.x.data());
+    if (!std::all_of(s.clusters.begin(), s.clusters.end(), [](float v) { return std::isfinite(v); }))
+      rec.diverged = fmt::format("round {}: a cluster model is no longer finite", t + 1);
   } else {
     s.server->step(s.x.data(), g_.data(), d, server_lr_.at(t));
     if (!std::all_of(s.x.begin(), s.x.end(), [](float v) { return std::isfinite(v); }))
@@ -224,6 +394,33 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     if (problem.has_accuracy()) rec.accuracy = static_cast<double>(ints[0]) / ints[1];
     rec.extra = problem.extra_metrics(s.x.data());
   }
+  if (ditto) {
+    rec.extra_names.push_back("personal_train_loss");
+    rec.extra.push_back(losses_valid ? scalars.value(3) / std::max(1.0, scalars.value(1))
+                                     : INFINITY);
+  }
+  if (client_eval_) {
+    const bool evaluate = rec.diverged.empty() &&
+                          (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0));
+    const bool with_global = po.personal_eval() && k_clusters == 0;
+    ClientAccuracyStats own, global;
+    if (evaluate) {
+      evaluate_clients(s, round, k_clusters, with_global);
+      own = client_accuracy_stats(client_acc_);
+      if (with_global) global = client_accuracy_stats(global_client_acc_);
+    }
+    auto put = [&](const std::string& prefix, const ClientAccuracyStats& st) {
+      const std::pair<const char*, double> v[] = {{"mean", st.mean}, {"std", st.std},
+                                                  {"p10", st.p10},   {"p50", st.p50},
+                                                  {"p90", st.p90},   {"min", st.min}};
+      for (const auto& [name, value] : v) {
+        rec.extra_names.push_back(prefix + name);
+        rec.extra.push_back(value);
+      }
+    };
+    put("client_acc_", own);
+    if (with_global) put("global_client_acc_", global);
+  }
   phase[3] = seconds_since(t0);
 
   // Per-phase times: min / avg / max over ranks; the fifth entry is what keeping the start state
@@ -246,11 +443,19 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   rec.round = t + 1;
   rec.sampled.assign(sampled.begin(), sampled.end());
   rec.uplink_bits = static_cast<double>(ex.uplink_bits() + anchor_bits);
+  for (const auto& e : s.cluster_exchanges) rec.uplink_bits += static_cast<double>(e->uplink_bits());
   // The algorithm's server state goes to every sampled client as float32 besides the model
   // (Note [Message parts]).
   down_bits += 32 * s.algorithms.front()->server_state_sent();
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
   rec.client_bits = ex.client_bits();
+  for (const auto& e : s.cluster_exchanges)  // ifca: a client sent to one cluster's exchange
+    for (std::size_t i = 0; i < rec.client_bits.size() && i < e->client_bits().size(); ++i)
+      rec.client_bits[i] += e->client_bits()[i];
+  if (local_only) {
+    rec.uplink_bits = 0;
+    rec.client_bits.assign(sampled.size(), 0);
+  }
   for (std::size_t i = 0; i < anchor_client_bits.size() && i < rec.client_bits.size(); ++i)
     rec.client_bits[i] += anchor_client_bits[i];
   rec.byzantine_sampled = behaviour.sampled_byzantine();
@@ -267,6 +472,61 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   }
   s.round = t + 1;
   return res;
+}
+
+// Note [Per-client evaluation]
+// eval.clients: every rank evaluates the clients of its block (all of them, sampled or not) on
+// their local test sets (Note [Client test sets] in algo/problem.cpp), spread over the client
+// threads; each client's accuracy is correct / count on its own rows, computed by one thread
+// alone, so it does not depend on the rank count, and the ranks' blocks are all-gathered in
+// client order. A client is evaluated with the model it uses: the global model, its personal
+// model (local, ditto; the finetuned global model for finetune) or, for ifca, the cluster
+// model with the lowest loss on its training samples. With personal models the global model is
+// evaluated as well (with_global). O(population / ranks) work per evaluation.
+void Round::evaluate_clients(RunState& s, std::uint32_t round, int k_clusters, bool with_global) {
+  Problem& problem = *s.problem;
+  const int n = s.mine.end - s.mine.begin;
+  const std::size_t d = s.x.size();
+  const PersonalizationOptions& po = s.personal.front()->options();
+  eval_models_.resize(static_cast<std::size_t>(s.workers->size()));
+  std::vector<float> own(static_cast<std::size_t>(n)), global(with_global ? n : 0);
+  auto accuracy = [](const EvalSums& e) {
+    return e.count > 0 ? static_cast<float>(static_cast<double>(e.correct) /
+                                            static_cast<double>(e.count))
+                       : NAN;
+  };
+  s.workers->run(n, [&](int i, int worker) {
+    const int c = s.mine.begin + i;
+    const auto ii = static_cast<std::size_t>(i);
+    if (k_clusters > 0) {
+      auto cluster = [&](int j) { return s.clusters.data() + static_cast<std::size_t>(j) * d; };
+      own[ii] = accuracy(problem.evaluate_client(c, cluster(pick_cluster(problem, c, cluster,
+                                                                         k_clusters))));
+    } else if (po.personal_eval()) {
+      auto& model = eval_models_[static_cast<std::size_t>(worker)];
+      model.resize(d);
+      s.personal[static_cast<std::size_t>(worker)]->personal_model(problem, c, round, s.x.data(),
+                                                                   model.data());
+      own[ii] = accuracy(problem.evaluate_client(c, model.data()));
+    } else {
+      own[ii] = accuracy(problem.evaluate_client(c, s.x.data()));
+    }
+    if (with_global) global[ii] = accuracy(problem.evaluate_client(c, s.x.data()));
+  });
+  auto gather = [&](const std::vector<float>& mine, std::vector<float>& all) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(mine.data());
+    const auto parts =
+        comm_.allgather_bytes(std::span<const std::uint8_t>(p, mine.size() * sizeof(float)));
+    all.clear();
+    for (const auto& part : parts) {
+      const std::size_t m = part.size() / sizeof(float);
+      const std::size_t at = all.size();
+      all.resize(at + m);
+      std::memcpy(all.data() + at, part.data(), m * sizeof(float));
+    }
+  };
+  gather(own, client_acc_);
+  if (with_global) gather(global, global_client_acc_);
 }
 
 }  // namespace cohort::algo

@@ -2,6 +2,7 @@
 // after t + 1 rounds, and the round's measurements.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -12,6 +13,12 @@
 #include "metrics/round_recorder.h"
 
 namespace cohort::algo {
+
+// The distribution of per-client accuracies (docs/algorithms.md §8).
+struct ClientAccuracyStats {
+  double mean = NAN, std = NAN, p10 = NAN, p50 = NAN, p90 = NAN, min = NAN;
+};
+ClientAccuracyStats client_accuracy_stats(const std::vector<float>& accuracies);
 
 class Round {
  public:
@@ -31,15 +38,32 @@ class Round {
   // keeping the round's start state (reported with the phase times).
   Result execute(RunState& s, bool may_abandon, double keep_cost);
 
+  // The per-client accuracies of the last evaluation of the clients (eval.clients), in client
+  // order: with the model each client uses, and with the global model (personal models only;
+  // empty otherwise). Empty before the first such evaluation.
+  const std::vector<float>& client_accuracy() const { return client_acc_; }
+  const std::vector<float>& global_client_accuracy() const { return global_client_acc_; }
+
  private:
+  // Note [Per-client evaluation] (round.cpp): fills client_acc_ (and global_client_acc_).
+  void evaluate_clients(RunState& s, std::uint32_t round, int k_clusters, bool with_global);
+
   comm::Communicator& comm_;
   std::uint64_t seed_;
   long long rounds_, eval_every_;
   bool weighted_, selecting_rule_;
+  bool qffl_ = false;         // aggregator qffl (Note [q-FFL] in round.cpp)
+  double q_ = 0;
+  bool client_eval_ = false;  // eval.clients
   int zeno_batch_;
   LrSchedule server_lr_;  // server_optimizer.lr_schedule (Note [Schedules of the round])
   std::vector<std::vector<float>> msgs_;  // one message per client thread
   std::vector<ClientResult> results_;     // and its client's result
+  std::vector<double> losses_;            // qffl: F_c(x) of the window's clients
+  std::vector<double> personal_loss_;     // ditto: the personal steps' mean loss
+  std::vector<int> picks_;                // ifca: the cluster each window's client picked
+  std::vector<std::vector<float>> eval_models_;  // per client thread: a personal model
+  std::vector<float> client_acc_, global_client_acc_;
   std::vector<float> g_;
   std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
 };

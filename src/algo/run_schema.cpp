@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "algo/algorithm.h"
+#include "algo/personalization.h"
 #include "algo/problem.h"
 #include "algo/server_optimizer.h"
 #include "attack/attack.h"
@@ -48,6 +49,10 @@ Section build_schema() {
       opt_int("every", 1, "evaluate every this many rounds (and always after the last); 0: last only"),
       opt_int("chunk", 1000, "test rows per evaluation chunk (fixed, so results are rank-independent)",
               1),
+      opt_bool("clients", false,
+               "also evaluate every client on its local test set (data.client_test_fraction) "
+               "with the model it uses (the global one, or its personal model) and record the "
+               "distribution of client accuracies (/rounds/client_acc_*)"),
   };
   Section comm = plain("comm", "How ranks exchange messages.");
   comm.options = {
@@ -90,6 +95,7 @@ Section build_schema() {
       model_section(),
       clients,
       algorithm_section(),
+      personalization_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

@@ -144,6 +144,20 @@ ComponentOptions check_components(const Config& cfg) {
   // Each factory checks its component's options; an algorithm built for zero parameters makes
   // those checks without the model's size, and an attack needs no data.
   make_algorithm(cfg, 0);
+  PersonalizationOptions::from_config(cfg);
+  if (cfg.get_string("aggregator.name") == "qffl") {
+    const std::string algorithm = cfg.get_string("algorithm.name");
+    require_usage(algorithm == "fedavg" || algorithm == "fedprox",
+                  "aggregator.name = qffl weighs the clients' model updates x - y_i with "
+                  "L = 1/eta_l: algorithm.name must be fedavg or fedprox, not " + algorithm);
+    require_usage(cfg.get_string("attack.name") == "none",
+                  "aggregator.name = qffl trusts the losses the clients report: it runs "
+                  "without attacks (attack.name = none), got " + cfg.get_string("attack.name"));
+  }
+  if (cfg.get_bool("eval.clients"))
+    require_usage(cfg.get_float("data.client_test_fraction") > 0,
+                  "eval.clients = true evaluates each client on its local test set: set "
+                  "data.client_test_fraction > 0 (e.g. 0.2)");
   attack::make_attack(attack::attack_options(cfg));
   if (cfg.get_string("data.name") == "fashion_mnist") data::Normalize::from_config(cfg);
   const long long n = cfg.get_int("clients.num_clients"), m = cfg.get_int("clients.per_round");
@@ -190,6 +204,10 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
       s.algorithms.back()->declare_state(*s.clients);
     }
     s.problem->set_workers(threads);
+    if (cfg.get_bool("eval.clients"))
+      require_usage(s.problem->has_accuracy(),
+                    "eval.clients = true records the clients' accuracies: it needs a "
+                    "classification dataset, not " + s.problem->description());
     s.workers = std::make_unique<WorkerPool>(threads);
     s.server = make_server_optimizer(opts.server);
     // A message of P parts is P d values, cut into the layers once per part
@@ -209,6 +227,27 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     }
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
+    const PersonalizationOptions po = PersonalizationOptions::from_config(cfg);
+    const bool local_steps = po.kind == PersonalizationKind::kLocal ||
+                             po.kind == PersonalizationKind::kFinetune ||
+                             po.kind == PersonalizationKind::kDitto;
+    for (int w = 0; w < threads; ++w) {
+      s.personal.push_back(std::make_unique<Personalization>(
+          po, local_steps ? FedAvgOptions::steps_from_config(cfg) : FedAvgOptions{}, seed, s.x));
+      s.personal.back()->declare_state(*s.clients);
+    }
+    if (po.kind == PersonalizationKind::kIfca) {  // Note [IFCA rounds]
+      const auto k = static_cast<std::size_t>(po.clusters);
+      s.clusters.resize(k * static_cast<std::size_t>(d));
+      std::copy(s.x.begin(), s.x.end(), s.clusters.begin());
+      for (std::size_t j = 1; j < k; ++j) {
+        s.problem->init(s.clusters.data() + j * static_cast<std::size_t>(d), seed,
+                        static_cast<std::uint32_t>(j));
+        s.cluster_servers.push_back(make_server_optimizer(opts.server));
+        s.cluster_exchanges.push_back(exchange::make_exchange(
+            opts.exchange, comm, s.problem->layers(), seed, s.num_clients, *s.clients));
+      }
+    }
     s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
     s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed, *s.clients);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
@@ -245,11 +284,19 @@ StateBundle take_prefixed(const StateBundle& b, const std::string& prefix) {
   return out;
 }
 
+// Cluster j's exchange and server optimizer (ifca) are saved under "cluster<j>/".
+std::string cluster_prefix(std::size_t j) { return fmt::format("cluster{}/", j); }
+
 }  // namespace
 
 StateBundle RunState::save_local() const {
   StateBundle b;
   exchange->save(b);
+  for (std::size_t j = 0; j < cluster_exchanges.size(); ++j) {
+    StateBundle e;
+    cluster_exchanges[j]->save(e);
+    put_prefixed(b, std::move(e), cluster_prefix(j + 1));
+  }
   if (anchor) {
     StateBundle a;
     anchor->save(a);
@@ -265,6 +312,12 @@ StateBundle RunState::save_shared() const {
   server->save(b);
   downlink->save(b);
   if (!algorithm_state.empty()) b.f32["run/algorithm_state"] = algorithm_state;
+  if (!clusters.empty()) b.f32["run/clusters"] = clusters;
+  for (std::size_t j = 0; j < cluster_servers.size(); ++j) {
+    StateBundle e;
+    cluster_servers[j]->save(e);
+    put_prefixed(b, std::move(e), cluster_prefix(j + 1));
+  }
   return b;
 }
 
@@ -282,6 +335,18 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
                               "has {}",
                               source, state.size(), algorithm_state.size()));
     algorithm_state = state;
+  }
+  if (!clusters.empty()) {
+    const auto& saved_clusters = b.get_f32("run/clusters");
+    require_usage(saved_clusters.size() == clusters.size(),
+                  fmt::format("checkpoint {} holds {} values of cluster models; this run has {} "
+                              "(personalization.k differs)",
+                              source, saved_clusters.size(), clusters.size()));
+    clusters = saved_clusters;
+  }
+  for (std::size_t j = 0; j < cluster_servers.size(); ++j) {
+    cluster_servers[j]->load(take_prefixed(b, cluster_prefix(j + 1)));
+    cluster_exchanges[j]->load(take_prefixed(b, cluster_prefix(j + 1)));
   }
   server->load(b);
   downlink->load(b);

@@ -31,6 +31,7 @@
 
 #include "algo/algorithm.h"
 #include "algo/clients.h"
+#include "algo/personalization.h"
 #include "algo/problem.h"
 #include "algo/sampling.h"
 #include "algo/server_optimizer.h"
@@ -85,12 +86,22 @@ struct RunState {
   // The client algorithm's server state (Note [Message parts] in algo/algorithm.h), e.g.
   // scaffold's control c; empty for most algorithms.
   std::vector<float> algorithm_state;
+  // ifca (Note [IFCA rounds] in algo/round.cpp): the k cluster models, k d floats (cluster j at
+  // j d), and the server optimizers and exchanges of clusters 1..k-1 (cluster 0 uses `server`
+  // and `exchange`); empty without ifca. x is then a copy of the cluster model the most clients
+  // picked in the last round.
+  std::vector<float> clusters;
+  std::vector<std::unique_ptr<ServerOptimizer>> cluster_servers;
+  std::vector<std::unique_ptr<exchange::Exchange>> cluster_exchanges;
 
   // Built from the config; nothing of them is carried between rounds outside `clients`.
   std::unique_ptr<Problem> problem;
   // One algorithm instance per client thread (clients.threads), each with its own buffers
   // (Note [Client threads] in core/worker_pool.h); the problem holds as many model instances.
   std::vector<std::unique_ptr<Algorithm>> algorithms;
+  // One per client thread as well (Note [Personal models] in algo/personalization.h); their
+  // personal models live in `clients`.
+  std::vector<std::unique_ptr<Personalization>> personal;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ClientBehaviour> behaviour;
   int num_clients = 0, per_round = 0;

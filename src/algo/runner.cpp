@@ -119,6 +119,12 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   std::vector<std::int64_t> byz(static_cast<std::size_t>(s.num_clients), 0);
   for (int c : s.behaviour->byzantine_set()) byz[static_cast<std::size_t>(c)] = 1;
   out.write_vector("/clients/byzantine", byz);
+  if (s.problem->has_client_tests()) {  // Note [Client test sets]
+    std::vector<std::int64_t> tests(static_cast<std::size_t>(s.num_clients));
+    for (int c = 0; c < s.num_clients; ++c) tests[static_cast<std::size_t>(c)] = s.problem->client_test_samples(c);
+    out.write_vector("/clients/test_samples", tests);
+  }
+  out.set_attribute("personalization", s.personal.front()->options().name);
   out.set_status("running");
   fmt::print("cohort {}: {}\n", kVersion, s.problem->description());
   fmt::print("{}", s.problem->model_summary());
@@ -308,6 +314,11 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     throw;
   }
 
+  if (root && !round.client_accuracy().empty()) {  // Note [Per-client evaluation]
+    out->write_floats("/clients/accuracy", round.client_accuracy());
+    if (!round.global_client_accuracy().empty())
+      out->write_floats("/clients/global_accuracy", round.global_client_accuracy());
+  }
   result.final_test_loss = last_loss;
   result.final_model = s.x;
   result.final_accuracy = last_acc;

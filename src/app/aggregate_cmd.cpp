@@ -100,6 +100,9 @@ int run_aggregate_command(const AggregateCommandOptions& o) {
   const std::string name = cfg.get_string("aggregator.name");
   require_usage(name != "majority", "aggregator majority votes on sign messages; cohort aggregate "
                                     "applies mean or a robust rule");
+  require_usage(name != "qffl",
+                "aggregator qffl weighs messages by the clients' losses, which cohort aggregate "
+                "does not have; use it in `cohort run`");
   require_usage(name != "zeno",
                 "aggregator zeno scores messages with the server's validation loss, which "
                 "cohort aggregate does not have; use it in `cohort run`");

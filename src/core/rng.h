@@ -31,6 +31,9 @@ enum class Purpose : std::uint32_t {
   kDownlink = 10,
   kControlBatches = 11,  // scaffold option I: the minibatch of the control gradient at x
   kControlNoise = 12,    // and its data noise
+  kClientTest = 13,      // which of a client's samples form its local test set
+  kPersonalBatches = 14, // personal models' local steps (local, ditto, finetune)
+  kPersonalNoise = 15,   // and their data noise
   kTest = 100,
 };
 

@@ -85,7 +85,7 @@ ExchangeOptions ExchangeOptions::from_config(const Config& cfg) {
                   "aggregator.name = majority votes on signs: it needs compressor.name = sign (got " +
                       o.compressor.name + ")");
   if (power_reduce) {
-    require_usage(o.aggregator == AggregatorKind::kMean,
+    require_usage(o.aggregator == AggregatorKind::kMean || o.aggregator == AggregatorKind::kQffl,
                   "compressor powersgd with mode reduce produces only the mean of the messages: "
                   "use aggregator.name = mean, or compressor.mode = per_client with " +
                       aggregator);

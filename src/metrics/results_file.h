@@ -64,6 +64,10 @@ class ResultsFile {
                     std::int64_t cols);
   void write_tensor3(const std::string& dataset_path, const float* data, std::int64_t n,
                      std::int64_t rows, std::int64_t cols);
+  // A 1-D float dataset (per-client values such as /clients/accuracy).
+  void write_floats(const std::string& dataset_path, const std::vector<float>& v) {
+    write_floats(dataset_path, v.data(), {static_cast<hsize_t>(v.size())});
+  }
 
  private:
   hid_t series(const std::string& name, hid_t type);

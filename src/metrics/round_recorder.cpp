@@ -61,8 +61,16 @@ void RoundRecorder::record(const RoundRecord& r, double elapsed) {
                                  std::to_string(rounds_).size(), rounds_, r.train_loss);
   if (!std::isnan(r.test_loss)) line += fmt::format(" | test_loss {:.4f}", r.test_loss);
   if (!std::isnan(r.accuracy)) line += fmt::format(" | acc {:.2f}%", 100 * r.accuracy);
+  // Of the client accuracy distribution, the line shows the mean and the 10th percentile (the
+  // file has all of it).
+  auto shown = [](const std::string& name) {
+    if (name.rfind("global_client_acc_", 0) == 0) return false;
+    return name.rfind("client_acc_", 0) != 0 || name == "client_acc_mean" ||
+           name == "client_acc_p10";
+  };
   for (std::size_t i = 0; i < r.extra.size(); ++i)
-    if (!std::isnan(r.extra[i])) line += fmt::format(" | {} {:.3g}", r.extra_names[i], r.extra[i]);
+    if (!std::isnan(r.extra[i]) && shown(r.extra_names[i]))
+      line += fmt::format(" | {} {:.3g}", r.extra_names[i], r.extra[i]);
   line += fmt::format(" | up {} | {:.2f} s/round | ETA {}", human_bits(r.uplink_bits), per,
                       human_seconds(per * static_cast<double>(rounds_ - r.round)));
   fmt::print("{}\n", line);

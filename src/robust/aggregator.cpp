@@ -194,6 +194,13 @@ const std::vector<AggregatorRegistration>& aggregators() {
        "sign(sum_i sign(v_i)), ties +1 (signSGD with majority vote; compressor sign only)",
        {},
        {}},
+      {"qffl",
+       "q-FFL (q-FedAvg, Li et al. 2020): x <- x - sum_i F_i^q L u_i / sum_i h_i with "
+       "h_i = q F_i^(q-1) L^2 |u_i|^2 + L F_i^q, F_i the client's loss at x, L = 1/eta_l, "
+       "u_i = x - y_i: clients with larger losses weigh more (fedavg/fedprox; q = 0: fedavg)",
+       {read_elsewhere<AggregatorOptions>(
+           opt_float("q", 1.0, "fairness exponent q (0: the plain mean)", 0))},
+       {}},
       cm_registration(),
       tm_registration(),
       krum_registration(),
@@ -281,6 +288,7 @@ const char* aggregator_name(AggregatorKind kind) {
   switch (kind) {
     case AggregatorKind::kMean: return "mean";
     case AggregatorKind::kMajority: return "majority";
+    case AggregatorKind::kQffl: return "qffl";
     case AggregatorKind::kCm: return "cm";
     case AggregatorKind::kTm: return "tm";
     case AggregatorKind::kKrum: return "krum";
@@ -305,7 +313,8 @@ AggregatorKind aggregator_kind(const std::string& name) {
 }
 
 bool is_robust(AggregatorKind kind) {
-  return kind != AggregatorKind::kMean && kind != AggregatorKind::kMajority;
+  return kind != AggregatorKind::kMean && kind != AggregatorKind::kMajority &&
+         kind != AggregatorKind::kQffl;
 }
 
 }  // namespace cohort::robust

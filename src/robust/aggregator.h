@@ -114,10 +114,12 @@ void require_option(bool ok, const char* key, const std::string& what);
 bool aggregate(Aggregator& rule, const Messages& m, const Context& ctx, float* out, Report& report,
                int dropped_earlier = -1);
 
-// What aggregator.name selects: one of the two sums the exchange computes itself (mean, majority)
+// What aggregator.name selects: one of the sums the exchange computes itself (mean, majority,
+// qffl: a mean with weights the round computes from the clients' losses, Note [q-FFL] in
+// algo/round.cpp)
 // or a robust rule of make_aggregator. Code compares kinds; the names stay at the config boundary
 // and in printed text.
-enum class AggregatorKind { kMean, kMajority, kCm, kTm, kKrum, kMultikrum, kGm, kCclip, kBulyan, kZeno };
+enum class AggregatorKind { kMean, kMajority, kQffl, kCm, kTm, kKrum, kMultikrum, kGm, kCclip, kBulyan, kZeno };
 // aggregator.name -> its kind; throws UsageError listing the known names for any other name.
 AggregatorKind aggregator_kind(const std::string& name);
 // The kind's aggregator.name.
