@@ -75,4 +75,15 @@ threads threads_optim "$SRC/tests/configs/invariance_linear.yaml" clients.per_ro
   algorithm.lr_schedule.name=step algorithm.lr_schedule.milestones=[2] \
   algorithm.weight_decay=0.01 algorithm.clip_norm=0.5 algorithm.local_momentum=0.9 \
   algorithm.local_momentum_state=keep
+# Personalization and fairness (docs/algorithms.md §8) with per-client evaluation on local test
+# sets: ditto's personal models in the client store, ifca's three cluster models with an
+# exchange each, finetuned evaluation, q-FFL's loss-weighted mean (its denominator is an exact
+# all-reduce), and ditto's clients on several threads.
+pers=("$SRC/tests/configs/invariance_compress.yaml" data.client_test_fraction=0.25 eval.clients=true)
+check ditto "${pers[@]}" personalization.name=ditto personalization.lambda=0.5
+check ifca "${pers[@]}" personalization.name=ifca personalization.k=3
+check finetune "${pers[@]}" personalization.name=finetune personalization.steps=3
+check qffl "${pers[@]}" aggregator.name=qffl aggregator.q=2
+threads threads_ditto "${pers[@]}" personalization.name=ditto
+threads threads_ifca "${pers[@]}" personalization.name=ifca personalization.k=2
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"

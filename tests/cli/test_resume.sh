@@ -6,7 +6,8 @@
 #    compression, server Adam, the shard plan, kept local momentum under learning-rate
 #    schedules, and scaffold (client controls in the store, the server control in the shared
 #    state) with top-k and error feedback on both parts of its message, and mime (its server
-#    momentum in the shared state);
+#    momentum in the shared state), ditto's and local's personal models (a client slot), ifca's
+#    cluster models, their optimizers and exchanges;
 #  - preemption: SIGTERM to the ranks ends the run after the current round with a checkpoint,
 #    status preempted and exit code 130; --resume completes it with the same results;
 #  - bad checkpoints: a truncated, altered or foreign newest file is skipped with a warning; a
@@ -41,6 +42,9 @@ cases=(
   "local_momentum_keep|algorithm.local_momentum=0.9 algorithm.local_momentum_state=keep algorithm.lr_schedule.name=step algorithm.lr_schedule.milestones=[3] server_optimizer.lr_schedule.name=cosine"
   "scaffold_topk_ef|algorithm.name=scaffold compressor.name=topk compressor.ratio=0.3 compressor.error_feedback=true"
   "mime|algorithm.name=mime algorithm.beta=0.5 algorithm.grad_batch=8"
+  "ditto|personalization.name=ditto personalization.lambda=0.5 data.client_test_fraction=0.25 eval.clients=true"
+  "ifca|personalization.name=ifca personalization.k=3 compressor.name=topk compressor.ratio=0.3"
+  "local|personalization.name=local data.client_test_fraction=0.25 eval.clients=true"
 )
 for c in "${cases[@]}"; do
   name=${c%%|*}
@@ -49,7 +53,7 @@ for c in "${cases[@]}"; do
   resumed "$name" 2 2 "${ov[@]}"
   resumed "$name" 4 1 "${ov[@]}"
 done
-echo "resume: nine cases resumed at 2 and 1 ranks equal the runs that never stopped"
+echo "resume: twelve cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)
