@@ -88,6 +88,10 @@ PersonalizationOptions PersonalizationOptions::from_config(const Config& cfg) {
                               what, algorithm));
     o.lr = cfg.get_float("personalization.lr");
   }
+  if (o.kind == K::kLocal)
+    require_usage(cfg.get_string("attack.name") == "none",
+                  what + " sends nothing, so there is nothing to attack: set attack.name = none "
+                         "(got " + cfg.get_string("attack.name") + ")");
   if (o.kind == K::kFinetune || o.kind == K::kDitto) o.steps = cfg.get_int("personalization.steps");
   if (o.kind == K::kFinetune)
     require_usage(cfg.get_bool("eval.clients"),
@@ -121,9 +125,10 @@ PersonalizationOptions PersonalizationOptions::from_config(const Config& cfg) {
     require_usage(cfg.get_string("downlink_compressor.name") == "none",
                   what + " sends all k models uncompressed: downlink_compressor.name must be "
                          "none");
-    require_usage(cfg.get_string("aggregator.name") != "qffl",
-                  what + " averages each cluster model over the clients that picked it: "
-                         "aggregator.name = qffl is not defined for it");
+    require_usage(cfg.get_string("aggregator.name") == "mean",
+                  what + " averages each cluster model over the clients that picked it, "
+                         "however few: it needs aggregator.name = mean, not " +
+                      cfg.get_string("aggregator.name"));
   }
   return o;
 }

@@ -63,7 +63,7 @@ data::Partition split_client_tests(data::Partition& train, double fraction, std:
     const auto n = static_cast<std::int64_t>(rows.size());
     require_usage(n >= 2, fmt::format("data.client_test_fraction = {} needs at least 2 samples "
                                       "on every client (one to train, one to test); client {} "
-                                      "has {}: use fewer clients or a larger alpha",
+                                      "has {}: use fewer clients or a partition that gives each more rows",
                                       fraction, c, n));
     const auto m = std::clamp<std::int64_t>(std::llround(fraction * static_cast<double>(n)), 1,
                                             n - 1);

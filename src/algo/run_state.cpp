@@ -80,9 +80,18 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
   const bool kept_local = (algorithm == "fedavg" || algorithm == "fedprox") &&
                           cfg.get_float("algorithm.local_momentum") > 0 &&
                           cfg.get_string("algorithm.local_momentum_state") == "keep";
+  const std::string personal = cfg.get_string("personalization.name");
   const double kinds = (cfg.get_bool("compressor.error_feedback") ? parts : 0) +
                        (cfg.get_float("algorithm.client_momentum") > 0 ? 1 : 0) +
-                       (kept_local ? 1 : 0) + (scaffold ? 1 : 0);
+                       (kept_local ? 1 : 0) + (scaffold ? 1 : 0) +
+                       (personal == "local" || personal == "ditto" ? 1 : 0);
+  // ifca: k cluster models and their aggregates, and k - 1 more exchanges (sum and decode
+  // buffers); finetune and ditto: a personal model per client thread for evaluation.
+  if (personal == "ifca") {
+    const auto k = static_cast<double>(cfg.get_int("personalization.k"));
+    bytes += 2 * k * vec + (k - 1) * ((cfg.get_string("comm.sum") == "float" ? 1 : 2) * vec + vec);
+  }
+  if (personal != "none") bytes += static_cast<double>(cfg.get_int("clients.threads")) * vec;
   if (kinds > 0) {
     const double touched =
         std::min(static_cast<double>(num_clients),

@@ -159,6 +159,59 @@ check_bad mime_server_adam good.yaml \
 check_bad mime_median good.yaml \
   "algorithm.name = mime needs aggregator.name = mean with aggregator.weighted = false (its server statistics are unweighted means over the sampled clients); got aggregator.name = cm" \
   algorithm.name=mime aggregator.name=cm
+# Personalization and fairness (docs/algorithms.md §8) on a small classification problem.
+printf '%s\n' "data: {name: synthetic_fedprox, dim: 20, classes: 5, min_samples: 20}" \
+  "model: {name: logreg}" "clients: {num_clients: 7, per_round: 5}" \
+  "algorithm: {name: fedavg, local_steps: 3, batch_size: 8}" "$out" > classes.yaml
+check_bad qffl_q classes.yaml "aggregator.q = '-1' is not allowed: expected a number >= 0" \
+  aggregator.name=qffl aggregator.q=-1
+check_bad qffl_sgd classes.yaml \
+  "aggregator.name = qffl weighs the clients' model updates x - y_i with L = 1/eta_l: algorithm.name must be fedavg or fedprox, not sgd" \
+  "algorithm={name: sgd}" aggregator.name=qffl
+check_bad qffl_attack classes.yaml \
+  "aggregator.name = qffl trusts the losses the clients report: it runs without attacks (attack.name = none), got ipm" \
+  aggregator.name=qffl attack.name=ipm attack.count=1
+check_bad ditto_lambda classes.yaml \
+  "personalization.lambda = '-0.1' is not allowed: expected a number >= 0" \
+  personalization.name=ditto personalization.lambda=-0.1
+check_bad finetune_zero classes.yaml \
+  "personalization.steps = '0' is not allowed: expected an integer >= 1" \
+  personalization.name=finetune personalization.steps=0 eval.clients=true data.client_test_fraction=0.2
+check_bad finetune_no_eval classes.yaml \
+  "personalization.name = finetune changes only how the clients are evaluated: set eval.clients = true" \
+  personalization.name=finetune
+check_bad ifca_k classes.yaml \
+  "personalization.k = 8 exceeds clients.num_clients = 7: every cluster model needs clients that can pick it; allowed: 1 to 7" \
+  personalization.name=ifca personalization.k=8
+check_bad ifca_ef classes.yaml \
+  "personalization.name = ifca moves clients between cluster models, which per-client memories" \
+  personalization.name=ifca compressor.name=topk compressor.ratio=0.1 compressor.error_feedback=true
+check_bad ifca_krum classes.yaml \
+  "personalization.name = ifca averages each cluster model over the clients that picked it, however few: it needs aggregator.name = mean, not krum" \
+  personalization.name=ifca aggregator.name=krum
+check_bad ditto_sgd classes.yaml \
+  "personalization.name = ditto takes local SGD steps with the algorithm's options: algorithm.name must be fedavg, fedprox, scaffold, mime or mimelite, not sgd" \
+  "algorithm={name: sgd}" personalization.name=ditto
+check_bad ditto_k classes.yaml \
+  "key 'personalization.k' is not an option of personalization.name 'ditto'; it belongs to: ifca" \
+  personalization.name=ditto personalization.k=3
+check_bad local_attack classes.yaml \
+  "personalization.name = local sends nothing, so there is nothing to attack: set attack.name = none (got ipm)" \
+  personalization.name=local attack.name=ipm attack.count=1
+check_bad client_eval_no_split classes.yaml \
+  "eval.clients = true evaluates each client on its local test set: set data.client_test_fraction > 0 (e.g. 0.2)" \
+  eval.clients=true
+check_bad client_test_all classes.yaml \
+  "data.client_test_fraction = 1 leaves the clients nothing to train on: allowed values are in [0, 1)" \
+  data.client_test_fraction=1
+check_bad client_test_quadratic good.yaml \
+  "data.client_test_fraction needs clients with samples: data.name = quadratic clients have an objective, not samples to hold out" \
+  data.client_test_fraction=0.2
+check_bad client_test_tiny classes.yaml \
+  "data.client_test_fraction = 0.2 needs at least 2 samples on every client (one to train, one to test); client 0 has 1" \
+  "data={name: inline, dim: 1, x: [0, 1, 2, 3], y: [0, 1, 0, 1], task: classification}" \
+  data.client_test_fraction=0.2 "clients={num_clients: 4, per_round: 2}"
+
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0
