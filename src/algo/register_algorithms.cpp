@@ -8,13 +8,25 @@
 #include "algo/scaffold.h"
 #include "algo/schedule.h"
 #include "algo/sgd.h"
+#include "decentral/network.h"
 
 namespace cohort::algo {
 
 const std::vector<AlgorithmRegistration>& algorithms() {
   static const std::vector<AlgorithmRegistration> list = {
       sgd_registration(),      fedavg_registration(), fedprox_registration(),
-      scaffold_registration(), mime_registration(),   mimelite_registration()};
+      scaffold_registration(), mime_registration(),   mimelite_registration(),
+      // Decentralized (docs/algorithms.md §5): built by decentral::Network, not make_algorithm.
+      {"gossip", "decentralized: every node averages its model with its neighbours' (no training)",
+       decentral::gossip_options(), {}},
+      {"dsgd", "decentralized SGD: K local steps and gossip with the neighbours, each node its "
+               "own model", decentral::dsgd_options(), {}},
+      {"choco_gossip", "decentralized: compressed gossip on public copies x_hat (Choco-Gossip)",
+       decentral::choco_gossip_options(), {}},
+      {"choco_sgd", "decentralized: local steps, then a Choco-Gossip step (Choco-SGD)",
+       decentral::choco_sgd_options(), {}},
+      {"gradient_tracking", "decentralized gradient tracking (DIGing): gossip of x and of the "
+                            "tracked gradient y", decentral::gradient_tracking_options(), {}}};
   return list;
 }
 
@@ -80,7 +92,7 @@ std::vector<LayerView> message_layers(const std::vector<LayerView>& layers,
 std::unique_ptr<Algorithm> make_algorithm(const Config& cfg, std::int64_t num_params) {
   const std::string name = cfg.get_string("algorithm.name");
   const auto* r = find_registration(algorithms(), name);
-  if (r == nullptr) throw std::logic_error("unknown algorithm " + name);
+  if (r == nullptr || !r->make) throw std::logic_error("not a client algorithm: " + name);
   return r->make(cfg, num_params);
 }
 

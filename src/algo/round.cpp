@@ -106,9 +106,13 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
   qffl_ = rule == AggregatorKind::kQffl;
   if (qffl_) q_ = cfg.get_float("aggregator.q");
   client_eval_ = cfg.get_bool("eval.clients");
+  nodes_every_ = cfg.get_int("eval.nodes_every");
 }
 
 Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
+  // A decentralized round never abandons its local work: it is short by design (one gossip step),
+  // and the nodes' models change in place.
+  if (s.network) return execute_decentralized(s, keep_cost);
   const int rank = comm_.rank(), ranks = comm_.size();
   const long long t = s.round;
   const auto round = static_cast<std::uint32_t>(t);
@@ -527,6 +531,131 @@ void Round::evaluate_clients(RunState& s, std::uint32_t round, int k_clusters, b
   };
   gather(own, client_acc_);
   if (with_global) gather(global, global_client_acc_);
+}
+
+Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
+  const int rank = comm_.rank(), ranks = comm_.size();
+  const long long t = s.round;
+  const auto round = static_cast<std::uint32_t>(t);
+  Problem& problem = *s.problem;
+  decentral::Network& net = *s.network;
+  Result res;
+  metrics::RoundRecord& rec = res.record;
+  double phase[4] = {};
+  set_local_work_abandonable(false);
+  const std::vector<int> active = sample_clients(seed_, round, s.num_clients, s.per_round);
+
+  // Local work and gossip (the network's phases; the exchange among ranks is inside).
+  auto t0 = Clock::now();
+  decentral::Network::RoundResult r = net.step(round, active, *s.workers);
+  phase[0] = seconds_since(t0);
+
+  // The average model, the consensus distance and the round's sums over ranks.
+  t0 = Clock::now();
+  ExactAccumulator scalars(2);  // train-loss sum, nodes that trained
+  for (double l : r.losses) scalars.add_at(0, l);  // one exact term per node: order-free
+  scalars.add_at(1, static_cast<double>(r.losses.size()));
+  comm_.allreduce(comm::View{scalars.data(), 2, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  std::int64_t ints[2] = {r.bits, r.valid ? 0 : 1};
+  comm_.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
+  comm_.allreduce(comm::View{r.node_bits.data(), static_cast<std::int64_t>(r.node_bits.size()),
+                             comm::DType::kI64},
+                  comm::ReduceOp::kSum);
+  const double consensus = net.average(s.x.data());
+  phase[1] = seconds_since(t0);
+  if (ints[1] > 0 || !std::isfinite(consensus))
+    rec.diverged = fmt::format("round {}: a node's model is no longer finite", t + 1);
+  const double trained = scalars.value(1);
+  rec.train_loss = !scalars.valid() ? INFINITY : trained > 0 ? scalars.value(0) / trained : NAN;
+
+  // Evaluation: the average model on the test set (chunks over ranks, exact sums), and every
+  // eval.nodes_every rounds each node's own model.
+  t0 = Clock::now();
+  rec.extra_names = problem.extra_metric_names();
+  rec.extra.assign(rec.extra_names.size(), NAN);
+  const bool last = t + 1 == rounds_;
+  const bool evaluate = rec.diverged.empty() && (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0));
+  if (evaluate) {
+    ExactAccumulator loss(1);
+    std::int64_t sums[2] = {0, 0};
+    const std::int64_t chunks = problem.num_eval_chunks();
+    const std::int64_t mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
+    std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
+    s.workers->run(static_cast<int>(mine), [&](int i, int) {
+      parts[static_cast<std::size_t>(i)] =
+          problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
+    });
+    for (const EvalSums& e : parts) {
+      loss.add_at(0, e.loss_sum);
+      sums[0] += e.correct;
+      sums[1] += e.count;
+    }
+    comm_.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+    comm_.allreduce(comm::View{sums, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
+    rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(sums[1]) : INFINITY;
+    if (problem.has_accuracy()) rec.accuracy = static_cast<double>(sums[0]) / sums[1];
+    rec.extra = problem.extra_metrics(s.x.data());
+  }
+  rec.extra_names.push_back("consensus_distance");
+  rec.extra.push_back(consensus);
+  rec.extra_names.push_back("bits_per_node");
+  rec.extra.push_back(static_cast<double>(ints[0]) / static_cast<double>(active.size()));
+  if (nodes_every_ > 0 && problem.has_accuracy()) {
+    double mean = NAN, worst = NAN;
+    if (rec.diverged.empty() && (last || (t + 1) % nodes_every_ == 0)) {
+      // Each node's accuracy on the whole test set, its chunks summed in order on one thread.
+      const int n = s.mine.end - s.mine.begin;
+      std::vector<double> acc(static_cast<std::size_t>(n));
+      s.workers->run(n, [&](int i, int) {
+        const float* x = net.node_model(s.mine.begin + i);
+        std::int64_t correct = 0, count = 0;
+        for (std::int64_t c = 0; c < problem.num_eval_chunks(); ++c) {
+          const EvalSums e = problem.evaluate_chunk(x, c);
+          correct += e.correct;
+          count += e.count;
+        }
+        acc[static_cast<std::size_t>(i)] = static_cast<double>(correct) / static_cast<double>(count);
+      });
+      ExactAccumulator sum(1);
+      double lowest = INFINITY;
+      for (double a : acc) {
+        sum.add_at(0, a);
+        lowest = std::min(lowest, a);
+      }
+      comm_.allreduce(comm::View{sum.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+      mean = sum.value(0) / s.num_clients;
+      worst = comm_.allreduce_scalar(lowest, comm::ReduceOp::kMin);
+    }
+    rec.extra_names.push_back("node_acc_mean");
+    rec.extra.push_back(mean);
+    rec.extra_names.push_back("node_acc_min");
+    rec.extra.push_back(worst);
+  }
+  phase[3] = seconds_since(t0);
+
+  double tmin[5] = {phase[0], phase[1], phase[2], phase[3], keep_cost};
+  double tmax[5], tsum[5];
+  std::copy(tmin, tmin + 5, tmax);
+  std::copy(tmin, tmin + 5, tsum);
+  comm_.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
+  comm_.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
+  comm_.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
+  for (int i = 0; i < 4; ++i) {
+    rec.time_min[i] = tmin[i];
+    rec.time_avg[i] = tsum[i] / ranks;
+    rec.time_max[i] = tmax[i];
+  }
+  res.local_max = tmax[0];
+  res.keep_cost_max = tmax[4];
+  rec.round = t + 1;
+  rec.sampled.assign(active.begin(), active.end());
+  rec.uplink_bits = static_cast<double>(ints[0]);
+  rec.downlink_bits = 0;
+  rec.client_bits = std::move(r.node_bits);
+  rec.local_lr = NAN;
+  rec.server_lr = NAN;
+  s.round = t + 1;
+  return res;
 }
 
 }  // namespace cohort::algo

@@ -45,6 +45,8 @@ class Round {
   const std::vector<float>& global_client_accuracy() const { return global_client_acc_; }
 
  private:
+  // Note [Decentralized rounds] (decentral/network.h): a round of a decentralized run.
+  Result execute_decentralized(RunState& s, double keep_cost);
   // Note [Per-client evaluation] (round.cpp): fills client_acc_ (and global_client_acc_).
   void evaluate_clients(RunState& s, std::uint32_t round, int k_clusters, bool with_global);
 
@@ -55,6 +57,7 @@ class Round {
   bool qffl_ = false;         // aggregator qffl (Note [q-FFL] in round.cpp)
   double q_ = 0;
   bool client_eval_ = false;  // eval.clients
+  long long nodes_every_ = 0;  // eval.nodes_every
   int zeno_batch_;
   LrSchedule server_lr_;  // server_optimizer.lr_schedule (Note [Schedules of the round])
   std::vector<std::vector<float>> msgs_;  // one message per client thread

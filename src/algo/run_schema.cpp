@@ -10,6 +10,7 @@
 #include "algo/problem.h"
 #include "algo/server_optimizer.h"
 #include "attack/attack.h"
+#include "decentral/topology.h"
 #include "compress/compressor.h"
 #include "robust/aggregator.h"
 
@@ -53,6 +54,9 @@ Section build_schema() {
                "also evaluate every client on its local test set (data.client_test_fraction) "
                "with the model it uses (the global one, or its personal model) and record the "
                "distribution of client accuracies (/rounds/client_acc_*)"),
+      opt_int("nodes_every", 0,
+              "decentralized runs: evaluate every node's own model on the test set every this "
+              "many rounds (and after the last) for /rounds/node_acc_{mean,min}; 0: never"),
   };
   Section comm = plain("comm", "How ranks exchange messages.");
   comm.options = {
@@ -96,6 +100,7 @@ Section build_schema() {
       clients,
       algorithm_section(),
       personalization_section(),
+      decentral::topology_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

@@ -72,6 +72,15 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
                        (plan == "auto" && round_bytes <= budget);
     bytes += whole ? round_bytes : round_bytes / ranks;
   }
+  // Decentralized runs: every node of a rank's block holds its model (and choco's public copy,
+  // gradient tracking's y and last gradient) from the start, plus one message per node.
+  if (decentral::is_decentralized(algorithm)) {
+    const double block = std::ceil(static_cast<double>(num_clients) / ranks);
+    const double per_node = algorithm == "choco_gossip" || algorithm == "choco_sgd" ? 3
+                            : algorithm == "gradient_tracking"                   ? 5
+                                                                                 : 2;
+    bytes += block * per_node * vec;
+  }
   // Each client thread beyond the first holds a message and its algorithm's two d-vectors
   // (Note [Client threads]).
   bytes += static_cast<double>(cfg.get_int("clients.threads") - 1) * 3 * vec;
@@ -152,7 +161,12 @@ ComponentOptions check_components(const Config& cfg) {
   o.server = ServerOptimizerOptions::from_config(cfg);
   // Each factory checks its component's options; an algorithm built for zero parameters makes
   // those checks without the model's size, and an attack needs no data.
-  make_algorithm(cfg, 0);
+  if (decentral::is_decentralized(cfg.get_string("algorithm.name"))) {
+    decentral::NetworkOptions::from_config(cfg);
+    decentral::TopologyOptions::from_config(cfg);
+  } else {
+    make_algorithm(cfg, 0);
+  }
   PersonalizationOptions::from_config(cfg);
   if (cfg.get_string("aggregator.name") == "qffl") {
     const std::string algorithm = cfg.get_string("algorithm.name");
@@ -208,7 +222,8 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
                                             d, here, human_bytes(per_rank)));
     s.clients = std::make_unique<ClientStore>(s.mine.begin, s.mine.end);
     const int threads = static_cast<int>(cfg.get_int("clients.threads"));
-    for (int w = 0; w < threads; ++w) {  // one instance per client thread; they share the slots
+    const bool decentralized = decentral::is_decentralized(cfg.get_string("algorithm.name"));
+    for (int w = 0; w < threads && !decentralized; ++w) {  // one per client thread, sharing slots
       s.algorithms.push_back(make_algorithm(cfg, d));
       s.algorithms.back()->declare_state(*s.clients);
     }
@@ -221,12 +236,15 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     s.server = make_server_optimizer(opts.server);
     // A message of P parts is P d values, cut into the layers once per part
     // (Note [Message parts]).
-    const Algorithm& algorithm = *s.algorithms.front();
-    s.exchange = exchange::make_exchange(
-        opts.exchange, comm, message_layers(s.problem->layers(), algorithm.message_part_names()),
-        seed, s.num_clients, *s.clients);
-    s.algorithm_state.assign(static_cast<std::size_t>(algorithm.server_state_size()), 0.0f);
-    if (algorithm.needs_anchor()) {  // the gradients at x: same plan and sums, no compression
+    const std::vector<std::string> parts =
+        decentralized ? std::vector<std::string>{""} : s.algorithms.front()->message_part_names();
+    s.exchange = exchange::make_exchange(opts.exchange, comm,
+                                         message_layers(s.problem->layers(), parts), seed,
+                                         s.num_clients, *s.clients);
+    if (!decentralized)
+      s.algorithm_state.assign(
+          static_cast<std::size_t>(s.algorithms.front()->server_state_size()), 0.0f);
+    if (!decentralized && s.algorithms.front()->needs_anchor()) {  // the gradients at x: same plan and sums, no compression
       exchange::ExchangeOptions a = opts.exchange;
       a.compressor = compress::CompressorOptions{};
       a.global_scope = false;
@@ -258,10 +276,17 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
       }
     }
     s.downlink = std::make_unique<exchange::Downlink>(cfg, s.problem->layers(), seed, s.x);
+    if (decentralized) {  // every node starts from x; x becomes their average
+      s.network = std::make_unique<decentral::Network>(cfg, comm, *s.problem, *s.clients, s.mine,
+                                                       s.x);
+      s.network->average(s.x.data());
+    }
     s.behaviour = std::make_unique<ClientBehaviour>(cfg, *s.problem, seed, *s.clients);
     s.behaviour->check_rounds(cfg.get_int("rounds"), s.per_round);
     s.client_state =
         client_state_account(cfg, *s.clients, s.num_clients, s.per_round, comm.size());
+    if (decentralized)  // every node of the block holds its model from the start
+      s.client_state.clients = s.mine.end - s.mine.begin;
     check_state_budget(cfg, s.client_state);
   });
   return s;
@@ -362,6 +387,7 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
   exchange->load(b);
   if (anchor) anchor->load(take_prefixed(b, kAnchor));
   clients->load(b);
+  if (network) network->restore_ghosts();  // collective: every rank loads
 }
 
 }  // namespace cohort::algo

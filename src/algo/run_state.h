@@ -40,6 +40,7 @@
 #include "core/config.h"
 #include "core/state.h"
 #include "core/worker_pool.h"
+#include "decentral/network.h"
 #include "exchange/downlink.h"
 #include "exchange/exchange.h"
 
@@ -102,6 +103,9 @@ struct RunState {
   // One per client thread as well (Note [Personal models] in algo/personalization.h); their
   // personal models live in `clients`.
   std::vector<std::unique_ptr<Personalization>> personal;
+  // Decentralized runs (algorithm gossip, dsgd, choco_*, gradient_tracking): the graph, the
+  // nodes' models in `clients` and their transport; null otherwise. x is then the nodes' average.
+  std::unique_ptr<decentral::Network> network;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ClientBehaviour> behaviour;
   int num_clients = 0, per_round = 0;

@@ -125,17 +125,33 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
     out.write_vector("/clients/test_samples", tests);
   }
   out.set_attribute("personalization", s.personal.front()->options().name);
+  if (s.network) {
+    out.set_attribute("topology", s.network->describe());
+    out.set_attribute("spectral_gap", s.network->spectral_gap());
+  }
   out.set_status("running");
   fmt::print("cohort {}: {}\n", kVersion, s.problem->description());
   fmt::print("{}", s.problem->model_summary());
   const int threads = s.workers->size();
-  fmt::print("  {} ranks ({} backend){}, {} clients, {} per round, algorithm {}, server {}\n",
-             comm.size(), comm.name(),
-             threads > 1 ? fmt::format(" x {} client threads", threads) : std::string(),
-             s.num_clients, s.per_round, s.algorithms.front()->name(), s.server->name());
+  const std::string threaded =
+      threads > 1 ? fmt::format(" x {} client threads", threads) : std::string();
+  if (s.network) {  // Note [Decentralized rounds]
+    fmt::print("  {} ranks ({} backend){}, {} nodes, {} active per round, algorithm {}, no "
+               "server\n",
+               comm.size(), comm.name(), threaded, s.num_clients, s.per_round,
+               cfg.get_string("algorithm.name"));
+    fmt::print("  {}\n", s.network->describe());
+  } else {
+    fmt::print("  {} ranks ({} backend){}, {} clients, {} per round, algorithm {}, server {}\n",
+               comm.size(), comm.name(), threaded, s.num_clients, s.per_round,
+               s.algorithms.front()->name(), s.server->name());
+  }
   fmt::print("  model products: {} path (Note [Model GEMM paths])\n",
              isa_name(model::detail::gemm_isa()));
-  fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
+  if (s.network && cfg.get_string("compressor.name") != "none")
+    fmt::print("  gossip compressor: {}\n", cfg.get_string("compressor.name"));
+  else if (!s.network)
+    fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
   if (s.anchor)  // Note [Anchor gradients]
     fmt::print("  gradients at x first: {}\n", s.anchor->describe());
   fmt::print("  client state: {}\n", s.client_state.describe());

@@ -47,6 +47,15 @@ class Communicator {
   virtual void alltoallv(std::span<const float* const> send,
                          std::span<const std::int64_t> send_counts, float* recv,
                          std::span<const std::int64_t> recv_counts) = 0;
+  // Neighbourhood exchange of bytes (decentralized gossip): `neighbours` are other ranks,
+  // ascending, and the relation is symmetric (r lists s iff s lists r); send[k] goes to
+  // neighbours[k] and the result holds, in the same order, what each neighbour sent. The MPI
+  // backend runs it on a distributed-graph communicator of exactly those ranks
+  // (MPI_Dist_graph_create_adjacent, created once per neighbour list and reused), with
+  // MPI_Neighbor_alltoall for the sizes and MPI_Neighbor_alltoallv for the bytes, so a rank
+  // talks only to its neighbours. Collective over all ranks' calls of one round.
+  virtual std::vector<std::vector<std::uint8_t>> neighbor_exchange(
+      const std::vector<int>& neighbours, const std::vector<std::vector<std::uint8_t>>& send) = 0;
   virtual void barrier() = 0;
   // Ends the whole job at once (a failure seen by one rank).
   [[noreturn]] virtual void abort(int code) = 0;

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -56,6 +57,7 @@ class MpiCommunicator final : public Communicator {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) {
+      for (auto& [ranks, c] : graphs_) MPI_Comm_free(&c);
       MPI_Op_free(&exact_sum_);
       MPI_Type_free(&exact_type_);
     }
@@ -150,6 +152,44 @@ class MpiCommunicator final : public Communicator {
                                  MPI_STATUSES_IGNORE));
   }
 
+  std::vector<std::vector<std::uint8_t>> neighbor_exchange(
+      const std::vector<int>& neighbours,
+      const std::vector<std::vector<std::uint8_t>>& send) override {
+    if (send.size() != neighbours.size())
+      throw std::logic_error("mpi backend: neighbor_exchange needs one buffer per neighbour");
+    MPI_Comm graph = graph_comm(neighbours);
+    const auto k = neighbours.size();
+    std::vector<int> send_counts(k), recv_counts(k), sdispls(k), rdispls(k);
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      if (send[i].size() > static_cast<std::size_t>(INT32_MAX) || total > INT32_MAX)
+        throw std::runtime_error("mpi backend: neighbour exchange of more than 2 GiB from one rank");
+      send_counts[i] = static_cast<int>(send[i].size());
+      sdispls[i] = static_cast<int>(total);
+      total += send_counts[i];
+    }
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(total));
+    for (std::size_t i = 0; i < k; ++i)
+      std::copy(send[i].begin(), send[i].end(), out.begin() + sdispls[i]);
+    COHORT_MPI_CHECK(MPI_Neighbor_alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1,
+                                           MPI_INT, graph));
+    std::int64_t rtotal = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      if (rtotal > INT32_MAX)
+        throw std::runtime_error("mpi backend: neighbour exchange of more than 2 GiB to one rank");
+      rdispls[i] = static_cast<int>(rtotal);
+      rtotal += recv_counts[i];
+    }
+    std::vector<std::uint8_t> in(static_cast<std::size_t>(rtotal));
+    COHORT_MPI_CHECK(MPI_Neighbor_alltoallv(out.data(), send_counts.data(), sdispls.data(),
+                                            MPI_BYTE, in.data(), recv_counts.data(),
+                                            rdispls.data(), MPI_BYTE, graph));
+    std::vector<std::vector<std::uint8_t>> result(k);
+    for (std::size_t i = 0; i < k; ++i)
+      result[i].assign(in.begin() + rdispls[i], in.begin() + rdispls[i] + recv_counts[i]);
+    return result;
+  }
+
   void barrier() override { COHORT_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
@@ -168,6 +208,21 @@ class MpiCommunicator final : public Communicator {
     throw std::logic_error("unknown dtype");
   }
 
+  // The distributed-graph communicator whose neighbours (in and out) are `ranks`.
+  MPI_Comm graph_comm(const std::vector<int>& ranks) {
+    auto it = graphs_.find(ranks);
+    if (it != graphs_.end()) return it->second;
+    MPI_Comm c = MPI_COMM_NULL;
+    const int k = static_cast<int>(ranks.size());
+    COHORT_MPI_CHECK(MPI_Dist_graph_create_adjacent(MPI_COMM_WORLD, k, ranks.data(),
+                                                    MPI_UNWEIGHTED, k, ranks.data(),
+                                                    MPI_UNWEIGHTED, MPI_INFO_NULL,
+                                                    /*reorder=*/0, &c));
+    graphs_.emplace(ranks, c);
+    return c;
+  }
+
+  std::map<std::vector<int>, MPI_Comm> graphs_;
   int rank_ = 0, size_ = 1;
   MPI_Datatype exact_type_ = MPI_DATATYPE_NULL;
   MPI_Op exact_sum_ = MPI_OP_NULL;

@@ -34,6 +34,8 @@ enum class Purpose : std::uint32_t {
   kClientTest = 13,      // which of a client's samples form its local test set
   kPersonalBatches = 14, // personal models' local steps (local, ditto, finetune)
   kPersonalNoise = 15,   // and their data noise
+  kTopology = 16,        // random graphs (erdos_renyi, random_matching)
+  kNodeInit = 17,        // decentralized nodes' initial spread (init_spread)
   kTest = 100,
 };
 
