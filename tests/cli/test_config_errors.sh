@@ -82,7 +82,7 @@ check_bad sibling sibling.yaml \
 
 printf '%s\n' "algorithm: {name: fedavgg}" "$out" > component.yaml
 check_bad component component.yaml \
-  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, scaffold, mime, mimelite); did you mean 'fedavg'?"
+  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, scaffold, mime, mimelite, gossip, dsgd, choco_gossip, choco_sgd, gradient_tracking); did you mean 'fedavg'?"
 
 printf '%s\n' "rounds: 0" "$out" > range.yaml
 check_bad range range.yaml "rounds = '0' is not allowed: expected an integer >= 1"

@@ -174,7 +174,8 @@ TEST_CASE("config: an option of a sibling component says which components own it
 TEST_CASE("config: an unknown component name lists the known names and suggests one", "[config]") {
   CHECK(config_error("algorithm: {name: fedavgg}\n") ==
         "test.yaml: unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, "
-        "scaffold, mime, mimelite); did you mean 'fedavg'?");
+        "scaffold, mime, mimelite, gossip, dsgd, choco_gossip, choco_sgd, "
+        "gradient_tracking); did you mean 'fedavg'?");
   const std::string opt = config_error("server_optimizer: {name: adamw}\n");
   INFO(opt);
   CHECK_THAT(opt, Contains("unknown server_optimizer.name 'adamw' (known: sgd, momentum, "
@@ -396,7 +397,8 @@ TEST_CASE("config: schema markdown and listing cover every key", "[config][schem
   // Enum alternatives are separated by escaped pipes, so each row keeps its four cells.
   CHECK_THAT(md, Contains("| `model.activation` | relu \\| tanh \\| sigmoid | `relu` |"));
   CHECK_THAT(md, Contains("| `algorithm.name` | sgd \\| fedavg \\| fedprox \\| scaffold "
-                          "\\| mime \\| mimelite | `fedavg` | which component |"));
+                          "\\| mime \\| mimelite \\| gossip \\| dsgd \\| choco_gossip \\| choco_sgd "
+                          "\\| gradient_tracking | `fedavg` | which component |"));
   for (std::size_t start = 0; start < md.size();) {
     const std::size_t end = md.find('\n', start);
     const std::string line = md.substr(start, end - start);
