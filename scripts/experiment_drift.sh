@@ -5,8 +5,9 @@
 #            results/drift/figure2.png. A few seconds.
 #   scale    fedavg, fedavgm, fedprox, scaffold, mime, mimelite at K = 1, 5, 20 local steps on
 #            Fashion-MNIST (Dirichlet 0.1) and synthetic(1, 1), logistic regression, 100 clients,
-#            10 a round, 3 seeds: four `cohort sweep`s into sweeps/drift_*, then
-#            results/drift/{table.md, table.csv, *.png}. About 10 minutes with 2 runs at a time.
+#            10 a round, 3 seeds, and mime/mimelite at K = 20 with a third of the local rate:
+#            six `cohort sweep`s into sweeps/drift_*, then results/drift/{table.md, table.csv,
+#            *.png}. About 12 minutes with 2 runs at a time on 2 cores.
 # Usage: scripts/experiment_drift.sh [figure2|scale|all]   (default all)
 #   COHORT=path/to/cohort (default build/cohort), JOBS=runs at once (default 2).
 # The sweeps resume: runs already completed with the same config are skipped.
@@ -31,7 +32,7 @@ fi
 
 if [[ $PART == scale || $PART == all ]]; then
   sweeps=()
-  for s in fmnist fmnist_fedprox synthetic synthetic_fedprox; do
+  for s in fmnist fmnist_fedprox fmnist_mime_lr synthetic synthetic_fedprox synthetic_mime_lr; do
     echo "[drift] sweep drift_$s"
     "$COHORT" sweep "configs/sweeps/drift_$s.yaml" --out "sweeps/drift_$s" --launcher local \
       --jobs "$JOBS" | tail -2
