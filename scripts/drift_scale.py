@@ -219,7 +219,7 @@ def main(argv):
         fig.suptitle(f"{DATA_TITLES.get(d, d)}: logistic regression, 100 clients, 10 a round "
                      "(mean ± std over seeds)")
         fig.tight_layout()
-        fig.savefig(out / f"accuracy_{d}.png", dpi=110)
+        fig.savefig(out / f"accuracy_{d}.png", dpi=85)
         plt.close(fig)
     print((out / "table.md").read_text(), end="")
     print(f"{len(runs)} runs; wrote {out / 'table.md'}, {out / 'table.csv'} and "

@@ -7,7 +7,7 @@
 #            Fashion-MNIST (Dirichlet 0.1) and synthetic(1, 1), logistic regression, 100 clients,
 #            10 a round, 3 seeds, and mime/mimelite at K = 20 with a third of the local rate:
 #            six `cohort sweep`s into sweeps/drift_*, then results/drift/{table.md, table.csv,
-#            *.png}. About 12 minutes with 2 runs at a time on 2 cores.
+#            *.png}. About 8 minutes with 2 runs at a time on 2 cores.
 # Usage: scripts/experiment_drift.sh [figure2|scale|all]   (default all)
 #   COHORT=path/to/cohort (default build/cohort), JOBS=runs at once (default 2).
 # The sweeps resume: runs already completed with the same config are skipped.
