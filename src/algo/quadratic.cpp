@@ -10,9 +10,9 @@
 namespace cohort::algo {
 
 QuadraticProblem::QuadraticProblem(int num_clients, std::int64_t dim, std::vector<double> h,
-                                   std::vector<double> a, double noise, double x0)
+                                   std::vector<double> a, double noise, double x0, bool record_x)
     : num_clients_(num_clients), dim_(dim), h_(std::move(h)), a_(std::move(a)), noise_(noise),
-      x0_(x0) {
+      x0_(x0), record_x_(record_x) {
   layers_ = {LayerView{"x", 0, dim_, 1}};
   optimum_.assign(static_cast<std::size_t>(dim_), 0.0);
   for (std::int64_t j = 0; j < dim_; ++j) {
@@ -61,8 +61,14 @@ std::unique_ptr<QuadraticProblem> QuadraticProblem::from_config(const Config& cf
   for (double v : h)
     require_usage(v > 0 && std::isfinite(v),
                   fmt::format("data.h: curvature {} is not allowed: expected finite values > 0", v));
+  const bool record_x = cfg.get_bool("data.record_x");
+  require_usage(!record_x || dim <= kMaxRecordedDim,
+                fmt::format("data.record_x records one metric per coordinate: data.dim = {} must "
+                            "be at most {} with it",
+                            dim, kMaxRecordedDim));
   return std::make_unique<QuadraticProblem>(n, dim, std::move(h), std::move(a),
-                                            cfg.get_float("data.noise"), cfg.get_float("data.x0"));
+                                            cfg.get_float("data.noise"), cfg.get_float("data.x0"),
+                                            record_x);
 }
 
 ProblemRegistration quadratic_registration() {
@@ -70,14 +76,19 @@ ProblemRegistration quadratic_registration() {
           "clients f_i(x) = 1/2 (x - a_i)' H_i (x - a_i), H_i diagonal; optimum known",
           {opt_int("dim", 10, "dimension of x", 1),
            opt_float_list("h", "[]",
-                          "diagonals of H_i: num_clients values (one per client) or "
-                          "num_clients*dim; empty: uniform in [h_min, h_max]"),
+                          "diagonals of H_i: num_clients values (H_i = h_i I) or num_clients*dim, "
+                          "client after client (per-coordinate curvatures: elliptic contours); "
+                          "empty: uniform in [h_min, h_max]"),
            opt_float_list("a", "[]",
-                          "centres a_i: num_clients or num_clients*dim values; empty: N(0, 1)"),
+                          "centres a_i: num_clients values (every coordinate) or num_clients*dim, "
+                          "client after client; empty: N(0, 1)"),
            opt_float("h_min", 1.0, "smallest random curvature", 0, INFINITY, true),
            opt_float("h_max", 10.0, "largest random curvature", 0, INFINITY, true),
            opt_float("noise", 0.0, "std of Gaussian noise added to each gradient coordinate", 0),
-           opt_float("x0", 1.0, "initial value of every coordinate of x")},
+           opt_float("x0", 1.0, "initial value of every coordinate of x"),
+           opt_bool("record_x", false,
+                    "also record the coordinates of x as metrics /rounds/x_0 .. x_{dim-1} at "
+                    "every evaluation (the iterate path; dim at most 16)")},
           [](const Config& cfg) -> std::unique_ptr<Problem> {
             const std::string m = cfg.get_string("model.name");
             require_usage(m == "auto" || m == "quadratic",
@@ -143,13 +154,23 @@ EvalSums QuadraticProblem::evaluate_chunk(const float* x, std::int64_t) {
   return EvalSums{objective(x), 0, 1};
 }
 
+std::vector<std::string> QuadraticProblem::extra_metric_names() const {
+  std::vector<std::string> names = {"dist_to_opt"};
+  if (record_x_)
+    for (std::int64_t j = 0; j < dim_; ++j) names.push_back(fmt::format("x_{}", j));
+  return names;
+}
+
 std::vector<double> QuadraticProblem::extra_metrics(const float* x) const {
   double d2 = 0;
   for (std::int64_t j = 0; j < dim_; ++j) {
     const double r = static_cast<double>(x[j]) - optimum_[j];
     d2 += r * r;
   }
-  return {std::sqrt(d2)};
+  std::vector<double> out = {std::sqrt(d2)};
+  if (record_x_)
+    for (std::int64_t j = 0; j < dim_; ++j) out.push_back(static_cast<double>(x[j]));
+  return out;
 }
 
 }  // namespace cohort::algo

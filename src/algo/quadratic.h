@@ -1,5 +1,7 @@
 // Quadratic clients f_i(x) = 1/2 (x - a_i)' H_i (x - a_i) with diagonal H_i: a problem whose
-// optimum x* = (sum_i H_i)^-1 sum_i H_i a_i is known, for exact tests of the algorithms.
+// optimum x* = (sum_i H_i)^-1 sum_i H_i a_i is known, for exact tests of the algorithms. Each
+// client's H_i may differ per coordinate (elliptic contours), and with record_x the coordinates of
+// x are extra metrics x_0 .. x_{dim-1}, so that a run records its iterate path.
 #pragma once
 
 #include "algo/problem.h"
@@ -9,8 +11,10 @@ namespace cohort::algo {
 class QuadraticProblem final : public Problem {
  public:
   // h, a: num_clients*dim values each (client-major).
+  // record_x: report x_0 .. x_{dim-1} besides dist_to_opt (dim <= kMaxRecordedDim).
   QuadraticProblem(int num_clients, std::int64_t dim, std::vector<double> h,
-                   std::vector<double> a, double noise, double x0);
+                   std::vector<double> a, double noise, double x0, bool record_x = false);
+  static constexpr std::int64_t kMaxRecordedDim = 16;
   static std::unique_ptr<QuadraticProblem> from_config(const Config& cfg);
 
   std::string description() const override;
@@ -27,7 +31,7 @@ class QuadraticProblem final : public Problem {
   double server_loss(const float* y, std::uint64_t, std::uint32_t, int) override {
     return objective(y);
   }
-  std::vector<std::string> extra_metric_names() const override { return {"dist_to_opt"}; }
+  std::vector<std::string> extra_metric_names() const override;
   std::vector<double> extra_metrics(const float* x) const override;
 
   const std::vector<double>& optimum() const { return optimum_; }
@@ -38,6 +42,7 @@ class QuadraticProblem final : public Problem {
   std::int64_t dim_;
   std::vector<double> h_, a_, optimum_;
   double noise_, x0_;
+  bool record_x_;
   std::vector<LayerView> layers_;
 };
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "algo/algorithm.h"
+#include "algo/quadratic.h"
 #include "algo/run_schema.h"
 #include "algo/runner.h"
 #include "algo/sampling.h"
@@ -16,6 +17,7 @@
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "core/rng.h"
+#include "test_support.h"
 
 using namespace cohort;
 
@@ -445,4 +447,95 @@ TEST_CASE("algo: mime with one local step is server-only sgd with EMA server mom
   INFO("mime " << mime[0] << " sgd+momentum " << sgd.final_model[0] << " by hand " << want);
   REQUIRE(mime[0] == Approx(sgd.final_model[0]).epsilon(1e-5));
   REQUIRE(mime[0] == Approx(want).epsilon(1e-5));
+}
+
+TEST_CASE("quadratic: per-coordinate curvatures and the recorded coordinates of x", "[algo]") {
+  // Two 2-D clients, H_1 = diag(1, 4), a_1 = (1, -2); H_2 = diag(9, 2), a_2 = (3, 0), written
+  // client after client. Optimum per coordinate: (1*1 + 9*3) / 10 = 2.8, (4*-2 + 2*0) / 6 = -4/3.
+  const auto make = [](const std::string& more) {
+    const Config cfg = Config::from_text(
+        "data: {name: quadratic, dim: 2, h: [1, 4, 9, 2], a: [1, -2, 3, 0]" + more + "}\n"
+        "clients: {num_clients: 2}\n",
+        {}, algo::run_schema());
+    return algo::QuadraticProblem::from_config(cfg);
+  };
+  auto p = make(", record_x: true");
+  REQUIRE(p->optimum().size() == 2);
+  CHECK(p->optimum()[0] == Approx(2.8).epsilon(1e-15));
+  CHECK(p->optimum()[1] == Approx(-4.0 / 3).epsilon(1e-15));
+  // At x = (0, 1): client 1's gradient (1 (0 - 1), 4 (1 + 2)) = (-1, 12), loss (1 + 36) / 2;
+  // client 2's (9 (0 - 3), 2 (1 - 0)) = (-27, 2), loss (81 + 2) / 2; their mean 30.
+  const float x[2] = {0, 1};
+  float g[2];
+  Rng rng(0, 0, 0, Purpose::kBatches);
+  CHECK(p->loss_grad(0, x, {}, g, rng) == 18.5);
+  CHECK(g[0] == -1.0f);
+  CHECK(g[1] == 12.0f);
+  CHECK(p->loss_grad(1, x, {}, g, rng) == 41.5);
+  CHECK(g[0] == -27.0f);
+  CHECK(g[1] == 2.0f);
+  CHECK(p->objective(x) == 30.0);
+  // record_x: dist_to_opt, then the coordinates.
+  CHECK(p->extra_metric_names() == std::vector<std::string>{"dist_to_opt", "x_0", "x_1"});
+  const auto m = p->extra_metrics(x);
+  REQUIRE(m.size() == 3);
+  CHECK(m[0] == Approx(std::hypot(2.8, 1 + 4.0 / 3)).epsilon(1e-12));
+  CHECK(m[1] == 0.0);
+  CHECK(m[2] == 1.0);
+  // Without it (the default) only dist_to_opt, as before.
+  CHECK(make("")->extra_metric_names() == std::vector<std::string>{"dist_to_opt"});
+  CHECK(make("")->extra_metrics(x).size() == 1);
+  // One metric per coordinate: a large dim is refused, naming the key.
+  CHECK_THAT(cohort::test::usage_error_of([] {
+               algo::QuadraticProblem::from_config(Config::from_text(
+                   "data: {name: quadratic, dim: 17, record_x: true}\nclients: {num_clients: 2}\n",
+                   {}, algo::run_schema()));
+             }),
+             Catch::Matchers::Contains("data.record_x"));
+}
+
+TEST_CASE("quadratic: the 2-D drift case of figure 2, with x recorded", "[algo]") {
+  // configs/figure2_*.yaml: H_1 = diag(1, 5), a_1 = (-1, 1); H_2 = diag(5, 1), a_2 = (1.5, -0.5),
+  // K = 3 full-gradient steps at eta_l = 0.2, momentum beta = 0.5.
+  const auto run = [](const std::string& record, const std::string& algorithm,
+                      const std::string& tag) {
+    const std::string text =
+        "rounds: 40\n"
+        "data: {name: quadratic, dim: 2, h: [1, 5, 5, 1], a: [-1, 1, 1.5, -0.5], x0: -1.5, "
+        "record_x: " + record + "}\n"
+        "clients: {num_clients: 2}\n" + algorithm +
+        "eval: {every: 1}\n"
+        "output: {path: " + tmp_h5(tag) + ", progress_every: 0, save_model: false}\n";
+    const Config cfg = Config::from_text(text, {}, algo::run_schema());
+    auto comm = comm::make_self_communicator();
+    const auto outcome = algo::run_experiment(cfg, *comm);
+    std::filesystem::remove(tmp_h5(tag));
+    REQUIRE(outcome.status == "completed");
+    return outcome.final_model;
+  };
+  const std::string mime =
+      "algorithm: {name: mime, beta: 0.5, local_steps: 3, batch_size: 0, local_lr: 0.2}\n";
+  const std::string fedavgm =
+      "algorithm: {name: fedavg, local_steps: 3, batch_size: 0, local_lr: 0.2}\n"
+      "server_optimizer: {name: momentum, beta: 0.5, form: ema, lr: 1}\n";
+  const auto with = run("true", mime, "record_x_on"), without = run("false", mime, "record_x_off");
+  REQUIRE(with.size() == 2);
+  CHECK(with == without);  // recording x changes nothing
+  // Mime removes the drift: x* = ((1*-1 + 5*1.5) / 6, (5*1 + 1*-0.5) / 6) = (13/12, 3/4).
+  CHECK(with[0] == Approx(13.0 / 12).margin(1e-4));
+  CHECK(with[1] == Approx(0.75).margin(1e-4));
+  // FedAvg with server momentum stops at its fixed point per coordinate,
+  // sum_i (1 - rho_ij) a_ij / sum_i (1 - rho_ij), rho_ij = (1 - eta_l h_ij)^K.
+  const auto avgm = run("true", fedavgm, "record_x_avgm");
+  const double h[2][2] = {{1, 5}, {5, 1}}, a[2][2] = {{-1, 1}, {1.5, -0.5}};
+  for (int j = 0; j < 2; ++j) {
+    double num = 0, den = 0;
+    for (int i = 0; i < 2; ++i) {
+      const double w = 1 - std::pow(1 - 0.2 * h[i][j], 3);
+      num += w * a[i][j];
+      den += w;
+    }
+    CHECK(avgm[j] == Approx(num / den).margin(1e-4));
+  }
+  CHECK(avgm[0] == Approx(0.680108).margin(1e-4));  // far from x*, towards (0.25, 0.25)
 }
