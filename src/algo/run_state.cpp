@@ -163,7 +163,8 @@ ComponentOptions check_components(const Config& cfg) {
   // those checks without the model's size, and an attack needs no data.
   if (decentral::is_decentralized(cfg.get_string("algorithm.name"))) {
     decentral::NetworkOptions::from_config(cfg);
-    decentral::TopologyOptions::from_config(cfg);
+    decentral::check_topology(decentral::TopologyOptions::from_config(cfg),
+                              static_cast<int>(cfg.get_int("clients.num_clients")));
   } else {
     make_algorithm(cfg, 0);
   }

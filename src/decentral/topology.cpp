@@ -89,11 +89,15 @@ Graph torus(int rows, int cols) {
   return finish(std::move(g));
 }
 
-Graph hypercube(int n) {
+void hypercube_size_check(int n) {
   require_usage(n >= 1 && (n & (n - 1)) == 0,
                 fmt::format("topology.name = hypercube needs clients.num_clients a power of two, "
                             "got {}",
                             n));
+}
+
+Graph hypercube(int n) {
+  hypercube_size_check(n);
   Graph g = empty_graph(n);
   for (int i = 0; i < n; ++i)
     for (int bit = 1; bit < n; bit <<= 1) add_edge(g, i, i ^ bit);
@@ -317,16 +321,29 @@ Section topology_section() {
   return s;
 }
 
-Graph build_graph(const TopologyOptions& o, int n, std::uint64_t run_seed, std::uint32_t round) {
-  Graph g;
-  if (o.name == "ring") g = ring(n);
-  else if (o.name == "torus") {
+void check_topology(const TopologyOptions& o, int n) {
+  if (o.name == "hypercube") hypercube_size_check(n);
+  if (o.name == "torus")
     require_usage(static_cast<long long>(o.rows) * o.cols == n,
                   fmt::format("topology.rows x topology.cols = {} x {} = {} must equal "
                               "clients.num_clients = {}",
                               o.rows, o.cols, static_cast<long long>(o.rows) * o.cols, n));
-    g = torus(o.rows, o.cols);
-  } else if (o.name == "hypercube") g = hypercube(n);
+  // The graph is held as neighbour lists on every rank (Note [Input sizes]).
+  if (o.name == "complete" || o.name == "erdos_renyi") {
+    const double entries = static_cast<double>(n) * (o.name == "complete" ? n - 1 : o.p * n);
+    require_usage(entries <= 2e8,
+                  fmt::format("topology.name = {} on {} nodes holds about {:.3g} neighbour entries "
+                              "on every rank, above the limit of 2e8: use a sparser graph "
+                              "(exponential, torus, ring)",
+                              o.name, n, entries));
+  }
+}
+
+Graph build_graph(const TopologyOptions& o, int n, std::uint64_t run_seed, std::uint32_t round) {
+  check_topology(o, n);
+  Graph g;
+  if (o.name == "ring") g = ring(n);
+  else if (o.name == "torus") g = torus(o.rows, o.cols); else if (o.name == "hypercube") g = hypercube(n);
   else if (o.name == "exponential") g = exponential(n);
   else if (o.name == "complete") g = complete(n);
   else if (o.name == "star") g = star(n);

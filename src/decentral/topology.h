@@ -45,6 +45,7 @@ enum class Weights { kUniform, kMetropolis };
 // two; torus: rows x cols = n).
 Graph ring(int n);
 Graph torus(int rows, int cols);
+void hypercube_size_check(int n);  // UsageError unless n is a power of two
 Graph hypercube(int n);
 Graph exponential(int n);
 Graph complete(int n);
@@ -80,6 +81,8 @@ struct TopologyOptions {
 };
 Section topology_section();
 
+// The checks of the options against n nodes that need no graph (sizes; UsageError).
+void check_topology(const TopologyOptions& o, int n);
 // The graph of round `round` (the same every round unless time-varying).
 Graph build_graph(const TopologyOptions& o, int n, std::uint64_t run_seed, std::uint32_t round);
 

@@ -212,6 +212,31 @@ check_bad client_test_tiny classes.yaml \
   "data={name: inline, dim: 1, x: [0, 1, 2, 3], y: [0, 1, 0, 1], task: classification}" \
   data.client_test_fraction=0.2 "clients={num_clients: 4, per_round: 2}"
 
+# Decentralized runs (docs/algorithms.md §5).
+dec="$SRC/tests/configs/decentral.yaml"
+check_bad choco_matching "$dec" \
+  "algorithm.name = choco_gossip keeps public copies of its neighbours, which a graph that changes every round does not have: use a static topology" \
+  "algorithm={name: choco_gossip}" topology.name=random_matching
+check_bad dsgd_compressor "$dec" \
+  "algorithm.name = dsgd exchanges exact models: compressor.name must be none (choco_gossip and choco_sgd compress), got topk" \
+  compressor.name=topk
+check_bad uniform_star "$dec" \
+  "topology.weights = uniform (1/(deg + 1)) is symmetric only on regular graphs" \
+  topology.name=star topology.weights=uniform
+check_bad torus_size "$dec" "topology.rows x topology.cols = 3 x 3 = 9 must equal clients.num_clients = 12" \
+  "topology={name: torus, rows: 3, cols: 3}"
+check_bad hypercube_size "$dec" "topology.name = hypercube needs clients.num_clients a power of two, got 12" \
+  topology.name=hypercube
+check_bad edges_missing "$dec" "topology.path: cannot open edge list '$tmp/none.txt'" \
+  "topology={name: edges, path: $tmp/none.txt}"
+printf '0 1\n1 2\n2 2\n' > "$tmp/loop.txt"
+check_bad edges_loop "$dec" "$tmp/loop.txt:3: self-loop 2 2" "topology={name: edges, path: $tmp/loop.txt}"
+check_bad dec_server "$dec" \
+  "algorithm.name = dsgd has no server: leave server_optimizer at its default (sgd, lr 1, constant)" \
+  server_optimizer.name=adam
+check_bad choco_gamma "$dec" "algorithm.gamma = '0' is not allowed: expected a number > 0" \
+  "algorithm={name: choco_sgd, gamma: 0}"
+
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0

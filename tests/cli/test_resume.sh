@@ -53,7 +53,24 @@ for c in "${cases[@]}"; do
   resumed "$name" 2 2 "${ov[@]}"
   resumed "$name" 4 1 "${ov[@]}"
 done
-echo "resume: twelve cases resumed at 2 and 1 ranks equal the runs that never stopped"
+# Decentralized runs: the nodes' models (and choco's public copies, gradient tracking's y) are
+# client state; a resumed choco run rebuilds its ghost copies of other ranks' nodes.
+CFG="$SRC/tests/configs/decentral.yaml"
+dcases=(  # NAME|OVERRIDE|OVERRIDE...
+  "dec_dsgd|algorithm.order=gossip_then_step|clients.per_round=8"
+  "dec_choco|algorithm={name: choco_sgd, local_steps: 2, batch_size: 8, local_lr: 0.1, gamma: 0.5}|compressor.name=topk|compressor.ratio=0.3"
+  "dec_tracking|algorithm={name: gradient_tracking, local_steps: 1, batch_size: 8, local_lr: 0.05}"
+)
+for c in "${dcases[@]}"; do
+  IFS='|' read -r -a parts <<< "$c"
+  name=${parts[0]}
+  ov=("${parts[@]:1}")
+  run "$name" 4 rounds=$R checkpoint.every=2 checkpoint.keep=10 "${ov[@]}"
+  resumed "$name" 2 2 "${ov[@]}"
+  resumed "$name" 4 1 "${ov[@]}"
+done
+CFG="$SRC/tests/configs/invariance_compress.yaml"
+echo "resume: fifteen cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)
