@@ -1,4 +1,4 @@
-// The `cohort` executable: run, validate, list, bench.
+// The `cohort` executable: run, validate, list, bench, sweep, compress, aggregate, privacy.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -24,6 +24,7 @@
 #include "algo/run_state.h"
 #include "app/aggregate_cmd.h"
 #include "app/bench.h"
+#include "app/privacy_cmd.h"
 #include "app/launch.h"
 #include "app/compress_cmd.h"
 #include "app/sweep.h"
@@ -186,6 +187,8 @@ int main(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "benchmarks");
   BenchOptions bench_opts;
   add_bench_options(*bench, bench_opts);
+  PrivacyCommandOptions privacy_opts;
+  add_privacy_command(app, privacy_opts);
 
   try {
     app.parse(argc, argv);
@@ -210,6 +213,8 @@ int main(int argc, char** argv) {
     active_isa();  // COHORT_ISA is checked before any work
     return run_bench(bench_opts);
   });
+  if (*app.get_subcommand("privacy"))
+    return single_process_command("privacy", [&] { return run_privacy_command(privacy_opts); });
   if (*sweep_cmd) return single_process_command("sweep", [&] { return run_sweep_command(sweep_opts); });
   if (*compress_cmd)
     return single_process_command("compress", [&] { return run_compress_command(compress_opts); });

@@ -260,6 +260,21 @@ check_cli_usage "unknown subcommand" "cohort: error: " frobnicate
 check_cli_usage "run without a config" "config is required" run
 check_cli_usage "unknown option" "--bogus" list --bogus
 
+check_cli_usage "privacy without q" "--q is required" privacy --steps 10 --sigma 1
+check_cli_usage "privacy q out of range" "--q = 1.5 is not allowed: the sampling rate must be in (0, 1]" \
+  privacy --q 1.5 --steps 10 --sigma 1
+check_cli_usage "privacy delta" "--delta = 1 is not allowed: delta must be in (0, 1)" \
+  privacy --q 0.1 --steps 10 --sigma 1 --delta 1
+check_cli_usage "privacy target" "--target-epsilon = -1 is not allowed: it must be > 0" \
+  privacy --q 0.1 --steps 10 --target-epsilon -1
+check_cli_usage "privacy both" "give exactly one of --sigma" privacy --q 0.1 --steps 10 --sigma 1 \
+  --target-epsilon 2
+capture privacy "$COHORT" privacy --q 0.0042666667 --sigma 1.1 --steps 14063 --delta 1e-5
+checks=$((checks + 1))
+[[ $rc -eq 0 ]] || fail "privacy: exit code $rc, expected 0"
+grep -q '^epsilon 3\.009.* at delta 1e-05 (order 9)' "$tmp/privacy.out" ||
+  fail "privacy: expected epsilon 3.009 at order 9, got: $(snippet "$tmp/privacy.out")"
+
 capture version "$COHORT" --version
 checks=$((checks + 1))
 [[ $rc -eq 0 ]] || fail "--version: exit code $rc, expected 0"
