@@ -206,7 +206,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   bool anchor_valid = true;
   std::int64_t anchor_bits = 0;
   std::vector<std::int64_t> anchor_client_bits;
-  if (s.anchor) {
+  if (s.anchor && !local_only) {
     exchange::Exchange& an = *s.anchor;
     an.begin_round(round, sampled);
     in_windows(
@@ -287,7 +287,10 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
                                                    comm::ReduceOp::kMin) == 1;
   // Note [q-FFL]: the mean's denominator is sum_i h_i / L over every rank's clients.
   if (qffl_) total_weight = losses_valid ? scalars.value(2) : INFINITY;
-  bool valid = true;
+  // q-FFL's weights F_i^q and its denominator must be finite and the denominator positive: a
+  // client with F_i = 0 at q < 1 (F^(q-1) = inf), or every F_i = 0, leaves the step undefined.
+  const bool qffl_undefined = qffl_ && !(total_weight > 0 && std::isfinite(total_weight));
+  bool valid = !qffl_undefined;
   // ifca: each cluster's aggregate, into g_ one after the other (Note [IFCA rounds]).
   std::vector<std::vector<float>> cluster_g;
   if (local_only) {
@@ -311,7 +314,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     }
     valid = valid && cluster_weight.valid();
   } else {
-    valid = ex.finish(g_.data(), total_weight);
+    valid = ex.finish(g_.data(), qffl_undefined ? 1.0 : total_weight) && valid;
   }
   valid = valid && anchor_valid && losses_valid;
   phase[1] = seconds_since(t0);
@@ -329,7 +332,12 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   // Aggregate and server update (identical on every rank).
   t0 = Clock::now();
-  if (!valid) {
+  if (!valid && qffl_undefined) {
+    rec.diverged = fmt::format("round {}: q-FFL's step is undefined: sum_i h_i / L = {} (a "
+                               "client's loss F_i(x) is 0 with q < 1, or every F_i(x) is 0, "
+                               "or a loss is not finite)",
+                               t + 1, total_weight);
+  } else if (!valid) {
     rec.diverged = local_only
                        ? fmt::format("round {}: a client's personal training loss is no longer "
                                      "finite", t + 1)
@@ -450,7 +458,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   for (const auto& e : s.cluster_exchanges) rec.uplink_bits += static_cast<double>(e->uplink_bits());
   // The algorithm's server state goes to every sampled client as float32 besides the model
   // (Note [Message parts]).
-  down_bits += 32 * s.algorithms.front()->server_state_sent();
+  if (!local_only) down_bits += 32 * s.algorithms.front()->server_state_sent();
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
   rec.client_bits = ex.client_bits();
   for (const auto& e : s.cluster_exchanges)  // ifca: a client sent to one cluster's exchange
@@ -652,7 +660,7 @@ Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
   rec.uplink_bits = static_cast<double>(ints[0]);
   rec.downlink_bits = 0;
   rec.client_bits = std::move(r.node_bits);
-  rec.local_lr = NAN;
+  rec.local_lr = net.local_lr(round);
   rec.server_lr = NAN;
   s.round = t + 1;
   return res;

@@ -76,9 +76,12 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
   // gradient tracking's y and last gradient) from the start, plus one message per node.
   if (decentral::is_decentralized(algorithm)) {
     const double block = std::ceil(static_cast<double>(num_clients) / ranks);
-    const double per_node = algorithm == "choco_gossip" || algorithm == "choco_sgd" ? 3
-                            : algorithm == "gradient_tracking"                   ? 5
-                                                                                 : 2;
+    // The model and its round buffers (message, its byte copy, the next model): 4 d; choco
+    // adds x_hat and the decoded q; gradient tracking y, its last gradient and (x, y) messages.
+    // The off-rank neighbours' messages and choco's ghost copies come on top (one d each).
+    const double per_node = algorithm == "choco_gossip" || algorithm == "choco_sgd" ? 6
+                            : algorithm == "gradient_tracking"                   ? 9
+                                                                                 : 4;
     bytes += block * per_node * vec;
   }
   // Each client thread beyond the first holds a message and its algorithm's two d-vectors
@@ -177,6 +180,9 @@ ComponentOptions check_components(const Config& cfg) {
     require_usage(cfg.get_string("attack.name") == "none",
                   "aggregator.name = qffl trusts the losses the clients report: it runs "
                   "without attacks (attack.name = none), got " + cfg.get_string("attack.name"));
+    require_usage(cfg.get_float("algorithm.client_momentum") == 0,
+                  "aggregator.name = qffl weighs each client's update x - y_i, which worker "
+                  "momentum would replace: set algorithm.client_momentum = 0");
   }
   if (cfg.get_bool("eval.clients"))
     require_usage(cfg.get_float("data.client_test_fraction") > 0,

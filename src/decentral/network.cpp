@@ -59,7 +59,10 @@ std::vector<Option> choco_sgd_options() {
   return o;
 }
 std::vector<Option> gradient_tracking_options() {
-  auto o = algo::local_step_options(false);
+  // One gradient a round (DIGing): no local steps or epochs.
+  std::vector<Option> o;
+  for (const Option& opt : algo::local_step_options(false))
+    if (opt.key == "batch_size" || opt.key == "local_lr") o.push_back(opt);
   o.push_back(init_spread_option());
   return o;
 }
@@ -73,7 +76,16 @@ NetworkOptions NetworkOptions::from_config(const Config& cfg) {
              : o.name == "choco_sgd"    ? Method::kChocoSgd
                                         : Method::kGradientTracking;
   o.init_spread = cfg.get_float("algorithm.init_spread");
-  if (o.trains()) o.steps = algo::FedAvgOptions::steps_from_config(cfg);
+  if (o.method == Method::kGradientTracking) {  // one gradient a round, no local steps
+    o.steps.local_steps = 1;
+    o.steps.batch_size = cfg.get_int("algorithm.batch_size");
+    o.steps.local_lr = cfg.get_float("algorithm.local_lr");
+    o.steps.schedule = algo::LrSchedule::from_config(cfg, "algorithm.lr_schedule",
+                                                     o.steps.local_lr, "algorithm.local_lr");
+    o.steps.gradient = algo::GradientOptions::from_config(cfg);
+  } else if (o.trains()) {
+    o.steps = algo::FedAvgOptions::steps_from_config(cfg);
+  }
   if (o.method == Method::kDsgd)
     o.gossip_then_step = cfg.get_string("algorithm.order") == "gossip_then_step";
   if (o.choco()) o.gamma = cfg.get_float("algorithm.gamma");
@@ -182,6 +194,15 @@ int Network::owner(int node) const {
   return lo;
 }
 
+// Choco's compression streams: the run's scheme (Note [Compression streams]) under a key derived
+// from (seed, node), so that what a compressor draws from the "shared" stream (rand-k's indices)
+// is the node's own: nodes compress independently, as nothing of theirs is ever summed.
+compress::MessageContext Network::choco_context(int node, std::uint32_t round) const {
+  const std::uint64_t key = seed_ ^ (0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(node) + 1));
+  return compress::MessageContext{key, round, static_cast<std::uint32_t>(node),
+                                  Purpose::kCompression};
+}
+
 float* Network::row(ClientStore::Slot s, int node) const {
   return store_.row(s, node).data();
 }
@@ -200,7 +221,9 @@ std::string Network::describe() const {
   return fmt::format("topology {} ({} nodes, {} edges{}), {} weights, spectral gap {}; {} "
                      "neighbouring rank(s)",
                      topo_.name, n_, graph_.edges(), topo_.time_varying() ? " this round" : "",
-                     topo_.weights == Weights::kUniform ? "uniform" : "metropolis",
+                     topo_.time_varying()                ? "matching (1/2 per pair)"
+                     : topo_.weights == Weights::kUniform ? "uniform"
+                                                          : "metropolis",
                      std::isnan(gap_) ? std::string(topo_.time_varying() ? "n/a (time-varying)"
                                                                          : "not computed")
                                       : fmt::format("{:.6g}", gap_),
@@ -224,7 +247,8 @@ void Network::exchange(const Graph& g, const std::vector<char>& is_active,
                        const std::map<int, std::vector<std::uint8_t>>& mine,
                        std::map<int, std::vector<std::uint8_t>>& theirs) {
   theirs.clear();
-  if (peers_.empty()) return;
+  // Every rank takes part, also one without peers (or without nodes: more ranks than nodes):
+  // the graph communicator is created collectively over all ranks.
   std::vector<std::vector<std::uint8_t>> send(peers_.size());
   for (const auto& [node, bytes] : mine) {
     // Each peer rank holding an active neighbour gets the message once; under choco every rank
@@ -307,9 +331,8 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
         const float* hat = row(hat_, i);
         zi.resize(d);
         for (std::size_t k = 0; k < d; ++k) zi[k] = x[k] - hat[k];
-        const compress::MessageContext ctx{seed_, round, static_cast<std::uint32_t>(i),
-                                           Purpose::kCompression};
-        q[static_cast<std::size_t>(task)] = compress::encode(*compressor_, zi, shapes_, ctx, {});
+        q[static_cast<std::size_t>(task)] =
+            compress::encode(*compressor_, zi, shapes_, choco_context(i, round), {});
         break;
       }
       case Method::kGradientTracking: {
@@ -317,10 +340,12 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
         float* y = row(track_, i);
         float* last = row(last_grad_, i);
         if (first) {
-          // y_i = g_i(x_i) before the node's first round.
-          auto [batches, noise, steps, lr] = algo::LocalRound(o_.steps, problem_, seed_, i, round);
-          (void)steps;
-          (void)lr;
+          // y_i = g_i(x_i) before the node's first round, on a minibatch of its own stream
+          // (the control-gradient purposes), apart from the round's step below.
+          algo::BatchStream batches(problem_.client_samples(i), o_.steps.batch_size,
+                                    Rng(seed_, round, static_cast<std::uint32_t>(i),
+                                        Purpose::kControlBatches));
+          Rng noise(seed_, round, static_cast<std::uint32_t>(i), Purpose::kControlNoise);
           grad.resize(d);
           problem_.loss_grad(i, x, batches.next(), grad.data(), noise);
           o_.steps.gradient.apply(grad.data(), x, d_);
@@ -382,9 +407,7 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
       e.bits = bits;
       e.bytes.assign(bytes.begin() + sizeof bits, bytes.end());
       std::vector<float> dq(d);
-      const compress::MessageContext ctx{seed_, round, static_cast<std::uint32_t>(j),
-                                         Purpose::kCompression};
-      compress::decode(*compressor_, e, shapes_, ctx, dq);
+      compress::decode(*compressor_, e, shapes_, choco_context(j, round), dq);
       for (std::size_t k = 0; k < d; ++k) hat[k] += dq[k];
     };
     workers.run(m, [&](int task, int) {

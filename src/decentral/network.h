@@ -15,8 +15,10 @@
 //    x_i <- x_i + γ sum_j w_ij (x̂_j - x̂_i) with the updated copies. choco_sgd first takes the K
 //    local steps on x_i.
 //  - gradient_tracking (DIGing): x_i+ = sum_j w_ij x_j - η y_i; y_i+ = sum_j w_ij y_j +
-//    g_i(x_i+) - g_i(x_i), with y_i = g_i(x_i) = the node's first minibatch gradient before its
-//    first round; g_i(x_i) is the gradient computed at the end of the node's previous round.
+//    g_i(x_i+) - g_i(x_i), with y_i = g_i(x_i) before the node's first round (a minibatch of
+//    its control-gradient stream); g_i(x_i) is the gradient computed at the end of the node's
+//    previous round. One gradient a round: it takes no local steps, and its reported loss is the
+//    minibatch loss at x_i+.
 // Sums over j run in ascending node order in double precision, and every message crosses ranks
 // bit for bit (raw float32, or the compressor's encoding), so a node's new model does not depend
 // on which rank holds which node: results are bitwise the same at any rank count.
@@ -25,7 +27,9 @@
 // computed once; neighbours on the same rank read it from memory, and each other rank that holds
 // at least one active neighbour of the node receives it once, however many edges cross, through
 // Communicator::neighbor_exchange among the ranks that share an edge of the graph (every rank for
-// the time-varying random_matching). Ranks never gather the population. Choco's public copies
+// the time-varying random_matching). A rank receives only its nodes' off-rank neighbours'
+// messages: on sparse graphs (ring, torus, exponential) the boundary of its block, on dense ones
+// (complete, a star's hub) up to the whole population. Choco's public copies
 // x̂_j of nodes held elsewhere are kept as ghosts by every rank with a neighbour of j and updated
 // from the same q_j, so they equal the owner's x̂_j bit for bit; a checkpoint saves only the
 // owners' copies and a resumed run sends the ghosts once, uncounted (restore_ghosts).
@@ -36,6 +40,7 @@
 // x̂_i must take the same q_i, or the copies would drift apart.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -104,11 +109,16 @@ class Network {
   void restore_ghosts();
 
   std::string describe() const;
+  // The local rate of the round for the training methods (NaN for gossip and choco_gossip).
+  double local_lr(std::uint32_t round) const {
+    return o_.trains() ? o_.steps.schedule.at(round) : NAN;
+  }
   double spectral_gap() const { return gap_; }
   int neighbour_ranks() const { return static_cast<int>(peers_.size()); }
 
  private:
   int owner(int node) const;  // the rank whose block holds the node
+  compress::MessageContext choco_context(int node, std::uint32_t round) const;
   // The node's row in slot s (which exists for every node of the block).
   float* row(ClientStore::Slot s, int node) const;
   const Graph& graph_of(std::uint32_t round);

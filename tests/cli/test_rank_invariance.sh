@@ -99,7 +99,10 @@ check choco_sgd "$dec" "algorithm={name: choco_sgd, local_steps: 2, batch_size: 
 check choco_gossip "$dec" "algorithm={name: choco_gossip, gamma: 0.4, init_spread: 1}" \
   compressor.name=qsgd "topology={name: torus, rows: 3, cols: 4}" clients.per_round=9
 check matching "$dec" topology.name=random_matching
-check tracking "$dec" "algorithm={name: gradient_tracking, local_steps: 1, batch_size: 8, local_lr: 0.05}" \
+check tracking "$dec" "algorithm={name: gradient_tracking, batch_size: 8, local_lr: 0.05}" \
   "topology={name: erdos_renyi, p: 0.3}"
 threads threads_dsgd "$dec"
+# Fewer nodes than ranks: ranks without nodes still join every neighbourhood exchange.
+check few_nodes "$dec" clients.num_clients=3 "algorithm={name: choco_sgd, local_steps: 1, batch_size: 8, local_lr: 0.1}" \
+  compressor.name=randk compressor.ratio=0.5
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"

@@ -59,7 +59,7 @@ CFG="$SRC/tests/configs/decentral.yaml"
 dcases=(  # NAME|OVERRIDE|OVERRIDE...
   "dec_dsgd|algorithm.order=gossip_then_step|clients.per_round=8"
   "dec_choco|algorithm={name: choco_sgd, local_steps: 2, batch_size: 8, local_lr: 0.1, gamma: 0.5}|compressor.name=topk|compressor.ratio=0.3"
-  "dec_tracking|algorithm={name: gradient_tracking, local_steps: 1, batch_size: 8, local_lr: 0.05}"
+  "dec_tracking|algorithm={name: gradient_tracking, batch_size: 8, local_lr: 0.05}"
 )
 for c in "${dcases[@]}"; do
   IFS='|' read -r -a parts <<< "$c"
