@@ -55,7 +55,12 @@ const std::vector<PersonalizationRegistration>& personalizations() {
        "k global models; each sampled client trains the one with the lowest loss on its "
        "training samples, each model averages the updates of the clients that picked it "
        "(Ghosh et al. 2020)",
-       {opt_int("k", 2, "number of cluster models (at most clients.num_clients)", 1, 1024)},
+       {opt_int("k", 2, "number of cluster models (at most clients.num_clients)", 1, 1024),
+        opt_float("init_spread", 0.01,
+                  "standard deviation of the Gaussian noise added to every weight of models "
+                  "2..k at the start (model 1 is the run's initial model), so that models with a "
+                  "deterministic initializer (logreg's zeros) start apart; 0: none",
+                  0)},
        {}},
   };
   return list;
@@ -100,6 +105,7 @@ PersonalizationOptions PersonalizationOptions::from_config(const Config& cfg) {
   if (o.kind == K::kDitto) o.lambda = cfg.get_float("personalization.lambda");
   if (o.kind == K::kIfca) {
     o.clusters = static_cast<int>(cfg.get_int("personalization.k"));
+    o.init_spread = cfg.get_float("personalization.init_spread");
     const long long n = cfg.get_int("clients.num_clients");
     require_usage(o.clusters <= n,
                   fmt::format("personalization.k = {} exceeds clients.num_clients = {}: every "

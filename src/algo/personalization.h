@@ -45,6 +45,7 @@ struct PersonalizationOptions {
   double lr = 0;           // eta of the personal steps; 0: the algorithm's local rate
   double lambda = 0;       // ditto's pull towards the global model
   int clusters = 1;        // ifca's k
+  double init_spread = 0;  // ifca: std of the noise added to models 1..k-1 at the start
   // The personalization.* keys, with the checks of the combinations with the rest of the config
   // (UsageError naming the key and what works).
   static PersonalizationOptions from_config(const Config& cfg);

@@ -48,8 +48,11 @@ double percentile(const std::vector<double>& sorted, double p) {
 // that picked it, and the cluster's server optimizer steps with it. A model nobody picked stays
 // as it was. Each exchange is a full all-reduce of its own, so the result is the same at any
 // rank count; uplink bits are those of the messages actually sent. Cluster 0 starts at the run's
-// initial model, cluster j at init variant j (another draw from the seed). The test-set metrics
-// are those of RunState::x, the model most clients picked in the round.
+// initial model, cluster j at init variant j (another draw from the seed) plus N(0, s^2) noise
+// per weight (personalization.init_spread s), so that models with a deterministic initializer
+// (logreg's zeros) start apart and the clients split between them as in the IFCA paper's random
+// starts. The test-set metrics are those of RunState::x, the model most clients picked in the
+// round.
 //
 // The cluster model with the lowest loss on client c's training samples (the
 // lowest index among ties; a NaN loss never wins).

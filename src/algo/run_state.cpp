@@ -275,8 +275,13 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
       s.clusters.resize(k * static_cast<std::size_t>(d));
       std::copy(s.x.begin(), s.x.end(), s.clusters.begin());
       for (std::size_t j = 1; j < k; ++j) {
-        s.problem->init(s.clusters.data() + j * static_cast<std::size_t>(d), seed,
-                        static_cast<std::uint32_t>(j));
+        float* xj = s.clusters.data() + j * static_cast<std::size_t>(d);
+        s.problem->init(xj, seed, static_cast<std::uint32_t>(j));
+        // A spread of its own, so that models whose initializer is deterministic (logreg's
+        // zeros) do not start as copies of model 0 (Note [IFCA rounds]).
+        Rng spread(seed, static_cast<std::uint32_t>(j), kGlobalClient, Purpose::kNodeInit);
+        for (std::int64_t i = 0; i < d; ++i)
+          xj[i] = static_cast<float>(xj[i] + po.init_spread * spread.normal());
         s.cluster_servers.push_back(make_server_optimizer(opts.server));
         s.cluster_exchanges.push_back(exchange::make_exchange(
             opts.exchange, comm, s.problem->layers(), seed, s.num_clients, *s.clients));

@@ -210,7 +210,7 @@ TEST_CASE("pers: ifca's clients pick the closer model and each model follows its
       "data: {name: quadratic, dim: 1, h: [1, 1], a: [-1, 3], x0: 0}\n"
       "clients: {num_clients: 2}\n"
       "algorithm: {name: fedavg, batch_size: 0, local_lr: 0.1, local_steps: 5}\n"
-      "personalization: {name: ifca, k: 2}\n"
+      "personalization: {name: ifca, k: 2, init_spread: 0}\n"
       "eval: {every: 0}\n";
   const double rho = std::pow(0.9, 5);
   const auto r1 = run_text("rounds: 1\n" + text, {}, tmp_h5("ifca1"));
@@ -220,6 +220,17 @@ TEST_CASE("pers: ifca's clients pick the closer model and each model follows its
   const auto r60 = run_text("rounds: 60\n" + text, {}, tmp_h5("ifca60"));
   REQUIRE(std::fabs(r60.final_model[0] - 3) < 1e-5);  // fedavg would sit at 1
   for (const char* t : {"ifca1", "ifca2", "ifca60"}) std::filesystem::remove(tmp_h5(t));
+  // logreg starts every weight at zero: without a spread every client ties and takes model 0,
+  // which then always wins, so ifca would be fedavg; the default spread splits the clients.
+  const auto avg = run_text("rounds: 4\n" + kClasses, {}, tmp_h5("ifca_avg"));
+  const auto tied = run_text("rounds: 4\n" + kClasses,
+                             {"personalization.name=ifca", "personalization.init_spread=0"},
+                             tmp_h5("ifca_tied"));
+  const auto spread =
+      run_text("rounds: 4\n" + kClasses, {"personalization.name=ifca"}, tmp_h5("ifca_spread"));
+  REQUIRE(tied.final_model == avg.final_model);
+  REQUIRE(spread.final_model != avg.final_model);
+  for (const char* t : {"ifca_avg", "ifca_tied", "ifca_spread"}) std::filesystem::remove(tmp_h5(t));
 }
 
 TEST_CASE("pers: client test sets are a rank-independent split of each client's rows",
