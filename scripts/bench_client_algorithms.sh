@@ -5,7 +5,8 @@
 #     (configs/quickstart.yaml: mlp [128] on Fashion-MNIST, 10 clients, all sampled, one local
 #     epoch), ROUNDS rounds each on NP ranks, REPEATS interleaved passes, evaluation only after
 #     the last round; median of /rounds/time_round over all rounds of all passes, and of the
-#     slowest rank's local phase (/rounds/time_local_max), and the ratio to fedavg;
+#     slowest rank's local phase (/rounds/time_local_max), and the ratio to fedavg; and the
+#     CPU seconds per round on one rank (a 12-round run minus a 2-round run, per round);
 #  2. the client-state account cohort prints at start-up ("client state: ...") and the peak RSS
 #     (attribute peak_rss_mib_max) for 10^4 clients (iid partition: 6 rows each) with scaffold,
 #     ditto, local and fedavg with top-k (1%) + error feedback, in one round with 10 clients
