@@ -10,6 +10,7 @@
 #include "algo/interrupt.h"
 #include "algo/sampling.h"
 #include "core/exact_sum.h"
+#include "core/rng.h"
 #include "robust/aggregator.h"
 
 namespace cohort::algo {
@@ -107,6 +108,8 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
   zeno_batch_ = rule == AggregatorKind::kZeno ? static_cast<int>(cfg.get_int("aggregator.batch"))
                                               : 32;
   qffl_ = rule == AggregatorKind::kQffl;
+  poisson_ = cfg.get_string("clients.sampling") == "poisson";
+  q_sampling_ = cfg.get_float("clients.fraction");
   if (qffl_) q_ = cfg.get_float("aggregator.q");
   client_eval_ = cfg.get_bool("eval.clients");
   nodes_every_ = cfg.get_int("eval.nodes_every");
@@ -132,7 +135,11 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   metrics::RoundRecord& rec = res.record;
   double phase[4] = {};  // local, comm, aggregate, eval on this rank
   set_local_work_abandonable(may_abandon);
-  const std::vector<int> sampled = sample_clients(seed_, round, s.num_clients, s.per_round);
+  // Note [Poisson sampling]: a varying sample, possibly empty; s.per_round is then its bound.
+  const Sampling sampling{poisson_, q_sampling_, s.per_round};
+  const std::vector<int> sampled = sampling.sample(seed_, round, s.num_clients);
+  const bool nobody = sampled.empty();  // only under Poisson sampling: nothing is exchanged
+  const privacy::DpOptions& dp = s.dp;
   // Note [Personal models] (algo/personalization.h) and [IFCA rounds] below.
   const PersonalizationOptions& po = s.personal.front()->options();
   const bool local_only = po.kind == PersonalizationKind::kLocal;
@@ -154,7 +161,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     // compressor).
     if (k_clusters > 0) down_bits *= k_clusters;
   }
-  ex.begin_round(round, sampled);
+  if (!nobody) ex.begin_round(round, sampled);  // (an empty list would mean every client)
   for (auto& e : s.cluster_exchanges) e->begin_round(round, sampled);
   ex.set_validation(
       [&, round](const float* y) { return problem.server_loss(y, seed_, round, zeno_batch_); },
@@ -172,6 +179,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     if (behaviour.sends(c)) total_weight += weight(c);
     if (s.mine.owns(c) && behaviour.trains(c)) training.push_back(c);
   }
+  // Note [DP-FedAvg]: the fixed denominator q N, whatever the round's sample.
+  if (dp.enabled) total_weight = dp.denominator();
   // Windows of T clients train in parallel, each into its own buffer; their messages are then
   // processed and submitted in client order on this thread (Note [Client threads]).
   const int threads = s.workers->size();
@@ -209,7 +218,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   bool anchor_valid = true;
   std::int64_t anchor_bits = 0;
   std::vector<std::int64_t> anchor_client_bits;
-  if (s.anchor && !local_only) {
+  if (s.anchor && !local_only && !nobody) {
     exchange::Exchange& an = *s.anchor;
     an.begin_round(round, sampled);
     in_windows(
@@ -266,6 +275,14 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
           scalars.add_at(2, (q_ > 0 ? q_ * std::pow(f, q_ - 1) * inv_lr * u2 : 0.0) + w);
         }
         if (ditto) scalars.add_at(3, personal_loss_[i]);
+        if (dp.enabled) {  // Note [DP-FedAvg]: clip, and the client's share of distributed noise
+          privacy::clip_update(m.data(), problem.layers(), dp.clip, dp.per_layer);
+          if (dp.distributed) {
+            const double sd = dp.sigma * dp.clip / std::sqrt(static_cast<double>(sampled.size()));
+            Rng noise(seed_, round, static_cast<std::uint32_t>(c), Purpose::kPrivacyNoise);
+            for (std::int64_t j = 0; j < d; ++j) m[j] = static_cast<float>(m[j] + sd * noise.normal());
+          }
+        }
         exchange_of(picks_[i]).submit(c, m, w, behaviour.byzantine(c));
         if (k_clusters > 0) {
           cluster_weight.add_at(static_cast<std::size_t>(picks_[i]), w);
@@ -316,8 +333,16 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
       valid = valid && (ok || !picked);
     }
     valid = valid && cluster_weight.valid();
+  } else if (nobody) {
+    std::fill(g_.begin(), g_.end(), 0.0f);  // no client: an empty sum
   } else {
     valid = ex.finish(g_.data(), qffl_undefined ? 1.0 : total_weight) && valid;
+  }
+  if (dp.enabled && !dp.distributed && valid) {
+    // Note [DP-FedAvg]: the server's N(0, sigma^2 C^2) on the sum, divided like the sum.
+    const double sd = dp.sigma * dp.clip / dp.denominator();
+    Rng noise(seed_, round, kGlobalClient, Purpose::kPrivacyNoise);
+    for (std::int64_t j = 0; j < d; ++j) g_[j] = static_cast<float>(g_[j] + sd * noise.normal());
   }
   valid = valid && anchor_valid && losses_valid;
   phase[1] = seconds_since(t0);
@@ -457,13 +482,13 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
 
   rec.round = t + 1;
   rec.sampled.assign(sampled.begin(), sampled.end());
-  rec.uplink_bits = static_cast<double>(ex.uplink_bits() + anchor_bits);
+  rec.uplink_bits = nobody ? 0.0 : static_cast<double>(ex.uplink_bits() + anchor_bits);
   for (const auto& e : s.cluster_exchanges) rec.uplink_bits += static_cast<double>(e->uplink_bits());
   // The algorithm's server state goes to every sampled client as float32 besides the model
   // (Note [Message parts]).
   if (!local_only) down_bits += 32 * s.algorithms.front()->server_state_sent();
   rec.downlink_bits = static_cast<double>(down_bits) * static_cast<double>(sampled.size());
-  rec.client_bits = ex.client_bits();
+  rec.client_bits = nobody ? std::vector<std::int64_t>{} : ex.client_bits();
   for (const auto& e : s.cluster_exchanges)  // ifca: a client sent to one cluster's exchange
     for (std::size_t i = 0; i < rec.client_bits.size() && i < e->client_bits().size(); ++i)
       rec.client_bits[i] += e->client_bits()[i];
@@ -474,6 +499,15 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   for (std::size_t i = 0; i < anchor_client_bits.size() && i < rec.client_bits.size(); ++i)
     rec.client_bits[i] += anchor_client_bits[i];
   rec.byzantine_sampled = behaviour.sampled_byzantine();
+  if (dp.enabled) {  // the accountant after t + 1 rounds (Note [RDP accountant])
+    rec.extra_names.push_back("epsilon");
+    rec.extra.push_back(dp.epsilon_after(t + 1));
+  }
+  if (poisson_) {  // fixed-width per-client rows (Note [Poisson sampling])
+    rec.clients = static_cast<std::int64_t>(sampled.size());
+    rec.sampled.resize(static_cast<std::size_t>(s.per_round), -1);
+    rec.client_bits.resize(static_cast<std::size_t>(s.per_round), 0);
+  }
   rec.local_lr = s.algorithms.front()->local_lr(round);
   rec.server_lr = server_lr_.at(t);
   const auto& rep = ex.report();

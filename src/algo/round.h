@@ -55,6 +55,8 @@ class Round {
   long long rounds_, eval_every_;
   bool weighted_, selecting_rule_;
   bool qffl_ = false;         // aggregator qffl (Note [q-FFL] in round.cpp)
+  bool poisson_ = false;      // clients.sampling = poisson (Note [Poisson sampling])
+  double q_sampling_ = 1;
   double q_ = 0;
   bool client_eval_ = false;  // eval.clients
   long long nodes_every_ = 0;  // eval.nodes_every

@@ -11,6 +11,7 @@
 #include "algo/server_optimizer.h"
 #include "attack/attack.h"
 #include "decentral/topology.h"
+#include "privacy/dp.h"
 #include "compress/compressor.h"
 #include "robust/aggregator.h"
 
@@ -36,6 +37,10 @@ Section build_schema() {
       opt_int("num_clients", 10, "population N; clients are spread over ranks in blocks", 1),
       opt_int("per_round", 0, "clients sampled per round; 0: use fraction"),
       opt_float("fraction", 1.0, "share of N sampled per round when per_round is 0", 0, 1, true),
+      opt_enum("sampling", "uniform", {"uniform", "poisson"},
+               "uniform: per_round (or fraction N) clients without replacement; poisson: each "
+               "client independently with probability fraction, a varying count (Note [Poisson "
+               "sampling]; what DP accounting assumes)"),
       opt_int("threads", 1,
               "threads that train this rank's sampled clients, one client per thread; results "
               "are bitwise the same for every value (Note [Client threads])",
@@ -101,6 +106,7 @@ Section build_schema() {
       algorithm_section(),
       personalization_section(),
       decentral::topology_section(),
+      privacy::privacy_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

@@ -184,6 +184,20 @@ ComponentOptions check_components(const Config& cfg) {
                   "aggregator.name = qffl weighs each client's update x - y_i, which worker "
                   "momentum would replace: set algorithm.client_momentum = 0");
   }
+  privacy::DpOptions::from_config(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
+  if (cfg.get_string("clients.sampling") == "poisson") {  // Note [Poisson sampling]
+    const std::string what = "clients.sampling = poisson";
+    require_usage(cfg.get_string("aggregator.name") == "mean",
+                  what + " gives each round a varying number of clients, which the robust rules' "
+                         "preconditions cannot be checked against: use aggregator.name = mean");
+    require_usage(cfg.get_string("attack.name") == "none",
+                  what + " runs without attacks (attack.name = none)");
+    require_usage(!decentral::is_decentralized(cfg.get_string("algorithm.name")),
+                  what + " is for federated runs; decentralized runs activate nodes with "
+                         "clients.per_round");
+    require_usage(cfg.get_string("personalization.name") != "ifca",
+                  what + " is not supported with personalization.name = ifca");
+  }
   if (cfg.get_bool("eval.clients"))
     require_usage(cfg.get_float("data.client_test_fraction") > 0,
                   "eval.clients = true evaluates each client on its local test set: set "
@@ -214,6 +228,7 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     s.problem = make_problem(cfg);
     s.num_clients = s.problem->num_clients();
     s.per_round = clients_per_round(cfg, s.num_clients);
+    s.dp = privacy::DpOptions::from_config(cfg, s.num_clients);
     s.mine = client_block(s.num_clients, comm.rank(), comm.size());
     // Before any d-sized buffer is allocated (Note [Input sizes]).
     const std::int64_t d = s.problem->num_params();

@@ -41,6 +41,7 @@
 #include "core/state.h"
 #include "core/worker_pool.h"
 #include "decentral/network.h"
+#include "privacy/dp.h"
 #include "exchange/downlink.h"
 #include "exchange/exchange.h"
 
@@ -106,6 +107,9 @@ struct RunState {
   // Decentralized runs (algorithm gossip, dsgd, choco_*, gradient_tracking): the graph, the
   // nodes' models in `clients` and their transport; null otherwise. x is then the nodes' average.
   std::unique_ptr<decentral::Network> network;
+  // Differential privacy (Note [DP-FedAvg] in privacy/dp.h); disabled by default. Its noise
+  // multiplier is calibrated here when asked, so every rank uses the same.
+  privacy::DpOptions dp;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ClientBehaviour> behaviour;
   int num_clients = 0, per_round = 0;

@@ -125,6 +125,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
     out.write_vector("/clients/test_samples", tests);
   }
   out.set_attribute("personalization", s.personal.front()->options().name);
+  out.set_attribute("privacy", s.dp.describe());
+  if (s.dp.enabled) out.set_attribute("noise_multiplier", s.dp.sigma);
   if (s.network) {
     out.set_attribute("topology", s.network->describe());
     out.set_attribute("spectral_gap", s.network->spectral_gap());
@@ -154,6 +156,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
     fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
   if (s.anchor)  // Note [Anchor gradients]
     fmt::print("  gradients at x first: {}\n", s.anchor->describe());
+  if (s.dp.enabled) fmt::print("  privacy: {}\n", s.dp.describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);
@@ -287,6 +290,15 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
         kept.emplace(capture());
         keep_cost = seconds_since(k0);
       }
+      // Note [DP-FedAvg]: a round that would spend more than the budget is not run.
+      if (s.dp.enabled && std::isfinite(s.dp.target) && s.dp.epsilon_after(t + 1) > s.dp.target) {
+        result.status = "budget_exhausted";
+        result.message = fmt::format(
+            "privacy budget reached: round {} would raise epsilon to {:.4g}, above "
+            "privacy.target_epsilon = {:g} ({} rounds done at epsilon {:.4g})",
+            t + 1, s.dp.epsilon_after(t + 1), s.dp.target, t, s.dp.epsilon_after(t));
+        break;
+      }
       if (fault.round == t + 1 && fault.rank == rank)
         throw std::runtime_error(fmt::format("injected fault (COHORT_FAULT) in round {}", t + 1));
       Round::Result r = round.execute(s, may_abandon, keep_cost);
@@ -349,7 +361,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     out->set_attribute("wall_seconds", seconds_since(t_start));
     out->set_attribute("rounds_done", static_cast<std::int64_t>(result.rounds_done));
     out->set_status(result.status, result.message);
-    if (result.status == "completed") {
+    if (result.status == "budget_exhausted") {
+      fmt::print("stopped: {}\n", result.message);
+    } else if (result.status == "completed") {
       fmt::print("completed {} rounds in {:.1f} s", result.rounds_done, seconds_since(t_start));
       if (!std::isnan(last_acc)) fmt::print(", test accuracy {:.2f}%", 100 * last_acc);
       fmt::print(", peak memory {:.0f} MiB per rank\n", rss_max);

@@ -36,6 +36,7 @@ enum class Purpose : std::uint32_t {
   kPersonalNoise = 15,   // and their data noise
   kTopology = 16,        // random graphs (erdos_renyi, random_matching)
   kNodeInit = 17,        // decentralized nodes' initial spread (init_spread)
+  kPrivacyNoise = 18,    // DP noise (the server's, or each client's share)
   kTest = 100,
 };
 

@@ -27,7 +27,7 @@ void RoundRecorder::record(const RoundRecord& r, double elapsed) {
   if (out_ == nullptr) return;
   ResultsFile& out = *out_;
   out.append("round", static_cast<std::int64_t>(r.round));
-  out.append("clients", static_cast<std::int64_t>(r.sampled.size()));
+  out.append("clients", r.clients >= 0 ? r.clients : static_cast<std::int64_t>(r.sampled.size()));
   out.append("train_loss", r.train_loss);
   out.append("test_loss", r.test_loss);
   out.append("test_accuracy", r.accuracy);

@@ -15,6 +15,7 @@ namespace cohort::metrics {
 struct RoundRecord {
   long long round = 0;  // 1-based, as printed
   std::vector<std::int64_t> sampled;  // the round's sampled clients, ascending
+  std::int64_t clients = -1;  // how many; -1: sampled.size() (Poisson rows are padded)
   double train_loss = 0;
   double test_loss = NAN, accuracy = NAN;  // NaN: not evaluated this round (or no accuracy)
   std::vector<std::string> extra_names;  // problem-specific metrics (NaN: not evaluated)

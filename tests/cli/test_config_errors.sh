@@ -237,6 +237,26 @@ check_bad dec_server "$dec" \
 check_bad choco_gamma "$dec" "algorithm.gamma = '0' is not allowed: expected a number > 0" \
   "algorithm={name: choco_sgd, gamma: 0}"
 
+# Differential privacy (docs/algorithms.md §6).
+dpc="$SRC/tests/configs/dp.yaml"
+check_bad dp_delta "$dpc" "privacy.delta = 1 is not allowed: delta must be in (0, 1)" privacy.delta=1
+check_bad dp_target "$dpc" "privacy.target_epsilon = '0' is not allowed: expected a number > 0" \
+  privacy.target_epsilon=0
+check_bad dp_clip "$dpc" "privacy.clip = '-1' is not allowed: expected a number > 0" privacy.clip=-1
+check_bad dp_q "$dpc" "clients.fraction = '1.5' is not allowed: expected a number in (0, 1]" \
+  clients.fraction=1.5
+check_bad dp_uniform "$dpc" \
+  "privacy.name = dp_fedavg is accounted as the sampled Gaussian mechanism, which needs each client sampled independently: set clients.sampling = poisson" \
+  clients.sampling=uniform
+check_bad dp_calibrate "$dpc" "privacy.calibrate = true needs a finite privacy.target_epsilon to calibrate to" \
+  privacy.calibrate=true
+check_bad poisson_count "$dpc" \
+  "clients.sampling = poisson samples each client with probability clients.fraction: leave clients.per_round at 0" \
+  clients.per_round=5
+check_bad poisson_krum "$dpc" \
+  "clients.sampling = poisson gives each round a varying number of clients" \
+  "privacy={name: none}" aggregator.name=krum
+
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0

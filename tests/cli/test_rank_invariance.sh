@@ -105,4 +105,10 @@ threads threads_dsgd "$dec"
 # Fewer nodes than ranks: ranks without nodes still join every neighbourhood exchange.
 check few_nodes "$dec" clients.num_clients=3 "algorithm={name: choco_sgd, local_steps: 1, batch_size: 8, local_lr: 0.1}" \
   compressor.name=randk compressor.ratio=0.5
+# DP-FedAvg with Poisson sampling (a varying, padded sample): the server's noise, and the
+# clients' shares of distributed noise with per-layer clipping; and on several threads.
+dp="$SRC/tests/configs/dp.yaml"
+check dp_central "$dp"
+check dp_distributed "$dp" privacy.noise=distributed privacy.clip_scope=layer
+threads threads_dp "$dp"
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"

@@ -69,8 +69,13 @@ for c in "${dcases[@]}"; do
   resumed "$name" 2 2 "${ov[@]}"
   resumed "$name" 4 1 "${ov[@]}"
 done
+# DP-FedAvg: its epsilon is a function of the round, its noise keyed by the round.
+CFG="$SRC/tests/configs/dp.yaml"
+run dp 4 rounds=$R checkpoint.every=2 checkpoint.keep=10 privacy.noise=distributed
+resumed dp 2 2 privacy.noise=distributed
+resumed dp 4 1 privacy.noise=distributed
 CFG="$SRC/tests/configs/invariance_compress.yaml"
-echo "resume: fifteen cases resumed at 2 and 1 ranks equal the runs that never stopped"
+echo "resume: sixteen cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)
