@@ -40,7 +40,8 @@ class ResultsFile {
   void set_attribute(const std::string& name, const std::string& value);
   void set_attribute(const std::string& name, double value);
   void set_attribute(const std::string& name, std::int64_t value);
-  // status: running | completed | diverged | failed | preempted; message explains.
+  // status: running | completed | diverged | failed | preempted | budget_exhausted;
+  // message explains.
   void set_status(const std::string& status, const std::string& message = "");
 
   // Appends one value to /rounds/<name> (created on first use; NaN marks "not measured this
