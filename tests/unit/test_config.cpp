@@ -153,7 +153,8 @@ TEST_CASE("config: an unknown key names its full path and the nearest valid key"
   INFO(far);
   CHECK_THAT(far, Contains("unknown key 'clients.zzzzqqqq'"));
   CHECK_THAT(far, !Contains("did you mean"));
-  CHECK_THAT(far, Contains("(valid here: num_clients, per_round, fraction, threads, state_budget_mib)"));
+  CHECK_THAT(far, Contains("(valid here: num_clients, per_round, fraction, sampling, threads, "
+                          "state_budget_mib)"));
 }
 
 TEST_CASE("config: an option of a sibling component says which components own it", "[config]") {
