@@ -119,7 +119,6 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   // A decentralized round never abandons its local work: it is short by design (one gossip step),
   // and the nodes' models change in place.
   if (s.network) return execute_decentralized(s, keep_cost);
-  const int rank = comm_.rank(), ranks = comm_.size();
   const long long t = s.round;
   const auto round = static_cast<std::uint32_t>(t);
   Problem& problem = *s.problem;
@@ -407,41 +406,16 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   rec.train_loss = losses_valid ? scalars.value(0) / std::max(1.0, scalars.value(1)) : INFINITY;
   phase[2] = seconds_since(t0);
 
-  // Evaluation in fixed chunks spread over ranks; sums are exact.
+  // Evaluation (test set, then the clients' own test sets).
   t0 = Clock::now();
-  rec.extra_names = problem.extra_metric_names();
-  rec.extra.assign(rec.extra_names.size(), NAN);
-  const bool last = t + 1 == rounds_;
-  if (rec.diverged.empty() && (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0))) {
-    ExactAccumulator loss(1);
-    std::int64_t ints[2] = {0, 0};
-    // This rank's chunks, spread over the client threads; exact sums, so in any order.
-    const std::int64_t chunks = problem.num_eval_chunks();
-    const std::int64_t mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
-    std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
-    s.workers->run(static_cast<int>(mine), [&](int i, int) {
-      parts[static_cast<std::size_t>(i)] =
-          problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
-    });
-    for (const EvalSums& e : parts) {
-      loss.add_at(0, e.loss_sum);
-      ints[0] += e.correct;
-      ints[1] += e.count;
-    }
-    comm_.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    comm_.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
-    rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(ints[1]) : INFINITY;
-    if (problem.has_accuracy()) rec.accuracy = static_cast<double>(ints[0]) / ints[1];
-    rec.extra = problem.extra_metrics(s.x.data());
-  }
+  const bool evaluate = evaluates(t, rec);
+  evaluate_test_set(s, evaluate, rec);
   if (ditto) {
     rec.extra_names.push_back("personal_train_loss");
     rec.extra.push_back(losses_valid ? scalars.value(3) / std::max(1.0, scalars.value(1))
                                      : INFINITY);
   }
   if (client_eval_) {
-    const bool evaluate = rec.diverged.empty() &&
-                          (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0));
     const bool with_global = po.personal_eval() && k_clusters == 0;
     ClientAccuracyStats own, global;
     if (evaluate) {
@@ -463,22 +437,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   }
   phase[3] = seconds_since(t0);
 
-  // Per-phase times: min / avg / max over ranks; the fifth entry is what keeping the start state
-  // cost (Note [Stopping mid-round]).
-  double tmin[5] = {phase[0], phase[1], phase[2], phase[3], keep_cost};
-  double tmax[5], tsum[5];
-  std::copy(tmin, tmin + 5, tmax);
-  std::copy(tmin, tmin + 5, tsum);
-  comm_.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
-  comm_.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
-  comm_.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
-  for (int i = 0; i < 4; ++i) {
-    rec.time_min[i] = tmin[i];
-    rec.time_avg[i] = tsum[i] / ranks;
-    rec.time_max[i] = tmax[i];
-  }
-  res.local_max = tmax[0];
-  res.keep_cost_max = tmax[4];
+  record_phases(phase, keep_cost, res);
 
   rec.round = t + 1;
   rec.sampled.assign(sampled.begin(), sampled.end());
@@ -579,7 +538,6 @@ void Round::evaluate_clients(RunState& s, std::uint32_t round, int k_clusters, b
 }
 
 Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
-  const int rank = comm_.rank(), ranks = comm_.size();
   const long long t = s.round;
   const auto round = static_cast<std::uint32_t>(t);
   Problem& problem = *s.problem;
@@ -616,31 +574,8 @@ Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
   // Evaluation: the average model on the test set (chunks over ranks, exact sums), and every
   // eval.nodes_every rounds each node's own model.
   t0 = Clock::now();
-  rec.extra_names = problem.extra_metric_names();
-  rec.extra.assign(rec.extra_names.size(), NAN);
   const bool last = t + 1 == rounds_;
-  const bool evaluate = rec.diverged.empty() && (last || (eval_every_ > 0 && (t + 1) % eval_every_ == 0));
-  if (evaluate) {
-    ExactAccumulator loss(1);
-    std::int64_t sums[2] = {0, 0};
-    const std::int64_t chunks = problem.num_eval_chunks();
-    const std::int64_t mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
-    std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
-    s.workers->run(static_cast<int>(mine), [&](int i, int) {
-      parts[static_cast<std::size_t>(i)] =
-          problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
-    });
-    for (const EvalSums& e : parts) {
-      loss.add_at(0, e.loss_sum);
-      sums[0] += e.correct;
-      sums[1] += e.count;
-    }
-    comm_.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
-    comm_.allreduce(comm::View{sums, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
-    rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(sums[1]) : INFINITY;
-    if (problem.has_accuracy()) rec.accuracy = static_cast<double>(sums[0]) / sums[1];
-    rec.extra = problem.extra_metrics(s.x.data());
-  }
+  evaluate_test_set(s, evaluates(t, rec), rec);
   rec.extra_names.push_back("consensus_distance");
   rec.extra.push_back(consensus);
   rec.extra_names.push_back("bits_per_node");
@@ -678,20 +613,7 @@ Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
   }
   phase[3] = seconds_since(t0);
 
-  double tmin[5] = {phase[0], phase[1], phase[2], phase[3], keep_cost};
-  double tmax[5], tsum[5];
-  std::copy(tmin, tmin + 5, tmax);
-  std::copy(tmin, tmin + 5, tsum);
-  comm_.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
-  comm_.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
-  comm_.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
-  for (int i = 0; i < 4; ++i) {
-    rec.time_min[i] = tmin[i];
-    rec.time_avg[i] = tsum[i] / ranks;
-    rec.time_max[i] = tmax[i];
-  }
-  res.local_max = tmax[0];
-  res.keep_cost_max = tmax[4];
+  record_phases(phase, keep_cost, res);
   rec.round = t + 1;
   rec.sampled.assign(active.begin(), active.end());
   rec.uplink_bits = static_cast<double>(ints[0]);
@@ -701,6 +623,60 @@ Round::Result Round::execute_decentralized(RunState& s, double keep_cost) {
   rec.server_lr = NAN;
   s.round = t + 1;
   return res;
+}
+
+bool Round::evaluates(long long t, const metrics::RoundRecord& rec) const {
+  return rec.diverged.empty() &&
+         (t + 1 == rounds_ || (eval_every_ > 0 && (t + 1) % eval_every_ == 0));
+}
+
+// Evaluation of x on the test set in fixed chunks spread over ranks and the client threads;
+// exact sums, so in any order. Sets the problem's extra metrics (NaN when not evaluating).
+void Round::evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& rec) {
+  Problem& problem = *s.problem;
+  const int rank = comm_.rank(), ranks = comm_.size();
+  rec.extra_names = problem.extra_metric_names();
+  rec.extra.assign(rec.extra_names.size(), NAN);
+  if (!evaluate) return;
+  ExactAccumulator loss(1);
+  std::int64_t ints[2] = {0, 0};
+  const std::int64_t chunks = problem.num_eval_chunks();
+  const std::int64_t mine = chunks > rank ? (chunks - rank + ranks - 1) / ranks : 0;
+  std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
+  s.workers->run(static_cast<int>(mine), [&](int i, int) {
+    parts[static_cast<std::size_t>(i)] =
+        problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
+  });
+  for (const EvalSums& e : parts) {
+    loss.add_at(0, e.loss_sum);
+    ints[0] += e.correct;
+    ints[1] += e.count;
+  }
+  comm_.allreduce(comm::View{loss.data(), 1, comm::DType::kExact128}, comm::ReduceOp::kSum);
+  comm_.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
+  rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(ints[1]) : INFINITY;
+  if (problem.has_accuracy()) rec.accuracy = static_cast<double>(ints[0]) / ints[1];
+  rec.extra = problem.extra_metrics(s.x.data());
+}
+
+// Per-phase times: min / average / max over ranks; the fifth entry is what keeping the start
+// state cost (Note [Stopping mid-round]).
+void Round::record_phases(const double phase[4], double keep_cost, Result& res) {
+  metrics::RoundRecord& rec = res.record;
+  double tmin[5] = {phase[0], phase[1], phase[2], phase[3], keep_cost};
+  double tmax[5], tsum[5];
+  std::copy(tmin, tmin + 5, tmax);
+  std::copy(tmin, tmin + 5, tsum);
+  comm_.allreduce(comm::View{tmin, 5, comm::DType::kF64}, comm::ReduceOp::kMin);
+  comm_.allreduce(comm::View{tmax, 5, comm::DType::kF64}, comm::ReduceOp::kMax);
+  comm_.allreduce(comm::View{tsum, 5, comm::DType::kF64}, comm::ReduceOp::kSum);
+  for (int i = 0; i < 4; ++i) {
+    rec.time_min[i] = tmin[i];
+    rec.time_avg[i] = tsum[i] / comm_.size();
+    rec.time_max[i] = tmax[i];
+  }
+  res.local_max = tmax[0];
+  res.keep_cost_max = tmax[4];
 }
 
 }  // namespace cohort::algo

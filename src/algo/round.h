@@ -45,6 +45,12 @@ class Round {
   const std::vector<float>& global_client_accuracy() const { return global_client_acc_; }
 
  private:
+  // Whether round t (0-based) evaluates: every eval.every rounds, the last, never diverged.
+  bool evaluates(long long t, const metrics::RoundRecord& rec) const;
+  // Collective: x on the test set into rec (test loss, accuracy, the problem's extra metrics).
+  void evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& rec);
+  // Collective: the phase times' min / avg / max over ranks into res.
+  void record_phases(const double phase[4], double keep_cost, Result& res);
   // Note [Decentralized rounds] (decentral/network.h): a round of a decentralized run.
   Result execute_decentralized(RunState& s, double keep_cost);
   // Note [Per-client evaluation] (round.cpp): fills client_acc_ (and global_client_acc_).
