@@ -25,6 +25,9 @@ const std::vector<AlgorithmRegistration>& algorithms() {
        decentral::choco_gossip_options(), {}},
       {"choco_sgd", "decentralized: local steps, then a Choco-Gossip step (Choco-SGD)",
        decentral::choco_sgd_options(), {}},
+      {"naive_gossip", "decentralized: gossip of compressed models, x_i += gamma sum_j w_ij "
+                       "(Q(x_j) - Q(x_i)) (the baseline Choco improves on)",
+       decentral::naive_gossip_options(), {}},
       {"gradient_tracking", "decentralized gradient tracking (DIGing): gossip of x and of the "
                             "tracked gradient y", decentral::gradient_tracking_options(), {}}};
   return list;

@@ -79,8 +79,10 @@ double run_bytes_per_rank(const Config& cfg, std::int64_t d, int num_clients, in
     // The model and its round buffers (message, its byte copy, the next model): 4 d; choco
     // adds x_hat and the decoded q; gradient tracking y, its last gradient and (x, y) messages.
     // The off-rank neighbours' messages and choco's ghost copies come on top (one d each).
+    // naive_gossip keeps no copies but decodes each message it mixes with: one d more.
     const double per_node = algorithm == "choco_gossip" || algorithm == "choco_sgd" ? 6
                             : algorithm == "gradient_tracking"                   ? 9
+                            : algorithm == "naive_gossip"                        ? 5
                                                                                  : 4;
     bytes += block * per_node * vec;
   }

@@ -1,6 +1,7 @@
 #include "decentral/network.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -36,7 +37,7 @@ void put(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
 
 bool is_decentralized(const std::string& a) {
   return a == "gossip" || a == "dsgd" || a == "choco_gossip" || a == "choco_sgd" ||
-         a == "gradient_tracking";
+         a == "naive_gossip" || a == "gradient_tracking";
 }
 
 std::vector<Option> gossip_options() { return {init_spread_option()}; }
@@ -58,6 +59,7 @@ std::vector<Option> choco_sgd_options() {
   o.push_back(init_spread_option());
   return o;
 }
+std::vector<Option> naive_gossip_options() { return {gamma_option(), init_spread_option()}; }
 std::vector<Option> gradient_tracking_options() {
   // One gradient a round (DIGing): no local steps or epochs.
   std::vector<Option> o;
@@ -74,6 +76,7 @@ NetworkOptions NetworkOptions::from_config(const Config& cfg) {
              : o.name == "dsgd"         ? Method::kDsgd
              : o.name == "choco_gossip" ? Method::kChocoGossip
              : o.name == "choco_sgd"    ? Method::kChocoSgd
+             : o.name == "naive_gossip" ? Method::kNaiveGossip
                                         : Method::kGradientTracking;
   o.init_spread = cfg.get_float("algorithm.init_spread");
   if (o.method == Method::kGradientTracking) {  // one gradient a round, no local steps
@@ -88,7 +91,7 @@ NetworkOptions NetworkOptions::from_config(const Config& cfg) {
   }
   if (o.method == Method::kDsgd)
     o.gossip_then_step = cfg.get_string("algorithm.order") == "gossip_then_step";
-  if (o.choco()) o.gamma = cfg.get_float("algorithm.gamma");
+  if (o.compresses()) o.gamma = cfg.get_float("algorithm.gamma");
   const std::string what = "algorithm.name = " + o.name;
   auto refuse = [&](bool bad, const std::string& msg) { require_usage(!bad, what + msg); };
   refuse(cfg.get_string("aggregator.name") != "mean" || cfg.get_bool("aggregator.weighted"),
@@ -111,14 +114,14 @@ NetworkOptions NetworkOptions::from_config(const Config& cfg) {
   refuse(cfg.get_bool("compressor.error_feedback"),
          ": compressor.error_feedback is not defined for gossip (choco keeps its own public "
          "copies instead)");
-  if (!o.choco())
+  if (!o.compresses())
     refuse(cfg.get_string("compressor.name") != "none",
-           " exchanges exact models: compressor.name must be none (choco_gossip and choco_sgd "
-           "compress), got " + cfg.get_string("compressor.name"));
+           " exchanges exact models: compressor.name must be none (choco_gossip, choco_sgd and "
+           "naive_gossip compress), got " + cfg.get_string("compressor.name"));
   else
     refuse(cfg.get_string("compressor.name") == "powersgd",
-           ": powersgd keeps per-message state that choco's public copies do not carry; use "
-           "topk, randk, sign or qsgd");
+           ": powersgd keeps per-message state that gossip messages do not carry; use topk, "
+           "randk, sign or qsgd");
   if (o.choco())
     refuse(cfg.get_string("topology.name") == "random_matching",
            " keeps public copies of its neighbours, which a graph that changes every round "
@@ -154,8 +157,8 @@ Network::Network(const Config& cfg, comm::Communicator& comm, algo::Problem& pro
     if (r != me && peer[static_cast<std::size_t>(r)]) peers_.push_back(r);
 
   model_ = store.declare("node_model", "node model", d_);
-  if (o_.choco()) {
-    hat_ = store.declare("node_public", "public copy (choco)", d_);
+  if (o_.choco()) hat_ = store.declare("node_public", "public copy (choco)", d_);
+  if (o_.compresses()) {
     compressor_ = compress::make_compressor(compress::compressor_options(cfg, compress::kUplinkSlot));
     shapes_ = compress::message_layers(problem.layers(), cfg.get_string("compressor.scope") == "global");
   }
@@ -194,9 +197,10 @@ int Network::owner(int node) const {
   return lo;
 }
 
-// Choco's compression streams: the run's scheme (Note [Compression streams]) under a key derived
-// from (seed, node), so that what a compressor draws from the "shared" stream (rand-k's indices)
-// is the node's own: nodes compress independently, as nothing of theirs is ever summed.
+// The compression streams of choco and naive_gossip: the run's scheme (Note [Compression
+// streams]) under a key derived from (seed, node), so that what a compressor draws from the
+// "shared" stream (rand-k's indices) is the node's own: nodes compress independently, as nothing
+// of theirs is ever summed.
 compress::MessageContext Network::choco_context(int node, std::uint32_t round) const {
   const std::uint64_t key = seed_ ^ (0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(node) + 1));
   return compress::MessageContext{key, round, static_cast<std::uint32_t>(node),
@@ -307,6 +311,14 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
   };
 
   // Phase 1: each active node's message (and, for the trainers, its local work).
+  RoundResult res;
+  auto t0 = std::chrono::steady_clock::now();
+  auto lap = [&t0] {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - t0).count();
+    t0 = now;
+    return s;
+  };
   std::vector<double> loss(static_cast<std::size_t>(m), 0.0);
   std::vector<std::vector<float>> z(static_cast<std::size_t>(m));  // raw messages / updates
   std::vector<compress::Encoded> q(static_cast<std::size_t>(m));
@@ -318,6 +330,11 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     switch (o_.method) {
       case Method::kGossip:
         zi.assign(x, x + d);
+        break;
+      case Method::kNaiveGossip:
+        zi.assign(x, x + d);
+        q[static_cast<std::size_t>(task)] =
+            compress::encode(*compressor_, zi, shapes_, choco_context(i, round), {});
         break;
       case Method::kDsgd:  // step_then_gossip sends z_i; gossip_then_step sends x_i
         zi.assign(x, x + d);
@@ -360,8 +377,9 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     }
   });
 
+  res.seconds_local = lap();
+
   // Phase 2: the messages to the other ranks; bits.
-  RoundResult res;
   res.node_bits.assign(active.size(), 0);
   std::map<int, std::vector<std::uint8_t>> mine, theirs;
   auto bits_of = [&](int i) -> std::int64_t& {
@@ -375,7 +393,7 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     const bool sends = o_.choco() ? !g.adj[static_cast<std::size_t>(i)].empty()
                                   : has_active_neighbour(i);
     auto& bytes = mine[i];
-    if (o_.choco()) {
+    if (o_.compresses()) {
       const auto& e = q[static_cast<std::size_t>(t)];
       put(bytes, &e.bits, sizeof e.bits);
       put(bytes, e.bytes.data(), e.bytes.size());
@@ -397,17 +415,24 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     return it->second;
   };
 
+  res.seconds_exchange = lap();
+  // The decoded message of node j (an encoding of the run's compressor).
+  auto decode = [&](int j, std::vector<float>& out) {
+    const auto& bytes = message(j);
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, bytes.data(), sizeof bits);
+    compress::Encoded e;
+    e.bits = bits;
+    e.bytes.assign(bytes.begin() + sizeof bits, bytes.end());
+    out.resize(d);
+    compress::decode(*compressor_, e, shapes_, choco_context(j, round), out);
+  };
+
   // Choco: every copy of an active node's x̂ takes its q first (own nodes and ghosts).
   if (o_.choco()) {
     auto apply = [&](int j, float* hat) {
-      const auto& bytes = message(j);
-      std::uint64_t bits = 0;
-      std::memcpy(&bits, bytes.data(), sizeof bits);
-      compress::Encoded e;
-      e.bits = bits;
-      e.bytes.assign(bytes.begin() + sizeof bits, bytes.end());
-      std::vector<float> dq(d);
-      compress::decode(*compressor_, e, shapes_, choco_context(j, round), dq);
+      std::vector<float> dq;
+      decode(j, dq);
       for (std::size_t k = 0; k < d; ++k) hat[k] += dq[k];
     };
     workers.run(m, [&](int task, int) {
@@ -417,6 +442,23 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     for (auto& [j, hat] : ghosts_)
       if (is_active[static_cast<std::size_t>(j)]) apply(j, hat.data());
   }
+
+  // naive_gossip: Q(x_j) of every active node this rank's nodes mix with, decoded once.
+  std::vector<int> decoded_ids;
+  std::vector<std::vector<float>> decoded;
+  if (o_.method == Method::kNaiveGossip) {
+    decoded_ids = local;
+    for (const auto& [j, bytes] : theirs) decoded_ids.push_back(j);
+    std::sort(decoded_ids.begin(), decoded_ids.end());
+    decoded.resize(decoded_ids.size());
+    workers.run(static_cast<int>(decoded_ids.size()), [&](int task, int) {
+      decode(decoded_ids[static_cast<std::size_t>(task)], decoded[static_cast<std::size_t>(task)]);
+    });
+  }
+  auto quantized = [&](int j) -> const float* {
+    const auto it = std::lower_bound(decoded_ids.begin(), decoded_ids.end(), j);
+    return decoded[static_cast<std::size_t>(it - decoded_ids.begin())].data();
+  };
 
   // Phase 3: mixing with W restricted to the active nodes, each node on its own.
   std::vector<std::vector<float>> next(static_cast<std::size_t>(m));
@@ -437,6 +479,19 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
         const float* hj = mine_.owns(j) ? row(hat_, j) : ghosts_.at(j).data();
         for (std::size_t k = 0; k < d; ++k)
           acc[k] += wij * (static_cast<double>(hj[k]) - static_cast<double>(hi[k]));
+      }
+      const float* x = row(model_, i);
+      for (std::size_t k = 0; k < d; ++k)
+        out[k] = static_cast<float>(static_cast<double>(x[k]) + o_.gamma * acc[k]);
+      return;
+    }
+    if (o_.method == Method::kNaiveGossip) {  // x_i + γ sum_j w_ij (Q(x_j) - Q(x_i))
+      const float* qi = quantized(i);
+      for (const auto& [j, wij] : wr) {
+        if (j == i || !is_active[static_cast<std::size_t>(j)]) continue;
+        const float* qj = quantized(j);
+        for (std::size_t k = 0; k < d; ++k)
+          acc[k] += wij * (static_cast<double>(qj[k]) - static_cast<double>(qi[k]));
       }
       const float* x = row(model_, i);
       for (std::size_t k = 0; k < d; ++k)
@@ -501,6 +556,7 @@ Network::RoundResult Network::step(std::uint32_t round, const std::vector<int>& 
     if (!std::all_of(x, x + d, [](float v) { return std::isfinite(v); })) res.valid = false;
   }
   if (o_.trains()) res.losses = std::move(loss);
+  res.seconds_mix = lap();
   return res;
 }
 

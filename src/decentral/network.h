@@ -14,6 +14,11 @@
 //  - choco_gossip: q_i = Q(x_i - x̂_i); every holder of x̂_i adds decode(q_i) to it;
 //    x_i <- x_i + γ sum_j w_ij (x̂_j - x̂_i) with the updated copies. choco_sgd first takes the K
 //    local steps on x_i.
+//  - naive_gossip, the compressed gossip that Choco improves on (Carli et al. 2007; "Q1" in
+//    Koloskova et al. 2019): x_i <- x_i + γ sum_j w_ij (Q(x_j) - Q(x_i)), each node broadcasting
+//    the encoding of Q(x_i). It keeps the average of x (W is symmetric and every neighbour
+//    decodes the same Q(x_j)), but the compression error of the models themselves never shrinks,
+//    so consensus stalls at a floor set by Q instead of converging.
 //  - gradient_tracking (DIGing): x_i+ = sum_j w_ij x_j - η y_i; y_i+ = sum_j w_ij y_j +
 //    g_i(x_i+) - g_i(x_i), with y_i = g_i(x_i) before the node's first round (a minibatch of
 //    its control-gradient stream); g_i(x_i) is the gradient computed at the end of the node's
@@ -22,6 +27,12 @@
 // Sums over j run in ascending node order in double precision, and every message crosses ranks
 // bit for bit (raw float32, or the compressor's encoding), so a node's new model does not depend
 // on which rank holds which node: results are bitwise the same at any rank count.
+//
+// Phases, timed per rank and recorded as the round's time_* columns: `local` the nodes' own work
+// (local steps, building and encoding messages), `comm` the neighbourhood exchange between ranks
+// (packing, MPI, unpacking), `aggregate` the gossip within the rank (decoding, updating public
+// copies, mixing, installing the new models); the metrics (average model, consensus distance,
+// evaluation) are `eval`.
 //
 // Transport: rank r owns a contiguous block of nodes (algo::client_block). A node's message is
 // computed once; neighbours on the same rank read it from memory, and each other rank that holds
@@ -35,7 +46,8 @@
 // owners' copies and a resumed run sends the ghosts once, uncounted (restore_ghosts).
 //
 // Bits: a node that has at least one active neighbour sends its message once (a broadcast to its
-// neighbours): 32 d bits raw, 64 d for gradient tracking's (x, y). An active choco node sends
+// neighbours): 32 d bits raw, 64 d for gradient tracking's (x, y), the encoding of Q(x_i) for
+// naive_gossip. An active choco node sends
 // the encoding of q_i to all its neighbours, active or not, whenever it has any: every copy of
 // x̂_i must take the same q_i, or the copies would drift apart.
 #pragma once
@@ -59,7 +71,7 @@
 
 namespace cohort::decentral {
 
-enum class Method { kGossip, kDsgd, kChocoGossip, kChocoSgd, kGradientTracking };
+enum class Method { kGossip, kDsgd, kChocoGossip, kChocoSgd, kNaiveGossip, kGradientTracking };
 
 // Whether algorithm.name names a decentralized algorithm.
 bool is_decentralized(const std::string& algorithm);
@@ -68,17 +80,23 @@ std::vector<Option> gossip_options();
 std::vector<Option> dsgd_options();
 std::vector<Option> choco_gossip_options();
 std::vector<Option> choco_sgd_options();
+std::vector<Option> naive_gossip_options();
 std::vector<Option> gradient_tracking_options();
 
 struct NetworkOptions {
   Method method = Method::kGossip;
   std::string name;
   bool gossip_then_step = false;  // dsgd's order
-  double gamma = 1;               // choco's consensus step
+  double gamma = 1;               // choco's and naive_gossip's consensus step
   double init_spread = 0;         // x_i = x0 + sigma xi_i at the start
   algo::FedAvgOptions steps;      // the local steps (training methods)
-  bool trains() const { return method != Method::kGossip && method != Method::kChocoGossip; }
+  bool trains() const {
+    return method != Method::kGossip && method != Method::kChocoGossip &&
+           method != Method::kNaiveGossip;
+  }
   bool choco() const { return method == Method::kChocoGossip || method == Method::kChocoSgd; }
+  // Whether messages go through the run's compressor.
+  bool compresses() const { return choco() || method == Method::kNaiveGossip; }
   // The algorithm.* keys and the checks of the rest of the config against a decentralized run
   // (UsageError naming the key).
   static NetworkOptions from_config(const Config& cfg);
@@ -97,6 +115,8 @@ class Network {
     std::int64_t senders = 0;       // nodes that sent
     std::vector<std::int64_t> node_bits;  // per active node (`active` order); 0 for other ranks'
     bool valid = true;              // every node model finite after the round
+    // Seconds of this rank's phases: local work, exchange between ranks, gossip within the rank.
+    double seconds_local = 0, seconds_exchange = 0, seconds_mix = 0;
   };
   // Collective: one round (Note [Decentralized rounds]) over the sorted active nodes.
   RoundResult step(std::uint32_t round, const std::vector<int>& active, WorkerPool& workers);

@@ -82,7 +82,7 @@ check_bad sibling sibling.yaml \
 
 printf '%s\n' "algorithm: {name: fedavgg}" "$out" > component.yaml
 check_bad component component.yaml \
-  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, scaffold, mime, mimelite, gossip, dsgd, choco_gossip, choco_sgd, gradient_tracking); did you mean 'fedavg'?"
+  "unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, scaffold, mime, mimelite, gossip, dsgd, choco_gossip, choco_sgd, naive_gossip, gradient_tracking); did you mean 'fedavg'?"
 
 printf '%s\n' "rounds: 0" "$out" > range.yaml
 check_bad range range.yaml "rounds = '0' is not allowed: expected an integer >= 1"
@@ -218,7 +218,7 @@ check_bad choco_matching "$dec" \
   "algorithm.name = choco_gossip keeps public copies of its neighbours, which a graph that changes every round does not have: use a static topology" \
   "algorithm={name: choco_gossip}" topology.name=random_matching
 check_bad dsgd_compressor "$dec" \
-  "algorithm.name = dsgd exchanges exact models: compressor.name must be none (choco_gossip and choco_sgd compress), got topk" \
+  "algorithm.name = dsgd exchanges exact models: compressor.name must be none (choco_gossip, choco_sgd and naive_gossip compress), got topk" \
   compressor.name=topk
 check_bad uniform_star "$dec" \
   "topology.weights = uniform (1/(deg + 1)) is symmetric only on regular graphs" \

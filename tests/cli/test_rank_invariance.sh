@@ -89,8 +89,8 @@ threads threads_ifca "${pers[@]}" personalization.name=ifca personalization.k=2
 # Decentralized learning (docs/algorithms.md §5): nodes' messages cross ranks through the
 # neighbourhood exchange; dsgd in both orders with partial participation, choco-sgd with top-k
 # on the exponential graph, choco-gossip with QSGD on a torus with inactive nodes (their ghosts
-# still follow), a time-varying random matching, gradient tracking on G(n, p), and dsgd's nodes
-# on several threads.
+# still follow), a time-varying random matching, naive compressed gossip with rand-k on a
+# matching with inactive nodes, gradient tracking on G(n, p), and dsgd's nodes on several threads.
 dec="$SRC/tests/configs/decentral.yaml"
 check dsgd "$dec"
 check dsgd_gossip_first "$dec" algorithm.order=gossip_then_step clients.per_round=7
@@ -99,6 +99,8 @@ check choco_sgd "$dec" "algorithm={name: choco_sgd, local_steps: 2, batch_size: 
 check choco_gossip "$dec" "algorithm={name: choco_gossip, gamma: 0.4, init_spread: 1}" \
   compressor.name=qsgd "topology={name: torus, rows: 3, cols: 4}" clients.per_round=9
 check matching "$dec" topology.name=random_matching
+check naive_gossip "$dec" "algorithm={name: naive_gossip, gamma: 0.3, init_spread: 1}" \
+  compressor.name=randk compressor.ratio=0.3 topology.name=random_matching clients.per_round=9
 check tracking "$dec" "algorithm={name: gradient_tracking, batch_size: 8, local_lr: 0.05}" \
   "topology={name: erdos_renyi, p: 0.3}"
 threads threads_dsgd "$dec"

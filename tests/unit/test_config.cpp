@@ -176,7 +176,7 @@ TEST_CASE("config: an unknown component name lists the known names and suggests 
   CHECK(config_error("algorithm: {name: fedavgg}\n") ==
         "test.yaml: unknown algorithm.name 'fedavgg' (known: sgd, fedavg, fedprox, "
         "scaffold, mime, mimelite, gossip, dsgd, choco_gossip, choco_sgd, "
-        "gradient_tracking); did you mean 'fedavg'?");
+        "naive_gossip, gradient_tracking); did you mean 'fedavg'?");
   const std::string opt = config_error("server_optimizer: {name: adamw}\n");
   INFO(opt);
   CHECK_THAT(opt, Contains("unknown server_optimizer.name 'adamw' (known: sgd, momentum, "
@@ -399,7 +399,7 @@ TEST_CASE("config: schema markdown and listing cover every key", "[config][schem
   CHECK_THAT(md, Contains("| `model.activation` | relu \\| tanh \\| sigmoid | `relu` |"));
   CHECK_THAT(md, Contains("| `algorithm.name` | sgd \\| fedavg \\| fedprox \\| scaffold "
                           "\\| mime \\| mimelite \\| gossip \\| dsgd \\| choco_gossip \\| choco_sgd "
-                          "\\| gradient_tracking | `fedavg` | which component |"));
+                          "\\| naive_gossip \\| gradient_tracking | `fedavg` | which component |"));
   for (std::size_t start = 0; start < md.size();) {
     const std::size_t end = md.find('\n', start);
     const std::string line = md.substr(start, end - start);
