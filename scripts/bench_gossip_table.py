@@ -56,12 +56,15 @@ print("Regenerate: `bash scripts/bench_gossip.sh` (config `configs/bench_gossip.
 print(f"CPU: {model}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
       f"cores visible (shared machine), ISA {', '.join(isa)}; model GEMM path of the runs as "
       "recorded in the results file. Times are the median over rounds 2–6 (round 1 includes "
-      "first-touch allocation); `local` = local step + message build + MPI exchange + mixing "
-      "(the whole gossip step), `comm` = the exact all-reduce of the average model x̄ and the "
-      "consensus distance (metrics), per rank (max over ranks).\n")
-print("| topology | ranks | edges | s/round | local s (max rank) | comm s (max rank) | bits/node/round | "
-      "MB sent per rank per round (other ranks) | messages crossing per rank | peak RSS MiB (max rank) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "first-touch allocation), each the slowest rank's: `compute` = the nodes' local step and "
+      "message build (`time_local`), `MPI exchange` = packing, the neighbourhood exchange between "
+      "ranks and unpacking (`time_comm`), `local gossip` = the mixing within the rank and the new "
+      "models' installation (`time_aggregate`), `metrics` = the exact all-reduce of the average "
+      "model x̄ and the consensus distance (`time_eval`).\n")
+print("| topology | ranks | edges | s/round | compute s | local gossip s | MPI exchange s | metrics s | "
+      "bits/node/round | MB sent per rank per round (other ranks) | messages crossing per rank | "
+      "peak RSS MiB (max rank) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for topo in ["ring", "exponential"]:
     for np_ in [1, 2]:
         with h5py.File(f"{h5}/{topo}_np{np_}.h5", "r") as f:
@@ -70,7 +73,8 @@ for topo in ["ring", "exponential"]:
             cb, edges = cross_bytes(topo, np_)
             gemm = f.attrs["model_gemm"]
             print(f"| {topo} | {np_} | {edges} | {med('time_round'):.3f} | {med('time_local_max'):.3f} | "
-                  f"{med('time_comm_max'):.3f} | {r['bits_per_node'][0]:.0f} | "
+                  f"{med('time_aggregate_max'):.3f} | {med('time_comm_max'):.3f} | "
+                  f"{med('time_eval_max'):.3f} | {r['bits_per_node'][0]:.0f} | "
                   f"{max(cb) / 1e6:.2f} | {max(cb) // (4 * D + HEADER)} | "
                   f"{float(f.attrs['peak_rss_mib_max']):.0f} |")
 load = [open(f"{h5}/loadavg_{w}").read().split()[0] for w in ("before", "after")]

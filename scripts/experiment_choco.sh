@@ -4,7 +4,9 @@
 # d/k scaling) and QSGD with 16 levels; gamma tuned per compressor over a grid (the smallest
 # consensus distance after the last round wins). Writes results/decentral/choco/ (curves.csv,
 # gamma_grid.md, consensus.png); the HDF5 files stay in /tmp. The same on a 5 x 5 torus for exact
-# gossip, top-1% and random-1% (dependence on the spectral gap). About 4 minutes on 2 cores.
+# gossip, top-1% and random-1% (dependence on the spectral gap). Naive compressed gossip with
+# top-1% and random-1% over the same gamma grid, for the stall Choco avoids. About 5 minutes on
+# 2 cores.
 #   scripts/experiment_choco.sh            (COHORT=path/to/cohort to use another binary,
 #                                           JOBS=n for parallel runs, default 2)
 set -euo pipefail
@@ -28,6 +30,13 @@ declare -A COMP=(
   for c in "${!COMP[@]}"; do
     for g in $GAMMAS; do
       echo "$COHORT run --overwrite $CFG rounds=$ROUNDS algorithm.name=choco_gossip algorithm.gamma=$g ${COMP[$c]} output.path=$H5/${c}_g$g.h5"
+    done
+  done
+  # Naive compressed gossip (x_i += gamma sum_j w_ij (Q(x_j) - Q(x_i))) with the same compressors:
+  # the baseline that stalls.
+  for c in top1 rand1; do
+    for g in $GAMMAS; do
+      echo "$COHORT run --overwrite $CFG rounds=$ROUNDS algorithm.name=naive_gossip algorithm.gamma=$g ${COMP[$c]} output.path=$H5/naive_${c}_g$g.h5"
     done
   done
   # The same on a 5 x 5 torus (larger spectral gap): exact gossip and top-1%, for the gap dependence.
