@@ -113,6 +113,7 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
   if (qffl_) q_ = cfg.get_float("aggregator.q");
   client_eval_ = cfg.get_bool("eval.clients");
   nodes_every_ = cfg.get_int("eval.nodes_every");
+  l2_ = cfg.get_float("eval.l2");
 }
 
 Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
@@ -404,6 +405,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   }
   // A loss too large for the exact sum (or not finite) is reported as +inf, never as 0.
   rec.train_loss = losses_valid ? scalars.value(0) / std::max(1.0, scalars.value(1)) : INFINITY;
+  // Note [Iterate averaging]: the new model joins the average (not after a diverged round).
+  if (rec.diverged.empty()) s.average.add(s.x, t + 1);
   phase[2] = seconds_since(t0);
 
   // Evaluation (test set, then the clients' own test sets).
@@ -640,7 +643,16 @@ void Round::evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& 
   const int rank = comm_.rank(), ranks = comm_.size();
   rec.extra_names = problem.extra_metric_names();
   rec.extra.assign(rec.extra_names.size(), NAN);
+  if (l2_ > 0) {
+    rec.extra_names.push_back("objective");
+    rec.extra.push_back(NAN);
+  }
   if (!evaluate) return;
+  const float* model = s.x.data();
+  if (s.average.any()) {  // Note [Iterate averaging]
+    s.average.read(averaged_);
+    model = averaged_.data();
+  }
   ExactAccumulator loss(1);
   std::int64_t ints[2] = {0, 0};
   const std::int64_t chunks = problem.num_eval_chunks();
@@ -648,7 +660,7 @@ void Round::evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& 
   std::vector<EvalSums> parts(static_cast<std::size_t>(mine));
   s.workers->run(static_cast<int>(mine), [&](int i, int) {
     parts[static_cast<std::size_t>(i)] =
-        problem.evaluate_chunk(s.x.data(), rank + static_cast<std::int64_t>(i) * ranks);
+        problem.evaluate_chunk(model, rank + static_cast<std::int64_t>(i) * ranks);
   });
   for (const EvalSums& e : parts) {
     loss.add_at(0, e.loss_sum);
@@ -659,7 +671,13 @@ void Round::evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& 
   comm_.allreduce(comm::View{ints, 2, comm::DType::kI64}, comm::ReduceOp::kSum);
   rec.test_loss = loss.valid() ? loss.value(0) / static_cast<double>(ints[1]) : INFINITY;
   if (problem.has_accuracy()) rec.accuracy = static_cast<double>(ints[0]) / ints[1];
-  rec.extra = problem.extra_metrics(s.x.data());
+  rec.extra = problem.extra_metrics(model);
+  if (l2_ > 0) {  // test loss + (λ/2) |x|^2, the norm a double sum in index order
+    double norm2 = 0;
+    for (std::size_t k = 0; k < s.x.size(); ++k)
+      norm2 += static_cast<double>(model[k]) * static_cast<double>(model[k]);
+    rec.extra.push_back(rec.test_loss + 0.5 * l2_ * norm2);
+  }
 }
 
 // Per-phase times: min / average / max over ranks; the fifth entry is what keeping the start

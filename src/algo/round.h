@@ -47,7 +47,9 @@ class Round {
  private:
   // Whether round t (0-based) evaluates: every eval.every rounds, the last, never diverged.
   bool evaluates(long long t, const metrics::RoundRecord& rec) const;
-  // Collective: x on the test set into rec (test loss, accuracy, the problem's extra metrics).
+  // Collective: the evaluated model on the test set into rec (test loss, accuracy, the
+  // problem's extra metrics, the objective with eval.l2): x, or x̄ under iterate averaging (Note
+  // [Iterate averaging] in algo/averaging.h).
   void evaluate_test_set(RunState& s, bool evaluate, metrics::RoundRecord& rec);
   // Collective: the phase times' min / avg / max over ranks into res.
   void record_phases(const double phase[4], double keep_cost, Result& res);
@@ -66,6 +68,8 @@ class Round {
   double q_ = 0;
   bool client_eval_ = false;  // eval.clients
   long long nodes_every_ = 0;  // eval.nodes_every
+  double l2_ = 0;              // eval.l2: the objective's regularisation
+  std::vector<float> averaged_;  // x̄ for evaluation (Note [Iterate averaging])
   int zeno_batch_;
   LrSchedule server_lr_;  // server_optimizer.lr_schedule (Note [Schedules of the round])
   std::vector<std::vector<float>> msgs_;  // one message per client thread

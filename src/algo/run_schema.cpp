@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "algo/algorithm.h"
+#include "algo/averaging.h"
 #include "algo/personalization.h"
 #include "algo/problem.h"
 #include "algo/server_optimizer.h"
@@ -59,6 +60,11 @@ Section build_schema() {
                "also evaluate every client on its local test set (data.client_test_fraction) "
                "with the model it uses (the global one, or its personal model) and record the "
                "distribution of client accuracies (/rounds/client_acc_*)"),
+      opt_float("l2", 0.0,
+                "lambda > 0: also record /rounds/objective = test loss + lambda/2 |x|^2 of the "
+                "evaluated model (set the test set to the training file to track a regularised "
+                "training objective); 0: not recorded",
+                0),
       opt_int("nodes_every", 0,
               "decentralized runs: evaluate every node's own model on the test set every this "
               "many rounds (and after the last) for /rounds/node_acc_{mean,min}; 0: never"),
@@ -107,6 +113,7 @@ Section build_schema() {
       personalization_section(),
       decentral::topology_section(),
       privacy::privacy_section(),
+      averaging_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

@@ -187,6 +187,7 @@ ComponentOptions check_components(const Config& cfg) {
                   "momentum would replace: set algorithm.client_momentum = 0");
   }
   privacy::DpOptions::from_config(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
+  IterateAverage::from_config(cfg, 0);
   if (cfg.get_string("clients.sampling") == "poisson") {  // Note [Poisson sampling]
     const std::string what = "clients.sampling = poisson";
     require_usage(cfg.get_string("aggregator.name") == "mean",
@@ -278,6 +279,7 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
     }
     s.x.resize(static_cast<std::size_t>(d));
     s.problem->init(s.x.data(), seed);
+    s.average = IterateAverage::from_config(cfg, d);
     const PersonalizationOptions po = PersonalizationOptions::from_config(cfg);
     const bool local_steps = po.kind == PersonalizationKind::kLocal ||
                              po.kind == PersonalizationKind::kFinetune ||
@@ -376,6 +378,7 @@ StateBundle RunState::save_shared() const {
   downlink->save(b);
   if (!algorithm_state.empty()) b.f32["run/algorithm_state"] = algorithm_state;
   if (!clusters.empty()) b.f32["run/clusters"] = clusters;
+  average.save(b);
   for (std::size_t j = 0; j < cluster_servers.size(); ++j) {
     StateBundle e;
     cluster_servers[j]->save(e);
@@ -391,6 +394,7 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
                             source, saved.size(), x.size()));
   round = done;
   x = saved;
+  average.load(b, source);
   if (!algorithm_state.empty()) {
     const auto& state = b.get_f32("run/algorithm_state");
     require_usage(state.size() == algorithm_state.size(),

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "algo/algorithm.h"
+#include "algo/averaging.h"
 #include "algo/clients.h"
 #include "algo/personalization.h"
 #include "algo/problem.h"
@@ -110,6 +111,9 @@ struct RunState {
   // Differential privacy (Note [DP-FedAvg] in privacy/dp.h); disabled by default. Its noise
   // multiplier is calibrated here when asked, so every rank uses the same.
   privacy::DpOptions dp;
+  // Iterate averaging (Note [Iterate averaging] in algo/averaging.h): carried, and saved by
+  // rank 0's part of a checkpoint.
+  IterateAverage average;
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<ClientBehaviour> behaviour;
   int num_clients = 0, per_round = 0;

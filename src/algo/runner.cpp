@@ -126,6 +126,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   }
   out.set_attribute("personalization", s.personal.front()->options().name);
   out.set_attribute("privacy", s.dp.describe());
+  out.set_attribute("averaging", s.average.describe());
   if (s.dp.enabled) out.set_attribute("noise_multiplier", s.dp.sigma);
   if (s.network) {
     out.set_attribute("topology", s.network->describe());
@@ -157,6 +158,8 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   if (s.anchor)  // Note [Anchor gradients]
     fmt::print("  gradients at x first: {}\n", s.anchor->describe());
   if (s.dp.enabled) fmt::print("  privacy: {}\n", s.dp.describe());
+  if (s.average.enabled())
+    fmt::print("  iterate averaging: {} (evaluations use the average)\n", s.average.describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);
@@ -356,6 +359,12 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     if (cfg.get_bool("output.save_model") && result.status != "diverged") {
       for (const auto& l : s.problem->layers())
         out->write_matrix("/model/" + l.name, s.x.data() + l.offset, l.rows, l.cols);
+      if (s.average.any()) {  // Note [Iterate averaging]
+        std::vector<float> avg;
+        s.average.read(avg);
+        for (const auto& l : s.problem->layers())
+          out->write_matrix("/model_averaged/" + l.name, avg.data() + l.offset, l.rows, l.cols);
+      }
     }
     out->set_attribute("peak_rss_mib_max", rss_max);
     out->set_attribute("wall_seconds", seconds_since(t_start));

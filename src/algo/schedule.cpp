@@ -31,6 +31,11 @@ Section lr_schedule_section(const std::string& rate) {
        "min_lr + (lr - min_lr) (1 + cos(pi (t - W) / (rounds - W))) / 2 after the W warmup "
        "rounds",
        {opt_float("min_lr", 0.0, "the floor the rate decays towards (at most lr)", 0)}},
+      {"inverse_time",
+       "lr a / (a + t): the 1/t decay of SGD on strongly convex objectives, eta_t = "
+       "gamma / (lambda (t + a)) with lr = gamma / (lambda a)",
+       {opt_float("shift", 1.0, "a > 0: the rounds over which the rate halves first", 0, INFINITY,
+                  true)}},
   };
   s.options = {
       opt_int("warmup_rounds", 0,
@@ -70,6 +75,9 @@ LrSchedule LrSchedule::from_config(const Config& cfg, const std::string& path, d
                                 "apply",
                                 path, m, s.rounds_));
     }
+  } else if (name == "inverse_time") {
+    s.kind_ = Kind::kInverseTime;
+    s.shift_ = cfg.get_float(path + ".shift");
   } else if (name == "cosine") {
     s.kind_ = Kind::kCosine;
     s.min_lr_ = cfg.get_float(path + ".min_lr");
@@ -95,6 +103,9 @@ double LrSchedule::at(long long t) const {
             static_cast<double>(t - warmup_rounds_) / static_cast<double>(rounds_ - warmup_rounds_);
         rate = min_lr_ + (lr_ - min_lr_) * 0.5 * (1.0 + std::cos(std::numbers::pi * p));
       }
+      break;
+    case Kind::kInverseTime:
+      rate = lr_ * shift_ / (shift_ + static_cast<double>(t));
       break;
   }
   if (t < warmup_rounds_)

@@ -21,7 +21,7 @@ namespace cohort::algo {
 
 class LrSchedule {
  public:
-  enum class Kind { kConstant, kStep, kCosine };
+  enum class Kind { kConstant, kStep, kCosine, kInverseTime };
 
   // A constant rate lr (callers without a config: tests, benchmarks).
   explicit LrSchedule(double lr = 0.0) : lr_(lr) {}
@@ -45,6 +45,7 @@ class LrSchedule {
   std::vector<long long> milestones_;  // step: strictly increasing, in rounds
   double factor_ = 0.1;                // step
   double min_lr_ = 0;                  // cosine floor
+  double shift_ = 1;                   // inverse_time: a
   long long rounds_ = 1;               // cosine: the run's rounds
   long long warmup_rounds_ = 0;
   double warmup_start_ = 0;  // warmup: the first round's share of the rate

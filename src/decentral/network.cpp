@@ -107,6 +107,8 @@ NetworkOptions NetworkOptions::from_config(const Config& cfg) {
              cfg.get_string("attack.name"));
   refuse(cfg.get_string("personalization.name") != "none",
          ": every node already keeps its own model; personalization.name must be none");
+  refuse(cfg.get_string("averaging.name") != "none",
+         ": its evaluated model is the nodes' average already; averaging.name must be none");
   refuse(cfg.get_bool("eval.clients"),
          " evaluates nodes with eval.nodes_every, not eval.clients: set eval.clients = false");
   refuse(cfg.get_float("algorithm.client_momentum") != 0,

@@ -234,6 +234,9 @@ check_bad edges_loop "$dec" "$tmp/loop.txt:3: self-loop 2 2" "topology={name: ed
 check_bad dec_server "$dec" \
   "algorithm.name = dsgd has no server: leave server_optimizer at its default (sgd, lr 1, constant)" \
   server_optimizer.name=adam
+check_bad averaging_decentral "$dec" \
+  "algorithm.name = dsgd: its evaluated model is the nodes' average already; averaging.name must be none" \
+  averaging.name=weighted
 check_bad choco_gamma "$dec" "algorithm.gamma = '0' is not allowed: expected a number > 0" \
   "algorithm={name: choco_sgd, gamma: 0}"
 
@@ -257,6 +260,11 @@ check_bad poisson_krum "$dpc" \
   "clients.sampling = poisson gives each round a varying number of clients" \
   "privacy={name: none}" aggregator.name=krum
 
+check_bad averaging_start good.yaml \
+  "averaging.start = 10 leaves no round to average: it must be below rounds = 10" \
+  averaging.name=weighted averaging.start=10 rounds=10
+check_bad schedule_shift good.yaml "algorithm.lr_schedule.shift = '0' is not allowed: expected a number > 0" \
+  algorithm.lr_schedule.name=inverse_time algorithm.lr_schedule.shift=0
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0

@@ -7,7 +7,7 @@
 #    schedules, and scaffold (client controls in the store, the server control in the shared
 #    state) with top-k and error feedback on both parts of its message, and mime (its server
 #    momentum in the shared state), ditto's and local's personal models (a client slot), ifca's
-#    cluster models, their optimizers and exchanges;
+#    cluster models, their optimizers and exchanges, and iterate averaging (its weighted sum);
 #  - preemption: SIGTERM to the ranks ends the run after the current round with a checkpoint,
 #    status preempted and exit code 130; --resume completes it with the same results;
 #  - bad checkpoints: a truncated, altered or foreign newest file is skipped with a warning; a
@@ -45,6 +45,7 @@ cases=(
   "ditto|personalization.name=ditto personalization.lambda=0.5 data.client_test_fraction=0.25 eval.clients=true"
   "ifca|personalization.name=ifca personalization.k=3 compressor.name=topk compressor.ratio=0.3"
   "local|personalization.name=local data.client_test_fraction=0.25 eval.clients=true"
+  "averaging|averaging.name=weighted averaging.power=2 averaging.shift=3 eval.l2=0.01 algorithm.lr_schedule.name=inverse_time algorithm.lr_schedule.shift=2"
 )
 for c in "${cases[@]}"; do
   name=${c%%|*}
@@ -75,7 +76,7 @@ run dp 4 rounds=$R checkpoint.every=2 checkpoint.keep=10 privacy.noise=distribut
 resumed dp 2 2 privacy.noise=distributed
 resumed dp 4 1 privacy.noise=distributed
 CFG="$SRC/tests/configs/invariance_compress.yaml"
-echo "resume: sixteen cases resumed at 2 and 1 ranks equal the runs that never stopped"
+echo "resume: seventeen cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)

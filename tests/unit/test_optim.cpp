@@ -11,6 +11,9 @@
 #include "algo/algorithm.h"
 #include "algo/problem.h"
 #include "algo/run_schema.h"
+#include "algo/runner.h"
+#include "app/hdf5_input.h"
+#include "comm/communicator.h"
 #include "algo/schedule.h"
 #include "algo/server_optimizer.h"
 #include "core/client_store.h"
@@ -93,6 +96,78 @@ TEST_CASE("schedule: constant, step and cosine rates by hand", "[optim][schedule
   }
 }
 
+TEST_CASE("schedule: inverse_time halves the rate after shift rounds", "[optim][schedule]") {
+  // lr a / (a + t) with lr = 0.5, a = 4: 0.5, 0.4, 1/3, ..., 0.25 at t = 4, 0.125 at t = 12.
+  const auto s = local_schedule(20, 0.5, "{name: inverse_time, shift: 4}");
+  CHECK(s.at(0) == 0.5);
+  CHECK(s.at(1) == Approx(0.4).epsilon(1e-15));
+  CHECK(s.at(2) == Approx(1.0 / 3).epsilon(1e-15));
+  CHECK(s.at(4) == 0.25);
+  CHECK(s.at(12) == 0.125);
+  CHECK(s.varies());
+  CHECK_THAT(usage_error_of([] { local_schedule(5, 0.5, "{name: inverse_time, shift: 0}"); }),
+             Catch::Contains("lr_schedule.shift"));
+}
+
+TEST_CASE("averaging: evaluations use the weighted average of the iterates", "[optim][averaging]") {
+  // Two quadratic clients, fedavg with an inverse_time local rate. The plain run records every
+  // iterate x_t (record_x); the averaged run must record x̄_T = sum_{t=2..T} w_t x_t / sum w_t,
+  // w_t = (3 + t)^2 (start = 1 leaves round 1 out; x itself before that), and the objective
+  // test loss + (l2/2) |x̄|^2.
+  TempDir dir("averaging");
+  const std::string base =
+      "rounds: 6\nseed: 2\nclients: {num_clients: 2}\n"
+      "data: {name: quadratic, dim: 2, h: [1, 2, 3, 1], a: [1, -1, 0, 2], x0: 0, record_x: true}\n"
+      "algorithm: {name: fedavg, local_steps: 2, batch_size: 0, local_lr: 0.2, "
+      "lr_schedule: {name: inverse_time, shift: 2}}\n";
+  auto run = [&](const std::string& extra, const std::string& name) {
+    const std::string path = dir.file(name);
+    const Config cfg = Config::from_text(
+        base + extra + "output: {path: " + path + ", progress_every: 0}\n", {}, algo::run_schema());
+    auto comm = comm::make_self_communicator();
+    REQUIRE(algo::run_experiment(cfg, *comm).status == "completed");
+    return path;
+  };
+  auto read = [](const std::string& path, const std::string& name) {
+    return read_hdf5_floats(path, name, 1, 1).data;
+  };
+  const std::string plain = run("eval: {every: 1}\n", "plain.h5");
+  const std::string avg =
+      run("averaging: {name: weighted, power: 2, shift: 3, start: 1}\neval: {every: 1, l2: 0.5}\n",
+          "avg.h5");
+  const std::vector<float> x[2] = {read(plain, "/rounds/x_0"), read(plain, "/rounds/x_1")};
+  const std::vector<float> xa[2] = {read(avg, "/rounds/x_0"), read(avg, "/rounds/x_1")};
+  const auto lr = read(plain, "/rounds/local_lr");
+  for (int t = 0; t < 6; ++t) CHECK(lr[static_cast<std::size_t>(t)] == Approx(0.4 / (2 + t)));
+  for (int T = 1; T <= 6; ++T) {
+    for (int k = 0; k < 2; ++k) {
+      double num = 0, den = 0;
+      for (int t = 2; t <= T; ++t) {
+        const double w = (3.0 + t) * (3.0 + t);
+        num += w * x[k][static_cast<std::size_t>(t - 1)];
+        den += w;
+      }
+      const double want = T == 1 ? x[k][0] : num / den;
+      INFO("round " << T << " coordinate " << k);
+      CHECK(xa[k][static_cast<std::size_t>(T - 1)] == Approx(want).epsilon(1e-6));
+    }
+  }
+  // Training itself is unchanged by the average: the last iterate is saved the same.
+  auto model = [](const std::string& path, const std::string& name) {
+    return read_hdf5_floats(path, name, 1, 2).data;
+  };
+  CHECK(model(avg, "/model/x") == model(plain, "/model/x"));
+  // And the results file holds the average beside it.
+  const auto saved = model(avg, "/model_averaged/x");
+  CHECK(saved[0] == xa[0].back());
+  CHECK(saved[1] == xa[1].back());
+  const auto loss = read(avg, "/rounds/test_loss"), obj = read(avg, "/rounds/objective");
+  for (std::size_t t = 0; t < 6; ++t) {
+    const double n2 = static_cast<double>(xa[0][t]) * xa[0][t] + static_cast<double>(xa[1][t]) * xa[1][t];
+    CHECK(obj[t] == Approx(loss[t] + 0.25 * n2).epsilon(1e-6));  // read back as float32
+  }
+}
+
 TEST_CASE("schedule: a linear warmup composes with step and cosine", "[optim][schedule]") {
   SECTION("warmup from 0 with step: the warmup multiplies the step rate") {
     // lr 1, W = 4 from 0: factors 0, 1/4, 2/4, 3/4; milestone 2 halves the rate from t = 2.
@@ -158,7 +233,7 @@ TEST_CASE("schedule, clipping, decay and momentum: config errors name the key", 
         "<config>: algorithm.lr_schedule.warmup_start_factor = '1.5' is not allowed: expected a "
         "number in [0, 1]");
   CHECK(config_error("algorithm: {lr_schedule: {name: linear}}") ==
-        "<config>: unknown algorithm.lr_schedule.name 'linear' (known: constant, step, cosine)");
+        "<config>: unknown algorithm.lr_schedule.name 'linear' (known: constant, step, cosine, inverse_time)");
   CHECK(config_error("algorithm: {name: sgd, lr_schedule: {name: cosine}}") ==
         "algorithm.lr_schedule schedules fedavg's algorithm.local_lr; algorithm.name = sgd takes "
         "no local step: schedule the server's rate with server_optimizer.lr_schedule");
