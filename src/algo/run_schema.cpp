@@ -12,6 +12,7 @@
 #include "attack/attack.h"
 #include "decentral/topology.h"
 #include "privacy/dp.h"
+#include "privacy/secagg.h"
 #include "compress/compressor.h"
 #include "robust/aggregator.h"
 
@@ -107,6 +108,7 @@ Section build_schema() {
       personalization_section(),
       decentral::topology_section(),
       privacy::privacy_section(),
+      privacy::secagg_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

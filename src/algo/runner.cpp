@@ -27,6 +27,7 @@
 #include "metrics/results_file.h"
 #include "metrics/round_recorder.h"
 #include "model/gemm.h"
+#include "privacy/secagg.h"
 
 namespace cohort::algo {
 namespace {
@@ -127,6 +128,9 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.set_attribute("personalization", s.personal.front()->options().name);
   out.set_attribute("privacy", s.dp.describe());
   if (s.dp.enabled) out.set_attribute("noise_multiplier", s.dp.sigma);
+  const privacy::SecaggOptions secagg = privacy::SecaggOptions::from_config(cfg);
+  out.set_attribute("secagg", secagg.describe());
+  if (secagg.enabled) out.set_attribute("secagg_fraction_bits", static_cast<std::int64_t>(secagg.fraction_bits));
   if (s.network) {
     out.set_attribute("topology", s.network->describe());
     out.set_attribute("spectral_gap", s.network->spectral_gap());
@@ -157,6 +161,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   if (s.anchor)  // Note [Anchor gradients]
     fmt::print("  gradients at x first: {}\n", s.anchor->describe());
   if (s.dp.enabled) fmt::print("  privacy: {}\n", s.dp.describe());
+  if (secagg.enabled) fmt::print("  secure aggregation: {}\n", secagg.describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);
