@@ -289,7 +289,8 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
           }
         }
         if (secure) {  // Note [Secure aggregation]: quantized, masked, summed mod 2^32
-          if (!dp.enabled) privacy::clip_update(m.data(), problem.layers(), secagg_options_.clip, false);
+          if (!dp.enabled)  // its own bound C, flat
+            privacy::clip_update(m.data(), problem.layers(), secagg_options_.clip, false);
           secagg_->submit(c, std::span<const float>(m.data(), static_cast<std::size_t>(d)));
           return;
         }

@@ -1,14 +1,14 @@
 #include "privacy/secagg.h"
 
+#include <fmt/format.h>
+#include <sodium.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <sodium.h>
 
 #include "algo/sampling.h"
 #include "core/errors.h"
@@ -62,23 +62,29 @@ SecaggOptions SecaggOptions::from_config(const Config& cfg) {
   const std::string what = "secagg.name = bonawitz";
   const std::string algorithm = cfg.get_string("algorithm.name");
   require_usage(algorithm == "fedavg" || algorithm == "fedprox",
-                what + " masks each client's model update x - y_i: algorithm.name must be fedavg "
-                       "or fedprox, not " + algorithm);
+                what +
+                    " masks each client's model update x - y_i: algorithm.name must be fedavg "
+                    "or fedprox, not " +
+                    algorithm);
   const std::string rule = cfg.get_string("aggregator.name");
   require_usage(rule == "mean",
-                what + " reveals only the sum of the clients' updates, never one of them: "
-                       "aggregator.name = " + rule + " needs the individual messages; use mean");
+                what +
+                    " reveals only the sum of the clients' updates, never one of them: "
+                    "aggregator.name = " +
+                    rule + " needs the individual messages; use mean");
   require_usage(!cfg.get_bool("aggregator.weighted"),
-                what + " sums the updates as they are, which the server cannot weigh once masked: "
-                       "set aggregator.weighted = false");
+                what +
+                    " sums the updates as they are, which the server cannot weigh once masked: "
+                    "set aggregator.weighted = false");
   const std::string compressor = cfg.get_string("compressor.name");
   require_usage(compressor == "none",
                 what + " sums quantized vectors mod 2^32: compressor.name = " + compressor +
                     " encodes each client's message on its own, and the sum of masked encodings "
                     "is not an encoding of the sum; use none");
   require_usage(cfg.get_string("attack.name") == "none",
-                what + " hides the individual messages that the attacks craft theirs from: "
-                       "attack.name must be none");
+                what +
+                    " hides the individual messages that the attacks craft theirs from: "
+                    "attack.name must be none");
   const std::string personal = cfg.get_string("personalization.name");
   require_usage(personal != "ifca" && personal != "local",
                 what + " aggregates one global model: personalization.name = " + personal +
@@ -98,12 +104,14 @@ SecaggOptions SecaggOptions::from_config(const Config& cfg) {
   const bool dp = cfg.get_string("privacy.name") == "dp_fedavg";
   const double own_clip = cfg.get_float("secagg.clip");
   if (dp) {
-    require_usage(own_clip == 0, "secagg.clip must be 0 with privacy.name = dp_fedavg, whose "
-                                 "privacy.clip bounds the updates");
+    require_usage(own_clip == 0,
+                  "secagg.clip must be 0 with privacy.name = dp_fedavg, whose "
+                  "privacy.clip bounds the updates");
     o.clip = cfg.get_float("privacy.clip");
   } else {
-    require_usage(own_clip > 0, what + " quantizes updates clipped to a bound: set secagg.clip > "
-                                       "0 (or use privacy.name = dp_fedavg, whose clip it takes)");
+    require_usage(own_clip > 0, what +
+                                    " quantizes updates clipped to a bound: set secagg.clip > "
+                                    "0 (or use privacy.name = dp_fedavg, whose clip it takes)");
     o.clip = own_clip;
     o.own_clip = true;
   }
@@ -126,11 +134,11 @@ SecaggOptions SecaggOptions::from_config(const Config& cfg) {
 
 std::string SecaggOptions::describe() const {
   if (!enabled) return "none";
-  return fmt::format("bonawitz: threshold {}, dropout {:g}, {} fraction bits, clip C = {:g}{}, "
-                     "range R = {:g}, up to {} clients per round",
-                     threshold > 0 ? std::to_string(threshold) : "majority", dropout,
-                     fraction_bits, clip, own_clip ? " (secagg.clip)" : " (privacy.clip)", range,
-                     max_clients);
+  return fmt::format(
+      "bonawitz: threshold {}, dropout {:g}, {} fraction bits, clip C = {:g}{}, "
+      "range R = {:g}, up to {} clients per round",
+      threshold > 0 ? std::to_string(threshold) : "majority", dropout, fraction_bits, clip,
+      own_clip ? " (secagg.clip)" : " (privacy.clip)", range, max_clients);
 }
 
 // ---- Shamir over GF(2^61 - 1) ----------------------------------------------------------------
@@ -219,8 +227,8 @@ double seconds_since(Clock::time_point t0) {
 }
 
 using Key = std::array<std::uint8_t, 32>;
-constexpr std::size_t kShareBytes = sizeof(shamir::Share);                // 40
-constexpr std::size_t kPlainBytes = 8 + 2 * kShareBytes;                  // ids and two shares
+constexpr std::size_t kShareBytes = sizeof(shamir::Share);  // 40
+constexpr std::size_t kPlainBytes = 8 + 2 * kShareBytes;    // ids and two shares
 constexpr std::size_t kCipherBytes = kPlainBytes + crypto_aead_chacha20poly1305_IETF_ABYTES;
 static_assert(kCipherBytes % 4 == 0 && kShareBytes % 4 == 0, "carried as 4-byte words");
 // Protocol bytes (Note [Secure aggregation]).
@@ -239,8 +247,8 @@ Key random_key(Rng& rng) {
 // crypto_kx session keys of `me` (the client role when me_id < other_id) with `other`: the key
 // me sends with (tx) and the one it receives with (rx). The pair's two sides get the same two
 // keys, swapped.
-void session_keys(int me_id, const Key& me_pk, const Key& me_sk, int other_id,
-                  const Key& other_pk, Key& rx, Key& tx) {
+void session_keys(int me_id, const Key& me_pk, const Key& me_sk, int other_id, const Key& other_pk,
+                  Key& rx, Key& tx) {
   const int rc = me_id < other_id
                      ? crypto_kx_client_session_keys(rx.data(), tx.data(), me_pk.data(),
                                                      me_sk.data(), other_pk.data())
@@ -291,15 +299,15 @@ void allreduce_mod32(comm::Communicator& comm, std::vector<std::uint32_t>& v) {
 struct SecureAggregation::Impl {
   std::uint32_t round = 0;
   std::vector<int> sampled;
-  int n = 0, lo = 0, hi = 0;             // this rank's clients are positions [lo, hi)
-  std::vector<int> rank_lo, rank_hi;    // every rank's positions
-  std::vector<Key> c_pk, s_pk;          // every client's public keys
-  std::vector<Key> c_sk, s_sk, b;       // this rank's clients' secrets
-  std::vector<Key> rx;                  // (local k, sender position u): the share key
-  std::vector<shamir::Share> held_b, held_sk;  // (local k, owner position u): k's shares
-  std::vector<std::uint8_t> submitted, gone;   // per local client
+  int n = 0, lo = 0, hi = 0;                     // this rank's clients are positions [lo, hi)
+  std::vector<int> rank_lo, rank_hi;             // every rank's positions
+  std::vector<Key> c_pk, s_pk;                   // every client's public keys
+  std::vector<Key> c_sk, s_sk, b;                // this rank's clients' secrets
+  std::vector<Key> rx;                           // (local k, sender position u): the share key
+  std::vector<shamir::Share> held_b, held_sk;    // (local k, owner position u): k's shares
+  std::vector<std::uint8_t> submitted, gone;     // per local client
   std::vector<crypto_generichash_state> digest;  // per local client
-  std::vector<std::uint32_t> acc;       // this rank's delivered masked vectors, summed
+  std::vector<std::uint32_t> acc;                // this rank's delivered masked vectors, summed
   std::vector<std::uint8_t> buf;
   double t_keys = 0, t_shares = 0, t_masking = 0;
 
@@ -349,7 +357,8 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
   m.sampled.assign(sampled.begin(), sampled.end());
   m.n = static_cast<int>(sampled.size());
   const int n = m.n;
-  m.lo = static_cast<int>(std::lower_bound(sampled.begin(), sampled.end(), first) - sampled.begin());
+  m.lo =
+      static_cast<int>(std::lower_bound(sampled.begin(), sampled.end(), first) - sampled.begin());
   m.hi = static_cast<int>(std::lower_bound(sampled.begin(), sampled.end(), last) - sampled.begin());
   const int local = m.hi - m.lo;
   const int t = o_.threshold_for(n);
@@ -406,15 +415,19 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
   t0 = Clock::now();
   const int ranks = comm_.size();
   std::vector<std::uint64_t> xs(static_cast<std::size_t>(n));
-  for (int v = 0; v < n; ++v) xs[static_cast<std::size_t>(v)] = static_cast<std::uint64_t>(m.sampled[static_cast<std::size_t>(v)]) + 1;
+  for (int v = 0; v < n; ++v)
+    xs[static_cast<std::size_t>(v)] =
+        static_cast<std::uint64_t>(m.sampled[static_cast<std::size_t>(v)]) + 1;
   const std::size_t held = static_cast<std::size_t>(local) * static_cast<std::size_t>(n);
   m.rx.assign(held, Key{});
   m.held_b.assign(held, shamir::Share{});
   m.held_sk.assign(held, shamir::Share{});
   std::vector<std::vector<std::uint8_t>> send(static_cast<std::size_t>(ranks));
   for (int r = 0; r < ranks; ++r) {
-    const int others = m.rank_hi[static_cast<std::size_t>(r)] - m.rank_lo[static_cast<std::size_t>(r)];
-    send[static_cast<std::size_t>(r)].reserve(static_cast<std::size_t>(local) * static_cast<std::size_t>(others) * kCipherBytes);
+    const int others =
+        m.rank_hi[static_cast<std::size_t>(r)] - m.rank_lo[static_cast<std::size_t>(r)];
+    send[static_cast<std::size_t>(r)].reserve(static_cast<std::size_t>(local) *
+                                              static_cast<std::size_t>(others) * kCipherBytes);
   }
   std::uint8_t plain[kPlainBytes], nonce[crypto_aead_chacha20poly1305_IETF_NPUBBYTES] = {};
   for (int k = 0; k < local; ++k) {
@@ -425,12 +438,15 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
     const auto sb = shamir::split(m.b[kk], xs, t, coef);
     const auto ssk = shamir::split(m.c_sk[kk], xs, t, coef);
     // Its own shares stay with it.
-    m.held_b[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)] = sb[static_cast<std::size_t>(u)];
-    m.held_sk[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)] = ssk[static_cast<std::size_t>(u)];
+    m.held_b[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)] =
+        sb[static_cast<std::size_t>(u)];
+    m.held_sk[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)] =
+        ssk[static_cast<std::size_t>(u)];
     const Key& my_pk = m.s_pk[static_cast<std::size_t>(u)];
     for (int r = 0; r < ranks; ++r) {
       auto& out = send[static_cast<std::size_t>(r)];
-      for (int v = m.rank_lo[static_cast<std::size_t>(r)]; v < m.rank_hi[static_cast<std::size_t>(r)]; ++v) {
+      for (int v = m.rank_lo[static_cast<std::size_t>(r)];
+           v < m.rank_hi[static_cast<std::size_t>(r)]; ++v) {
         if (v == u) continue;
         const int vid = m.sampled[static_cast<std::size_t>(v)];
         Key rx, tx;
@@ -457,7 +473,8 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
   std::vector<std::int64_t> recv_bytes(static_cast<std::size_t>(ranks));
   for (int r = 0; r < ranks; ++r) {
     std::int64_t count = 0;
-    for (int u = m.rank_lo[static_cast<std::size_t>(r)]; u < m.rank_hi[static_cast<std::size_t>(r)]; ++u)
+    for (int u = m.rank_lo[static_cast<std::size_t>(r)]; u < m.rank_hi[static_cast<std::size_t>(r)];
+         ++u)
       count += local - (u >= m.lo && u < m.hi ? 1 : 0);
     recv_bytes[static_cast<std::size_t>(r)] = count * static_cast<std::int64_t>(kCipherBytes);
   }
@@ -483,12 +500,15 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
                                                     key.data()) != 0 ||
           len != kPlainBytes || get_u32(plain) != static_cast<std::uint32_t>(uid) ||
           get_u32(plain + 4) != static_cast<std::uint32_t>(vid))
-        throw std::logic_error(fmt::format("secure aggregation: client {}'s share for client {} "
-                                           "did not decrypt",
-                                           uid, vid));
+        throw std::logic_error(
+            fmt::format("secure aggregation: client {}'s share for client {} "
+                        "did not decrypt",
+                        uid, vid));
       at += kCipherBytes;
-      std::memcpy(m.held_b[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)].data(), plain + 8, kShareBytes);
-      std::memcpy(m.held_sk[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)].data(), plain + 8 + kShareBytes, kShareBytes);
+      std::memcpy(m.held_b[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)].data(),
+                  plain + 8, kShareBytes);
+      std::memcpy(m.held_sk[kk * static_cast<std::size_t>(n) + static_cast<std::size_t>(u)].data(),
+                  plain + 8 + kShareBytes, kShareBytes);
     }
   }
   m.t_shares = t_enc + seconds_since(t0);
@@ -519,7 +539,8 @@ void SecureAggregation::submit(int c, std::span<const float> update) {
       q = -bound;
     else if (!std::isnan(v))
       q = std::clamp<std::int64_t>(std::llround(v), -bound, bound);
-    quantized_[static_cast<std::size_t>(j)] = static_cast<std::uint32_t>(static_cast<std::int32_t>(q));
+    quantized_[static_cast<std::size_t>(j)] =
+        static_cast<std::uint32_t>(static_cast<std::int32_t>(q));
   }
   masked_ = quantized_;
   add_prg(masked_.data(), d_, m.b[kk], m.round, +1, m.buf);
@@ -534,7 +555,8 @@ void SecureAggregation::submit(int c, std::span<const float> update) {
   Rng drop(seed_, m.round, static_cast<std::uint32_t>(c), Purpose::kSecaggDropout);
   m.gone[kk] = o_.dropout > 0 && drop.uniform() < o_.dropout ? 1 : 0;
   if (!m.gone[kk]) {
-    for (std::int64_t j = 0; j < d_; ++j) m.acc[static_cast<std::size_t>(j)] += masked_[static_cast<std::size_t>(j)];
+    for (std::int64_t j = 0; j < d_; ++j)
+      m.acc[static_cast<std::size_t>(j)] += masked_[static_cast<std::size_t>(j)];
     crypto_generichash_update(&m.digest[kk], reinterpret_cast<const std::uint8_t*>(masked_.data()),
                               masked_.size() * 4);
   }
@@ -556,9 +578,11 @@ bool SecureAggregation::finish() {
   // Who delivered: the server's view, the same on every rank.
   std::vector<std::uint8_t> mine(static_cast<std::size_t>(local));
   for (int k = 0; k < local; ++k)
-    mine[static_cast<std::size_t>(k)] = m.submitted[static_cast<std::size_t>(k)] && !m.gone[static_cast<std::size_t>(k)];
+    mine[static_cast<std::size_t>(k)] =
+        m.submitted[static_cast<std::size_t>(k)] && !m.gone[static_cast<std::size_t>(k)];
   std::vector<std::uint8_t> alive;
-  for (const auto& part : comm_.allgather_bytes(mine)) alive.insert(alive.end(), part.begin(), part.end());
+  for (const auto& part : comm_.allgather_bytes(mine))
+    alive.insert(alive.end(), part.begin(), part.end());
   std::vector<int> survivors;
   for (int v = 0; v < n; ++v)
     if (alive[static_cast<std::size_t>(v)]) survivors.push_back(v);
@@ -581,9 +605,11 @@ bool SecureAggregation::finish() {
       const auto kk = static_cast<std::size_t>(v - m.lo);
       for (int r = 0; r < ranks; ++r) {
         auto& out = send[static_cast<std::size_t>(r)];
-        for (int u = m.rank_lo[static_cast<std::size_t>(r)]; u < m.rank_hi[static_cast<std::size_t>(r)]; ++u) {
-          const auto& sh = alive[static_cast<std::size_t>(u)] ? m.held_b[kk * nn + static_cast<std::size_t>(u)]
-                                                              : m.held_sk[kk * nn + static_cast<std::size_t>(u)];
+        for (int u = m.rank_lo[static_cast<std::size_t>(r)];
+             u < m.rank_hi[static_cast<std::size_t>(r)]; ++u) {
+          const auto& sh = alive[static_cast<std::size_t>(u)]
+                               ? m.held_b[kk * nn + static_cast<std::size_t>(u)]
+                               : m.held_sk[kk * nn + static_cast<std::size_t>(u)];
           const std::size_t at = out.size();
           out.resize(at + kShareBytes);
           std::memcpy(out.data() + at, sh.data(), kShareBytes);
@@ -595,8 +621,11 @@ bool SecureAggregation::finish() {
     for (int r = 0; r < ranks; ++r) {
       std::int64_t senders = 0;
       for (int v : survivors)
-        if (v >= m.rank_lo[static_cast<std::size_t>(r)] && v < m.rank_hi[static_cast<std::size_t>(r)]) ++senders;
-      recv_bytes[static_cast<std::size_t>(r)] = senders * local * static_cast<std::int64_t>(kShareBytes);
+        if (v >= m.rank_lo[static_cast<std::size_t>(r)] &&
+            v < m.rank_hi[static_cast<std::size_t>(r)])
+          ++senders;
+      recv_bytes[static_cast<std::size_t>(r)] =
+          senders * local * static_cast<std::int64_t>(kShareBytes);
     }
     double t_send = seconds_since(t0);
     const std::vector<std::uint8_t> recv = m.exchange(comm_, send, recv_bytes);
@@ -605,7 +634,10 @@ bool SecureAggregation::finish() {
     t0 = Clock::now();
     std::vector<std::uint64_t> xs(static_cast<std::size_t>(t));
     for (int i = 0; i < t; ++i)
-      xs[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(m.sampled[static_cast<std::size_t>(survivors[static_cast<std::size_t>(i)])]) + 1;
+      xs[static_cast<std::size_t>(i)] =
+          static_cast<std::uint64_t>(
+              m.sampled[static_cast<std::size_t>(survivors[static_cast<std::size_t>(i)])]) +
+          1;
     const std::vector<std::uint64_t> lambda = shamir::lagrange_at_zero(xs);
     std::vector<std::uint32_t> removal(static_cast<std::size_t>(d_), 0);
     std::vector<shamir::Share> got(static_cast<std::size_t>(t));
@@ -615,7 +647,9 @@ bool SecureAggregation::finish() {
       // Survivor i's response sits at (i-th survivor) x local + k shares in `recv`.
       for (int i = 0; i < t; ++i)
         std::memcpy(got[static_cast<std::size_t>(i)].data(),
-                    recv.data() + (static_cast<std::size_t>(i) * static_cast<std::size_t>(local) + static_cast<std::size_t>(k)) * kShareBytes,
+                    recv.data() + (static_cast<std::size_t>(i) * static_cast<std::size_t>(local) +
+                                   static_cast<std::size_t>(k)) *
+                                      kShareBytes,
                     kShareBytes);
       const shamir::Secret secret = shamir::combine(lambda, got);
       const Key key(secret);
@@ -626,20 +660,22 @@ bool SecureAggregation::finish() {
       Key pk;
       crypto_scalarmult_base(pk.data(), key.data());
       if (pk != m.c_pk[static_cast<std::size_t>(u)])
-        throw std::logic_error(fmt::format("secure aggregation: client {}'s reconstructed key does "
-                                           "not match its public key",
-                                           uid));
+        throw std::logic_error(
+            fmt::format("secure aggregation: client {}'s reconstructed key does "
+                        "not match its public key",
+                        uid));
       for (int v : survivors) {
         const int vid = m.sampled[static_cast<std::size_t>(v)];
-        const Key seed = mask_seed(uid, m.c_pk[static_cast<std::size_t>(u)], key, vid, m.c_pk[static_cast<std::size_t>(v)]);
+        const Key seed = mask_seed(uid, m.c_pk[static_cast<std::size_t>(u)], key, vid,
+                                   m.c_pk[static_cast<std::size_t>(v)]);
         // v added +PRG(s_vu) when u > v, -PRG when u < v: take it back.
         add_prg(removal.data(), d_, seed, m.round, uid > vid ? -1 : +1, m.buf);
       }
     }
     allreduce_mod32(comm_, removal);
     for (std::int64_t j = 0; j < d_; ++j)
-      sum_[static_cast<std::size_t>(j)] =
-          static_cast<std::int32_t>(total[static_cast<std::size_t>(j)] + removal[static_cast<std::size_t>(j)]);
+      sum_[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(
+          total[static_cast<std::size_t>(j)] + removal[static_cast<std::size_t>(j)]);
     t_unmask = t_send + seconds_since(t0);
   }
 
@@ -677,7 +713,8 @@ bool SecureAggregation::finish() {
   crypto_generichash_init(&all, nullptr, 0, 32);
   for (const auto& part : comm_.allgather_bytes(digests))
     crypto_generichash_update(&all, part.data(), part.size());
-  crypto_generichash_update(&all, reinterpret_cast<const std::uint8_t*>(sum_.data()), sum_.size() * 4);
+  crypto_generichash_update(&all, reinterpret_cast<const std::uint8_t*>(sum_.data()),
+                            sum_.size() * 4);
   std::uint8_t h[32];
   crypto_generichash_final(&all, h, 32);
   std::uint64_t prefix = 0;

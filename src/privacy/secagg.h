@@ -61,8 +61,8 @@
 #pragma once
 
 #include <array>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -75,14 +75,14 @@
 namespace cohort::privacy {
 
 struct SecaggOptions {
-  bool enabled = false;    // secagg.name = bonawitz
-  int threshold = 0;       // t; 0: a majority of each round's clients
-  double dropout = 0;      // p
-  int fraction_bits = 0;   // f, resolved
-  double clip = 0;         // C that bounds the updates
-  bool own_clip = false;   // secagg.clip clips (privacy.name = none)
-  double range = 0;        // R, the largest coordinate before quantization
-  int max_clients = 0;     // n_max
+  bool enabled = false;   // secagg.name = bonawitz
+  int threshold = 0;      // t; 0: a majority of each round's clients
+  double dropout = 0;     // p
+  int fraction_bits = 0;  // f, resolved
+  double clip = 0;        // C that bounds the updates
+  bool own_clip = false;  // secagg.clip clips (privacy.name = none)
+  double range = 0;       // R, the largest coordinate before quantization
+  int max_clients = 0;    // n_max
   // The secagg.* keys and their checks against the rest of the config (UsageError naming the
   // key and what is allowed).
   static SecaggOptions from_config(const Config& cfg);

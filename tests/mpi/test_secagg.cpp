@@ -2,7 +2,6 @@
 // a round spread over the ranks in blocks, dropouts on every rank, against the same round run
 // on one process.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -64,7 +63,8 @@ TEST_CASE("secagg: sum, survivors and transcript are those of one process", "[mp
     if (!a) continue;
     ++unmasked;
     for (std::int64_t j = 0; j < d; ++j) {
-      REQUIRE(spread.sum()[static_cast<std::size_t>(j)] == whole.sum()[static_cast<std::size_t>(j)]);
+      REQUIRE(spread.sum()[static_cast<std::size_t>(j)] ==
+              whole.sum()[static_cast<std::size_t>(j)]);
       REQUIRE(spread.sum()[static_cast<std::size_t>(j)] == plain[static_cast<std::size_t>(j)]);
     }
   }

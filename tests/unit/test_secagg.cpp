@@ -1,9 +1,8 @@
 // Secure aggregation (Note [Secure aggregation] in privacy/secagg.h): Shamir's threshold, the
 // exact unmasked sum under dropouts, the clean abort below t, the uniformity of what the server
 // sees of one client, and the fixed-point bounds.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -59,8 +58,8 @@ Outcome run_round(SecureAggregation& sa, const SecaggOptions& o, std::uint32_t r
     if (sa.dropped(c)) continue;
     ++out.survivors;
     for (std::int64_t j = 0; j < d; ++j)
-      out.plain[static_cast<std::size_t>(j)] +=
-          static_cast<std::int32_t>(std::llround(static_cast<double>(u[static_cast<std::size_t>(j)]) * scale));
+      out.plain[static_cast<std::size_t>(j)] += static_cast<std::int32_t>(
+          std::llround(static_cast<double>(u[static_cast<std::size_t>(j)]) * scale));
   }
   out.unmasked = sa.finish();
   out.sum.assign(sa.sum().begin(), sa.sum().end());
@@ -89,7 +88,8 @@ double chi_square_quantile(double k, double z) {
 
 TEST_CASE("secagg: Shamir reconstructs from any t of n shares and not from t - 1", "[secagg]") {
   shamir::Secret secret;
-  for (std::size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<std::uint8_t>(37 * i + 11);
+  for (std::size_t i = 0; i < secret.size(); ++i)
+    secret[i] = static_cast<std::uint8_t>(37 * i + 11);
   secret[31] = 0xFF;  // the last (4-byte) chunk's top bits
   const int n = 7, t = 4;
   std::vector<std::uint64_t> xs = {1, 2, 5, 9, 14, 200, 1000000};
@@ -231,7 +231,7 @@ TEST_CASE("secagg: a masked vector's bytes are uniform, the quantized input's ar
 
 TEST_CASE("secagg: the fixed point cannot wrap and decodes within n 2^-(f+1)", "[secagg]") {
   // The largest f with n R 2^f < 2^31.
-  REQUIRE(privacy::auto_fraction_bits(1.0, 10) == 27);  // 10 2^27 < 2^31 <= 10 2^28
+  REQUIRE(privacy::auto_fraction_bits(1.0, 10) == 27);    // 10 2^27 < 2^31 <= 10 2^28
   REQUIRE(privacy::auto_fraction_bits(0.5, 1000) == 22);  // 500 2^22 < 2^31
   REQUIRE(privacy::auto_fraction_bits(1.0, 1) == 30);
   REQUIRE(privacy::auto_fraction_bits(3.0, 1 << 30) == 0);  // no room for one fraction bit
@@ -249,7 +249,8 @@ TEST_CASE("secagg: the fixed point cannot wrap and decodes within n 2^-(f+1)", "
   SecureAggregation sa(o, *comm, 3, d);
   // Every client at the range's ends, and beyond it (clamped): the sum reaches n floor(R 2^f)
   // in size without wrapping.
-  const auto bound = static_cast<std::int64_t>(std::floor(o.range * std::ldexp(1.0, o.fraction_bits)));
+  const auto bound =
+      static_cast<std::int64_t>(std::floor(o.range * std::ldexp(1.0, o.fraction_bits)));
   sa.begin_round(0, sampled, 0, 1 << 30);
   std::vector<float> decoded(static_cast<std::size_t>(d));
   std::vector<double> exact(static_cast<std::size_t>(d), 0.0);
@@ -257,7 +258,8 @@ TEST_CASE("secagg: the fixed point cannot wrap and decodes within n 2^-(f+1)", "
     std::vector<float> u = {2.0f, -2.0f, 1e30f, -INFINITY, NAN, 0.3f, -1.7f, 1.2345678f};
     u[5] = static_cast<float>(0.3 + 0.01 * c);
     sa.submit(c, u);
-    for (std::int64_t j = 5; j < d; ++j) exact[static_cast<std::size_t>(j)] += u[static_cast<std::size_t>(j)];
+    for (std::int64_t j = 5; j < d; ++j)
+      exact[static_cast<std::size_t>(j)] += u[static_cast<std::size_t>(j)];
   }
   REQUIRE(sa.finish());
   const auto sum = sa.sum();
