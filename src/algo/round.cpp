@@ -494,6 +494,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     if (secure) r = secagg_->report();
     const std::pair<const char*, double> v[] = {
         {"secagg_survivors", r.survivors},
+        {"secagg_responders", r.responders},
         {"secagg_threshold", r.threshold},
         {"secagg_aborted", r.aborted ? 1.0 : 0.0},
         {"secagg_client_bytes_sent", r.mean_sent},

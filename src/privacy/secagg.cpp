@@ -29,12 +29,16 @@ Section secagg_section() {
        "mask them with pairwise (X25519) and self masks (ChaCha20) whose seeds are Shamir-shared "
        "with threshold t; the server unmasks only the sum (Note [Secure aggregation])",
        {opt_int("threshold", 0,
-                "t: shares needed to unmask; the round aborts with fewer survivors; 0: a majority "
-                "of each round's clients, floor(n/2) + 1",
+                "t: shares needed to unmask; the round aborts when fewer clients answer; 0: a "
+                "majority of each round's clients, floor(n/2) + 1",
                 0),
         opt_float("dropout", 0.0,
                   "probability that a client drops out after masking, before its masked vector "
                   "arrives (its own keyed draw)",
+                  0, 1),
+        opt_float("late_dropout", 0.0,
+                  "probability that a client whose masked vector arrived leaves before the "
+                  "unmasking step, sending no shares (its own second draw)",
                   0, 1),
         opt_int("fraction_bits", 0,
                 "f: updates are quantized to round(x 2^f); 0: the largest f with (clients per "
@@ -101,6 +105,10 @@ SecaggOptions SecaggOptions::from_config(const Config& cfg) {
   require_usage(o.dropout < 1, fmt::format("secagg.dropout = {} is not allowed: a probability in "
                                            "[0, 1)",
                                            o.dropout));
+  o.late_dropout = cfg.get_float("secagg.late_dropout");
+  require_usage(o.late_dropout < 1, fmt::format("secagg.late_dropout = {} is not allowed: a "
+                                                "probability in [0, 1)",
+                                                o.late_dropout));
   const bool dp = cfg.get_string("privacy.name") == "dp_fedavg";
   const double own_clip = cfg.get_float("secagg.clip");
   if (dp) {
@@ -135,10 +143,10 @@ SecaggOptions SecaggOptions::from_config(const Config& cfg) {
 std::string SecaggOptions::describe() const {
   if (!enabled) return "none";
   return fmt::format(
-      "bonawitz: threshold {}, dropout {:g}, {} fraction bits, clip C = {:g}{}, "
+      "bonawitz: threshold {}, dropout {:g} (late {:g}), {} fraction bits, clip C = {:g}{}, "
       "range R = {:g}, up to {} clients per round",
-      threshold > 0 ? std::to_string(threshold) : "majority", dropout, fraction_bits, clip,
-      own_clip ? " (secagg.clip)" : " (privacy.clip)", range, max_clients);
+      threshold > 0 ? std::to_string(threshold) : "majority", dropout, late_dropout, fraction_bits,
+      clip, own_clip ? " (secagg.clip)" : " (privacy.clip)", range, max_clients);
 }
 
 // ---- Shamir over GF(2^61 - 1) ----------------------------------------------------------------
@@ -299,15 +307,15 @@ void allreduce_mod32(comm::Communicator& comm, std::vector<std::uint32_t>& v) {
 struct SecureAggregation::Impl {
   std::uint32_t round = 0;
   std::vector<int> sampled;
-  int n = 0, lo = 0, hi = 0;                     // this rank's clients are positions [lo, hi)
-  std::vector<int> rank_lo, rank_hi;             // every rank's positions
-  std::vector<Key> c_pk, s_pk;                   // every client's public keys
-  std::vector<Key> c_sk, s_sk, b;                // this rank's clients' secrets
-  std::vector<Key> rx;                           // (local k, sender position u): the share key
-  std::vector<shamir::Share> held_b, held_sk;    // (local k, owner position u): k's shares
-  std::vector<std::uint8_t> submitted, gone;     // per local client
-  std::vector<crypto_generichash_state> digest;  // per local client
-  std::vector<std::uint32_t> acc;                // this rank's delivered masked vectors, summed
+  int n = 0, lo = 0, hi = 0;                        // this rank's clients are positions [lo, hi)
+  std::vector<int> rank_lo, rank_hi;                // every rank's positions
+  std::vector<Key> c_pk, s_pk;                      // every client's public keys
+  std::vector<Key> c_sk, s_sk, b;                   // this rank's clients' secrets
+  std::vector<Key> rx;                              // (local k, sender position u): the share key
+  std::vector<shamir::Share> held_b, held_sk;       // (local k, owner position u): k's shares
+  std::vector<std::uint8_t> submitted, gone, late;  // per local client
+  std::vector<crypto_generichash_state> digest;     // per local client
+  std::vector<std::uint32_t> acc;                   // this rank's delivered masked vectors, summed
   std::vector<std::uint8_t> buf;
   double t_keys = 0, t_shares = 0, t_masking = 0;
 
@@ -515,6 +523,7 @@ void SecureAggregation::begin_round(std::uint32_t round, std::span<const int> sa
   m.t_masking = 0;
   m.submitted.assign(static_cast<std::size_t>(local), 0);
   m.gone.assign(static_cast<std::size_t>(local), 0);
+  m.late.assign(static_cast<std::size_t>(local), 0);
   m.acc.assign(static_cast<std::size_t>(d_), 0);
   masked_.assign(static_cast<std::size_t>(d_), 0);
   quantized_.assign(static_cast<std::size_t>(d_), 0);
@@ -553,7 +562,9 @@ void SecureAggregation::submit(int c, std::span<const float> update) {
   }
   m.submitted[kk] = 1;
   Rng drop(seed_, m.round, static_cast<std::uint32_t>(c), Purpose::kSecaggDropout);
-  m.gone[kk] = o_.dropout > 0 && drop.uniform() < o_.dropout ? 1 : 0;
+  const double early = drop.uniform(), late = drop.uniform();
+  m.gone[kk] = early < o_.dropout ? 1 : 0;
+  m.late[kk] = !m.gone[kk] && late < o_.late_dropout ? 1 : 0;
   if (!m.gone[kk]) {
     for (std::int64_t j = 0; j < d_; ++j)
       m.acc[static_cast<std::size_t>(j)] += masked_[static_cast<std::size_t>(j)];
@@ -575,26 +586,33 @@ bool SecureAggregation::finish() {
   Impl& m = *impl_;
   const int n = m.n, local = m.hi - m.lo, ranks = comm_.size();
   const auto nn = static_cast<std::size_t>(n);
-  // Who delivered: the server's view, the same on every rank.
+  // Who delivered (bit 0) and who answers step 4 (bit 1): the server's view, the same on every
+  // rank.
   std::vector<std::uint8_t> mine(static_cast<std::size_t>(local));
-  for (int k = 0; k < local; ++k)
-    mine[static_cast<std::size_t>(k)] =
-        m.submitted[static_cast<std::size_t>(k)] && !m.gone[static_cast<std::size_t>(k)];
-  std::vector<std::uint8_t> alive;
+  for (int k = 0; k < local; ++k) {
+    const auto kk = static_cast<std::size_t>(k);
+    const bool in = m.submitted[kk] && !m.gone[kk];
+    mine[kk] = static_cast<std::uint8_t>((in ? 1 : 0) | (in && !m.late[kk] ? 2 : 0));
+  }
+  std::vector<std::uint8_t> state, alive;
   for (const auto& part : comm_.allgather_bytes(mine))
-    alive.insert(alive.end(), part.begin(), part.end());
-  std::vector<int> survivors;
-  for (int v = 0; v < n; ++v)
-    if (alive[static_cast<std::size_t>(v)]) survivors.push_back(v);
+    state.insert(state.end(), part.begin(), part.end());
+  std::vector<int> survivors;  // the responders: the clients whose shares the server gets
+  for (int v = 0; v < n; ++v) {
+    alive.push_back(state[static_cast<std::size_t>(v)] & 1);
+    if (state[static_cast<std::size_t>(v)] & 2) survivors.push_back(v);
+  }
+  const int delivered = static_cast<int>(std::count(alive.begin(), alive.end(), 1));
   const int s = static_cast<int>(survivors.size());
   const int t = report_.threshold;
-  report_.survivors = s;
+  report_.survivors = delivered;
+  report_.responders = s;
   report_.aborted = s < t;
 
   double t_unmask = 0;
   sum_.assign(static_cast<std::size_t>(d_), 0);
   if (!report_.aborted) {
-    // What the server sees: the survivors' masked vectors, summed.
+    // What the server sees: the delivered masked vectors, summed.
     std::vector<std::uint32_t> total = m.acc;
     allreduce_mod32(comm_, total);
     // Step 4: each survivor's shares, sent to the rank of the client they belong to.
@@ -664,7 +682,8 @@ bool SecureAggregation::finish() {
             fmt::format("secure aggregation: client {}'s reconstructed key does "
                         "not match its public key",
                         uid));
-      for (int v : survivors) {
+      for (int v = 0; v < n; ++v) {  // every masked vector that arrived
+        if (!alive[static_cast<std::size_t>(v)]) continue;
         const int vid = m.sampled[static_cast<std::size_t>(v)];
         const Key seed = mask_seed(uid, m.c_pk[static_cast<std::size_t>(u)], key, vid,
                                    m.c_pk[static_cast<std::size_t>(v)]);
@@ -685,10 +704,12 @@ bool SecureAggregation::finish() {
   double sent = 0, received = 0;
   for (int v = 0; v < n; ++v) {
     const bool in = alive[static_cast<std::size_t>(v)] != 0;
-    const bool unmasking = in && !report_.aborted;
+    const bool answers = (state[static_cast<std::size_t>(v)] & 2) && !report_.aborted;
+    // Every client that delivered hears the list of those that did; those that answer send a
+    // share for each client of the round.
     std::int64_t out = kKeysSent + (n - 1) * kCipherOnWire + (in ? 4 * d_ : 0) +
-                       (unmasking ? static_cast<std::int64_t>(n) * kResponseItem : 0);
-    std::int64_t inb = (n - 1) * (kKeyRelayed + kCipherOnWire) + (unmasking ? 4 * s : 0);
+                       (answers ? static_cast<std::int64_t>(n) * kResponseItem : 0);
+    std::int64_t inb = (n - 1) * (kKeyRelayed + kCipherOnWire) + (in ? 4 * delivered : 0);
     report_.client_sent[static_cast<std::size_t>(v)] = out;
     report_.client_received[static_cast<std::size_t>(v)] = inb;
     sent += static_cast<double>(out);

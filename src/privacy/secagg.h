@@ -20,20 +20,22 @@
 //     y_u = x_u + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv) mod 2^32, where s_uv is
 //     the crypto_kx session key of (c_u, c_v) (the lower id in the client role, its tx key) and
 //     PRG(k) is the ChaCha20 key stream of k with nonce = round, read as little-endian uint32.
-//     u then drops out with probability secagg.dropout (a draw of its kSecaggDropout stream),
-//     in which case y_u never reaches the server: the paper's dropout between masking and
-//     delivery, whose pairwise masks stay in the other clients' vectors.
-//  4. unmasking: the server announces the survivors S (those whose y arrived). With |S| < t it
-//     aborts: the round changes nothing (Note [DP-FedAvg]'s accountant still counts it) and
-//     /rounds/secagg_aborted is 1. Otherwise every survivor v sends, for each client u of the
-//     round, its share of b_u if u survived and of c_u^SK if u dropped; the server takes the
-//     shares of the t survivors with the lowest ids, interpolates each secret at 0 (Lagrange),
-//     checks a reconstructed c_u^SK against c_u's public key, and subtracts from
-//     sum_{v in S} y_v every survivor's PRG(b_u) and, for every dropped u and survivor v, the
-//     mask ±PRG(s_uv) that v added. What it reconstructs comes from shares only, never from the
-//     clients' secrets. The result, read as int32, is the exact sum of the survivors' quantized
-//     updates, and the round goes on with sum / 2^f in place of the plain sum of clipped
-//     updates (then central DP noise, the division by q N or by |S|, the server optimizer).
+//     u then drops out with probability secagg.dropout (the first draw of its kSecaggDropout
+//     stream), in which case y_u never reaches the server: its pairwise masks stay in the other
+//     clients' vectors. A client whose y_u arrived leaves before step 4 with probability
+//     secagg.late_dropout (the second draw): its update is in the sum, but it sends no shares.
+//  4. unmasking: the server announces the survivors S (those whose y arrived); the responders
+//     R within S answer. With |R| < t it aborts: the round changes nothing (Note [DP-FedAvg]'s
+//     accountant still counts it) and /rounds/secagg_aborted is 1. Otherwise every responder v
+//     sends, for each client u of the round, its share of b_u if u is in S and of c_u^SK if not;
+//     the server takes the shares of the t responders with the lowest ids, interpolates each
+//     secret at 0 (Lagrange), checks a reconstructed c_u^SK against c_u's public key, and
+//     subtracts from sum_{v in S} y_v every survivor's PRG(b_u) and, for every dropped u and
+//     survivor v, the mask ±PRG(s_uv) that v added. What it reconstructs comes from shares only,
+//     never from the clients' secrets. The result, read as int32, is the exact sum of the
+//     survivors' quantized updates, and the round goes on with sum / 2^f in place of the plain sum
+//     of clipped updates (then central DP noise, the division by q N or by |S|, the server
+//     optimizer).
 // Shamir's scheme works over the prime field p = 2^61 - 1 (a Mersenne prime: reduction by shifts)
 // on each 7-byte chunk of a 32-byte secret (5 chunks; a share is 5 field elements, 40 bytes);
 // fewer than t shares interpolate to an unrelated value. t = secagg.threshold, or with 0 a
@@ -53,8 +55,8 @@
 // recorded bytes are the protocol's, as if every message went through the server, not the
 // simulation's transport: per client, step 1 sends 64 bytes and receives (n - 1) 68 (keys and
 // ids), step 2 sends and receives (n - 1) 108 (ciphertext, tag and recipient id), step 3 sends
-// 4 d when delivered, step 4 receives the survivor list (4 |S|) and a survivor sends n 44 bytes
-// (share and id). The server receives what the clients send and sends what they receive.
+// 4 d when delivered, step 4 sends a survivor the list of S (4 |S|) and a responder sends n 44
+// bytes (share and id). The server receives what the clients send and sends what they receive.
 // /rounds/secagg_transcript is a 48-bit BLAKE2b digest of every message in client order (keys,
 // ciphertexts, masked vectors, responses) and of the unmasked sum: equal digests at 1, 2 and 4
 // ranks mean the same protocol run.
@@ -75,14 +77,15 @@
 namespace cohort::privacy {
 
 struct SecaggOptions {
-  bool enabled = false;   // secagg.name = bonawitz
-  int threshold = 0;      // t; 0: a majority of each round's clients
-  double dropout = 0;     // p
-  int fraction_bits = 0;  // f, resolved
-  double clip = 0;        // C that bounds the updates
-  bool own_clip = false;  // secagg.clip clips (privacy.name = none)
-  double range = 0;       // R, the largest coordinate before quantization
-  int max_clients = 0;    // n_max
+  bool enabled = false;     // secagg.name = bonawitz
+  int threshold = 0;        // t; 0: a majority of each round's clients
+  double dropout = 0;       // p
+  double late_dropout = 0;  // p_late
+  int fraction_bits = 0;    // f, resolved
+  double clip = 0;          // C that bounds the updates
+  bool own_clip = false;    // secagg.clip clips (privacy.name = none)
+  double range = 0;         // R, the largest coordinate before quantization
+  int max_clients = 0;      // n_max
   // The secagg.* keys and their checks against the rest of the config (UsageError naming the
   // key and what is allowed).
   static SecaggOptions from_config(const Config& cfg);
@@ -115,7 +118,9 @@ Secret combine_points(std::span<const std::uint64_t> xs, std::span<const Share> 
 
 // What one round of the protocol did and cost (identical on every rank).
 struct SecaggReport {
-  int clients = 0, survivors = 0, threshold = 0;
+  // survivors: the clients whose masked vectors arrived (their updates are the sum);
+  // responders: those of them that answered the unmasking step.
+  int clients = 0, survivors = 0, responders = 0, threshold = 0;
   bool aborted = false;
   // Protocol bytes of each sampled client (in the order of the round's sample), and their means.
   std::vector<std::int64_t> client_sent, client_received;

@@ -285,6 +285,8 @@ check_bad secagg_bits "$sac" \
   secagg.fraction_bits=30
 check_bad secagg_dropout "$sac" \
   "secagg.dropout = 1 is not allowed: a probability in [0, 1)" secagg.dropout=1
+check_bad secagg_late_dropout "$sac" \
+  "secagg.late_dropout = 1 is not allowed: a probability in [0, 1)" secagg.late_dropout=1
 
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \

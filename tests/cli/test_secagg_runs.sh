@@ -19,8 +19,9 @@ grep -c "secure aggregation aborted" "$TMP/all_abort.np4.log" > /dev/null && {
 n=$(grep -c "cohort: warning: round [12]: secure aggregation aborted" "$TMP/abort_err.err")
 [ "$n" -eq 2 ] || { echo "FAIL: $n abort warnings, expected 2 (one per round, rank 0 only)"; exit 1; }
 run all_abort_1round 1 secagg.threshold=30 rounds=1
-# Some rounds abort, some unmask (threshold 5 of about 9 clients, 30% dropouts).
-same_at_1_2_4 some_abort secagg.threshold=5 secagg.dropout=0.3 rounds=6
+# Some rounds abort, some unmask (threshold 5 of about 9 clients, 30% dropouts before delivery
+# and 20% after).
+same_at_1_2_4 some_abort secagg.threshold=5 secagg.dropout=0.3 secagg.late_dropout=0.2 rounds=6
 
 # Without DP: secagg against the plain exchange, one round, no dropouts, a clip that never binds.
 plain=("privacy={name: none}" clients.sampling=uniform clients.per_round=10 rounds=1)
@@ -50,7 +51,9 @@ with h5py.File(f"{tmp}/some_abort.np1.h5", "r") as f:
     ab = r["secagg_aborted"][()]
     assert 0 < ab.sum() < len(ab), f"expected some aborted rounds, got {ab}"
     surv, n, t = r["secagg_survivors"][()], r["clients"][()], r["secagg_threshold"][()]
-    assert ((surv < t) == (ab == 1)).all()
+    resp = r["secagg_responders"][()]
+    assert ((resp < t) == (ab == 1)).all()  # aborted exactly when fewer than t answered
+    assert (resp <= surv).all() and (resp < surv).any()
     assert (surv <= n).all() and (surv < n).any()
     # bytes: at least the masked vector of every survivor, and the server receives what the
     # clients send

@@ -33,7 +33,8 @@ TEST_CASE("secagg: sum, survivors and transcript are those of one process", "[mp
   privacy::SecaggOptions o;
   o.enabled = true;
   o.threshold = 6;
-  o.dropout = 0.35;
+  o.dropout = 0.3;
+  o.late_dropout = 0.2;  // leaves after delivery: in the sum, no shares
   o.clip = o.range = 1.0;
   o.max_clients = static_cast<int>(sampled.size());
   o.fraction_bits = privacy::auto_fraction_bits(o.range, o.max_clients);
@@ -58,6 +59,7 @@ TEST_CASE("secagg: sum, survivors and transcript are those of one process", "[mp
     const bool a = spread.finish(), b = whole.finish();
     REQUIRE(a == b);
     REQUIRE(spread.report().survivors == whole.report().survivors);
+    REQUIRE(spread.report().responders == whole.report().responders);
     REQUIRE(spread.report().transcript == whole.report().transcript);
     REQUIRE(spread.report().client_sent == whole.report().client_sent);
     if (!a) continue;

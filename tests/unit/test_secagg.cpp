@@ -18,11 +18,13 @@ namespace shamir = privacy::shamir;
 
 namespace {
 
-SecaggOptions options(int threshold, double dropout, double range, int max_clients) {
+SecaggOptions options(int threshold, double dropout, double range, int max_clients,
+                      double late_dropout = 0) {
   SecaggOptions o;
   o.enabled = true;
   o.threshold = threshold;
   o.dropout = dropout;
+  o.late_dropout = late_dropout;
   o.clip = range;
   o.range = range;
   o.max_clients = max_clients;
@@ -126,28 +128,38 @@ TEST_CASE("secagg: the unmasked sum equals the survivors' quantized sum bit for 
   const std::int64_t d = 203;
   const std::vector<int> sampled = {0, 3, 4, 8, 11, 12, 17, 20, 21, 29, 30, 31};
   const int n = static_cast<int>(sampled.size());
-  int rounds_with_drops = 0, unmasked = 0, most_dropped = 0;
-  for (const double dropout : {0.0, 0.2, 0.45}) {
-    const SecaggOptions o = options(5, dropout, 0.75, n);
+  int rounds_with_drops = 0, unmasked = 0, most_dropped = 0, late_unmasked = 0;
+  // (dropout before delivery, dropout after it): a client that leaves late is in the sum, but
+  // its shares are missing from the unmasking.
+  const std::pair<double, double> rates[] = {{0.0, 0.0}, {0.2, 0.0}, {0.45, 0.0}, {0.0, 0.3},
+                                             {0.25, 0.3}};
+  for (const auto& [dropout, late] : rates) {
+    const SecaggOptions o = options(5, dropout, 0.75, n, late);
     SecureAggregation sa(o, *comm, 1234, d);
     for (std::uint32_t r = 0; r < 8; ++r) {
-      INFO("dropout " << dropout << " round " << r);
+      INFO("dropout " << dropout << " late " << late << " round " << r);
       const Outcome out = run_round(sa, o, r, sampled, d);
-      REQUIRE(sa.report().survivors == out.survivors);
-      REQUIRE(sa.report().threshold == 5);
+      const auto& rep = sa.report();
+      REQUIRE(rep.survivors == out.survivors);
+      REQUIRE(rep.responders <= rep.survivors);
+      REQUIRE(rep.threshold == 5);
       if (dropout == 0) REQUIRE(out.survivors == n);
+      if (late == 0) REQUIRE(rep.responders == rep.survivors);
       if (out.survivors < n) ++rounds_with_drops;
-      REQUIRE(out.unmasked == (out.survivors >= 5));
+      REQUIRE(out.unmasked == (rep.responders >= 5));
       if (!out.unmasked) continue;
       ++unmasked;
+      if (rep.responders < rep.survivors) ++late_unmasked;
       most_dropped = std::max(most_dropped, n - out.survivors);
       REQUIRE(out.sum == out.plain);
     }
   }
-  // The patterns covered: no dropout, a few, and many (down to t survivors or close).
+  // The patterns covered: no dropout, a few, many (down to t survivors or close), and clients
+  // leaving after delivery.
   REQUIRE(rounds_with_drops >= 8);
-  REQUIRE(unmasked >= 16);
+  REQUIRE(unmasked >= 24);
   REQUIRE(most_dropped >= 5);
+  REQUIRE(late_unmasked >= 4);
 }
 
 TEST_CASE("secagg: a majority threshold, the pairwise masks cancel and the bytes add up",
@@ -190,9 +202,15 @@ TEST_CASE("secagg: fewer than t survivors abort cleanly", "[secagg]") {
     REQUIRE(out.unmasked == !rep.aborted);
     if (rep.aborted) {
       ++aborted;
-      // Nothing was unmasked, and no client answered step 4.
+      // Nothing was unmasked, and no client answered step 4: a client sent its keys, shares
+      // and, if it arrived, its masked vector; it heard the keys, its shares and, if its vector
+      // arrived, the survivor list.
       REQUIRE(std::all_of(out.sum.begin(), out.sum.end(), [](std::int32_t v) { return v == 0; }));
-      for (std::int64_t b : rep.client_received) REQUIRE(b == 7 * (68 + 108));
+      for (std::size_t i = 0; i < sampled.size(); ++i) {
+        const bool in = !sa.dropped(sampled[i]);
+        REQUIRE(rep.client_sent[i] == 64 + 7 * 108 + (in ? 4 * d : 0));
+        REQUIRE(rep.client_received[i] == 7 * (68 + 108) + (in ? 4 * out.survivors : 0));
+      }
     } else {
       ++completed;
       REQUIRE(out.sum == out.plain);
