@@ -325,12 +325,8 @@ struct SecureAggregation::Impl {
       throw std::logic_error(fmt::format("secure aggregation: client {} is not in the round", c));
     return static_cast<int>(it - sampled.begin());
   }
-  int owner(int pos) const {
-    for (std::size_t r = 0; r < rank_lo.size(); ++r)
-      if (pos >= rank_lo[r] && pos < rank_hi[r]) return static_cast<int>(r);
-    throw std::logic_error("secure aggregation: a client without a rank");
-  }
-  // Words of an all-to-all: send[r] to rank r, counts in 4-byte words.
+  // An all-to-all of bytes (their 4-byte words carried as floats, bits untouched): send[r] goes
+  // to rank r; recv_bytes[r] is what rank r sends here.
   std::vector<std::uint8_t> exchange(comm::Communicator& comm,
                                      const std::vector<std::vector<std::uint8_t>>& send,
                                      const std::vector<std::int64_t>& recv_bytes) {
