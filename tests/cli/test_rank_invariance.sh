@@ -116,5 +116,6 @@ threads threads_dp "$dp"
 # the same at any rank count and any number of client threads (Note [Secure aggregation]).
 sa="$SRC/tests/configs/secagg.yaml"
 check secagg_dp "$sa"
+check secagg_central "$sa" privacy.noise=central secagg.threshold=0
 threads threads_secagg "$sa" rounds=2
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"
