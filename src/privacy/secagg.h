@@ -4,7 +4,8 @@
 // Note [Secure aggregation]
 // secagg.name = bonawitz. Each round runs the protocol among the round's n sampled clients, so
 // that the server learns the sum of their quantized updates and nothing else about any one of
-// them (honest-but-curious server, the paper's one-shot variant without signatures):
+// them (the paper's honest-but-curious version: four steps, without the consistency check and
+// the signatures that an actively malicious server calls for):
 //  1. keys: client u derives two X25519 key pairs (libsodium crypto_kx) from 64 bytes of its
 //     (seed, round, u, kSecaggKeys) stream: c_u for pairwise masks, s_u for encrypting shares,
 //     and a 32-byte self-mask seed b_u from its kSecaggMasks stream. It sends both public keys;
