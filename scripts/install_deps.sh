@@ -7,6 +7,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libeigen3-dev catch2 libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libsodium-dev
   python3-h5py python3-matplotlib python3-numpy
   dataset-fashion-mnist
 )

@@ -114,6 +114,7 @@ Round::Round(const Config& cfg, comm::Communicator& comm)
   client_eval_ = cfg.get_bool("eval.clients");
   nodes_every_ = cfg.get_int("eval.nodes_every");
   l2_ = cfg.get_float("eval.l2");
+  secagg_options_ = privacy::SecaggOptions::from_config(cfg);
 }
 
 Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
@@ -151,8 +152,13 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   };
   auto cluster = [&](int j) { return s.clusters.data() + static_cast<std::size_t>(j) * s.x.size(); };
 
+  // Note [Secure aggregation]: the protocol's keys and shares among the round's clients.
+  const bool secure = secagg_options_.enabled && !nobody;
+  if (secagg_options_.enabled && !secagg_)
+    secagg_ = std::make_unique<privacy::SecureAggregation>(secagg_options_, comm_, seed_, d);
   // Local work on the clients this rank owns.
   auto t0 = Clock::now();
+  if (secure) secagg_->begin_round(round, sampled, s.mine.begin, s.mine.end);
   std::int64_t down_bits = 0;
   std::span<const float> x_client(s.x);
   if (!local_only) {  // local: nothing is sent
@@ -283,6 +289,12 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
             for (std::int64_t j = 0; j < d; ++j) m[j] = static_cast<float>(m[j] + sd * noise.normal());
           }
         }
+        if (secure) {  // Note [Secure aggregation]: quantized, masked, summed mod 2^32
+          if (!dp.enabled)  // its own bound C, flat
+            privacy::clip_update(m.data(), problem.layers(), secagg_options_.clip, false);
+          secagg_->submit(c, std::span<const float>(m.data(), static_cast<std::size_t>(d)));
+          return;
+        }
         exchange_of(picks_[i]).submit(c, m, w, behaviour.byzantine(c));
         if (k_clusters > 0) {
           cluster_weight.add_at(static_cast<std::size_t>(picks_[i]), w);
@@ -311,6 +323,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   // client with F_i = 0 at q < 1 (F^(q-1) = inf), or every F_i = 0, leaves the step undefined.
   const bool qffl_undefined = qffl_ && !(total_weight > 0 && std::isfinite(total_weight));
   bool valid = !qffl_undefined;
+  bool secagg_aborted = false;
   // ifca: each cluster's aggregate, into g_ one after the other (Note [IFCA rounds]).
   std::vector<std::vector<float>> cluster_g;
   if (local_only) {
@@ -335,10 +348,16 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     valid = valid && cluster_weight.valid();
   } else if (nobody) {
     std::fill(g_.begin(), g_.end(), 0.0f);  // no client: an empty sum
+  } else if (secure) {
+    // Note [Secure aggregation]: the unmasked sum of the survivors' quantized updates, divided
+    // by q N (DP) or by the survivors' count; an aborted round leaves the model as it is.
+    secagg_aborted = !secagg_->finish();
+    if (!dp.enabled) total_weight = secagg_->report().survivors;
+    if (!secagg_aborted) secagg_->decode(g_.data(), total_weight);
   } else {
     valid = ex.finish(g_.data(), qffl_undefined ? 1.0 : total_weight) && valid;
   }
-  if (dp.enabled && !dp.distributed && valid) {
+  if (dp.enabled && !dp.distributed && valid && !secagg_aborted) {
     // Note [DP-FedAvg]: the server's N(0, sigma^2 C^2) on the sum, divided like the sum.
     const double sd = dp.sigma * dp.clip / dp.denominator();
     Rng noise(seed_, round, kGlobalClient, Purpose::kPrivacyNoise);
@@ -373,6 +392,14 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
                                      "2^40", t + 1);
   } else if (local_only) {
     // the global model stays the initial one
+  } else if (secagg_aborted) {
+    // fewer survivors than the threshold: nothing was unmasked, the model stays
+    if (comm_.rank() == 0)
+      fmt::print(stderr,
+                 "cohort: warning: round {}: secure aggregation aborted: {} of {} clients "
+                 "survived, below the threshold {}; the model is unchanged\n",
+                 t + 1, secagg_->report().survivors, secagg_->report().clients,
+                 secagg_->report().threshold);
   } else if (k_clusters > 0) {
     // Each picked model steps with its own optimizer; x becomes the model most clients picked
     // (the lowest index among ties).
@@ -464,6 +491,37 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   if (dp.enabled) {  // the accountant after t + 1 rounds (Note [RDP accountant])
     rec.extra_names.push_back("epsilon");
     rec.extra.push_back(dp.epsilon_after(t + 1));
+  }
+  if (secagg_options_.enabled) {  // Note [Secure aggregation]: what the protocol did and cost
+    privacy::SecaggReport r;
+    if (secure) r = secagg_->report();
+    const std::pair<const char*, double> v[] = {
+        {"secagg_survivors", r.survivors},
+        {"secagg_responders", r.responders},
+        {"secagg_threshold", r.threshold},
+        {"secagg_aborted", r.aborted ? 1.0 : 0.0},
+        {"secagg_client_bytes_sent", r.mean_sent},
+        {"secagg_client_bytes_received", r.mean_received},
+        {"secagg_server_bytes_sent", r.server_sent},
+        {"secagg_server_bytes_received", r.server_received},
+        {"secagg_transcript", static_cast<double>(r.transcript)},
+        {"time_secagg_keys", r.time_keys},
+        {"time_secagg_shares", r.time_shares},
+        {"time_secagg_masking", r.time_masking},
+        {"time_secagg_unmasking", r.time_unmasking}};
+    for (const auto& [name, value] : v) {
+      rec.extra_names.push_back(name);
+      rec.extra.push_back(value);
+    }
+    if (secure) {  // the protocol's bytes are the uplink (Note [Secure aggregation])
+      rec.client_bits.assign(r.client_sent.size(), 0);
+      double bits = 0;
+      for (std::size_t i = 0; i < r.client_sent.size(); ++i) {
+        rec.client_bits[i] = 8 * r.client_sent[i];
+        bits += 8.0 * static_cast<double>(r.client_sent[i]);
+      }
+      rec.uplink_bits = bits;
+    }
   }
   if (poisson_) {  // fixed-width per-client rows (Note [Poisson sampling])
     rec.clients = static_cast<std::int64_t>(sampled.size());

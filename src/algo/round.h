@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "algo/run_state.h"
@@ -11,6 +12,7 @@
 #include "comm/communicator.h"
 #include "core/config.h"
 #include "metrics/round_recorder.h"
+#include "privacy/secagg.h"
 
 namespace cohort::algo {
 
@@ -81,6 +83,9 @@ class Round {
   std::vector<float> client_acc_, global_client_acc_;
   std::vector<float> g_;
   std::vector<std::int64_t> counts_;  // clients' sample counts (weighted mean only)
+  // Note [Secure aggregation] (privacy/secagg.h): the options, and the protocol once d is known.
+  privacy::SecaggOptions secagg_options_;
+  std::unique_ptr<privacy::SecureAggregation> secagg_;
 };
 
 }  // namespace cohort::algo

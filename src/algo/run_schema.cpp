@@ -13,6 +13,7 @@
 #include "attack/attack.h"
 #include "decentral/topology.h"
 #include "privacy/dp.h"
+#include "privacy/secagg.h"
 #include "compress/compressor.h"
 #include "robust/aggregator.h"
 
@@ -114,6 +115,7 @@ Section build_schema() {
       decentral::topology_section(),
       privacy::privacy_section(),
       averaging_section(),
+      privacy::secagg_section(),
       server_optimizer_section(),
       robust::aggregator_section(),
       compress::compressor_section(compress::kUplinkSlot),

@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/limits.h"
 #include "data/loaders.h"
+#include "privacy/secagg.h"
 
 namespace cohort::algo {
 namespace {
@@ -188,6 +189,7 @@ ComponentOptions check_components(const Config& cfg) {
   }
   privacy::DpOptions::from_config(cfg, static_cast<int>(cfg.get_int("clients.num_clients")));
   IterateAverage::from_config(cfg, 0);
+  privacy::SecaggOptions::from_config(cfg);  // Note [Secure aggregation]
   if (cfg.get_string("clients.sampling") == "poisson") {  // Note [Poisson sampling]
     const std::string what = "clients.sampling = poisson";
     require_usage(cfg.get_string("aggregator.name") == "mean",

@@ -27,6 +27,7 @@
 #include "metrics/results_file.h"
 #include "metrics/round_recorder.h"
 #include "model/gemm.h"
+#include "privacy/secagg.h"
 
 namespace cohort::algo {
 namespace {
@@ -128,6 +129,9 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.set_attribute("privacy", s.dp.describe());
   out.set_attribute("averaging", s.average.describe());
   if (s.dp.enabled) out.set_attribute("noise_multiplier", s.dp.sigma);
+  const privacy::SecaggOptions secagg = privacy::SecaggOptions::from_config(cfg);
+  out.set_attribute("secagg", secagg.describe());
+  if (secagg.enabled) out.set_attribute("secagg_fraction_bits", static_cast<std::int64_t>(secagg.fraction_bits));
   if (s.network) {
     out.set_attribute("topology", s.network->describe());
     out.set_attribute("spectral_gap", s.network->spectral_gap());
@@ -160,6 +164,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   if (s.dp.enabled) fmt::print("  privacy: {}\n", s.dp.describe());
   if (s.average.enabled())
     fmt::print("  iterate averaging: {} (evaluations use the average)\n", s.average.describe());
+  if (secagg.enabled) fmt::print("  secure aggregation: {}\n", secagg.describe());
   fmt::print("  client state: {}\n", s.client_state.describe());
   fmt::print("  results -> {}\n", out.path());
   std::fflush(stdout);

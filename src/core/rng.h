@@ -37,6 +37,10 @@ enum class Purpose : std::uint32_t {
   kTopology = 16,        // random graphs (erdos_renyi, random_matching)
   kNodeInit = 17,        // decentralized nodes' initial spread (init_spread)
   kPrivacyNoise = 18,    // DP noise (the server's, or each client's share)
+  kSecaggKeys = 19,      // secure aggregation: a client's X25519 key-pair seeds
+  kSecaggMasks = 20,     // its self-mask seed b_i
+  kSecaggDropout = 21,   // whether it drops out before its masked vector arrives
+  kSecaggShares = 22,    // the random coefficients of its Shamir polynomials
   kTest = 100,
 };
 

@@ -65,6 +65,9 @@ void RoundRecorder::record(const RoundRecord& r, double elapsed) {
   // file has all of it).
   auto shown = [](const std::string& name) {
     if (name.rfind("global_client_acc_", 0) == 0) return false;
+    // Of secure aggregation's columns, the survivors (the rest: the file).
+    if (name.rfind("time_", 0) == 0) return false;
+    if (name.rfind("secagg_", 0) == 0) return name == "secagg_survivors";
     return name.rfind("client_acc_", 0) != 0 || name == "client_acc_mean" ||
            name == "client_acc_p10";
   };

@@ -265,6 +265,37 @@ check_bad averaging_start good.yaml \
   averaging.name=weighted averaging.start=10 rounds=10
 check_bad schedule_shift good.yaml "algorithm.lr_schedule.shift = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=inverse_time algorithm.lr_schedule.shift=0
+# Secure aggregation (Note [Secure aggregation]).
+sac="$SRC/tests/configs/secagg.yaml"
+check_bad secagg_threshold "$sac" \
+  "secagg.threshold = 31 exceeds the 30 clients a round can sample: allowed 1 to 30, or 0 for a majority of each round's clients" \
+  secagg.threshold=31
+check_bad secagg_threshold_uniform "$sac" \
+  "secagg.threshold = 9 exceeds the 8 clients a round can sample: allowed 1 to 8" \
+  "privacy={name: none}" secagg.clip=1 clients.sampling=uniform clients.per_round=8 secagg.threshold=9
+check_bad secagg_krum "$sac" \
+  "secagg.name = bonawitz reveals only the sum of the clients' updates, never one of them: aggregator.name = krum needs the individual messages; use mean" \
+  "privacy={name: none}" secagg.clip=1 clients.sampling=uniform clients.per_round=8 aggregator.name=krum
+check_bad secagg_topk "$sac" \
+  "secagg.name = bonawitz sums quantized vectors mod 2^32: compressor.name = topk encodes each client's message on its own" \
+  "privacy={name: none}" secagg.clip=1 compressor.name=topk compressor.ratio=0.1
+check_bad secagg_scaffold "$sac" \
+  "secagg.name = bonawitz masks each client's model update x - y_i: algorithm.name must be fedavg or fedprox, not scaffold" \
+  "privacy={name: none}" secagg.clip=1 algorithm.name=scaffold
+check_bad secagg_no_clip "$sac" \
+  "secagg.name = bonawitz quantizes updates clipped to a bound: set secagg.clip > 0" \
+  "privacy={name: none}"
+check_bad secagg_two_clips "$sac" \
+  "secagg.clip must be 0 with privacy.name = dp_fedavg, whose privacy.clip bounds the updates" \
+  secagg.clip=1
+check_bad secagg_bits "$sac" \
+  "secagg.fraction_bits = 30 would let the sum of 30 clients' updates up to R = 3.7 wrap 2^31: allowed 1 to 24 (or 0: the largest)" \
+  secagg.fraction_bits=30
+check_bad secagg_dropout "$sac" \
+  "secagg.dropout = 1 is not allowed: a probability in [0, 1)" secagg.dropout=1
+check_bad secagg_late_dropout "$sac" \
+  "secagg.late_dropout = 1 is not allowed: a probability in [0, 1)" secagg.late_dropout=1
+
 check_bad schedule_factor good.yaml \
   "algorithm.lr_schedule.factor = '0' is not allowed: expected a number > 0" \
   algorithm.lr_schedule.name=step algorithm.lr_schedule.factor=0

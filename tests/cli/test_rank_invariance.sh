@@ -113,4 +113,11 @@ dp="$SRC/tests/configs/dp.yaml"
 check dp_central "$dp"
 check dp_distributed "$dp" privacy.noise=distributed privacy.clip_scope=layer
 threads threads_dp "$dp"
+# Secure aggregation over DP-FedAvg's distributed noise, clients dropping out after masking: the
+# protocol's transcript digest (/rounds/secagg_transcript), the unmasked sums and the model are
+# the same at any rank count and any number of client threads (Note [Secure aggregation]).
+sa="$SRC/tests/configs/secagg.yaml"
+check secagg_dp "$sa"
+check secagg_central "$sa" privacy.noise=central secagg.threshold=0
+threads threads_secagg "$sa" rounds=2
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"

@@ -7,7 +7,8 @@
 #    schedules, and scaffold (client controls in the store, the server control in the shared
 #    state) with top-k and error feedback on both parts of its message, and mime (its server
 #    momentum in the shared state), ditto's and local's personal models (a client slot), ifca's
-#    cluster models, their optimizers and exchanges, and iterate averaging (its weighted sum);
+#    cluster models, their optimizers and exchanges, iterate averaging (its weighted sum),
+#    DP-FedAvg, and secure aggregation;
 #  - preemption: SIGTERM to the ranks ends the run after the current round with a checkpoint,
 #    status preempted and exit code 130; --resume completes it with the same results;
 #  - bad checkpoints: a truncated, altered or foreign newest file is skipped with a warning; a
@@ -75,8 +76,14 @@ CFG="$SRC/tests/configs/dp.yaml"
 run dp 4 rounds=$R checkpoint.every=2 checkpoint.keep=10 privacy.noise=distributed
 resumed dp 2 2 privacy.noise=distributed
 resumed dp 4 1 privacy.noise=distributed
+# Secure aggregation: nothing of it carries between rounds; keys, shares and dropouts are keyed
+# by the round.
+CFG="$SRC/tests/configs/secagg.yaml"
+run secagg 4 rounds=$R checkpoint.every=2 checkpoint.keep=10
+resumed secagg 2 2
+resumed secagg 4 1
 CFG="$SRC/tests/configs/invariance_compress.yaml"
-echo "resume: seventeen cases resumed at 2 and 1 ranks equal the runs that never stopped"
+echo "resume: the cases resumed at 2 and 1 ranks equal the runs that never stopped"
 
 # Preemption: SIGTERM to the ranks mid-run.
 long=(rounds=20000 output.progress_every=0 checkpoint.every=100000 eval.every=0)
