@@ -22,6 +22,11 @@ std::int64_t Problem::num_params() const {
   return l.empty() ? 0 : l.back().offset + l.back().size();
 }
 
+double Problem::clipped_loss_grad(int, const float*, std::span<const std::int64_t>, double, double,
+                                  float*, Rng&) {
+  throw std::logic_error("per-example clipping on a problem without per-sample losses");
+}
+
 void Problem::set_label_flip(const std::vector<int>&) {
   throw UsageError("attack.name = labelflip needs a classification problem (class labels to flip)");
 }
@@ -170,6 +175,17 @@ class DatasetProblem final : public Problem {
   // rng is the client's stream for this local work: the model's dropout masks come from it.
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
                    Rng& rng) override {
+    const model::Batch batch = gather(c, positions);
+    return worker().model->loss_grad(x, batch, grad, &rng);
+  }
+  double clipped_loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
+                           double clip, double denominator, float* grad, Rng& rng) override {
+    const model::Batch batch = gather(c, positions);
+    return worker().model->clipped_loss_grad(x, batch, clip, denominator, grad, &rng);
+  }
+
+  // Client c's samples at `positions`, copied into this worker's batch buffers.
+  model::Batch gather(int c, std::span<const std::int64_t> positions) {
     const auto& ds = data_.train;
     Worker& w = worker();
     auto& batch_x_ = w.batch_x;
@@ -200,7 +216,7 @@ class DatasetProblem final : public Problem {
       }
       batch.labels = batch_y_.data();
     }
-    return w.model->loss_grad(x, batch, grad, &rng);
+    return batch;
   }
 
   std::int64_t num_eval_chunks() const override {

@@ -45,6 +45,12 @@ class Problem {
   // for this local work, serves stochastic objectives (gradient noise) and dropout masks.
   virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                            float* grad, Rng& rng) = 0;
+  // dp_sgd's step (Note [Per-example clipping] in model/model.h): on the same samples as
+  // loss_grad, the gradient of sum_n min(1, clip / |g_n|) L_n / denominator; returns the mean
+  // loss. Problems without per-sample losses (quadratic) throw std::logic_error: the privacy
+  // options refuse them first.
+  virtual double clipped_loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
+                                   double clip, double denominator, float* grad, Rng& rng);
   // F_c(x): client c's mean loss over all its training samples, an evaluation pass (no dropout,
   // no gradient noise). qffl weights clients by it and ifca's clients pick their cluster by it.
   virtual double client_loss(int c, const float* x) = 0;

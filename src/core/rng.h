@@ -37,6 +37,8 @@ enum class Purpose : std::uint32_t {
   kTopology = 16,        // random graphs (erdos_renyi, random_matching)
   kNodeInit = 17,        // decentralized nodes' initial spread (init_spread)
   kPrivacyNoise = 18,    // DP noise (the server's, or each client's share)
+  kDpSgdBatches = 23,    // dp_sgd: each local step's Poisson sample of the client's examples
+  kDpSgdNoise = 24,      // dp_sgd: each local step's Gaussian noise
   kTest = 100,
 };
 

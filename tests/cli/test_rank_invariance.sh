@@ -111,4 +111,8 @@ dp="$SRC/tests/configs/dp.yaml"
 check dp_central "$dp"
 check dp_distributed "$dp" privacy.noise=distributed privacy.clip_scope=layer
 threads threads_dp "$dp"
+# dp_sgd: every client's Poisson batches and noise from its own streams.
+dps="privacy={name: dp_sgd, clip: 0.5, noise_multiplier: 0.8, sample_rate: 0.2}"
+check dp_sgd "$dp" "$dps"
+threads threads_dp_sgd "$dp" "$dps"
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"
