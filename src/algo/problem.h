@@ -51,6 +51,14 @@ class Problem {
   // options refuse them first.
   virtual double clipped_loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                                    double clip, double denominator, float* grad, Rng& rng);
+  // The inference attacks (privacy/inference.h, `cohort attack-privacy`): the features of client
+  // c's training sample at `position`; its evaluation-pass loss at x; the test set's row count
+  // and the evaluation-pass loss of test row `row`. Problems without samples (quadratic) throw
+  // std::logic_error: the command refuses them first.
+  virtual std::vector<float> sample_input(int c, std::int64_t position);
+  virtual double sample_loss(int c, std::int64_t position, const float* x);
+  virtual std::int64_t test_rows() const { return 0; }
+  virtual double test_loss(std::int64_t row, const float* x);
   // F_c(x): client c's mean loss over all its training samples, an evaluation pass (no dropout,
   // no gradient noise). qffl weights clients by it and ifca's clients pick their cluster by it.
   virtual double client_loss(int c, const float* x) = 0;

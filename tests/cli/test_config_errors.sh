@@ -314,6 +314,14 @@ checks=$((checks + 1))
 grep -q '^epsilon 3\.009.* at delta 1e-05 (order 9)' "$tmp/privacy.out" ||
   fail "privacy: expected epsilon 3.009 at order 9, got: $(snippet "$tmp/privacy.out")"
 
+check_cli_usage "invert without a config" "--config is required" attack-privacy invert --out x.h5
+check_cli_usage "invert batch" "--batch = 0 is not allowed" attack-privacy invert \
+  --config "$dpc" --batch 0 --out "$tmp/inv.h5"
+check_cli_usage "invert client" "--client = 30 is not allowed: the problem has clients 0..29" \
+  attack-privacy invert --config "$dpc" --client 30 --out "$tmp/inv.h5"
+check_cli_usage "membership without a run" "is not a cohort results file" attack-privacy \
+  membership --run "$tmp/none.h5"
+
 capture version "$COHORT" --version
 checks=$((checks + 1))
 [[ $rc -eq 0 ]] || fail "--version: exit code $rc, expected 0"
