@@ -124,10 +124,29 @@ std::span<const std::int64_t> DpSgdSteps::next_batch() {
   return batch_;
 }
 
+// Box-Muller on two uniforms of 53 bits each, as Rng::normal draws them; the second value is
+// kept for the next call.
+double DpSgdSteps::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_;
+  }
+  auto uniform = [this] {
+    const std::uint64_t hi = noise_.next_u32();
+    const std::uint64_t v = (hi << 32) | noise_.next_u32();
+    return static_cast<double>(v >> 11) * 0x1.0p-53;
+  };
+  const double r = std::sqrt(-2.0 * std::log(1.0 - uniform()));
+  const double t = 2.0 * 3.14159265358979323846 * uniform();
+  spare_ = r * std::sin(t);
+  has_spare_ = true;
+  return r * std::cos(t);
+}
+
 void DpSgdSteps::add_noise(float* grad, std::int64_t d) {
   if (o_.sigma == 0) return;
   const double sd = o_.sigma * o_.clip / denominator_;
-  for (std::int64_t i = 0; i < d; ++i) grad[i] = static_cast<float>(grad[i] + sd * noise_.normal());
+  for (std::int64_t i = 0; i < d; ++i) grad[i] = static_cast<float>(grad[i] + sd * normal());
 }
 
 }  // namespace cohort::privacy

@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "core/schema.h"
+#include "compress/philox_bulk.h"
 
 namespace cohort::privacy {
 
@@ -72,7 +73,13 @@ class DpSgdSteps {
   const DpSgdOptions& o_;
   std::int64_t n_;
   double denominator_;
-  Rng batches_, noise_;
+  Rng batches_;
+  // One Gaussian per parameter and step: the stream's words come in bulk (Note [Bulk Philox]),
+  // exactly Rng(seed, round, client, kDpSgdNoise)'s, and normal() turns them into Gaussians.
+  compress::BulkRng noise_;
+  double normal();
+  double spare_ = 0;
+  bool has_spare_ = false;
   std::vector<std::int64_t> batch_;
 };
 
