@@ -123,7 +123,7 @@ const std::string kRun =
 
 }  // namespace
 
-TEST_CASE("dp_sgd: per-example norms and clipped sums equal single-example passes", "[privacy]") {
+TEST_CASE("privacy: dp_sgd: per-example norms and clipped sums equal single-example passes", "[privacy]") {
   for (const auto& c : cases(false)) {
     INFO(c.name);
     const auto p = test_params(*c.model, 7);
@@ -173,7 +173,7 @@ TEST_CASE("dp_sgd: per-example norms and clipped sums equal single-example passe
   }
 }
 
-TEST_CASE("dp_sgd: unclipped and divided by the batch size, the gradient is loss_grad's bit for "
+TEST_CASE("privacy: dp_sgd: unclipped and divided by the batch size, the gradient is loss_grad's bit for "
           "bit",
           "[privacy]") {
   for (const auto& c : cases(true)) {
@@ -192,7 +192,7 @@ TEST_CASE("dp_sgd: unclipped and divided by the batch size, the gradient is loss
   }
 }
 
-TEST_CASE("dp_sgd: with sigma = 0, C = inf and q = 1 a run is plain full-batch SGD bit for bit",
+TEST_CASE("privacy: dp_sgd: with sigma = 0, C = inf and q = 1 a run is plain full-batch SGD bit for bit",
           "[privacy]") {
   for (const std::string algorithm : {"fedavg", "sgd"}) {
     INFO(algorithm);
@@ -222,7 +222,7 @@ TEST_CASE("dp_sgd: with sigma = 0, C = inf and q = 1 a run is plain full-batch S
   }
 }
 
-TEST_CASE("dp_sgd: Poisson batches of rate q and noise of standard deviation sigma C / (q n)",
+TEST_CASE("privacy: dp_sgd: Poisson batches of rate q and noise of standard deviation sigma C / (q n)",
           "[privacy]") {
   privacy::DpSgdOptions o;
   o.enabled = true;
@@ -275,7 +275,7 @@ TEST_CASE("dp_sgd: Poisson batches of rate q and noise of standard deviation sig
   REQUIRE(first != std::vector<std::int64_t>(b3.begin(), b3.end()));
 }
 
-TEST_CASE("dp_sgd: epsilon counts K steps a round; calibration and the budget", "[privacy]") {
+TEST_CASE("privacy: dp_sgd: epsilon counts K steps a round; calibration and the budget", "[privacy]") {
   const std::vector<std::string> dp = {"privacy.name=dp_sgd", "privacy.clip=1",
                                        "privacy.noise_multiplier=1.2", "privacy.sample_rate=0.25",
                                        "algorithm.batch_size=8"};
@@ -312,7 +312,7 @@ TEST_CASE("dp_sgd: epsilon counts K steps a round; calibration and the budget", 
   REQUIRE(privacy::epsilon(0.25, o.sigma * (1 - 1e-5), 9, 1e-5).epsilon > 2.0 - 1e-3);
 }
 
-TEST_CASE("dp_sgd: bad options are usage errors naming the key", "[privacy]") {
+TEST_CASE("privacy: dp_sgd: bad options are usage errors naming the key", "[privacy]") {
   auto error = [](const std::vector<std::string>& extra) {
     return test::usage_error_of([&] {
       const Config cfg = Config::from_text(kRun, extra, algo::run_schema());

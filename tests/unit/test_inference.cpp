@@ -13,7 +13,7 @@
 
 using namespace cohort;
 
-TEST_CASE("membership AUC: hand-computed cases, ties count one half", "[privacy]") {
+TEST_CASE("privacy: membership AUC: hand-computed cases, ties count one half", "[privacy]") {
   using privacy::membership_auc;
   REQUIRE(membership_auc({1, 2}, {3, 4}) == 1.0);
   REQUIRE(membership_auc({3, 4}, {1, 2}) == 0.0);
@@ -53,7 +53,7 @@ Data make_data(std::int64_t rows) {
 
 }  // namespace
 
-TEST_CASE("gradient inversion recovers one sample exactly and fails under dp_sgd's noise",
+TEST_CASE("privacy: gradient inversion recovers one sample exactly and fails under dp_sgd's noise",
           "[privacy]") {
   const Data data = make_data(8);
   for (const bool mlp : {false, true}) {
