@@ -40,9 +40,13 @@ if [ -z "${TABLE_ONLY:-}" ]; then
     clients.sampling=poisson clients.fraction=0.1 clients.per_round=0
 
   member=configs/inference_membership.yaml
+  completed() {  # H5: a results file of a completed run
+    [ -f "$1" ] && /usr/bin/python3 -c \
+      'import sys, h5py; sys.exit(h5py.File(sys.argv[1], "r").attrs["status"] != "completed")' "$1"
+  }
   train() {  # NAME PRIVACY
     local h5="$RUNS/membership_$1.h5"
-    if [ ! -f "$h5" ] || ! /usr/bin/python3 -c 'import sys, h5py; sys.exit(h5py.File(sys.argv[1], "r").attrs["status"] != "completed")' "$h5"; then
+    if ! completed "$h5"; then
       "$COHORT" run "$member" "$2" output.path="$h5" --overwrite > "$RUNS/membership_$1.log"
     fi
     "$COHORT" attack-privacy membership --run "$h5" --samples 1000 > "$RUNS/membership_$1.auc"

@@ -125,11 +125,14 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
   }
   const double beta = o_.local_momentum;
   double loss_sum = 0;
+  std::int64_t empty_batches = 0;  // dp_sgd: Poisson batches without a sample have no loss
   for (std::int64_t k = 0; k < steps; ++k) {
     if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])
     if (dp) {
-      loss_sum += problem.clipped_loss_grad(c, y_.data(), dp->next_batch(), o_.dp_sgd.clip,
+      const auto batch = dp->next_batch();
+      loss_sum += problem.clipped_loss_grad(c, y_.data(), batch, o_.dp_sgd.clip,
                                             dp->denominator(), grad_.data(), noise);
+      empty_batches += batch.empty();
       dp->add_noise(grad_.data(), d);
     } else {
       loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
@@ -148,7 +151,8 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
     }
   }
   for (std::int64_t i = 0; i < d; ++i) message[i] = x[i] - y_[i];
-  return ClientResult{loss_sum / static_cast<double>(steps), steps};
+  const std::int64_t with_loss = std::max<std::int64_t>(steps - empty_batches, 1);
+  return ClientResult{loss_sum / static_cast<double>(with_loss), steps};
 }
 
 }  // namespace cohort::algo

@@ -41,8 +41,8 @@ struct LocalRound {
 };
 
 // fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient (dp_sgd:
-// the private gradient of Note [DP-SGD] on a Poisson batch) after clipping and weight decay (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message
-// x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient
+// the private gradient of Note [DP-SGD] on a Poisson batch) after clipping and weight decay
+// (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient
 // mu (y - x) added to g after clipping and weight decay.
 class FedAvgAlgorithm final : public Algorithm {
  public:

@@ -166,7 +166,8 @@ int membership(const AttackPrivacyOptions& o) {
                             "output.save_model: true",
                             o.run, info.status, cfg.get_bool("output.save_model")));
   require_usage(cfg.get_string("data.name") != "quadratic",
-                "attack-privacy membership needs data with samples: data.name = quadratic has none");
+                "attack-privacy membership needs data with samples: data.name = quadratic has "
+                "none");
   auto problem = algo::make_problem(cfg);
   std::vector<float> x(static_cast<std::size_t>(problem->num_params()));
   for (const LayerView& l : problem->layers()) {
@@ -179,10 +180,13 @@ int membership(const AttackPrivacyOptions& o) {
   // Members: evenly spaced over the clients' samples in (client, position) order; non-members:
   // evenly spaced over the test rows.
   std::vector<std::int64_t> first(static_cast<std::size_t>(problem->num_clients()) + 1, 0);
-  for (int c = 0; c < problem->num_clients(); ++c)
-    first[static_cast<std::size_t>(c) + 1] = first[static_cast<std::size_t>(c)] + problem->client_samples(c);
+  for (int c = 0; c < problem->num_clients(); ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    first[k + 1] = first[k] + problem->client_samples(c);
+  }
   const std::int64_t held = first.back(), tests = problem->test_rows();
-  const std::int64_t m = std::min<std::int64_t>(o.samples, held), t = std::min<std::int64_t>(o.samples, tests);
+  const std::int64_t m = std::min<std::int64_t>(o.samples, held);
+  const std::int64_t t = std::min<std::int64_t>(o.samples, tests);
   std::vector<double> in, out;
   for (std::int64_t i = 0; i < m; ++i) {
     const std::int64_t s = i * held / m;

@@ -148,7 +148,8 @@ inline void dense_backward(const float* w, std::int64_t out, std::int64_t in, co
 inline void row_sqnorms(const float* a, std::int64_t rows, std::int64_t cols, double* out) {
   for (std::int64_t i = 0; i < rows; ++i) {
     double s = 0.0;
-    for (std::int64_t j = 0; j < cols; ++j) s += static_cast<double>(a[i * cols + j]) * a[i * cols + j];
+    const float* row = a + i * cols;
+    for (std::int64_t j = 0; j < cols; ++j) s += static_cast<double>(row[j]) * row[j];
     out[i] = s;
   }
 }

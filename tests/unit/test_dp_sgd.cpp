@@ -77,12 +77,13 @@ std::vector<Case> cases(bool dropout) {
       {{"type", "groupnorm"}, {"groups", "2"}},
       {{"type", "relu"}},
       {{"type", "residual"}, {"out", "6"}, {"stride", "2"}, {"groups", "2"}},
+      {{"type", "residual"}, {"out", "4"}, {"stride", "1"}, {"groups", "2"}},  // 1x1 shortcut
       {{"type", "maxpool"}, {"kernel", "3"}},
       {{"type", "flatten"}},
       {{"type", "linear"}, {"out", "5"}},
       {{"type", "tanh"}},
       {{"type", "linear"}, {"out", "3"}}};
-  if (dropout) specs.insert(specs.begin() + 7, model::LayerSpec{{"type", "dropout"}, {"p", "0.3"}});
+  if (dropout) specs.insert(specs.begin() + 8, model::LayerSpec{{"type", "dropout"}, {"p", "0.3"}});
   out.push_back({"layers", std::make_unique<model::LayerModel>(
                                "layers", img, 3, model::build_stack(img, specs)),
                  make_images(img, rows, 3, 6), {}});
