@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -14,6 +15,7 @@ FedAvgOptions FedAvgOptions::from_config(const Config& cfg) {
   FedAvgOptions o = steps_from_config(cfg);
   o.local_momentum = cfg.get_float("algorithm.local_momentum");
   o.keep_momentum = cfg.get_string("algorithm.local_momentum_state") == "keep";
+  o.dp_sgd = privacy::DpSgdOptions::from_config(cfg);
   return o;
 }
 
@@ -104,7 +106,11 @@ LocalRound::LocalRound(const FedAvgOptions& o, Problem& problem, std::uint64_t s
 ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint32_t round,
                                              const float* x, float* message) {
   const std::int64_t d = static_cast<std::int64_t>(y_.size());
-  auto [batches, noise, steps, lr] = LocalRound(o_, problem, seed_, c, round);
+  auto [batches, noise, local_steps, lr] = LocalRound(o_, problem, seed_, c, round);
+  // Note [DP-SGD]: Poisson batches, clipped and noised gradients, K steps whatever the batches.
+  std::optional<privacy::DpSgdSteps> dp;
+  if (o_.dp_sgd.enabled) dp.emplace(o_.dp_sgd, seed_, round, c, problem.client_samples(c));
+  const std::int64_t steps = dp ? o_.dp_sgd.steps_per_round : local_steps;
   std::copy_n(x, d, y_.data());
   // Local momentum: this round's v (reset: zeros), or the client's kept v, zeros before its
   // first participation.
@@ -119,9 +125,18 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
   }
   const double beta = o_.local_momentum;
   double loss_sum = 0;
+  std::int64_t empty_batches = 0;  // dp_sgd: Poisson batches without a sample have no loss
   for (std::int64_t k = 0; k < steps; ++k) {
     if (abandon_local_work()) break;  // the round is dropped (Note [Stopping mid-round])
-    loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
+    if (dp) {
+      const auto batch = dp->next_batch();
+      loss_sum += problem.clipped_loss_grad(c, y_.data(), batch, o_.dp_sgd.clip,
+                                            dp->denominator(), grad_.data(), noise);
+      empty_batches += batch.empty();
+      dp->add_noise(grad_.data(), d);
+    } else {
+      loss_sum += problem.loss_grad(c, y_.data(), batches.next(), grad_.data(), noise);
+    }
     o_.gradient.apply(grad_.data(), y_.data(), d);
     if (o_.prox_mu > 0)  // fedprox: the proximal term's gradient, never clipped
       for (std::int64_t i = 0; i < d; ++i)
@@ -136,7 +151,8 @@ ClientResult FedAvgAlgorithm::client_message(Problem& problem, int c, std::uint3
     }
   }
   for (std::int64_t i = 0; i < d; ++i) message[i] = x[i] - y_[i];
-  return ClientResult{loss_sum / static_cast<double>(steps), steps};
+  const std::int64_t with_loss = std::max<std::int64_t>(steps - empty_batches, 1);
+  return ClientResult{loss_sum / static_cast<double>(with_loss), steps};
 }
 
 }  // namespace cohort::algo

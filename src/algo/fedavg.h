@@ -5,6 +5,7 @@
 
 #include "algo/algorithm.h"
 #include "algo/schedule.h"
+#include "privacy/dp_sgd.h"
 
 namespace cohort::algo {
 
@@ -19,6 +20,7 @@ struct FedAvgOptions {
   bool keep_momentum = false;     // local_momentum_state: keep (per client) or reset (per round)
   std::string name = "fedavg";    // fedavg or fedprox
   double prox_mu = 0;             // fedprox's mu: g <- g + mu (y - x); 0: fedavg's step exactly
+  privacy::DpSgdOptions dp_sgd;   // privacy.name = dp_sgd: private steps (Note [DP-SGD])
   // The algorithm.* keys fedavg_registration declares (and fedprox's algorithm.mu when the
   // algorithm is fedprox).
   static FedAvgOptions from_config(const Config& cfg);
@@ -38,9 +40,9 @@ struct LocalRound {
   float lr;
 };
 
-// fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient after
-// clipping and weight decay (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message
-// x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient
+// fedavg: y = x; K local SGD steps y <- y - eta_l(t) g with g the minibatch gradient (dp_sgd:
+// the private gradient of Note [DP-SGD] on a Poisson batch) after clipping and weight decay
+// (with local momentum: v <- beta v + g; y <- y - eta_l(t) v); message x - y_K (docs/algorithms.md §1.1). fedprox is the same with the proximal term's gradient
 // mu (y - x) added to g after clipping and weight decay.
 class FedAvgAlgorithm final : public Algorithm {
  public:

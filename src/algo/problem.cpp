@@ -22,6 +22,21 @@ std::int64_t Problem::num_params() const {
   return l.empty() ? 0 : l.back().offset + l.back().size();
 }
 
+double Problem::clipped_loss_grad(int, const float*, std::span<const std::int64_t>, double, double,
+                                  float*, Rng&) {
+  throw std::logic_error("per-example clipping on a problem without per-sample losses");
+}
+
+std::vector<float> Problem::sample_input(int, std::int64_t) {
+  throw std::logic_error("sample_input on a problem without samples");
+}
+double Problem::sample_loss(int, std::int64_t, const float*) {
+  throw std::logic_error("sample_loss on a problem without samples");
+}
+double Problem::test_loss(std::int64_t, const float*) {
+  throw std::logic_error("test_loss on a problem without samples");
+}
+
 void Problem::set_label_flip(const std::vector<int>&) {
   throw UsageError("attack.name = labelflip needs a classification problem (class labels to flip)");
 }
@@ -170,6 +185,32 @@ class DatasetProblem final : public Problem {
   // rng is the client's stream for this local work: the model's dropout masks come from it.
   double loss_grad(int c, const float* x, std::span<const std::int64_t> positions, float* grad,
                    Rng& rng) override {
+    const model::Batch batch = gather(c, positions);
+    return worker().model->loss_grad(x, batch, grad, &rng);
+  }
+  double clipped_loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
+                           double clip, double denominator, float* grad, Rng& rng) override {
+    const model::Batch batch = gather(c, positions);
+    return worker().model->clipped_loss_grad(x, batch, clip, denominator, grad, &rng);
+  }
+
+  std::vector<float> sample_input(int c, std::int64_t position) override {
+    const auto& ds = data_.train;
+    const float* row = ds.row(row_of(c, position));
+    return std::vector<float>(row, row + ds.dim);
+  }
+  double sample_loss(int c, std::int64_t position, const float* x) override {
+    const bool flip = !flipped_.empty() && flipped_[static_cast<std::size_t>(c)];
+    return evaluate_rows(data_.train, x, 1, [&](std::int64_t) { return row_of(c, position); }, flip)
+        .loss_sum;
+  }
+  std::int64_t test_rows() const override { return data_.test.rows; }
+  double test_loss(std::int64_t row, const float* x) override {
+    return evaluate_rows(data_.test, x, 1, [&](std::int64_t) { return row; }, false).loss_sum;
+  }
+
+  // Client c's samples at `positions`, copied into this worker's batch buffers.
+  model::Batch gather(int c, std::span<const std::int64_t> positions) {
     const auto& ds = data_.train;
     Worker& w = worker();
     auto& batch_x_ = w.batch_x;
@@ -200,7 +241,7 @@ class DatasetProblem final : public Problem {
       }
       batch.labels = batch_y_.data();
     }
-    return w.model->loss_grad(x, batch, grad, &rng);
+    return batch;
   }
 
   std::int64_t num_eval_chunks() const override {

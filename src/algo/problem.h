@@ -45,6 +45,20 @@ class Problem {
   // for this local work, serves stochastic objectives (gradient noise) and dropout masks.
   virtual double loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
                            float* grad, Rng& rng) = 0;
+  // dp_sgd's step (Note [Per-example clipping] in model/model.h): on the same samples as
+  // loss_grad, the gradient of sum_n min(1, clip / |g_n|) L_n / denominator; returns the mean
+  // loss. Problems without per-sample losses (quadratic) throw std::logic_error: the privacy
+  // options refuse them first.
+  virtual double clipped_loss_grad(int c, const float* x, std::span<const std::int64_t> positions,
+                                   double clip, double denominator, float* grad, Rng& rng);
+  // The inference attacks (privacy/inference.h, `cohort attack-privacy`): the features of client
+  // c's training sample at `position`; its evaluation-pass loss at x; the test set's row count
+  // and the evaluation-pass loss of test row `row`. Problems without samples (quadratic) throw
+  // std::logic_error: the command refuses them first.
+  virtual std::vector<float> sample_input(int c, std::int64_t position);
+  virtual double sample_loss(int c, std::int64_t position, const float* x);
+  virtual std::int64_t test_rows() const { return 0; }
+  virtual double test_loss(std::int64_t row, const float* x);
   // F_c(x): client c's mean loss over all its training samples, an evaluation pass (no dropout,
   // no gradient noise). qffl weights clients by it and ifca's clients pick their cluster by it.
   virtual double client_loss(int c, const float* x) = 0;

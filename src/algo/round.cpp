@@ -488,7 +488,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   for (std::size_t i = 0; i < anchor_client_bits.size() && i < rec.client_bits.size(); ++i)
     rec.client_bits[i] += anchor_client_bits[i];
   rec.byzantine_sampled = behaviour.sampled_byzantine();
-  if (dp.enabled) {  // the accountant after t + 1 rounds (Note [RDP accountant])
+  if (dp.accounted()) {  // the accountant after t + 1 rounds (Note [RDP accountant])
     rec.extra_names.push_back("epsilon");
     rec.extra.push_back(dp.epsilon_after(t + 1));
   }

@@ -128,7 +128,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
   out.set_attribute("personalization", s.personal.front()->options().name);
   out.set_attribute("privacy", s.dp.describe());
   out.set_attribute("averaging", s.average.describe());
-  if (s.dp.enabled) out.set_attribute("noise_multiplier", s.dp.sigma);
+  if (s.dp.accounted()) out.set_attribute("noise_multiplier", s.dp.sigma);
   const privacy::SecaggOptions secagg = privacy::SecaggOptions::from_config(cfg);
   out.set_attribute("secagg", secagg.describe());
   if (secagg.enabled) out.set_attribute("secagg_fraction_bits", static_cast<std::int64_t>(secagg.fraction_bits));
@@ -161,7 +161,7 @@ void describe_run(metrics::ResultsFile& out, const Config& cfg, const RunState& 
     fmt::print("  exchange plan: {}; {}\n", s.exchange->describe(), s.downlink->describe());
   if (s.anchor)  // Note [Anchor gradients]
     fmt::print("  gradients at x first: {}\n", s.anchor->describe());
-  if (s.dp.enabled) fmt::print("  privacy: {}\n", s.dp.describe());
+  if (s.dp.accounted()) fmt::print("  privacy: {}\n", s.dp.describe());
   if (s.average.enabled())
     fmt::print("  iterate averaging: {} (evaluations use the average)\n", s.average.describe());
   if (secagg.enabled) fmt::print("  secure aggregation: {}\n", secagg.describe());
@@ -298,8 +298,8 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
         kept.emplace(capture());
         keep_cost = seconds_since(k0);
       }
-      // Note [DP-FedAvg]: a round that would spend more than the budget is not run.
-      if (s.dp.enabled && std::isfinite(s.dp.target) && s.dp.epsilon_after(t + 1) > s.dp.target) {
+      // Notes [DP-FedAvg], [DP-SGD]: a round that would spend more than the budget is not run.
+      if (s.dp.accounted() && std::isfinite(s.dp.target) && s.dp.epsilon_after(t + 1) > s.dp.target) {
         result.status = "budget_exhausted";
         result.message = fmt::format(
             "privacy budget reached: round {} would raise epsilon to {:.4g}, above "

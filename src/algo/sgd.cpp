@@ -14,7 +14,15 @@ ClientResult SgdAlgorithm::client_message(Problem& problem, int c, std::uint32_t
   BatchStream batches(problem.client_samples(c), batch_size_,
                       Rng(seed_, round, static_cast<std::uint32_t>(c), Purpose::kBatches));
   Rng noise(seed_, round, static_cast<std::uint32_t>(c), Purpose::kDataGeneration);
-  const double loss = problem.loss_grad(c, x, batches.next(), message, noise);
+  double loss = 0;
+  if (dp_sgd_.enabled) {  // Note [DP-SGD]: a Poisson batch, clipped and noised
+    privacy::DpSgdSteps dp(dp_sgd_, seed_, round, c, problem.client_samples(c));
+    loss = problem.clipped_loss_grad(c, x, dp.next_batch(), dp_sgd_.clip, dp.denominator(),
+                                     message, noise);
+    dp.add_noise(message, problem.num_params());
+  } else {
+    loss = problem.loss_grad(c, x, batches.next(), message, noise);
+  }
   gradient_.apply(message, x, problem.num_params());
   return ClientResult{loss, 1};
 }
@@ -32,7 +40,8 @@ AlgorithmRegistration sgd_registration() {
                           "with server_optimizer.lr_schedule");
             return std::make_unique<SgdAlgorithm>(static_cast<std::uint64_t>(cfg.get_int("seed")),
                                                   cfg.get_int("algorithm.batch_size"),
-                                                  GradientOptions::from_config(cfg));
+                                                  GradientOptions::from_config(cfg),
+                                                  privacy::DpSgdOptions::from_config(cfg));
           }};
 }
 

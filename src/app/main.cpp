@@ -1,4 +1,5 @@
-// The `cohort` executable: run, validate, list, bench, sweep, compress, aggregate, privacy.
+// The `cohort` executable: run, validate, list, bench, sweep, compress, aggregate, privacy,
+// attack-privacy.
 #include <mpi.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "algo/run_state.h"
 #include "app/aggregate_cmd.h"
 #include "app/bench.h"
+#include "app/attack_privacy_cmd.h"
 #include "app/privacy_cmd.h"
 #include "app/launch.h"
 #include "app/compress_cmd.h"
@@ -189,6 +191,8 @@ int main(int argc, char** argv) {
   add_bench_options(*bench, bench_opts);
   PrivacyCommandOptions privacy_opts;
   add_privacy_command(app, privacy_opts);
+  AttackPrivacyOptions attack_privacy_opts;
+  add_attack_privacy_command(app, attack_privacy_opts);
 
   try {
     app.parse(argc, argv);
@@ -215,6 +219,10 @@ int main(int argc, char** argv) {
   });
   if (*app.get_subcommand("privacy"))
     return single_process_command("privacy", [&] { return run_privacy_command(privacy_opts); });
+  if (*app.get_subcommand("attack-privacy"))
+    return single_process_command("attack-privacy", [&] {
+      return run_attack_privacy_command(app, attack_privacy_opts);
+    });
   if (*sweep_cmd) return single_process_command("sweep", [&] { return run_sweep_command(sweep_opts); });
   if (*compress_cmd)
     return single_process_command("compress", [&] { return run_compress_command(compress_opts); });

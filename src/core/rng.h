@@ -41,6 +41,8 @@ enum class Purpose : std::uint32_t {
   kSecaggMasks = 20,     // its self-mask seed b_i
   kSecaggDropout = 21,   // whether it drops out before its masked vector arrives
   kSecaggShares = 22,    // the random coefficients of its Shamir polynomials
+  kDpSgdBatches = 23,    // dp_sgd: each local step's Poisson sample of the client's examples
+  kDpSgdNoise = 24,      // dp_sgd: each local step's Gaussian noise
   kTest = 100,
 };
 

@@ -144,6 +144,23 @@ inline void dense_backward(const float* w, std::int64_t out, std::int64_t in, co
   if (dx != nullptr) gemm(false, false, rows, in, out, dz, w, false, dx);
 }
 
+// Squared Euclidean norms of the rows of a (rows x cols), double sums in index order.
+inline void row_sqnorms(const float* a, std::int64_t rows, std::int64_t cols, double* out) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    double s = 0.0;
+    const float* row = a + i * cols;
+    for (std::int64_t j = 0; j < cols; ++j) s += static_cast<double>(row[j]) * row[j];
+    out[i] = s;
+  }
+}
+
+// Note [Per-example clipping]: the factor min(1, clip / norm) of an example whose gradient has
+// squared norm sq (1 for clip = infinity, a zero gradient or a non-finite norm).
+inline double clip_factor(double clip, double sq) {
+  const double norm = std::sqrt(sq);
+  return norm > clip ? clip / norm : 1.0;
+}
+
 // Softmax cross-entropy over the rows of z (rows x classes), by log-sum-exp around the row
 // maximum. Returns the sum of per-sample losses, accumulated in double. When correct is not
 // null, adds the number of rows whose argmax (lowest index on ties) equals the label. When
@@ -180,6 +197,21 @@ inline double softmax_cross_entropy(float* z, std::int64_t rows, int classes,
   }
   if (correct != nullptr) *correct += hits;
   return loss;
+}
+
+// The second half of clipped_loss_grad (Note [Per-example clipping]) for a softmax head: from
+// the per-example squared gradient norms sq (rows values), writes the norms when asked and
+// overwrites the logits z with (c_n / denominator) (softmax(z_n) - onehot(label_n)), row by row
+// through softmax_cross_entropy, so that c_n = 1 and denominator = rows give its bits exactly.
+inline void clipped_softmax_grad(float* z, std::int64_t rows, int classes,
+                                 const std::int32_t* labels, const double* sq, double clip,
+                                 double denominator, double* norms) {
+  const float inv = 1.0f / static_cast<float>(denominator);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (norms != nullptr) norms[i] = std::sqrt(sq[i]);
+    const float scale = static_cast<float>(clip_factor(clip, sq[i])) * inv;
+    softmax_cross_entropy(z + i * classes, 1, classes, labels + i, nullptr, true, scale);
+  }
 }
 
 }  // namespace cohort::model::detail

@@ -64,6 +64,13 @@ class Layer {
   // dx = dL/dx.
   virtual void backward(const float* params, const float* x, const float* y, const float* dy,
                         std::int64_t n, float* grad, float* dx) = 0;
+  // Note [Per-example clipping] (model/model.h): like backward, but instead of the parameter
+  // gradient adds each sample's squared norm of its own parameter gradient to sq[s] (n values);
+  // dx as backward writes it. Layers with parameters compute the per-sample parts in batched form
+  // (dense: |dy_s|^2 (|x_s|^2 + 1); convolution: one product per sample, as its backward pass
+  // does); those without have none and run backward.
+  virtual void example_sqnorms(const float* params, const float* x, const float* y,
+                               const float* dy, std::int64_t n, float* dx, double* sq);
   // Floating-point operations of one sample's forward pass (a multiply-add counts 2).
   virtual double forward_flops() const { return 0.0; }
   // Those of its backward pass, with or without dx.
@@ -95,6 +102,9 @@ class Stack {
   // The backward pass of the last forward from its x; dx may be null.
   void backward(const float* params, const float* x, const float* dy, std::int64_t n, float* grad,
                 float* dx);
+  // Layer::example_sqnorms through the stack after its last forward; dx may be null.
+  void example_sqnorms(const float* params, const float* x, const float* dy, std::int64_t n,
+                       float* dx, double* sq);
   double forward_flops() const;
   double backward_flops(bool with_dx) const;
   // Floats one sample keeps through a training pass: outputs, deltas and scratch (double: the

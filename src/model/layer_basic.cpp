@@ -129,9 +129,29 @@ class GroupNorm final : public Layer {
 
   void backward(const float* params, const float* x, const float*, const float* dy, std::int64_t n,
                 float* grad, float* dx) override {
+    backward_pass(params, x, dy, n, grad, dx, nullptr);
+  }
+  // A sample's γ and β gradients are sums over its own groups only: kept per sample beside the
+  // batch's sums.
+  void example_sqnorms(const float* params, const float* x, const float*, const float* dy,
+                       std::int64_t n, float* dx, double* sq) override {
+    backward_pass(params, x, dy, n, nullptr, dx, sq);
+  }
+  double forward_flops() const override { return 8.0 * static_cast<double>(in_.size()); }
+
+ private:
+  // backward's pass: writes the parameter gradient into grad when it is not null, and adds each
+  // sample's squared parameter-gradient norm to sq when that is not null.
+  void backward_pass(const float* params, const float* x, const float* dy, std::int64_t n,
+                     float* grad, float* dx, double* sq) {
     const std::int64_t m = group_size(), hw = in_.height * in_.width;
     std::vector<double> dgamma(static_cast<std::size_t>(in_.channels), 0.0),
         dbeta(static_cast<std::size_t>(in_.channels), 0.0);
+    std::vector<double> sgamma, sbeta;  // one sample's
+    if (sq != nullptr) {
+      sgamma.assign(static_cast<std::size_t>(in_.channels), 0.0);
+      sbeta.assign(static_cast<std::size_t>(in_.channels), 0.0);
+    }
     for (std::int64_t q = 0; q < n * groups_; ++q) {
       const float* xs = x + q * m;
       const float* dys = dy + q * m;
@@ -146,6 +166,19 @@ class GroupNorm final : public Layer {
         sum2 += dxhat * xhat;
         dgamma[static_cast<std::size_t>(c)] += dys[i] * xhat;
         dbeta[static_cast<std::size_t>(c)] += dys[i];
+        if (sq != nullptr && affine_) {
+          sgamma[static_cast<std::size_t>(c)] += dys[i] * xhat;
+          sbeta[static_cast<std::size_t>(c)] += dys[i];
+        }
+      }
+      if (sq != nullptr && affine_ && q % groups_ == groups_ - 1) {  // the sample's last group
+        double s2 = 0.0;
+        for (std::int64_t ch = 0; ch < in_.channels; ++ch) {
+          const auto k = static_cast<std::size_t>(ch);
+          s2 += sgamma[k] * sgamma[k] + sbeta[k] * sbeta[k];
+          sgamma[k] = sbeta[k] = 0.0;
+        }
+        sq[q / groups_] += s2;
       }
       if (dx == nullptr) continue;
       const double inv_m = 1.0 / static_cast<double>(m);
@@ -156,15 +189,13 @@ class GroupNorm final : public Layer {
         dx[q * m + i] = static_cast<float>(rstd * (dxhat - sum1 * inv_m - xhat * sum2 * inv_m));
       }
     }
-    if (!affine_) return;
+    if (!affine_ || grad == nullptr) return;
     for (std::int64_t c = 0; c < in_.channels; ++c) {
       grad[offset_ + c] = static_cast<float>(dgamma[static_cast<std::size_t>(c)]);
       grad[offset_ + in_.channels + c] = static_cast<float>(dbeta[static_cast<std::size_t>(c)]);
     }
   }
-  double forward_flops() const override { return 8.0 * static_cast<double>(in_.size()); }
 
- private:
   static constexpr double kEps = 1e-5;
   std::int64_t group_size() const { return in_.size() / groups_; }
   const float* gamma(const float* params) const { return params + offset_; }
@@ -223,12 +254,25 @@ class LinearLayer final : public Layer {
     detail::dense_backward(params + offset_, o, f, x, dy, n, grad + offset_, grad + offset_ + o * f,
                            dx);
   }
+  // |dy_s x_s^T|^2 + |dy_s|^2 = |dy_s|^2 (|x_s|^2 + 1).
+  void example_sqnorms(const float* params, const float* x, const float*, const float* dy,
+                       std::int64_t n, float* dx, double* sq) override {
+    const std::int64_t o = out_.channels, f = in_.size();
+    part_.resize(2 * static_cast<std::size_t>(n));
+    detail::row_sqnorms(dy, n, o, part_.data());
+    detail::row_sqnorms(x, n, f, part_.data() + n);
+    for (std::int64_t s = 0; s < n; ++s) sq[s] += part_[s] * (part_[n + s] + 1.0);
+    if (dx != nullptr) detail::gemm(false, false, n, f, o, dy, params + offset_, false, dx);
+  }
   double forward_flops() const override {
     return 2.0 * static_cast<double>(out_.channels * in_.size());
   }
   double backward_flops(bool with_dx) const override {
     return forward_flops() * (with_dx ? 2.0 : 1.0);
   }
+
+ private:
+  std::vector<double> part_;  // example_sqnorms' |dy_s|^2 and |x_s|^2
 };
 
 }  // namespace

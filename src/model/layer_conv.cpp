@@ -105,6 +105,38 @@ class Conv2d final : public Layer {
     }
   }
 
+  // Sample s's kernel gradient dy_s col_s^T is materialized, one product per sample as in
+  // backward, and its squared norm taken; the bias part is sum over channels of (sum of dy_s)^2.
+  void example_sqnorms(const float* params, const float* x, const float*, const float* dy,
+                       std::int64_t n, float* dx, double* sq) override {
+    const float* w = params + offset_;
+    const std::int64_t o = out_.channels, kk = cols(), p = out_.height * out_.width;
+    float* dw = dw_.reserve(o * kk);
+    float* dcol = dx != nullptr && !identity_col() ? dcol_.reserve(kk * p) : nullptr;
+    for (std::int64_t s = 0; s < n; ++s) {
+      const float* col = im2col(x + s * in_.size());
+      const float* dys = dy + s * out_.size();
+      detail::gemm(false, true, o, kk, p, dys, col, false, dw);
+      double s2 = 0.0;
+      for (std::int64_t i = 0; i < o * kk; ++i) s2 += static_cast<double>(dw[i]) * dw[i];
+      if (bias_)
+        for (std::int64_t c = 0; c < o; ++c) {
+          double b = 0.0;
+          for (std::int64_t j = 0; j < p; ++j) b += dys[c * p + j];
+          s2 += b * b;
+        }
+      sq[s] += s2;
+      if (dx == nullptr) continue;
+      float* dxs = dx + s * in_.size();
+      if (identity_col()) {
+        detail::gemm(true, false, kk, p, o, w, dys, false, dxs);
+      } else {
+        detail::gemm(true, false, kk, p, o, w, dys, false, dcol);
+        col2im(dcol, dxs);
+      }
+    }
+  }
+
   double forward_flops() const override {
     return 2.0 * static_cast<double>(out_.channels * cols() * out_.height * out_.width);
   }
@@ -193,7 +225,7 @@ class Conv2d final : public Layer {
 
   std::int64_t k_, stride_, pad_;
   bool bias_;
-  detail::AlignedBuffer col_, dcol_;
+  detail::AlignedBuffer col_, dcol_, dw_;
 };
 
 class Pool final : public Layer {

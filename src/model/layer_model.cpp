@@ -79,6 +79,48 @@ double LayerModel::loss_grad(const float* params, const Batch& batch, float* gra
   return loss_sum / static_cast<double>(rows);
 }
 
+// Note [Per-example clipping]: per chunk, one forward pass (dropout masks drawn once, as in
+// loss_grad), the per-example norms by Stack::example_sqnorms from the unscaled output gradients,
+// then loss_grad's backward with each example's output gradient scaled by c_n / denominator.
+double LayerModel::clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                                     double denominator, float* grad, Rng* rng,
+                                     double* norms) const {
+  check(batch);
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const std::int64_t dim = input_.size(), n_params = num_params();
+  float* g = detail::stage_out(grad, n_params, grad_out_);
+  double loss_sum = 0.0;
+  for (std::int64_t start = 0; start < rows; start += kChunkRows) {
+    const std::int64_t n = std::min(kChunkRows, rows - start);
+    const float* x = detail::stage_in(batch.x + start * dim, n * dim, x_in_);
+    const float* logits = stack_.forward(p, x, n, Pass{rng});
+    float* d = dnorm_.reserve(n * classes_);
+    std::copy_n(logits, n * classes_, d);
+    loss_sum += detail::softmax_cross_entropy(d, n, classes_, batch.labels + start, nullptr, true,
+                                              1.0f);
+    sq_.assign(static_cast<std::size_t>(n), 0.0);
+    stack_.example_sqnorms(p, x, d, n, nullptr, sq_.data());
+    float* dl = dlogits_.reserve(n * classes_);
+    std::copy_n(logits, n * classes_, dl);
+    detail::clipped_softmax_grad(dl, n, classes_, batch.labels + start, sq_.data(), clip,
+                                 denominator, norms == nullptr ? nullptr : norms + start);
+    if (start == 0) {
+      stack_.backward(p, x, dl, n, g, nullptr);
+    } else {  // later chunks add their gradient, coordinate by coordinate, in chunk order
+      float* part = grad_part_.reserve(n_params);
+      stack_.backward(p, x, dl, n, part, nullptr);
+      for (std::int64_t i = 0; i < n_params; ++i) g[i] += part[i];
+    }
+  }
+  detail::finish_out(g, grad, n_params);
+  return loss_sum / static_cast<double>(rows);
+}
+
 void LayerModel::evaluate(const float* params, const Batch& batch, double* loss_sum,
                           std::int64_t* correct) const {
   check(batch);

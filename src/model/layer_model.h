@@ -23,6 +23,9 @@ class LayerModel final : public Model {
   void init(float* params, Rng& rng) const override;
   double loss_grad(const float* params, const Batch& batch, float* grad,
                    Rng* rng = nullptr) const override;
+  double clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                           double denominator, float* grad, Rng* rng = nullptr,
+                           double* norms = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
   std::string summary() const override;
@@ -41,7 +44,8 @@ class LayerModel final : public Model {
   int classes_;
   // The layers hold their scratch (Note [Layer engine]): this instance is used by one thread.
   mutable Stack stack_;
-  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, grad_part_, dlogits_;
+  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, grad_part_, dlogits_, dnorm_;
+  mutable std::vector<double> sq_;  // clipped_loss_grad's per-example squared norms
 };
 
 // One item of `model.layers:`: its keys and values as written.

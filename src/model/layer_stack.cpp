@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include "core/errors.h"
@@ -83,6 +84,25 @@ void Stack::backward(const float* params, const float* x, const float* dy, std::
   }
 }
 
+void Stack::example_sqnorms(const float* params, const float* x, const float* dy, std::int64_t n,
+                            float* dx, double* sq) {
+  if (layers_.empty()) return;
+  const float* d = dy;
+  for (std::size_t i = layers_.size(); i-- > 0;) {
+    const float* in = i == 0 ? x : outs_[i - 1].data();
+    float* d_in = i == 0 ? dx : delta_[i % 2].reserve(n * layers_[i]->in_shape().size());
+    layers_[i]->example_sqnorms(params, in, outs_[i].data(), d, n, d_in, sq);
+    d = d_in;
+  }
+}
+
+void Layer::example_sqnorms(const float* params, const float* x, const float* y, const float* dy,
+                            std::int64_t n, float* dx, double*) {
+  if (num_params() != 0)
+    throw std::logic_error("layer " + describe() + " has parameters but no per-example norms");
+  backward(params, x, y, dy, n, nullptr, dx);
+}
+
 double Stack::forward_flops() const {
   double f = 0.0;
   for (const auto& l : layers_) f += l->forward_flops();
@@ -162,19 +182,15 @@ class Residual final : public Layer {
   }
   void backward(const float* params, const float* x, const float* y, const float* dy,
                 std::int64_t n, float* grad, float* dx) override {
-    const std::int64_t count = n * out_.size();
-    float* dz = dz_.reserve(count);
-    for (std::int64_t i = 0; i < count; ++i) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    main_.backward(params, x, dz, n, grad, dx);
-    if (shortcut_.empty()) {
-      if (dx != nullptr)
-        for (std::int64_t i = 0; i < count; ++i) dx[i] += dz[i];
-      return;
-    }
-    float* ds = dx == nullptr ? nullptr : dshort_.reserve(n * in_.size());
-    shortcut_.backward(params, x, dz, n, grad, ds);
-    if (dx != nullptr)
-      for (std::int64_t i = 0; i < n * in_.size(); ++i) dx[i] += ds[i];
+    through(y, dy, n, dx, [&](Stack& stack, const float* dz, float* d) {
+      stack.backward(params, x, dz, n, grad, d);
+    });
+  }
+  void example_sqnorms(const float* params, const float* x, const float* y, const float* dy,
+                       std::int64_t n, float* dx, double* sq) override {
+    through(y, dy, n, dx, [&](Stack& stack, const float* dz, float* d) {
+      stack.example_sqnorms(params, x, dz, n, d, sq);
+    });
   }
   double forward_flops() const override {
     return main_.forward_flops() + shortcut_.forward_flops();
@@ -192,6 +208,25 @@ class Residual final : public Layer {
   }
 
  private:
+  // The backward pass through the relu, then pass(stack, dz, dx) on the main path and the
+  // shortcut, adding their dx.
+  template <class Fn>
+  void through(const float* y, const float* dy, std::int64_t n, float* dx, Fn&& pass) {
+    const std::int64_t count = n * out_.size();
+    float* dz = dz_.reserve(count);
+    for (std::int64_t i = 0; i < count; ++i) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    pass(main_, dz, dx);
+    if (shortcut_.empty()) {
+      if (dx != nullptr)
+        for (std::int64_t i = 0; i < count; ++i) dx[i] += dz[i];
+      return;
+    }
+    float* ds = dx == nullptr ? nullptr : dshort_.reserve(n * in_.size());
+    pass(shortcut_, dz, ds);
+    if (dx != nullptr)
+      for (std::int64_t i = 0; i < n * in_.size(); ++i) dx[i] += ds[i];
+  }
+
   std::int64_t stride_, groups_;
   Stack main_, shortcut_;
   detail::AlignedBuffer dz_, dshort_;

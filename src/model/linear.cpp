@@ -61,6 +61,41 @@ double Linear::loss_grad(const float* params, const Batch& batch, float* grad, R
   return loss;
 }
 
+// Note [Per-example clipping]: example n's gradient is r_n (x_n, 1) with r_n = y_n - t_n, so
+// |g_n|^2 = r_n^2 (|x_n|^2 + 1) (without the 1 when there is no bias). The weighted residuals
+// (r_n c_n) / denominator are loss_grad's r_n / rows when c_n = 1 and denominator = rows.
+double Linear::clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                                 double denominator, float* grad, Rng*, double* norms) const {
+  detail::check_batch(batch, input_dim_, /*classification=*/false, "linear");
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const float* x = detail::stage_in(batch.x, rows * input_dim_, x_in_);
+  const double loss = residuals(p, x, batch) / static_cast<double>(rows);
+  xsq_.resize(static_cast<std::size_t>(rows));
+  detail::row_sqnorms(x, rows, input_dim_, xsq_.data());
+  float* g = detail::stage_out(grad, num_params(), grad_out_);
+  detail::VectorView r(residuals_.reserve(rows), rows);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const double sq = static_cast<double>(r[i]) * r[i] * (xsq_[i] + (bias_ ? 1.0 : 0.0));
+    if (norms != nullptr) norms[i] = std::sqrt(sq);
+    r[i] *= static_cast<float>(detail::clip_factor(clip, sq));
+  }
+  r /= static_cast<float>(denominator);
+  detail::VectorView(g + layers_[0].offset, input_dim_).noalias() =
+      detail::ConstMatrixView(x, rows, input_dim_).transpose() * r;
+  if (bias_) {
+    double b_grad = 0.0;
+    for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
+    g[layers_[1].offset] = static_cast<float>(b_grad);
+  }
+  detail::finish_out(g, grad, num_params());
+  return loss;
+}
+
 void Linear::evaluate(const float* params, const Batch& batch, double* loss_sum,
                       std::int64_t* correct) const {
   detail::check_batch(batch, input_dim_, /*classification=*/false, "linear");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/dense.h"
 #include "model/model.h"
@@ -19,6 +20,9 @@ class Linear : public Model {
   void init(float* params, Rng& rng) const override;
   double loss_grad(const float* params, const Batch& batch, float* grad,
                    Rng* rng = nullptr) const override;
+  double clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                           double denominator, float* grad, Rng* rng = nullptr,
+                           double* norms = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
 
@@ -32,6 +36,7 @@ class Linear : public Model {
   float init_;
   // Scratch (Note [Address-independent results]); the model is used by one thread.
   mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, residuals_;
+  mutable std::vector<double> xsq_;  // clipped_loss_grad's |x_n|^2
 };
 
 // Its options, schema entry and factory (Note [Registration]).

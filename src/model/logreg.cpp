@@ -45,6 +45,40 @@ double LogReg::loss_grad(const float* params, const Batch& batch, float* grad, R
   return loss_sum / static_cast<double>(rows);
 }
 
+// Note [Per-example clipping]: example n's gradient is (d_n x_n^T, d_n) with d_n = dL_n/dz_n, so
+// |g_n|^2 = |d_n|^2 (|x_n|^2 + 1).
+double LogReg::clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                                 double denominator, float* grad, Rng*, double* norms) const {
+  detail::check_batch(batch, input_dim_, /*classification=*/true, "logreg");
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const LayerView& w = layers_[0];
+  const LayerView& b = layers_[1];
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const float* x = detail::stage_in(batch.x, rows * input_dim_, x_in_);
+  float* z = logits_.reserve(rows * num_classes_);
+  detail::dense_forward(p + w.offset, p + b.offset, num_classes_, input_dim_, x, rows, z);
+  float* d = dlogits_.reserve(rows * num_classes_);
+  std::copy_n(z, rows * num_classes_, d);
+  const double loss_sum = detail::softmax_cross_entropy(d, rows, num_classes_, batch.labels,
+                                                        nullptr, true, 1.0f);
+  sq_.resize(static_cast<std::size_t>(rows));
+  xsq_.resize(static_cast<std::size_t>(rows));
+  detail::row_sqnorms(d, rows, num_classes_, sq_.data());
+  detail::row_sqnorms(x, rows, input_dim_, xsq_.data());
+  for (std::int64_t i = 0; i < rows; ++i) sq_[i] *= xsq_[i] + 1.0;
+  detail::clipped_softmax_grad(z, rows, num_classes_, batch.labels, sq_.data(), clip, denominator,
+                               norms);
+  float* g = detail::stage_out(grad, num_params(), grad_out_);
+  detail::dense_backward(p + w.offset, num_classes_, input_dim_, x, z, rows, g + w.offset,
+                         g + b.offset, nullptr);
+  detail::finish_out(g, grad, num_params());
+  return loss_sum / static_cast<double>(rows);
+}
+
 void LogReg::evaluate(const float* params, const Batch& batch, double* loss_sum,
                       std::int64_t* correct) const {
   detail::check_batch(batch, input_dim_, /*classification=*/true, "logreg");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/dense.h"
 #include "model/model.h"
@@ -18,6 +19,9 @@ class LogReg : public Model {
   void init(float* params, Rng& rng) const override;
   double loss_grad(const float* params, const Batch& batch, float* grad,
                    Rng* rng = nullptr) const override;
+  double clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                           double denominator, float* grad, Rng* rng = nullptr,
+                           double* norms = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
 
@@ -25,7 +29,8 @@ class LogReg : public Model {
   std::int64_t input_dim_;
   int num_classes_;
   // Scratch (Note [Address-independent results]); the model is used by one thread.
-  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, logits_;
+  mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, logits_, dlogits_;
+  mutable std::vector<double> sq_, xsq_;  // clipped_loss_grad's per-example squared norms
 };
 
 // Its schema entry and factory (Note [Registration]).

@@ -107,19 +107,80 @@ double Mlp::loss_grad(const float* params, const Batch& batch, float* grad, Rng*
                                     nullptr, grad != nullptr, 1.0f / static_cast<float>(rows));
   if (grad != nullptr) {
     float* g = detail::stage_out(grad, num_params(), grad_out_);
-    // acts_[l] holds dL/dz of layer l when layer l is reached; the activations it held before
-    // are consumed by layer l + 1's weight gradient first.
-    for (std::size_t l = num_dense(); l-- > 0;) {
-      const LayerView& w = layers_[2 * l];
-      const LayerView& b = layers_[2 * l + 1];
-      const float* in = l == 0 ? x : acts_[l - 1].data();
-      float* d_in = l == 0 ? nullptr : delta_.reserve(rows * widths_[l]);
-      detail::dense_backward(p + w.offset, widths_[l + 1], widths_[l], in, acts_[l].data(), rows,
-                             g + w.offset, g + b.offset, d_in);
-      if (l > 0) activation_backward(activation_, d_in, acts_[l - 1].data(), rows * widths_[l]);
-    }
+    backward(p, x, rows, g);
     detail::finish_out(g, grad, num_params());
   }
+  return loss_sum / static_cast<double>(rows);
+}
+
+void Mlp::backward(const float* p, const float* x, std::int64_t rows, float* g) const {
+  // acts_[l] holds dL/dz of layer l when layer l is reached; the activations it held before
+  // are consumed by layer l + 1's weight gradient first.
+  for (std::size_t l = num_dense(); l-- > 0;) {
+    const LayerView& w = layers_[2 * l];
+    const LayerView& b = layers_[2 * l + 1];
+    const float* in = l == 0 ? x : acts_[l - 1].data();
+    float* d_in = l == 0 ? nullptr : delta_.reserve(rows * widths_[l]);
+    detail::dense_backward(p + w.offset, widths_[l + 1], widths_[l], in, acts_[l].data(), rows,
+                           g + w.offset, g + b.offset, d_in);
+    if (l > 0) activation_backward(activation_, d_in, acts_[l - 1].data(), rows * widths_[l]);
+  }
+}
+
+// Note [Per-example clipping]: layer l's part of example n's gradient is (d_n a_n^T, d_n), with
+// a_n its input and d_n = dL_n/dz_n, so |g_n|^2 = sum over layers of |d_n|^2 (|a_n|^2 + 1). The
+// deltas of every example come from one batched backward pass (d_{l-1} = (d_l W_l) f'(z_{l-1}),
+// one product per layer) into buffers of their own, which leaves the activations for the second,
+// reweighted backward pass.
+double Mlp::clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                              double denominator, float* grad, Rng*, double* norms) const {
+  detail::check_batch(batch, widths_.front(), /*classification=*/true, "mlp");
+  const std::int64_t rows = batch.rows;
+  if (rows == 0) {
+    std::fill_n(grad, num_params(), 0.0f);
+    return 0.0;
+  }
+  const int classes = static_cast<int>(widths_.back());
+  const float* p = detail::stage_in(params, num_params(), params_in_);
+  const float* x = detail::stage_in(batch.x, rows * widths_.front(), x_in_);
+  float* logits = forward(p, x, rows);
+  float* d = norm_delta_[0].reserve(rows * classes);
+  std::copy_n(logits, rows * classes, d);
+  const double loss_sum =
+      detail::softmax_cross_entropy(d, rows, classes, batch.labels, nullptr, true, 1.0f);
+  sq_.assign(static_cast<std::size_t>(rows), 0.0);
+  part_.resize(2 * static_cast<std::size_t>(rows));
+  double* dsq = part_.data();
+  double* asq = part_.data() + rows;
+  for (std::size_t l = num_dense(); l-- > 0;) {
+    const std::int64_t out = widths_[l + 1], in = widths_[l];
+    const float* a = l == 0 ? x : acts_[l - 1].data();
+    detail::row_sqnorms(d, rows, out, dsq);
+    detail::row_sqnorms(a, rows, in, asq);
+    for (std::int64_t i = 0; i < rows; ++i) sq_[i] += dsq[i] * (asq[i] + 1.0);
+    if (l == 0) break;
+    float* next = norm_delta_[(num_dense() - l) % 2].reserve(rows * in);
+    detail::gemm(false, false, rows, in, out, d, p + layers_[2 * l].offset, false, next);
+    auto v = detail::VectorView(next, rows * in).array();
+    const auto act = detail::ConstVectorView(a, rows * in).array();
+    switch (activation_) {
+      case Activation::kRelu:
+        v = (act > 0.0f).select(v, 0.0f);
+        break;
+      case Activation::kTanh:
+        v = v * (1.0f - act.square());
+        break;
+      case Activation::kSigmoid:
+        v = v * act * (1.0f - act);
+        break;
+    }
+    d = next;
+  }
+  detail::clipped_softmax_grad(logits, rows, classes, batch.labels, sq_.data(), clip, denominator,
+                               norms);
+  float* g = detail::stage_out(grad, num_params(), grad_out_);
+  backward(p, x, rows, g);
+  detail::finish_out(g, grad, num_params());
   return loss_sum / static_cast<double>(rows);
 }
 

@@ -25,6 +25,9 @@ class Mlp : public Model {
   void init(float* params, Rng& rng) const override;
   double loss_grad(const float* params, const Batch& batch, float* grad,
                    Rng* rng = nullptr) const override;
+  double clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                           double denominator, float* grad, Rng* rng = nullptr,
+                           double* norms = nullptr) const override;
   void evaluate(const float* params, const Batch& batch, double* loss_sum,
                 std::int64_t* correct) const override;
 
@@ -33,12 +36,18 @@ class Mlp : public Model {
   // Forward pass from staged params p over `rows` staged samples x: leaves layer l's output
   // (activated for hidden layers, logits for the last) in acts_[l] and returns the logits.
   float* forward(const float* p, const float* x, std::int64_t rows) const;
+  // The backward pass after forward, with acts_.back() holding d(loss)/d(logits): writes the
+  // gradient into the staged g. Consumes the activations (acts_[l] becomes layer l's delta).
+  void backward(const float* p, const float* x, std::int64_t rows, float* g) const;
 
   std::vector<std::int64_t> widths_;  // input_dim, hidden sizes..., num_classes
   Activation activation_;
   // Scratch (Note [Address-independent results]); the model is used by one thread.
   mutable detail::AlignedBuffer params_in_, x_in_, grad_out_, delta_;
   mutable std::vector<detail::AlignedBuffer> acts_;  // one per dense layer
+  // clipped_loss_grad's deltas (two, alternating) and per-example squared norms.
+  mutable detail::AlignedBuffer norm_delta_[2];
+  mutable std::vector<double> sq_, part_;
 };
 
 // Its options, schema entry and factory (Note [Registration]).

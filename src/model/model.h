@@ -43,6 +43,18 @@ class Model {
   // (Note [Keyed randomness]). Without it the pass is the evaluation one (dropout off).
   virtual double loss_grad(const float* params, const Batch& batch, float* grad,
                            Rng* rng = nullptr) const = 0;
+  // Note [Per-example clipping] (docs/algorithms.md §6, dp_sgd): the gradient of
+  // sum_n c_n L_n / denominator over the batch's examples n, c_n = min(1, clip / |g_n|) with g_n
+  // the gradient of example n's own loss L_n, written to grad (num_params floats, overwritten).
+  // Returns the batch's mean loss (unweighted), as loss_grad does; when norms is not null, writes
+  // |g_n| for every row. The norms come from one backward pass in batched form and the weighted
+  // gradient from a second backward over the same forward pass (so dropout masks are drawn once),
+  // never from a loop of single-example passes. When no example is clipped and denominator equals
+  // batch.rows, grad equals loss_grad's bit for bit: the second pass is loss_grad's own backward
+  // with each example's output gradient scaled by c_n / denominator = 1 / rows.
+  virtual double clipped_loss_grad(const float* params, const Batch& batch, double clip,
+                                   double denominator, float* grad, Rng* rng = nullptr,
+                                   double* norms = nullptr) const = 0;
   // Lines describing the model layer by layer (shapes and parameters), printed at start-up; empty
   // for models without layers worth listing.
   virtual std::string summary() const { return {}; }

@@ -35,12 +35,26 @@ Section privacy_section() {
                  "solve noise_multiplier before the run so that the configured rounds end at "
                  "target_epsilon (which must be finite)")},
        {}},
+      {"dp_sgd",
+       "sample-level DP-SGD: every local step clips each example's gradient to C, adds Gaussian "
+       "noise sigma C and divides by q n (Poisson sampling of examples; Note [DP-SGD])",
+       dp_sgd_options(),
+       {}},
   };
   return slot_section("privacy", "Differential privacy (docs/algorithms.md §6).", "none", list);
 }
 
 DpOptions DpOptions::from_config(const Config& cfg, int population) {
   DpOptions o;
+  if (cfg.get_string("privacy.name") == "dp_sgd") {
+    o.sgd = DpSgdOptions::from_config(cfg);
+    o.clip = o.sgd.clip;
+    o.sigma = o.sgd.sigma;
+    o.delta = o.sgd.delta;
+    o.target = o.sgd.target;
+    o.calibrate = o.sgd.calibrate;
+    return o;
+  }
   if (cfg.get_string("privacy.name") != "dp_fedavg") return o;
   o.enabled = true;
   o.population = population;
@@ -84,11 +98,13 @@ DpOptions DpOptions::from_config(const Config& cfg, int population) {
 }
 
 double DpOptions::epsilon_after(std::int64_t rounds) const {
+  if (sgd.enabled) return sgd.epsilon_after(rounds);
   if (rounds <= 0) return 0.0;
   return epsilon(q, sigma, rounds, delta).epsilon;
 }
 
 std::string DpOptions::describe() const {
+  if (sgd.enabled) return sgd.describe();
   if (!enabled) return "none";
   return fmt::format("dp_fedavg: clip C = {:g} ({}), noise multiplier {:.6g}{} ({}), Poisson q = "
                      "{:g}, denominator q N = {:g}, delta {:g}{}",

@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/layers.h"
 #include "core/schema.h"
+#include "privacy/dp_sgd.h"
 
 namespace cohort::privacy {
 
@@ -40,6 +41,11 @@ struct DpOptions {
   bool calibrate = false;
   double q = 1;              // the Poisson sampling rate
   int population = 0;        // N
+  // privacy.name = dp_sgd (Note [DP-SGD]): the clients clip and noise their own steps; clip,
+  // sigma, delta, target and calibrate above then hold dp_sgd's.
+  DpSgdOptions sgd;
+  // Whether the run is accounted (/rounds/epsilon, the budget): dp_fedavg or dp_sgd.
+  bool accounted() const { return enabled || sgd.enabled; }
   double denominator() const { return q * population; }
   // The privacy.* keys and their checks against the rest of the config (UsageError naming the
   // key); calibrates sigma when asked. N: the population.

@@ -253,6 +253,25 @@ check_bad dp_uniform "$dpc" \
   clients.sampling=uniform
 check_bad dp_calibrate "$dpc" "privacy.calibrate = true needs a finite privacy.target_epsilon to calibrate to" \
   privacy.calibrate=true
+# dp_sgd (Note [DP-SGD]).
+dps="privacy={name: dp_sgd, clip: 0.5, noise_multiplier: 0.8, sample_rate: 0.2}"
+check_bad dpsgd_q0 "$dpc" "privacy.sample_rate = '0' is not allowed: expected a number in (0, 1]" \
+  "$dps" privacy.sample_rate=0
+check_bad dpsgd_q "$dpc" "privacy.sample_rate = '1.5' is not allowed: expected a number in (0, 1]" \
+  "$dps" privacy.sample_rate=1.5
+check_bad dpsgd_clip "$dpc" "privacy.clip = '0' is not allowed: expected a number > 0" "$dps" \
+  privacy.clip=0
+check_bad dpsgd_target "$dpc" "privacy.target_epsilon = '-2' is not allowed: expected a number > 0" \
+  "$dps" privacy.target_epsilon=-2
+check_bad dpsgd_delta "$dpc" "privacy.delta = 1 is not allowed: delta must be in (0, 1)" "$dps" \
+  privacy.delta=1
+check_bad dpsgd_inf "$dpc" \
+  "privacy.clip = .inf is allowed only with privacy.noise_multiplier = 0 (the noise's standard deviation is sigma C), not 0.8" \
+  "$dps" privacy.clip=.inf
+check_bad dpsgd_scaffold "$dpc" \
+  "privacy.name = dp_sgd makes the clients' local steps private: algorithm.name must be fedavg, fedprox or sgd, not scaffold" \
+  "$dps" algorithm.name=scaffold
+check_bad dpsgd_key "$dpc" "clip_scope" "$dps" privacy.clip_scope=layer
 check_bad poisson_count "$dpc" \
   "clients.sampling = poisson samples each client with probability clients.fraction: leave clients.per_round at 0" \
   clients.per_round=5
@@ -333,6 +352,14 @@ checks=$((checks + 1))
 [[ $rc -eq 0 ]] || fail "privacy: exit code $rc, expected 0"
 grep -q '^epsilon 3\.009.* at delta 1e-05 (order 9)' "$tmp/privacy.out" ||
   fail "privacy: expected epsilon 3.009 at order 9, got: $(snippet "$tmp/privacy.out")"
+
+check_cli_usage "invert without a config" "--config is required" attack-privacy invert --out x.h5
+check_cli_usage "invert batch" "--batch = 0 is not allowed" attack-privacy invert \
+  --config "$dpc" --batch 0 --out "$tmp/inv.h5"
+check_cli_usage "invert client" "--client = 30 is not allowed: the problem has clients 0..29" \
+  attack-privacy invert --config "$dpc" --client 30 --out "$tmp/inv.h5"
+check_cli_usage "membership without a run" "is not a cohort results file" attack-privacy \
+  membership --run "$tmp/none.h5"
 
 capture version "$COHORT" --version
 checks=$((checks + 1))

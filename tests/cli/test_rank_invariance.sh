@@ -120,4 +120,8 @@ sa="$SRC/tests/configs/secagg.yaml"
 check secagg_dp "$sa"
 check secagg_central "$sa" privacy.noise=central secagg.threshold=0
 threads threads_secagg "$sa" rounds=2
+# dp_sgd: every client's Poisson batches and noise from its own streams.
+dps="privacy={name: dp_sgd, clip: 0.5, noise_multiplier: 0.8, sample_rate: 0.2}"
+check dp_sgd "$dp" "$dps"
+threads threads_dp_sgd "$dp" "$dps"
 echo "rank invariance: all runs identical at 1, 2 and 4 ranks, and at 1 to 4 client threads"
