@@ -160,6 +160,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
   auto t0 = Clock::now();
   if (secure) secagg_->begin_round(round, sampled, s.mine.begin, s.mine.end);
   std::int64_t down_bits = 0;
+  std::int64_t secagg_nonfinite = 0;  // a submitted update held a non-finite value (this rank)
   std::span<const float> x_client(s.x);
   if (!local_only) {  // local: nothing is sent
     x_client = s.downlink->broadcast(s.x, round, &down_bits);
@@ -292,6 +293,10 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
         if (secure) {  // Note [Secure aggregation]: quantized, masked, summed mod 2^32
           if (!dp.enabled)  // its own bound C, flat
             privacy::clip_update(m.data(), problem.layers(), secagg_options_.clip, false);
+          // The protocol quantizes a non-finite value to a finite one; that such a value was
+          // submitted is all-reduced as one bit below, so the round still counts as diverged.
+          if (!std::all_of(m.begin(), m.begin() + d, [](float v) { return std::isfinite(v); }))
+            secagg_nonfinite = 1;
           secagg_->submit(c, std::span<const float>(m.data(), static_cast<std::size_t>(d)));
           return;
         }
@@ -352,6 +357,7 @@ Round::Result Round::execute(RunState& s, bool may_abandon, double keep_cost) {
     // Note [Secure aggregation]: the unmasked sum of the survivors' quantized updates, divided
     // by q N (DP) or by the survivors' count; an aborted round leaves the model as it is.
     secagg_aborted = !secagg_->finish();
+    valid = comm_.allreduce_scalar(secagg_nonfinite, comm::ReduceOp::kMax) == 0 && valid;
     if (!dp.enabled) total_weight = secagg_->report().survivors;
     if (!secagg_aborted) secagg_->decode(g_.data(), total_weight);
   } else {

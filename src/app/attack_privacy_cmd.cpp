@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "algo/problem.h"
+#include "algo/sampling.h"
 #include "algo/run_schema.h"
 #include "app/hdf5_input.h"
 #include "core/config.h"
@@ -68,6 +69,10 @@ int invert(const AttackPrivacyOptions& o) {
   const Config cfg = Config::load(o.config, o.overrides, algo::run_schema());
   require_usage(cfg.get_string("data.name") != "quadratic",
                 "attack-privacy invert needs data with samples: data.name = quadratic has none");
+  require_usage(cfg.get_string("secagg.name") == "none",
+                "attack-privacy invert attacks one client's update, which secure aggregation "
+                "never shows the server (it sees masked vectors and their sum): set "
+                "secagg.name = none to measure what the update itself reveals");
   auto problem = algo::make_problem(cfg);
   const int clients = problem->num_clients();
   require_usage(o.client >= 0 && o.client < clients,
@@ -100,14 +105,27 @@ int invert(const AttackPrivacyOptions& o) {
     what = dp.describe();
   } else {
     problem->loss_grad(o.client, x.data(), positions, g.data(), data_noise);
-    if (privacy == "dp_fedavg") {  // the update of one step, clipped, and the server's noise
+    if (privacy == "dp_fedavg") {  // the update of one step, clipped, and its noise
       const auto dp = privacy::DpOptions::from_config(cfg, clients);
       const double lr = cfg.get_float("algorithm.local_lr");
       for (auto& v : g) v = static_cast<float>(lr * v);
       privacy::clip_update(g.data(), problem->layers(), dp.clip, dp.per_layer);
-      Rng noise(seed, 0, kGlobalClient, Purpose::kPrivacyNoise);
-      for (auto& v : g) v = static_cast<float>(v + dp.sigma * dp.clip * noise.normal());
-      what = dp.describe() + "; on one step's update";
+      if (dp.distributed) {
+        // What the server receives from this client (Note [DP-FedAvg]): its update with its own
+        // share N(0, sigma^2 C^2 / m) of the noise, m the clients of round 1's Poisson sample.
+        const auto m = std::max<std::size_t>(
+            1, algo::sample_poisson(seed, 0, clients, dp.q).size());
+        const double sd = dp.sigma * dp.clip / std::sqrt(static_cast<double>(m));
+        Rng noise(seed, 0, c, Purpose::kPrivacyNoise);
+        for (auto& v : g) v = static_cast<float>(v + sd * noise.normal());
+        what = dp.describe() + fmt::format("; one step's update with its share of the noise "
+                                           "(1/{} of the variance)",
+                                           m);
+      } else {  // central: the server's N(0, sigma^2 C^2) on the sum, here of one update
+        Rng noise(seed, 0, kGlobalClient, Purpose::kPrivacyNoise);
+        for (auto& v : g) v = static_cast<float>(v + dp.sigma * dp.clip * noise.normal());
+        what = dp.describe() + "; on one step's update";
+      }
     }
   }
   const LayerView& w = problem->layers()[0];

@@ -155,7 +155,8 @@ inline void row_sqnorms(const float* a, std::int64_t rows, std::int64_t cols, do
 }
 
 // Note [Per-example clipping]: the factor min(1, clip / norm) of an example whose gradient has
-// squared norm sq (1 for clip = infinity, a zero gradient or a non-finite norm).
+// squared norm sq (1 for clip = infinity, a zero gradient or a NaN norm; 0 for an infinite
+// norm).
 inline double clip_factor(double clip, double sq) {
   const double norm = std::sqrt(sq);
   return norm > clip ? clip / norm : 1.0;

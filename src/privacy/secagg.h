@@ -46,7 +46,10 @@
 // n_max R 2^f < 2^31, n_max the most clients a round can sample. Each quantized coordinate is at
 // most floor(R 2^f) in size, so the sum of at most n_max of them never wraps int32: the config
 // check holds it, and the clamp (which binds only for noise beyond 8 standard deviations) makes it
-// unconditional. The decoded sum is within n 2^-(f+1) of the sum of the clipped updates.
+// unconditional. The decoded sum is within n 2^-(f+1) of the sum of the clipped updates. A NaN
+// coordinate is quantized as 0 and an infinite one as the end of the range, so the protocol
+// never fails on them; the round loop all-reduces one bit, whether any submitted update held a
+// non-finite value, and ends the run as diverged, as the plain exchange would.
 // Simulation: every rank runs its own clients' side; the server's work on client u's secrets
 // (its reconstruction and the masks it regenerates) runs on u's rank, and its results are summed
 // over ranks. Sums mod 2^32 are all-reduced exactly as int64 (each rank's partial sum is below

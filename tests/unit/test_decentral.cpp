@@ -10,6 +10,7 @@
 
 #include "algo/run_schema.h"
 #include "algo/runner.h"
+#include "algo/sampling.h"
 #include "app/hdf5_input.h"
 #include "comm/communicator.h"
 #include "core/config.h"
@@ -350,6 +351,67 @@ TEST_CASE("decentral: naive compressed gossip follows the hand computation and s
   REQUIRE(cn.back() > 0.5 * cn[299]);      // and no longer moves off its floor
   std::filesystem::remove(naive);
   std::filesystem::remove(choco);
+}
+
+TEST_CASE("decentral: naive gossip with some nodes inactive mixes only the active ones",
+          "[decentral]") {
+  // The hand computation of the test above with clients.per_round = 2 of 4: the round's active
+  // nodes A (algo::sample_clients, as the run draws them) mix with W restricted to A (w_ij = 1/3
+  // for active ring neighbours, w_ii = 1 minus those); inactive nodes keep their model.
+  const std::string text =
+      "seed: 3\n"
+      "data: {name: quadratic, dim: 3, x0: 0, record_x: true}\n"
+      "clients: {num_clients: 4, per_round: 2}\n"
+      "algorithm: {name: naive_gossip, gamma: 0.5, init_spread: 1}\n"
+      "compressor: {name: topk, k: 1, scope: global}\n"
+      "topology: {name: ring}\n"
+      "eval: {every: 1}\n";
+  double x[4][3];
+  for (int i = 0; i < 4; ++i) {
+    Rng rng(3, 0, static_cast<std::uint32_t>(i), Purpose::kNodeInit);
+    for (double& v : x[i]) v = static_cast<float>(0.0f + 1.0 * rng.normal());
+  }
+  const std::string path = tmp_path("naive_partial");
+  run_text("rounds: 6\n" + text, {}, path);
+  const std::vector<float> xs[3] = {read(path, "/rounds/x_0"), read(path, "/rounds/x_1"),
+                                    read(path, "/rounds/x_2")};
+  const auto cons = read(path, "/rounds/consensus_distance");
+  int rounds_with_an_edge = 0;
+  for (int round = 0; round < 6; ++round) {
+    const auto active = algo::sample_clients(3, static_cast<std::uint32_t>(round), 4, 2);
+    REQUIRE(active.size() == 2);
+    bool on[4] = {};
+    for (int c : active) on[c] = true;
+    double q[4][3] = {};
+    for (int i = 0; i < 4; ++i) {
+      int best = 0;
+      for (int k = 1; k < 3; ++k)
+        if (std::fabs(x[i][k]) > std::fabs(x[i][best])) best = k;
+      q[i][best] = x[i][best];
+    }
+    double next[4][3];
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 3; ++k) {
+        next[i][k] = x[i][k];
+        if (!on[i]) continue;  // inactive: keeps its model
+        for (int j : {(i + 3) % 4, (i + 1) % 4})
+          if (on[j]) next[i][k] += 0.5 * (q[j][k] - q[i][k]) / 3;
+      }
+    if ((active[0] + 1) % 4 == active[1] || (active[1] + 1) % 4 == active[0]) ++rounds_with_an_edge;
+    std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
+    // The average is kept whoever mixes; the consensus distance tells the active sets apart.
+    double mean[3] = {}, dist = 0;
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 3; ++k) mean[k] += x[i][k] / 4;
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 3; ++k) dist += (x[i][k] - mean[k]) * (x[i][k] - mean[k]) / 4;
+    INFO("round " << round + 1 << " active " << active[0] << "," << active[1]);
+    for (int k = 0; k < 3; ++k)
+      REQUIRE(xs[k][static_cast<std::size_t>(round)] == Approx(mean[k]).margin(1e-6));
+    REQUIRE(cons[static_cast<std::size_t>(round)] == Approx(dist).epsilon(1e-5));
+  }
+  REQUIRE(rounds_with_an_edge > 0);  // some round mixed (two active neighbours)
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("decentral: dsgd on complete with uniform weights and K = 1 is server-only SGD",

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "algo/problem.h"
 #include "algo/run_schema.h"
 #include "algo/runner.h"
 #include "app/hdf5_input.h"
@@ -220,6 +221,56 @@ TEST_CASE("privacy: dp_sgd: with sigma = 0, C = inf and q = 1 a run is plain ful
     REQUIRE(std::isinf(eps[0]));
     std::filesystem::remove(h5("plain"));
     std::filesystem::remove(h5("private"));
+  }
+}
+
+TEST_CASE("privacy: dp_sgd: a run's steps carry noise of standard deviation sigma C / (q n), once "
+          "per step",
+          "[privacy]") {
+  // One client, a linear model of d = 2001 parameters. With C = 1e-6 every clipped example
+  // gradient is below 1e-6 in norm, while the noise has standard deviation sigma C / (q n) with
+  // sigma = 1e4: the model moves by the noise alone, to 1e-4 relative. One round of sgd (one step,
+  // server rate eta) moves it by eta N(0, (sigma C / (q n))^2); one round of fedavg with K = 4
+  // local steps at rate eta by the sum of four such draws, sqrt(K) times the spread. A missing,
+  // doubled or per-example noise, or the realised batch as denominator, fails this.
+  const std::string text =
+      "seed: 6\n"
+      "rounds: 1\n"
+      "data: {name: synthetic_linear, dim: 2000, samples_per_client: 100}\n"
+      "model: {name: linear}\n"
+      "clients: {num_clients: 1}\n"
+      "privacy: {name: dp_sgd, clip: 1.0e-6, noise_multiplier: 1.0e4, sample_rate: 0.5}\n"
+      "eval: {every: 1}\n";
+  const Config cfg = Config::from_text(text, {}, algo::run_schema());
+  const auto problem = algo::make_problem(cfg);
+  const double n = static_cast<double>(problem->client_samples(0));
+  std::vector<float> x0(static_cast<std::size_t>(problem->num_params()));
+  problem->init(x0.data(), 6);
+  const double sd = 1.0e4 * 1.0e-6 / (0.5 * n);
+  struct Case {
+    std::string algorithm;
+    double scale;  // the update's expected spread in units of sd
+  };
+  for (const Case& c : {Case{"{name: sgd, batch_size: 0}", 0.5},
+                        Case{"{name: fedavg, local_steps: 4, batch_size: 0, local_lr: 0.5}",
+                             0.5 * 2.0}}) {
+    INFO(c.algorithm);
+    std::vector<std::string> extra = {"algorithm=" + c.algorithm};
+    if (c.algorithm.rfind("{name: sgd", 0) == 0) extra.push_back("server_optimizer.lr=0.5");
+    const auto got = run(text, extra, h5("noise_run"));
+    REQUIRE(got.status == "completed");
+    double ss = 0, sum = 0;
+    for (std::size_t k = 0; k < x0.size(); ++k) {
+      const double u = static_cast<double>(got.final_model[k]) - x0[k];
+      ss += u * u;
+      sum += u;
+    }
+    const double m = static_cast<double>(x0.size());
+    const double want = c.scale * sd;
+    // The sample standard deviation's relative error is about sqrt(1/(2m)) (1.6%): allow 5.
+    CHECK(std::sqrt(ss / m) == Approx(want).epsilon(5 * std::sqrt(1 / (2 * m))));
+    CHECK(std::fabs(sum / m) < 5 * want / std::sqrt(m));
+    std::filesystem::remove(h5("noise_run"));
   }
 }
 

@@ -98,7 +98,9 @@ TEST_CASE("privacy: calibration finds the smallest sigma for a target epsilon", 
 #include "app/hdf5_input.h"
 #include "comm/communicator.h"
 #include "core/config.h"
+#include "core/layers.h"
 #include "core/rng.h"
+#include "privacy/dp.h"
 
 namespace {
 
@@ -219,6 +221,17 @@ TEST_CASE("privacy: the server's noise has standard deviation sigma C / (q N); e
   REQUIRE(eps[0] == Approx(privacy::epsilon(0.2, 1.5, 1, 1e-5).epsilon).epsilon(1e-6));
   std::filesystem::remove(path);
 
+  // Distributed noise: each of the m sampled clients adds N(0, sigma^2 C^2 / m), so the sum
+  // carries the same N(0, sigma^2 C^2) and x moves with the same spread; a share of the wrong
+  // size (sigma C each, or divided by m instead of sqrt(m)) fails this.
+  const auto dist = dp_run(text, {"privacy.noise=distributed"}, path);
+  REQUIRE(dist.status == "completed");
+  double dss = 0;
+  for (float v : dist.final_model) dss += static_cast<double>(v) * v;
+  REQUIRE(std::sqrt(dss / n) == Approx(want).epsilon(5 * std::sqrt(2 / n)));
+  REQUIRE(dist.final_model != got.final_model);  // the clients' own draws, not the server's
+  std::filesystem::remove(path);
+
   // A budget below the next round's epsilon stops the run before that round.
   const double e3 = privacy::epsilon(0.5, 1.0, 3, 1e-5).epsilon;
   const double e4 = privacy::epsilon(0.5, 1.0, 4, 1e-5).epsilon;
@@ -239,4 +252,24 @@ TEST_CASE("privacy: the server's noise has standard deviation sigma C / (q N); e
   REQUIRE(e.back() <= 3.0f);
   REQUIRE(e.back() > 2.99f);
   std::filesystem::remove(dp_h5("calibrated"));
+}
+
+TEST_CASE("privacy: dp_fedavg clipping by hand: flat to C, per layer to C / sqrt(L)", "[privacy]") {
+  // Two layers: a = (3, 4) of norm 5, b = (0, 6, 8) of norm 10; the whole vector has norm sqrt(125).
+  const std::vector<LayerView> layers = {LayerView{"a", 0, 2, 1}, LayerView{"b", 2, 3, 1}};
+  const double c = 2 * std::sqrt(2.0);  // C / sqrt(L) = 2
+  std::vector<float> u = {3, 4, 0, 6, 8};
+  privacy::clip_update(u.data(), layers, c, true);
+  const float per_layer[5] = {1.2f, 1.6f, 0.0f, 1.2f, 1.6f};
+  for (int k = 0; k < 5; ++k) CHECK(u[static_cast<std::size_t>(k)] == Approx(per_layer[k]).epsilon(1e-6));
+  u = {3, 4, 0, 6, 8};
+  privacy::clip_update(u.data(), layers, c, false);
+  const double f = c / std::sqrt(125.0);
+  const float flat[5] = {3, 4, 0, 6, 8};
+  for (int k = 0; k < 5; ++k) CHECK(u[static_cast<std::size_t>(k)] == Approx(f * flat[k]).epsilon(1e-6));
+  // A layer already inside its bound is left alone, per layer as flat.
+  u = {0.3f, 0.4f, 0, 0.6f, 0.8f};
+  privacy::clip_update(u.data(), layers, c, true);
+  CHECK(u[0] == 0.3f);
+  CHECK(u[4] == 0.8f);
 }
