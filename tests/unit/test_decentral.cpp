@@ -23,26 +23,38 @@ using namespace cohort::decentral;
 
 namespace {
 
-std::string tmp_path(const std::string& name, const std::string& ext = ".h5") {
-  return (std::filesystem::temp_directory_path() /
-          ("cohort_test_dec_" + std::to_string(getpid()) + "_" + name + ext))
-      .string();
-}
+std::string tmp_path(const std::string& name) { return test::temp_h5("dec", name); }
 
 algo::RunOutcome run_text(const std::string& text, const std::vector<std::string>& extra,
                           const std::string& path) {
-  std::filesystem::remove(path);
-  const Config cfg = Config::from_text(
-      text + "output: {path: " + path + ", progress_every: 0, save_model: false}\n", extra,
-      algo::run_schema());
-  auto comm = comm::make_self_communicator();
-  auto outcome = algo::run_experiment(cfg, *comm);
+  auto outcome = test::run_config_text(text, extra, path);
   REQUIRE(outcome.status == "completed");
   return outcome;
 }
 
 std::vector<float> read(const std::string& path, const std::string& name) {
   return read_hdf5_floats(path, name, 1, 1).data;
+}
+
+// The four ring nodes' starting models of the hand computations below: x_i = 0 + 1 * N(0, 1)
+// from the node's (seed, 0, i, kNodeInit) stream, rounded to float32 as the run stores them.
+void ring4_start(std::uint64_t seed, double x[4][3]) {
+  for (int i = 0; i < 4; ++i) {
+    Rng rng(seed, 0, static_cast<std::uint32_t>(i), Purpose::kNodeInit);
+    for (int k = 0; k < 3; ++k) x[i][k] = static_cast<float>(0.0f + 1.0 * rng.normal());
+  }
+}
+
+// The mean of four 3-D node models into mean; returns the consensus distance
+// (1/4) sum_i |x_i - mean|^2.
+double ring4_consensus(const double x[4][3], double mean[3]) {
+  double dist = 0;
+  for (int k = 0; k < 3; ++k) mean[k] = 0;
+  for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 3; ++k) mean[k] += x[i][k] / 4;
+  for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 3; ++k) dist += (x[i][k] - mean[k]) * (x[i][k] - mean[k]) / 4;
+  return dist;
 }
 
 // W as a dense matrix, for the checks below.
@@ -146,7 +158,9 @@ TEST_CASE("decentral: random matchings are perfect, fresh each round, keyed", "[
 
 TEST_CASE("decentral: edge lists report the file and line of every mistake", "[decentral]") {
   auto write = [](const std::string& name, const std::string& text) {
-    const std::string p = tmp_path(name, ".txt");
+    const std::string p = (std::filesystem::temp_directory_path() /
+                           ("cohort_test_dec_" + std::to_string(getpid()) + "_" + name + ".txt"))
+                              .string();
     std::ofstream(p) << text;
     return p;
   };
@@ -223,18 +237,14 @@ TEST_CASE("decentral: choco-gossip with top-1 on a ring follows the hand computa
       "eval: {every: 1}\n";
   // The starting models: x_i = 0 + 1 * N(0, 1) from the node's (seed, 0, i, kNodeInit) stream.
   double x[4][3], hat[4][3] = {};
-  for (int i = 0; i < 4; ++i) {
-    Rng rng(3, 0, static_cast<std::uint32_t>(i), Purpose::kNodeInit);
-    for (double& v : x[i]) v = static_cast<float>(0.0f + 1.0 * rng.normal());
-  }
+  ring4_start(3, x);
   const std::string path = tmp_path("choco_hand");
   run_text("rounds: 4\n" + text, {}, path);
   const std::vector<float> xs[3] = {read(path, "/rounds/x_0"), read(path, "/rounds/x_1"),
                                     read(path, "/rounds/x_2")};
   const auto cons = read(path, "/rounds/consensus_distance");
-  double mean0[3] = {};
-  for (int i = 0; i < 4; ++i)
-    for (int k = 0; k < 3; ++k) mean0[k] += x[i][k] / 4;
+  double mean0[3];
+  ring4_consensus(x, mean0);
   for (int round = 0; round < 4; ++round) {
     // q_i = top-1(x_i - hat_i); hat_i += q_i; x_i += gamma sum_j w_ij (hat_j - hat_i).
     for (int i = 0; i < 4; ++i) {
@@ -250,11 +260,8 @@ TEST_CASE("decentral: choco-gossip with top-1 on a ring follows the hand computa
         next[i][k] = x[i][k] + 0.5 * ((hat[l][k] - hat[i][k]) + (hat[r][k] - hat[i][k])) / 3;
       }
     std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
-    double mean[3] = {}, dist = 0;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) mean[k] += x[i][k] / 4;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) dist += (x[i][k] - mean[k]) * (x[i][k] - mean[k]) / 4;
+    double mean[3];
+    const double dist = ring4_consensus(x, mean);
     for (int k = 0; k < 3; ++k) {
       INFO("round " << round + 1 << " coordinate " << k);
       REQUIRE(xs[k][static_cast<std::size_t>(round)] == Approx(mean[k]).margin(1e-6));
@@ -282,13 +289,9 @@ TEST_CASE("decentral: naive compressed gossip follows the hand computation and s
       "topology: {name: ring}\n"
       "eval: {every: 1}\n";
   double x[4][3];
-  for (int i = 0; i < 4; ++i) {
-    Rng rng(3, 0, static_cast<std::uint32_t>(i), Purpose::kNodeInit);
-    for (double& v : x[i]) v = static_cast<float>(0.0f + 1.0 * rng.normal());
-  }
-  double mean0[3] = {};
-  for (int i = 0; i < 4; ++i)
-    for (int k = 0; k < 3; ++k) mean0[k] += x[i][k] / 4;
+  ring4_start(3, x);
+  double mean0[3];
+  ring4_consensus(x, mean0);
   const std::string path = tmp_path("naive_hand");
   run_text("rounds: 4\n" + text, {}, path);
   const std::vector<float> xs[3] = {read(path, "/rounds/x_0"), read(path, "/rounds/x_1"),
@@ -310,11 +313,8 @@ TEST_CASE("decentral: naive compressed gossip follows the hand computation and s
         next[i][k] = x[i][k] + 0.5 * ((q[l][k] - q[i][k]) + (q[r][k] - q[i][k])) / 3;
       }
     std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
-    double mean[3] = {}, dist = 0;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) mean[k] += x[i][k] / 4;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) dist += (x[i][k] - mean[k]) * (x[i][k] - mean[k]) / 4;
+    double mean[3];
+    const double dist = ring4_consensus(x, mean);
     for (int k = 0; k < 3; ++k) {
       INFO("round " << round + 1 << " coordinate " << k);
       REQUIRE(xs[k][static_cast<std::size_t>(round)] == Approx(mean[k]).margin(1e-6));
@@ -367,10 +367,7 @@ TEST_CASE("decentral: naive gossip with some nodes inactive mixes only the activ
       "topology: {name: ring}\n"
       "eval: {every: 1}\n";
   double x[4][3];
-  for (int i = 0; i < 4; ++i) {
-    Rng rng(3, 0, static_cast<std::uint32_t>(i), Purpose::kNodeInit);
-    for (double& v : x[i]) v = static_cast<float>(0.0f + 1.0 * rng.normal());
-  }
+  ring4_start(3, x);
   const std::string path = tmp_path("naive_partial");
   run_text("rounds: 6\n" + text, {}, path);
   const std::vector<float> xs[3] = {read(path, "/rounds/x_0"), read(path, "/rounds/x_1"),
@@ -400,11 +397,8 @@ TEST_CASE("decentral: naive gossip with some nodes inactive mixes only the activ
     if ((active[0] + 1) % 4 == active[1] || (active[1] + 1) % 4 == active[0]) ++rounds_with_an_edge;
     std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
     // The average is kept whoever mixes; the consensus distance tells the active sets apart.
-    double mean[3] = {}, dist = 0;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) mean[k] += x[i][k] / 4;
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) dist += (x[i][k] - mean[k]) * (x[i][k] - mean[k]) / 4;
+    double mean[3];
+    const double dist = ring4_consensus(x, mean);
     INFO("round " << round + 1 << " active " << active[0] << "," << active[1]);
     for (int k = 0; k < 3; ++k)
       REQUIRE(xs[k][static_cast<std::size_t>(round)] == Approx(mean[k]).margin(1e-6));

@@ -97,20 +97,11 @@ double norm_of(const std::vector<float>& v) {
   return std::sqrt(s);
 }
 
-std::string h5(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("cohort_test_dpsgd_" + std::to_string(getpid()) + "_" + name + ".h5"))
-      .string();
-}
+std::string h5(const std::string& name) { return test::temp_h5("dpsgd", name); }
 
 algo::RunOutcome run(const std::string& text, const std::vector<std::string>& extra,
                      const std::string& path) {
-  std::filesystem::remove(path);
-  const Config cfg = Config::from_text(
-      text + "output: {path: " + path + ", progress_every: 0, save_model: false}\n", extra,
-      algo::run_schema());
-  auto comm = comm::make_self_communicator();
-  return algo::run_experiment(cfg, *comm);
+  return test::run_config_text(text, extra, path);
 }
 
 const std::string kRun =

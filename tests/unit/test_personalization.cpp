@@ -18,27 +18,19 @@
 #include "comm/communicator.h"
 #include "core/client_store.h"
 #include "core/config.h"
+#include "test_support.h"
 
 using namespace cohort;
 
 namespace {
 
-std::string tmp_h5(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("cohort_test_pers_" + std::to_string(getpid()) + "_" + name + ".h5"))
-      .string();
-}
+std::string tmp_h5(const std::string& name) { return test::temp_h5("pers", name); }
 
-// Runs `text` + overrides at one rank; returns the outcome and keeps the results file at `path`
-// (removed by the caller).
+// Runs `text` + overrides at one rank and requires it to complete; the results file stays at
+// `path` (removed by the caller).
 algo::RunOutcome run_text(const std::string& text, const std::vector<std::string>& extra,
                           const std::string& path) {
-  std::filesystem::remove(path);
-  const Config cfg = Config::from_text(text + "output: {path: " + path +
-                                           ", progress_every: 0, save_model: false}\n",
-                                       extra, algo::run_schema());
-  auto comm = comm::make_self_communicator();
-  auto outcome = algo::run_experiment(cfg, *comm);
+  auto outcome = test::run_config_text(text, extra, path);
   REQUIRE(outcome.status == "completed");
   return outcome;
 }

@@ -104,20 +104,11 @@ TEST_CASE("privacy: calibration finds the smallest sigma for a target epsilon", 
 
 namespace {
 
-std::string dp_h5(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("cohort_test_dp_" + std::to_string(getpid()) + "_" + name + ".h5"))
-      .string();
-}
+std::string dp_h5(const std::string& name) { return test::temp_h5("dp", name); }
 
 algo::RunOutcome dp_run(const std::string& text, const std::vector<std::string>& extra,
                         const std::string& path) {
-  std::filesystem::remove(path);
-  const Config cfg = Config::from_text(
-      text + "output: {path: " + path + ", progress_every: 0, save_model: false}\n", extra,
-      algo::run_schema());
-  auto comm = comm::make_self_communicator();
-  return algo::run_experiment(cfg, *comm);
+  return test::run_config_text(text, extra, path);
 }
 
 // Four 1-D quadratic clients, full gradients, Poisson sampling with q = 1/2.
