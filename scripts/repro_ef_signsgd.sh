@@ -4,7 +4,7 @@
 # (configs/repro/ef_signsgd/ef_signsgd.yaml; Fashion-MNIST and an MLP stand in for CIFAR-10 and
 # the paper's networks).
 #   MODE=quick  1 seed, 2 epochs   (36 runs; about 15 minutes on 2 otherwise idle cores)
-#   MODE=full   3 seeds, 5 epochs  (108 runs; about 2 hours)
+#   MODE=full   3 seeds, 5 epochs  (108 runs; about 1 hour)
 # Writes results/repro/ef_signsgd/{table_MODE.md, runs_MODE.csv, accuracy_MODE.png}; run files
 # stay in $H5.
 # Runs whose results file says completed are skipped, so an interrupted sweep resumes;
