@@ -83,14 +83,7 @@ class Conv2d final : public Layer {
       const float* col = im2col(x + s * in_.size());
       const float* dys = dy + s * out_.size();
       detail::gemm(false, true, o, kk, p, dys, col, true, grad + offset_);
-      if (dx == nullptr) continue;
-      float* dxs = dx + s * in_.size();
-      if (identity_col()) {
-        detail::gemm(true, false, kk, p, o, w, dys, false, dxs);
-      } else {
-        detail::gemm(true, false, kk, p, o, w, dys, false, dcol);
-        col2im(dcol, dxs);
-      }
+      if (dx != nullptr) input_gradient(w, dys, dx + s * in_.size(), dcol);
     }
     if (bias_) {
       float* db = grad + offset_ + o * kk;
@@ -126,14 +119,7 @@ class Conv2d final : public Layer {
           s2 += b * b;
         }
       sq[s] += s2;
-      if (dx == nullptr) continue;
-      float* dxs = dx + s * in_.size();
-      if (identity_col()) {
-        detail::gemm(true, false, kk, p, o, w, dys, false, dxs);
-      } else {
-        detail::gemm(true, false, kk, p, o, w, dys, false, dcol);
-        col2im(dcol, dxs);
-      }
+      if (dx != nullptr) input_gradient(w, dys, dx + s * in_.size(), dcol);
     }
   }
 
@@ -151,6 +137,17 @@ class Conv2d final : public Layer {
  private:
   std::int64_t cols() const { return in_.channels * k_ * k_; }
   bool identity_col() const { return k_ == 1 && stride_ == 1 && pad_ == 0; }
+  // Sample s's input gradient W^T dy_s into dxs (through dcol and col2im unless the columns are
+  // the input itself).
+  void input_gradient(const float* w, const float* dys, float* dxs, float* dcol) const {
+    const std::int64_t o = out_.channels, kk = cols(), p = out_.height * out_.width;
+    if (identity_col()) {
+      detail::gemm(true, false, kk, p, o, w, dys, false, dxs);
+    } else {
+      detail::gemm(true, false, kk, p, o, w, dys, false, dcol);
+      col2im(dcol, dxs);
+    }
+  }
   std::string describe_for(std::int64_t out) const {
     return fmt::format("conv2d {}→{} {}×{}{}{}", in_.channels, out, k_, k_,
                        stride_ > 1 ? fmt::format(" /{}", stride_) : "",

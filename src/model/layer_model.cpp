@@ -67,13 +67,7 @@ double LayerModel::loss_grad(const float* params, const Batch& batch, float* gra
     loss_sum += detail::softmax_cross_entropy(dl, n, classes_, batch.labels + start, nullptr,
                                               g != nullptr, scale);
     if (g == nullptr) continue;
-    if (start == 0) {
-      stack_.backward(p, x, dl, n, g, nullptr);
-    } else {  // later chunks add their gradient, coordinate by coordinate, in chunk order
-      float* part = grad_part_.reserve(n_params);
-      stack_.backward(p, x, dl, n, part, nullptr);
-      for (std::int64_t i = 0; i < n_params; ++i) g[i] += part[i];
-    }
+    backward_chunk(p, x, dl, n, start == 0, g);
   }
   if (g != nullptr) detail::finish_out(g, grad, n_params);
   return loss_sum / static_cast<double>(rows);
@@ -109,16 +103,22 @@ double LayerModel::clipped_loss_grad(const float* params, const Batch& batch, do
     std::copy_n(logits, n * classes_, dl);
     detail::clipped_softmax_grad(dl, n, classes_, batch.labels + start, sq_.data(), clip,
                                  denominator, norms == nullptr ? nullptr : norms + start);
-    if (start == 0) {
-      stack_.backward(p, x, dl, n, g, nullptr);
-    } else {  // later chunks add their gradient, coordinate by coordinate, in chunk order
-      float* part = grad_part_.reserve(n_params);
-      stack_.backward(p, x, dl, n, part, nullptr);
-      for (std::int64_t i = 0; i < n_params; ++i) g[i] += part[i];
-    }
+    backward_chunk(p, x, dl, n, start == 0, g);
   }
   detail::finish_out(g, grad, n_params);
   return loss_sum / static_cast<double>(rows);
+}
+
+void LayerModel::backward_chunk(const float* p, const float* x, const float* dl, std::int64_t n,
+                                bool first, float* g) const {
+  if (first) {
+    stack_.backward(p, x, dl, n, g, nullptr);
+    return;
+  }
+  const std::int64_t n_params = num_params();
+  float* part = grad_part_.reserve(n_params);
+  stack_.backward(p, x, dl, n, part, nullptr);
+  for (std::int64_t i = 0; i < n_params; ++i) g[i] += part[i];
 }
 
 void LayerModel::evaluate(const float* params, const Batch& batch, double* loss_sum,

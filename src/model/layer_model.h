@@ -38,6 +38,10 @@ class LayerModel final : public Model {
 
  private:
   void check(const Batch& batch) const;
+  // The gradient of the chunk (x, its output gradient dl, n rows) into g (the first chunk) or
+  // added to g coordinate by coordinate (later chunks, in chunk order).
+  void backward_chunk(const float* p, const float* x, const float* dl, std::int64_t n,
+                      bool first, float* g) const;
 
   std::string name_;
   Shape input_;

@@ -50,13 +50,7 @@ double Linear::loss_grad(const float* params, const Batch& batch, float* grad, R
   float* g = detail::stage_out(grad, num_params(), grad_out_);
   detail::VectorView r(residuals_.reserve(rows), rows);
   r /= static_cast<float>(rows);
-  detail::VectorView(g + layers_[0].offset, input_dim_).noalias() =
-      detail::ConstMatrixView(x, rows, input_dim_).transpose() * r;
-  if (bias_) {
-    double b_grad = 0.0;
-    for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
-    g[layers_[1].offset] = static_cast<float>(b_grad);
-  }
+  gradient_from_residuals(x, rows, r.data(), g);
   detail::finish_out(g, grad, num_params());
   return loss;
 }
@@ -85,15 +79,21 @@ double Linear::clipped_loss_grad(const float* params, const Batch& batch, double
     r[i] *= static_cast<float>(detail::clip_factor(clip, sq));
   }
   r /= static_cast<float>(denominator);
+  gradient_from_residuals(x, rows, r.data(), g);
+  detail::finish_out(g, grad, num_params());
+  return loss;
+}
+
+void Linear::gradient_from_residuals(const float* x, std::int64_t rows, const float* r,
+                                     float* g) const {
   detail::VectorView(g + layers_[0].offset, input_dim_).noalias() =
-      detail::ConstMatrixView(x, rows, input_dim_).transpose() * r;
+      detail::ConstMatrixView(x, rows, input_dim_).transpose() *
+      detail::ConstVectorView(r, rows);
   if (bias_) {
     double b_grad = 0.0;
     for (std::int64_t i = 0; i < rows; ++i) b_grad += r[i];
     g[layers_[1].offset] = static_cast<float>(b_grad);
   }
-  detail::finish_out(g, grad, num_params());
-  return loss;
 }
 
 void Linear::evaluate(const float* params, const Batch& batch, double* loss_sum,

@@ -30,6 +30,8 @@ class Linear : public Model {
   // From staged params p and features x: fills residuals_ with y - t for every row and returns
   // the sum of 0.5 (y - t)^2.
   double residuals(const float* p, const float* x, const Batch& batch) const;
+  // The gradient from the (scaled) residuals r of `rows` rows of x: w = X^T r, b = sum(r).
+  void gradient_from_residuals(const float* x, std::int64_t rows, const float* r, float* g) const;
 
   std::int64_t input_dim_;
   bool bias_;

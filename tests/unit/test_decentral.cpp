@@ -57,6 +57,31 @@ double ring4_consensus(const double x[4][3], double mean[3]) {
   return dist;
 }
 
+// One gossip step of the ring of four with Metropolis weights 1/3 and step gamma, among the
+// active nodes: x_i += gamma sum_{active neighbours j} (m_j - m_i) / 3 for active i (m the
+// messages: Choco's public copies, naive gossip's Q(x)); inactive nodes keep x_i.
+void ring4_mix(double x[4][3], const double m[4][3], const bool active[4], double gamma) {
+  double next[4][3];
+  for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 3; ++k) {
+      next[i][k] = x[i][k];
+      if (!active[i]) continue;
+      for (int j : {(i + 3) % 4, (i + 1) % 4})
+        if (active[j]) next[i][k] += gamma * (m[j][k] - m[i][k]) / 3;
+    }
+  std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
+}
+
+constexpr bool kAll[4] = {true, true, true, true};
+
+// The index of the largest |v_k| of a 3-vector (the first of equals): top-1's choice.
+int top1_index(const double v[3]) {
+  int best = 0;
+  for (int k = 1; k < 3; ++k)
+    if (std::fabs(v[k]) > std::fabs(v[best])) best = k;
+  return best;
+}
+
 // W as a dense matrix, for the checks below.
 std::vector<std::vector<double>> dense(const Mixing& w) {
   std::vector<std::vector<double>> m(w.size(), std::vector<double>(w.size(), 0.0));
@@ -248,18 +273,11 @@ TEST_CASE("decentral: choco-gossip with top-1 on a ring follows the hand computa
   for (int round = 0; round < 4; ++round) {
     // q_i = top-1(x_i - hat_i); hat_i += q_i; x_i += gamma sum_j w_ij (hat_j - hat_i).
     for (int i = 0; i < 4; ++i) {
-      int best = 0;
-      for (int k = 1; k < 3; ++k)
-        if (std::fabs(x[i][k] - hat[i][k]) > std::fabs(x[i][best] - hat[i][best])) best = k;
-      hat[i][best] += x[i][best] - hat[i][best];
+      const double diff[3] = {x[i][0] - hat[i][0], x[i][1] - hat[i][1], x[i][2] - hat[i][2]};
+      const int best = top1_index(diff);
+      hat[i][best] += diff[best];
     }
-    double next[4][3];
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) {
-        const int l = (i + 3) % 4, r = (i + 1) % 4;
-        next[i][k] = x[i][k] + 0.5 * ((hat[l][k] - hat[i][k]) + (hat[r][k] - hat[i][k])) / 3;
-      }
-    std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
+    ring4_mix(x, hat, kAll, 0.5);
     double mean[3];
     const double dist = ring4_consensus(x, mean);
     for (int k = 0; k < 3; ++k) {
@@ -300,19 +318,8 @@ TEST_CASE("decentral: naive compressed gossip follows the hand computation and s
   const auto bits = read(path, "/rounds/bits_per_node");
   for (int round = 0; round < 4; ++round) {
     double q[4][3] = {};
-    for (int i = 0; i < 4; ++i) {
-      int best = 0;
-      for (int k = 1; k < 3; ++k)
-        if (std::fabs(x[i][k]) > std::fabs(x[i][best])) best = k;
-      q[i][best] = x[i][best];
-    }
-    double next[4][3];
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) {
-        const int l = (i + 3) % 4, r = (i + 1) % 4;
-        next[i][k] = x[i][k] + 0.5 * ((q[l][k] - q[i][k]) + (q[r][k] - q[i][k])) / 3;
-      }
-    std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
+    for (int i = 0; i < 4; ++i) q[i][top1_index(x[i])] = x[i][top1_index(x[i])];
+    ring4_mix(x, q, kAll, 0.5);
     double mean[3];
     const double dist = ring4_consensus(x, mean);
     for (int k = 0; k < 3; ++k) {
@@ -380,22 +387,9 @@ TEST_CASE("decentral: naive gossip with some nodes inactive mixes only the activ
     bool on[4] = {};
     for (int c : active) on[c] = true;
     double q[4][3] = {};
-    for (int i = 0; i < 4; ++i) {
-      int best = 0;
-      for (int k = 1; k < 3; ++k)
-        if (std::fabs(x[i][k]) > std::fabs(x[i][best])) best = k;
-      q[i][best] = x[i][best];
-    }
-    double next[4][3];
-    for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 3; ++k) {
-        next[i][k] = x[i][k];
-        if (!on[i]) continue;  // inactive: keeps its model
-        for (int j : {(i + 3) % 4, (i + 1) % 4})
-          if (on[j]) next[i][k] += 0.5 * (q[j][k] - q[i][k]) / 3;
-      }
+    for (int i = 0; i < 4; ++i) q[i][top1_index(x[i])] = x[i][top1_index(x[i])];
     if ((active[0] + 1) % 4 == active[1] || (active[1] + 1) % 4 == active[0]) ++rounds_with_an_edge;
-    std::copy(&next[0][0], &next[0][0] + 12, &x[0][0]);
+    ring4_mix(x, q, on, 0.5);  // inactive nodes keep their model
     // The average is kept whoever mixes; the consensus distance tells the active sets apart.
     double mean[3];
     const double dist = ring4_consensus(x, mean);
