@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "algo/quadratic.h"
+#include "attack/attack.h"
 #include "core/errors.h"
 #include "core/worker_pool.h"
 #include "data/loaders.h"
@@ -71,6 +72,49 @@ struct PoolPartition {
 // the rank count or which rank holds the client; the remaining rows are the client's training
 // samples (its weight in a weighted mean). A client with fewer than 2 rows cannot be split: a
 // usage error names it.
+// data.partition.byzantine_data (Note [Byzantine data] in data/partition.cpp): the Byzantine set
+// the run will use, when their share differs from the honest clients' (empty otherwise), checked
+// against the attack and the options that need every client's rows.
+struct ByzantineData {
+  std::vector<int> ids;  // sorted; empty for share same or no attack
+  std::string share;
+  bool holds_none(int c) const {
+    return share == "none" && std::binary_search(ids.begin(), ids.end(), c);
+  }
+};
+
+ByzantineData byzantine_data(const Config& cfg) {
+  ByzantineData b;
+  b.share = cfg.get_string("data.partition.byzantine_data");
+  if (b.share == "same") return b;
+  const auto o = attack::attack_options(cfg);
+  const int n = static_cast<int>(cfg.get_int("clients.num_clients"));
+  b.ids = attack::byzantine_clients(static_cast<std::uint64_t>(cfg.get_int("seed")), n, o);
+  if (b.ids.empty()) return b;  // no attack: every client is honest and the key has no effect
+  require_usage(static_cast<int>(b.ids.size()) < n,
+                fmt::format("data.partition.byzantine_data = {}: all {} clients are Byzantine, so "
+                            "no honest client would hold the data; lower attack.count or "
+                            "attack.fraction",
+                            b.share, n));
+  if (b.share == "none") {
+    const auto a = attack::make_attack(o);
+    require_usage(a->omniscient() || a->drops(),
+                  "data.partition.byzantine_data = none leaves the Byzantine clients no rows, "
+                  "but attack.name = " + o.name + " trains on its clients' rows; use "
+                  "byzantine_data iid or same, or an attack whose clients do not train (alie, "
+                  "ipm, mimic, minmax, minsum, dropout)");
+    require_usage(cfg.get_float("data.client_test_fraction") == 0,
+                  "data.partition.byzantine_data = none leaves the Byzantine clients no rows to "
+                  "hold out for data.client_test_fraction; set it to 0 or use byzantine_data iid");
+    require_usage(!(cfg.get_string("aggregator.name") == "mean" &&
+                    cfg.get_bool("aggregator.weighted")),
+                  "data.partition.byzantine_data = none gives the Byzantine clients no rows, so "
+                  "aggregator.weighted = true would weigh their messages by 0; set it to false "
+                  "or use byzantine_data iid");
+  }
+  return b;
+}
+
 data::Partition split_client_tests(data::Partition& train, double fraction, std::uint64_t seed) {
   data::Partition tests(train.size());
   for (std::size_t c = 0; c < train.size(); ++c) {
@@ -383,7 +427,13 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
             require_usage(test_fraction < 1,
                           "data.client_test_fraction = 1 leaves the clients nothing to train "
                           "on: allowed values are in [0, 1)");
+            const int num_clients = static_cast<int>(cfg.get_int("clients.num_clients"));
             if (cfg.get_string("data.partition.name") == "pool") {
+              require_usage(cfg.get_string("data.partition.byzantine_data") == "same",
+                            "data.partition.byzantine_data = " +
+                                cfg.get_string("data.partition.byzantine_data") +
+                                " needs stored rows: data.partition.name = pool draws each "
+                                "client's rows as it trains; use iid, dirichlet or shards");
               require_usage(test_fraction == 0,
                             "data.client_test_fraction needs each client's rows: data.partition."
                             "name = pool draws them as the client trains; use another partition");
@@ -394,9 +444,15 @@ ProblemRegistration dataset_problem(data::SourceRegistration source) {
                                                       std::move(model), more,
                                                       cfg.get_int("eval.chunk"), name, pool);
             }
-            auto partition = data::make_partition(cfg, tt.train, std::move(loaded.natural));
+            const ByzantineData byz = byzantine_data(cfg);
+            auto partition = data::make_partition(cfg, tt.train, std::move(loaded.natural),
+                                                  num_clients - static_cast<int>(byz.ids.size()));
+            if (!byz.ids.empty())
+              partition = data::place_byzantine(std::move(partition), byz.ids, num_clients,
+                                                byz.share, tt.train.rows,
+                                                static_cast<std::uint64_t>(cfg.get_int("seed")));
             for (std::size_t c = 0; c < partition.size(); ++c)
-              require_usage(!partition[c].empty(),
+              require_usage(!partition[c].empty() || byz.holds_none(static_cast<int>(c)),
                             fmt::format("partition left client {} without samples; use fewer "
                                         "clients or a larger alpha",
                                         c));

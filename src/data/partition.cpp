@@ -225,12 +225,16 @@ double label_skew(const Partition& p, const std::vector<std::int32_t>& labels, i
 namespace {
 
 // A partition of the rows themselves gives each client at least one of them.
-void require_rows(const Config& cfg, const Dataset& train) {
+void require_rows(const Config& cfg, const Dataset& train, int clients) {
   const auto n = cfg.get_int("clients.num_clients");
-  require_usage(n <= train.rows,
-                fmt::format("clients.num_clients = {} exceeds the {} training rows (clients "
-                            "may share rows with data.partition.name = pool)",
-                            n, train.rows));
+  require_usage(clients <= train.rows,
+                n == clients
+                    ? fmt::format("clients.num_clients = {} exceeds the {} training rows "
+                                  "(clients may share rows with data.partition.name = pool)",
+                                  n, train.rows)
+                    : fmt::format("the {} honest clients of clients.num_clients = {} exceed the "
+                                  "{} training rows",
+                                  clients, n, train.rows));
 }
 
 void require_labels(const std::string& name, const Dataset& train) {
@@ -239,12 +243,21 @@ void require_labels(const std::string& name, const Dataset& train) {
                 "iid or natural");
 }
 
-int num_clients(const Config& cfg) { return static_cast<int>(cfg.get_int("clients.num_clients")); }
 std::uint64_t seed(const Config& cfg) { return static_cast<std::uint64_t>(cfg.get_int("seed")); }
 
-Partition iid(const Config& cfg, const Dataset& train) {
-  require_rows(cfg, train);
-  return partition_iid(train.rows, num_clients(cfg), seed(cfg));
+// The generator's own blocks cover every client: they cannot be split among the honest ones.
+void require_all_clients(const Config& cfg, int clients) {
+  require_usage(clients == static_cast<int>(cfg.get_int("clients.num_clients")),
+                "data.partition.byzantine_data = " +
+                    cfg.get_string("data.partition.byzantine_data") +
+                    " needs a partition of the rows: the generator's own blocks (partition "
+                    "natural, or auto on synthetic data) give every client its block; set "
+                    "data.partition.name to iid, dirichlet or shards, or byzantine_data to same");
+}
+
+Partition iid(const Config& cfg, const Dataset& train, int clients) {
+  require_rows(cfg, train, clients);
+  return partition_iid(train.rows, clients, seed(cfg));
 }
 
 }  // namespace
@@ -254,36 +267,41 @@ const std::vector<PartitionRegistration>& partitions() {
       {"auto",
        "natural for synthetic, inline and quadratic data, iid otherwise",
        {},
-       [](const Config& cfg, const Dataset& train, Partition natural) {
-         return natural.empty() ? iid(cfg, train) : natural;
+       [](const Config& cfg, const Dataset& train, Partition natural, int clients) {
+         if (natural.empty()) return iid(cfg, train, clients);
+         require_all_clients(cfg, clients);
+         return natural;
        }},
       {"iid",
        "uniformly random, near-equal sizes",
        {},
-       [](const Config& cfg, const Dataset& train, Partition) { return iid(cfg, train); }},
+       [](const Config& cfg, const Dataset& train, Partition, int clients) {
+         return iid(cfg, train, clients);
+       }},
       {"dirichlet",
        "per-class proportions over clients drawn from Dirichlet(alpha) (classification only)",
        {opt_float("alpha", 0.5, "concentration; smaller means more label skew", 0, INFINITY, true)},
-       [](const Config& cfg, const Dataset& train, Partition) {
-         require_rows(cfg, train);
+       [](const Config& cfg, const Dataset& train, Partition, int clients) {
+         require_rows(cfg, train, clients);
          require_labels("dirichlet", train);
-         return partition_dirichlet(train.labels, train.num_classes, num_clients(cfg),
+         return partition_dirichlet(train.labels, train.num_classes, clients,
                                     cfg.get_float("data.partition.alpha"), seed(cfg));
        }},
       {"shards",
        "label-sorted data cut into num_clients*shards_per_client shards, k per client",
        {opt_int("shards_per_client", 2, "shards (label blocks) per client", 1)},
-       [](const Config& cfg, const Dataset& train, Partition) {
-         require_rows(cfg, train);
+       [](const Config& cfg, const Dataset& train, Partition, int clients) {
+         require_rows(cfg, train, clients);
          require_labels("shards", train);
-         return partition_shards(train.labels, num_clients(cfg),
+         return partition_shards(train.labels, clients,
                                  static_cast<int>(cfg.get_int("data.partition.shards_per_client")),
                                  seed(cfg));
        }},
       {"natural",
        "the generator's own per-client blocks (synthetic and inline data)",
        {},
-       [](const Config& cfg, const Dataset&, Partition natural) {
+       [](const Config& cfg, const Dataset&, Partition natural, int clients) {
+         require_all_clients(cfg, clients);
          require_usage(!natural.empty(),
                        "data.partition.name = natural needs a synthetic dataset; for '" +
                            cfg.get_string("data.name") + "' use iid, dirichlet or shards");
@@ -300,15 +318,68 @@ const std::vector<PartitionRegistration>& partitions() {
 }
 
 Section partition_section() {
-  return slot_section("partition", "How training samples are assigned to clients.", "auto",
-                      partitions());
+  Section s = slot_section("partition", "How training samples are assigned to clients.", "auto",
+                           partitions());
+  s.options = {opt_enum(
+      "byzantine_data", "same", {"same", "iid", "none"},
+      "the Byzantine clients' data (attack.*): same: partitioned with everyone; iid: the honest "
+      "clients split all rows by this partition and each Byzantine client holds an iid "
+      "1/(honest count) share of all rows; none: the honest clients split all rows, the "
+      "Byzantine hold none (attacks that do not train only). Note [Byzantine data]")};
+  return s;
 }
 
-Partition make_partition(const Config& cfg, const Dataset& train, Partition natural) {
+Partition make_partition(const Config& cfg, const Dataset& train, Partition natural,
+                         int clients) {
   const std::string name = cfg.get_string("data.partition.name");
   const auto* r = find_registration(partitions(), name);
   if (r == nullptr || !r->make) throw std::logic_error("no stored partition " + name);
-  return r->make(cfg, train, std::move(natural));
+  return r->make(cfg, train, std::move(natural), clients);
+}
+
+// Note [Byzantine data]
+// In the papers on robust aggregation under heterogeneity (Karimireddy, He and Jaggi 2022) the
+// honest workers hold all the data, label-sorted, and the Byzantine workers sample the whole
+// training set iid. data.partition.byzantine_data expresses this: the partition splits the rows
+// among the h = n - f honest clients only (the k-th honest part goes to the k-th honest id in
+// ascending order), and then
+//   iid:  one uniformly random permutation of all rows from Rng(seed, 1, kGlobalClient,
+//         Purpose::kPartition) is cut into h near-equal consecutive parts; the j-th Byzantine
+//         client (ascending ids) holds part j mod h. The Byzantine rows overlap the honest ones
+//         and, while f <= h, not each other's;
+//   none: the Byzantine clients hold no rows, so only attacks whose clients do not train
+//         (omniscient ones, dropout) are allowed, checked where the attack is known.
+// same keeps every client in one partition, as before.
+Partition place_byzantine(Partition honest, const std::vector<int>& byzantine, int num_clients,
+                          const std::string& share, std::int64_t rows, std::uint64_t seed) {
+  const int h = num_clients - static_cast<int>(byzantine.size());
+  if (static_cast<int>(honest.size()) != h)
+    throw std::logic_error("place_byzantine: the honest partition has the wrong size");
+  if (share != "iid" && share != "none")
+    throw std::logic_error("place_byzantine: share must be iid or none");
+  std::vector<char> is_byz(static_cast<std::size_t>(num_clients), 0);
+  for (const int c : byzantine) is_byz.at(static_cast<std::size_t>(c)) = 1;
+
+  Partition p(static_cast<std::size_t>(num_clients));
+  std::size_t next = 0;
+  for (int c = 0; c < num_clients; ++c)
+    if (!is_byz[static_cast<std::size_t>(c)]) p[static_cast<std::size_t>(c)] = std::move(honest[next++]);
+  if (share == "none" || byzantine.empty()) return p;
+
+  std::vector<std::int64_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  Rng rng(seed, 1, kGlobalClient, Purpose::kPartition);
+  rng.shuffle(std::span<std::int64_t>(order));
+  const auto cut = [&](std::int64_t k) {
+    return static_cast<std::int64_t>(static_cast<__int128>(k) * rows / h);
+  };
+  for (std::size_t j = 0; j < byzantine.size(); ++j) {
+    const std::int64_t part = static_cast<std::int64_t>(j) % h;
+    auto& dst = p[static_cast<std::size_t>(byzantine[j])];
+    dst.assign(order.begin() + cut(part), order.begin() + cut(part + 1));
+    std::sort(dst.begin(), dst.end());
+  }
+  return p;
 }
 
 }  // namespace cohort::data

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/registration.h"
@@ -34,14 +35,23 @@ double label_skew(const Partition& p, const std::vector<std::int32_t>& labels, i
 // A partition's schema entry and factory (Note [Registration]): the clients' rows of `train`
 // for clients.num_clients and seed, from the data.partition.* keys it declares; `natural` is the
 // data source's own partition (empty when it has none).
-using PartitionRegistration =
-    Registration<Partition(const Config& cfg, const Dataset& train, Partition natural)>;
+// The factory splits the rows among `clients` clients: clients.num_clients, or the honest ones
+// alone under data.partition.byzantine_data = iid or none.
+using PartitionRegistration = Registration<Partition(const Config& cfg, const Dataset& train,
+                                                     Partition natural, int clients)>;
 
 // The partitions (one explicit list); they are small, so they share this file.
 const std::vector<PartitionRegistration>& partitions();
 Section partition_section();
 // The partition data.partition.name names. pool has no factory: its clients draw their rows when
 // they train (DatasetProblem in algo/problem.cpp).
-Partition make_partition(const Config& cfg, const Dataset& train, Partition natural);
+Partition make_partition(const Config& cfg, const Dataset& train, Partition natural,
+                         int clients);
+// data.partition.byzantine_data = iid or none (Note [Byzantine data]): spreads `honest` (a
+// partition of the rows among the num_clients - |byzantine| honest clients) over the honest ids in
+// ascending order, and gives each Byzantine client an iid share of the rows (iid) or none.
+// byzantine is sorted ascending.
+Partition place_byzantine(Partition honest, const std::vector<int>& byzantine, int num_clients,
+                          const std::string& share, std::int64_t rows, std::uint64_t seed);
 
 }  // namespace cohort::data

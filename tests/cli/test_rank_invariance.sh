@@ -63,6 +63,10 @@ check mime "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mime alg
 check mimelite "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mimelite \
   algorithm.grad_batch=8
 threads threads_mime "$SRC/tests/configs/invariance_compress.yaml" algorithm.name=mime
+# The bucketing paper's setting: honest clients on label-sorted blocks, Byzantine label flippers
+# on iid shares of their own (data.partition.byzantine_data = iid), cm over buckets of 2.
+check byzantine_data "$SRC/configs/repro/bucketing/exp3.yaml" model.name=mlp model.hidden=[16] \
+  rounds=3 eval.every=3 attack.name=labelflip aggregator.bucketing=2
 # Client threads: fedavg clients with minibatches, uneven windows (7 sampled of 13), top-k with
 # error feedback, worker momentum and ALIE against cclip; evaluation over several chunks.
 threads threads_fedavg "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 \

@@ -1,6 +1,7 @@
 // Config layer: schema validation, defaults, overrides, suggestions, and the semantic checks that
 // need the data (make_problem, clients_per_round, FedAvgOptions). Every error test pins the exact
 // words a user reads, so a message that loses its key, value or hint fails here.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <stdexcept>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "algo/fedavg.h"
+#include "attack/attack.h"
 #include "algo/problem.h"
 #include "algo/run_schema.h"
 #include "algo/sampling.h"
@@ -363,6 +365,91 @@ TEST_CASE("config: fedavg needs local steps or local epochs", "[config]") {
   CHECK_THAT(semantic_error("data: {name: quadratic, dim: 1}\n",
                             {"algorithm.local_steps=0", "algorithm.local_epochs=0"}),
              StartsWith("algorithm.local_steps and algorithm.local_epochs are both 0"));
+}
+
+// 20 rows whose one feature is the label (0..4, four rows each, interleaved), 5 clients of which
+// attack.count = 2 are Byzantine; shards of one label block per honest client.
+const char* kByzantineData =
+    "seed: 5\n"
+    "data: {name: inline, task: classification, dim: 1,\n"
+    "       x: [0,1,2,3,4, 0,1,2,3,4, 0,1,2,3,4, 0,1,2,3,4],\n"
+    "       y: [0,1,2,3,4, 0,1,2,3,4, 0,1,2,3,4, 0,1,2,3,4],\n"
+    "       partition: {name: shards, shards_per_client: 1}}\n"
+    "model: {name: logreg}\n"
+    "clients: {num_clients: 5, per_round: 5}\n"
+    "attack: {name: alie, count: 2}\n"
+    "algorithm: {name: sgd}\n";
+
+TEST_CASE("config: data.partition.byzantine_data gives the honest clients every row",
+          "[config][partition]") {
+  cohort::attack::AttackOptions o;
+  o.name = "alie";
+  o.count = 2;
+  const std::vector<int> byz = cohort::attack::byzantine_clients(5, 5, o);
+  REQUIRE(byz.size() == 2u);
+  const auto is_byz = [&](int c) { return std::find(byz.begin(), byz.end(), c) != byz.end(); };
+  // The labels each client holds, read back through the problem (feature = label).
+  const auto labels_of = [](cohort::algo::Problem& p, int c) {
+    std::vector<int> l;
+    for (std::int64_t i = 0; i < p.client_samples(c); ++i)
+      l.push_back(static_cast<int>(p.sample_input(c, i)[0]));
+    std::sort(l.begin(), l.end());
+    return l;
+  };
+  for (const std::string share : {"none", "iid"}) {
+    INFO(share);
+    auto p = cohort::algo::make_problem(parse(kByzantineData, {"data.partition.byzantine_data=" + share}));
+    std::vector<int> honest_labels;
+    for (int c = 0; c < 5; ++c) {
+      const auto l = labels_of(*p, c);
+      if (is_byz(c)) {
+        // none: no rows; iid: a third of the 20 rows (h = 3 honest parts of 6, 7, 7)
+        if (share == "none") REQUIRE(l.empty());
+        else REQUIRE((l.size() == 6u || l.size() == 7u));
+        continue;
+      }
+      // Honest: the 20 label-sorted rows cut into 3 contiguous blocks at 0, 6, 13, 20.
+      const std::vector<std::vector<int>> blocks = {
+          {0, 0, 0, 0, 1, 1}, {1, 1, 2, 2, 2, 2, 3}, {3, 3, 3, 4, 4, 4, 4}};
+      REQUIRE(std::find(blocks.begin(), blocks.end(), l) != blocks.end());
+      honest_labels.insert(honest_labels.end(), l.begin(), l.end());
+    }
+    std::sort(honest_labels.begin(), honest_labels.end());
+    REQUIRE(honest_labels == std::vector<int>{0,0,0,0, 1,1,1,1, 2,2,2,2, 3,3,3,3, 4,4,4,4});
+  }
+  // same: the 5 clients share the 20 rows, 4 each, one label each.
+  auto same = cohort::algo::make_problem(parse(kByzantineData));
+  for (int c = 0; c < 5; ++c) REQUIRE(same->client_samples(c) == 4);
+  // No attack: no Byzantine client, so the key changes nothing.
+  auto calm = cohort::algo::make_problem(
+      parse(kByzantineData, {"attack.name=none", "data.partition.byzantine_data=iid"}));
+  for (int c = 0; c < 5; ++c) REQUIRE(calm->client_samples(c) == 4);
+}
+
+TEST_CASE("config: data.partition.byzantine_data refuses what it cannot express",
+          "[config][partition]") {
+  CHECK_THAT(semantic_error(kByzantineData, {"data.partition.byzantine_data=none",
+                                             "attack.name=labelflip"}),
+             Contains("attack.name = labelflip trains on its clients' rows"));
+  CHECK_THAT(semantic_error(kByzantineData, {"data.partition.byzantine_data=none",
+                                             "data.client_test_fraction=0.5"}),
+             Contains("no rows to hold out"));
+  CHECK_THAT(semantic_error(kByzantineData, {"data.partition.byzantine_data=none",
+                                             "aggregator.weighted=true"}),
+             Contains("weigh their messages by 0"));
+  std::string pool = kByzantineData;
+  pool.replace(pool.find("name: shards, shards_per_client: 1"), 34,
+               "name: pool, byzantine_data: iid");
+  CHECK_THAT(semantic_error(pool), Contains("needs stored rows"));
+  CHECK_THAT(semantic_error(kByzantineData, {"data.partition.byzantine_data=iid",
+                                             "attack.count=5"}),
+             Contains("all 5 clients are Byzantine"));
+  const char* synthetic =
+      "data: {name: synthetic_linear, dim: 3, samples_per_client: 4, "
+      "partition: {byzantine_data: iid}}\n"
+      "model: {name: linear}\nclients: {num_clients: 4}\nattack: {name: alie, count: 1}\n"
+      "algorithm: {name: sgd}\n";
+  CHECK_THAT(semantic_error(synthetic), Contains("needs a partition of the rows"));
 }
 
 TEST_CASE("config: edit_distance and nearest on exact cases", "[config][schema]") {

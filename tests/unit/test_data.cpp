@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -287,6 +289,40 @@ TEST_CASE("partition_shards: exact cover and at most two labels per shard", "[da
   REQUIRE(partition_shards(y, 20, 2, 12) != p);
   CHECK_THROWS_AS(partition_shards(std::vector<std::int32_t>(20, 0), 7, 3, 1), UsageError);
   CHECK_THROWS_AS(partition_shards(y, 20, 0, 1), UsageError);
+}
+
+TEST_CASE("place_byzantine: honest parts in id order, iid shares of all rows for the Byzantine",
+          "[data][partition]") {
+  // 6 clients, Byzantine 1 and 4: the 4 honest parts go to clients 0, 2, 3, 5 in that order.
+  const Partition honest = {{0, 1}, {2, 3, 4}, {5}, {6, 7, 8, 9}};
+  const std::vector<int> byz = {1, 4};
+  const Partition none = place_byzantine(honest, byz, 6, "none", 10, 3);
+  REQUIRE(none == Partition{{0, 1}, {}, {2, 3, 4}, {5}, {}, {6, 7, 8, 9}});
+
+  // iid: one permutation of the 10 rows from Rng(seed, 1, kGlobalClient, kPartition), cut into
+  // h = 4 parts at floor(k * 10 / 4) = 0, 2, 5, 7, 10; Byzantine j holds part j.
+  const Partition iid = place_byzantine(honest, byz, 6, "iid", 10, 3);
+  std::vector<std::int64_t> order(10);
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  cohort::Rng rng(3, 1, cohort::kGlobalClient, cohort::Purpose::kPartition);
+  rng.shuffle(std::span<std::int64_t>(order));
+  std::vector<std::int64_t> b0(order.begin(), order.begin() + 2), b1(order.begin() + 2, order.begin() + 5);
+  std::sort(b0.begin(), b0.end());
+  std::sort(b1.begin(), b1.end());
+  REQUIRE(iid == Partition{{0, 1}, b0, {2, 3, 4}, {5}, b1, {6, 7, 8, 9}});
+  REQUIRE(place_byzantine(honest, byz, 6, "iid", 10, 4) != iid);  // the seed draws the shares
+
+  // More Byzantine clients than honest ones: shares repeat from the first (j mod h).
+  const Partition wrap = place_byzantine({{0, 1, 2}, {3, 4, 5}}, {0, 2, 3, 4}, 6, "iid", 6, 9);
+  REQUIRE(wrap[1] == Partition::value_type{0, 1, 2});
+  REQUIRE(wrap[5] == Partition::value_type{3, 4, 5});
+  REQUIRE(wrap[0].size() == 3u);
+  REQUIRE(wrap[4] == wrap[2]);  // j = 3 takes part 1, as j = 1 does
+  REQUIRE(wrap[3] == wrap[0]);  // j = 2 takes part 0
+  std::vector<std::int64_t> both = wrap[0];
+  both.insert(both.end(), wrap[2].begin(), wrap[2].end());
+  std::sort(both.begin(), both.end());
+  REQUIRE(both == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5});  // parts 0 and 1 cover the rows
 }
 
 TEST_CASE("label_skew has known values", "[data][partition]") {
