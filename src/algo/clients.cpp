@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -23,6 +24,7 @@ ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint6
   is_byzantine_.assign(static_cast<std::size_t>(problem.num_clients()), 0);
   for (int c : byzantine_) is_byzantine_[static_cast<std::size_t>(c)] = 1;
   if (attack_->flips_labels()) problem.set_label_flip(byzantine_);
+  mimic_variance_ = o.name == "mimic" && o.target == "variance";
   beta_ = cfg.get_float("algorithm.client_momentum");
   heavy_ball_ = cfg.get_string("algorithm.momentum_form") == "heavy_ball";
   if (beta_ > 0) momentum_ = store_.declare("momentum", "worker momentum", d_);
@@ -62,12 +64,18 @@ void ClientBehaviour::begin_round(std::uint32_t round, const std::vector<int>& s
   sampled_ = static_cast<int>(sampled.size());
   sampled_byzantine_ = 0;
   mimic_client_ = -1;
+  bool target_sampled = false;
   for (int c : sampled) {
     if (byzantine(c))
       ++sampled_byzantine_;
     else if (mimic_client_ < 0)
       mimic_client_ = c;  // the lowest-id honest client of the round
+    if (c == mimic_target_) target_sampled = true;
   }
+  // mimic, target variance: the target once chosen (the lowest-id honest client in a round that
+  // does not sample it); chosen in the first round with a Byzantine client sampled.
+  if (mimic_variance_ && target_sampled) mimic_client_ = mimic_target_;
+  choosing_ = mimic_variance_ && mimic_target_ < 0 && sampled_byzantine_ > 0;
   sum_.clear();
   sum_sq_.clear();
   mimic_.clear();
@@ -101,7 +109,7 @@ void ClientBehaviour::process(int c, std::span<float> message) {
     for (std::int64_t i = 0; i < d_; ++i)
       sum_sq_.add_at(i, static_cast<double>(message[i]) * message[i]);
   if (c == mimic_client_) mimic_.add(message.data());
-  if (attack_->needs_messages()) {
+  if (attack_->needs_messages() || choosing_) {
     const auto client = static_cast<std::uint32_t>(c);
     const auto* p = reinterpret_cast<const std::uint8_t*>(&client);
     honest_local_.insert(honest_local_.end(), p, p + sizeof client);
@@ -126,28 +134,51 @@ void ClientBehaviour::finish_honest(comm::Communicator& comm) {
       stats_.stddev[i] = n > 1 ? std::sqrt(std::max(0.0, ss / (n - 1))) : 0.0;
     }
   }
-  if (attack_->needs_messages()) {  // every rank gets all honest messages, in client order
-    const std::size_t rec = sizeof(std::uint32_t) + static_cast<std::size_t>(d_) * sizeof(float);
-    std::vector<std::pair<std::uint32_t, const std::uint8_t*>> recs;
-    const auto boxes = comm.allgather_bytes(honest_local_);
-    for (const auto& box : boxes)
-      for (std::size_t at = 0; at + rec <= box.size(); at += rec) {
-        std::uint32_t client;
-        std::memcpy(&client, box.data() + at, sizeof client);
-        recs.emplace_back(client, box.data() + at + sizeof client);
-      }
-    std::sort(recs.begin(), recs.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    stats_.messages.resize(recs.size() * static_cast<std::size_t>(d_));
-    for (std::size_t i = 0; i < recs.size(); ++i)
-      std::memcpy(stats_.messages.data() + i * static_cast<std::size_t>(d_), recs[i].second,
-                  static_cast<std::size_t>(d_) * sizeof(float));
-  }
-  if (attack_->needs_mimic()) {
+  if (attack_->needs_messages()) stats_.messages = gather_honest(comm).second;
+  if (choosing_) {
+    auto [ids, messages] = gather_honest(comm);
+    if (!ids.empty()) {
+      const std::size_t k = attack::mimic_variance_target(messages, ids.size(), d_, seed_);
+      mimic_target_ = static_cast<int>(ids[k]);
+      const auto* row = messages.data() + k * static_cast<std::size_t>(d_);
+      stats_.mimic.assign(row, row + d_);
+    }
+  } else if (attack_->needs_mimic()) {
     comm.allreduce(comm::View{mimic_.data(), d_, comm::DType::kExact128}, comm::ReduceOp::kSum);
     stats_.mimic.resize(static_cast<std::size_t>(d_));
     mimic_.read(stats_.mimic.data(), 1.0);
   }
+}
+
+std::pair<std::vector<std::uint32_t>, std::vector<float>> ClientBehaviour::gather_honest(
+    comm::Communicator& comm) {
+  const std::size_t rec = sizeof(std::uint32_t) + static_cast<std::size_t>(d_) * sizeof(float);
+  std::vector<std::pair<std::uint32_t, const std::uint8_t*>> recs;
+  const auto boxes = comm.allgather_bytes(honest_local_);
+  for (const auto& box : boxes)
+    for (std::size_t at = 0; at + rec <= box.size(); at += rec) {
+      std::uint32_t client;
+      std::memcpy(&client, box.data() + at, sizeof client);
+      recs.emplace_back(client, box.data() + at + sizeof client);
+    }
+  std::sort(recs.begin(), recs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::uint32_t> ids(recs.size());
+  std::vector<float> messages(recs.size() * static_cast<std::size_t>(d_));
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    ids[i] = recs[i].first;
+    std::memcpy(messages.data() + i * static_cast<std::size_t>(d_), recs[i].second,
+                static_cast<std::size_t>(d_) * sizeof(float));
+  }
+  return {std::move(ids), std::move(messages)};
+}
+
+void ClientBehaviour::save(StateBundle& b) const {
+  if (mimic_variance_) b.i64["attack/mimic_target"] = {mimic_target_};
+}
+
+void ClientBehaviour::load(const StateBundle& b) {
+  if (mimic_variance_) mimic_target_ = static_cast<int>(b.get_i64("attack/mimic_target").at(0));
 }
 
 void ClientBehaviour::craft(std::span<float> out) {

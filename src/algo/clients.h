@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "algo/problem.h"
@@ -49,9 +50,16 @@ class ClientBehaviour {
   // The honest messages' mean this round (after finish_honest; empty without an attack).
   const std::vector<double>& honest_mean() const { return stats_.mean; }
   int sampled_byzantine() const { return sampled_byzantine_; }
+  // mimic with target variance: the chosen honest client (-1 before the attack's first round),
+  // carried in checkpoints ("attack/mimic_target"; the same on every rank).
+  int mimic_target() const { return mimic_target_; }
+  void save(StateBundle& b) const;
+  void load(const StateBundle& b);
 
  private:
   void momentum(int c, std::span<float> message);
+  // Every rank gets the round's honest messages in client order: (ids, ids.size() x d floats).
+  std::pair<std::vector<std::uint32_t>, std::vector<float>> gather_honest(comm::Communicator& comm);
 
   std::unique_ptr<attack::Attack> attack_;
   std::vector<int> byzantine_;
@@ -64,8 +72,12 @@ class ClientBehaviour {
   std::uint32_t round_ = 0;
   std::int64_t d_;
   int sampled_ = 0, sampled_byzantine_ = 0, mimic_client_ = -1;
+  bool mimic_variance_ = false;  // attack.target = variance
+  bool choosing_ = false;        // this round picks the mimic target (its honest messages kept)
+  int mimic_target_ = -1;
   ExactAccumulator sum_, sum_sq_, mimic_;
-  // minmax / minsum: this rank's honest messages of the round, [client u32][d floats] each.
+  // minmax / minsum, and the round that picks mimic's target: this rank's honest messages of the
+  // round, [client u32][d floats] each.
   std::vector<std::uint8_t> honest_local_;
   // The omniscient attackers' message of the round, crafted once (every one sends the same).
   std::vector<float> crafted_;

@@ -381,6 +381,7 @@ StateBundle RunState::save_shared() const {
   if (!algorithm_state.empty()) b.f32["run/algorithm_state"] = algorithm_state;
   if (!clusters.empty()) b.f32["run/clusters"] = clusters;
   average.save(b);
+  if (behaviour) behaviour->save(b);
   for (std::size_t j = 0; j < cluster_servers.size(); ++j) {
     StateBundle e;
     cluster_servers[j]->save(e);
@@ -422,6 +423,7 @@ void RunState::load(const StateBundle& b, long long done, const std::string& sou
   exchange->load(b);
   if (anchor) anchor->load(take_prefixed(b, kAnchor));
   clients->load(b);
+  if (behaviour) behaviour->load(b);
   if (network) network->restore_ghosts();  // collective: every rank loads
 }
 

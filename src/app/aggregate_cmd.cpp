@@ -86,7 +86,15 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
       st.stddev[j] += r * r / (n - 1);
     }
   for (auto& v : st.stddev) v = std::sqrt(v);
-  st.mimic.assign(honest.data.begin(), honest.data.begin() + d);  // row 0: the lowest id
+  // row 0 (the lowest id), or the row mimic's target = variance picks (Note [Mimic target])
+  const std::size_t target =
+      a.name == "mimic" && a.target == "variance"
+          ? attack::mimic_variance_target(
+                std::span<const float>(honest.data.data(), static_cast<std::size_t>(n * d)),
+                static_cast<std::size_t>(n), d, seed)
+          : 0;
+  st.mimic.assign(honest.data.begin() + static_cast<std::ptrdiff_t>(target * d),
+                  honest.data.begin() + static_cast<std::ptrdiff_t>((target + 1) * d));
   if (atk->needs_messages()) st.messages.assign(honest.data.begin(), honest.data.begin() + n * d);
   atk->craft(st, n + f, f, std::span<float>(rows.data(), static_cast<std::size_t>(d)));
   for (int i = 1; i < f; ++i) std::copy_n(rows.data(), d, rows.data() + i * d);

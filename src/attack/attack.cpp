@@ -33,6 +33,44 @@ void Attack::craft(const HonestStats&, int, int, std::span<float>) const {
   throw std::logic_error("attack " + name() + " is not omniscient");
 }
 
+// Note [Mimic target]
+// attack.name = mimic with target = variance follows the bucketing paper's mimic attack (its
+// reference code's variant with one warm-up iteration): in the first round in which a Byzantine
+// client is sampled, with g_1..g_n the honest messages (client order) and mu their mean,
+//   z0 ~ N(0, I_d) from the stream (seed, round 1, kGlobalClient, kAttack),
+//   v  = sum_i <g_i - mu, z0> (g_i - mu)     (one power-iteration step towards the leading
+//                                              eigenvector of the honest messages' scatter),
+// and the target is the honest client maximising <g_i, v> (v's norm does not change the choice;
+// ties go to the lower id). The attackers send that client's message in that round and in every
+// later round that samples it (the round's lowest-id honest client's otherwise). Every sum runs
+// in double in a fixed order over messages that every rank holds in client order, so the choice
+// is the same at any rank count; the round gathers the honest messages once (O(n d) memory).
+std::size_t mimic_variance_target(std::span<const float> g, std::size_t n, std::int64_t dim,
+                                  std::uint64_t seed) {
+  if (n == 0 || g.size() != n * static_cast<std::size_t>(dim))
+    throw std::invalid_argument("mimic_variance_target: needs n >= 1 messages of dim floats");
+  const auto d = static_cast<std::size_t>(dim);
+  std::vector<double> mu(d, 0.0), z0(d), v(d, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < d; ++k) mu[k] += g[i * d + k];
+  for (double& m : mu) m /= static_cast<double>(n);
+  Rng rng(seed, 1, kGlobalClient, Purpose::kAttack);
+  for (double& z : z0) z = rng.normal();
+  for (std::size_t i = 0; i < n; ++i) {
+    double w = 0;
+    for (std::size_t k = 0; k < d; ++k) w += (g[i * d + k] - mu[k]) * z0[k];
+    for (std::size_t k = 0; k < d; ++k) v[k] += w * (g[i * d + k] - mu[k]);
+  }
+  std::size_t best = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i < n; ++i) {
+    double score = 0;
+    for (std::size_t k = 0; k < d; ++k) score += g[i * d + k] * v[k];
+    if (score > best_score) best_score = score, best = i;
+  }
+  return best;
+}
+
 double normal_quantile(double p) {
   if (!(p > 0 && p < 1)) throw std::invalid_argument("normal_quantile: p must lie in (0, 1)");
   double lo = -40, hi = 40;
@@ -295,8 +333,14 @@ const std::vector<AttackRegistration>& attacks() {
          return std::make_unique<Alie>(o.z);
        }},
       {"mimic",
-       "every Byzantine copies the lowest-id honest client's message",
-       {},
+       "every Byzantine copies one honest client's message: the lowest-id one of the round, or "
+       "the one the honest messages' leading direction picks in the attack's first round",
+       {field(opt_enum("target", "lowest", {"lowest", "variance"},
+                       "lowest: the round's lowest-id honest client; variance: the honest "
+                       "client whose first-round message reaches furthest along the direction "
+                       "of largest spread (Karimireddy, He and Jaggi 2022), kept for the run "
+                       "(Note [Mimic target])"),
+              &O::target)},
        [](const O&) { return std::make_unique<Mimic>(); }},
       {"minmax",
        "every Byzantine sends mu - gamma sigma, gamma the largest keeping its largest distance to "

@@ -25,6 +25,7 @@ struct AttackOptions {
   std::string value = "nan";  // nonfinite: nan | inf
   double eps = 0.1;           // ipm
   std::string z = "auto";     // alie: auto or a number
+  std::string target = "lowest";  // mimic: lowest | variance (Note [Mimic target])
 };
 
 // The Byzantine clients (sorted): round(fraction * N) or count of them, drawn from the
@@ -74,6 +75,12 @@ Section attack_section();
 AttackOptions attack_options(const Config& cfg);
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
+
+// mimic with target = variance (Note [Mimic target] in attack.cpp): the index, among n honest
+// messages g (n x dim, client order), of the one with the largest projection on
+// sum_i <g_i - mu, z0> (g_i - mu), z0 ~ N(0, I) from (seed, 1, kGlobalClient, kAttack).
+std::size_t mimic_variance_target(std::span<const float> g, std::size_t n, std::int64_t dim,
+                                  std::uint64_t seed);
 
 // minmax / minsum (Shejwalkar & Houmansadr 2021, docs/algorithms.md §4): the largest gamma >= 0 for
 // which mu - gamma sigma stays, in max (minmax) or summed (minsum) squared distance to the honest

@@ -67,6 +67,10 @@ threads threads_mime "$SRC/tests/configs/invariance_compress.yaml" algorithm.nam
 # on iid shares of their own (data.partition.byzantine_data = iid), cm over buckets of 2.
 check byzantine_data "$SRC/configs/repro/bucketing/exp3.yaml" model.name=mlp model.hidden=[16] \
   rounds=3 eval.every=3 attack.name=labelflip aggregator.bucketing=2
+# mimic's target = variance: the first round gathers the honest messages and picks the client.
+check mimic_variance "$SRC/configs/repro/bucketing/exp3.yaml" model.name=mlp model.hidden=[16] \
+  rounds=3 eval.every=3 attack.name=mimic attack.target=variance aggregator.name=krum \
+  aggregator.f=5
 # Client threads: fedavg clients with minibatches, uneven windows (7 sampled of 13), top-k with
 # error feedback, worker momentum and ALIE against cclip; evaluation over several chunks.
 threads threads_fedavg "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 \

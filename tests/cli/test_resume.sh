@@ -8,7 +8,7 @@
 #    state) with top-k and error feedback on both parts of its message, and mime (its server
 #    momentum in the shared state), ditto's and local's personal models (a client slot), ifca's
 #    cluster models, their optimizers and exchanges, iterate averaging (its weighted sum),
-#    DP-FedAvg, and secure aggregation;
+#    DP-FedAvg, secure aggregation, and mimic's chosen target (attack.target = variance);
 #  - preemption: SIGTERM to the ranks ends the run after the current round with a checkpoint,
 #    status preempted and exit code 130; --resume completes it with the same results;
 #  - bad checkpoints: a truncated, altered or foreign newest file is skipped with a warning; a
@@ -46,6 +46,7 @@ cases=(
   "ditto|personalization.name=ditto personalization.lambda=0.5 data.client_test_fraction=0.25 eval.clients=true"
   "ifca|personalization.name=ifca personalization.k=3 compressor.name=topk compressor.ratio=0.3"
   "local|personalization.name=local data.client_test_fraction=0.25 eval.clients=true"
+  "mimic_variance|aggregator.name=cm attack.name=mimic attack.count=1 attack.target=variance"
   "averaging|averaging.name=weighted averaging.power=2 averaging.shift=3 eval.l2=0.01 algorithm.lr_schedule.name=inverse_time algorithm.lr_schedule.shift=2"
 )
 for c in "${cases[@]}"; do

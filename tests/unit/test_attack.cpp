@@ -1,4 +1,5 @@
 // Attacks (docs/algorithms.md §4) and worker momentum (§1) on fixed honest sets.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -200,4 +201,69 @@ TEST_CASE("attack: labelflip needs class labels", "[attack]") {
   Setup s({"attack.name=labelflip", "attack.count=1"});
   REQUIRE_THROWS_WITH(algo::ClientBehaviour(s.cfg, *s.problem, 0, s.store),
                       Catch::Contains("labelflip needs a classification problem"));
+}
+
+TEST_CASE("attack: mimic with target variance copies the client along the honest spread's "
+          "leading direction, and keeps it", "[attack]") {
+  Setup s({"attack.name=mimic", "attack.count=1", "attack.target=variance"});
+  algo::ClientBehaviour b(s.cfg, *s.problem, 7, s.store);
+  const int byz = b.byzantine_set().at(0);
+  std::vector<int> honest;
+  for (int c = 0; c < 4; ++c)
+    if (c != byz) honest.push_back(c);
+  // Honest messages in id order: the lowest-id one sits at the centre, the other two spread
+  // along +-(4, 1), so the choice is one of the two outer ones whatever z0's sign.
+  const std::vector<std::vector<float>> g = {{0.1f, 0.0f}, {4.0f, 1.0f}, {-4.0f, -1.0f}};
+  // The documented rule by hand: mu, z0 from (seed, 1, kGlobalClient, kAttack), S = sum of the
+  // centred outer products, v = S z0, target = argmax <g_i, v>.
+  Rng rng(7, 1, kGlobalClient, Purpose::kAttack);
+  const double z0[2] = {rng.normal(), rng.normal()};
+  const double mu[2] = {(0.1 + 4 - 4) / 3.0, 0.0};
+  double S[2][2] = {{0, 0}, {0, 0}};
+  for (const auto& m : g)
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < 2; ++c) S[r][c] += (m[r] - mu[r]) * (m[c] - mu[c]);
+  const double v[2] = {S[0][0] * z0[0] + S[0][1] * z0[1], S[1][0] * z0[0] + S[1][1] * z0[1]};
+  std::size_t want = 0;
+  for (std::size_t i = 1; i < 3; ++i)
+    if (g[i][0] * v[0] + g[i][1] * v[1] > g[want][0] * v[0] + g[want][1] * v[1]) want = i;
+  REQUIRE(want != 0);
+  std::vector<float> flat;
+  for (const auto& m : g) flat.insert(flat.end(), m.begin(), m.end());
+  REQUIRE(attack::mimic_variance_target(flat, 3, 2, 7) == want);
+
+  auto comm = comm::make_self_communicator();
+  const auto round = [&](std::uint32_t t, const std::vector<int>& sampled,
+                         const std::vector<std::vector<float>>& msgs) {
+    b.begin_round(t, sampled);
+    std::size_t k = 0;
+    for (int c : sampled)
+      if (c != byz) {
+        std::vector<float> m = msgs[k++];
+        b.process(c, m);
+      }
+    b.finish_honest(*comm);
+    std::vector<float> out(2);
+    b.craft(out);
+    return out;
+  };
+  REQUIRE(b.mimic_target() == -1);
+  REQUIRE(round(0, {0, 1, 2, 3}, g) == g[want]);
+  REQUIRE(b.mimic_target() == honest[want]);
+  // Later rounds copy the same client's new message, not the lowest-id one's.
+  const std::vector<std::vector<float>> g2 = {{9, 9}, {1, 2}, {3, 4}};
+  REQUIRE(round(1, {0, 1, 2, 3}, g2) == g2[want]);
+  // A round without the target copies the round's lowest-id honest client.
+  std::vector<int> without = {byz};
+  for (int c : honest)
+    if (c != honest[want]) without.push_back(c);
+  std::sort(without.begin(), without.end());
+  REQUIRE(round(2, without, {{5, 6}, {7, 8}}) == std::vector<float>{5, 6});
+  // The target survives a checkpoint.
+  StateBundle saved;
+  b.save(saved);
+  ClientStore store2{0, 4};
+  algo::ClientBehaviour resumed(s.cfg, *s.problem, 7, store2);
+  resumed.load(saved);
+  REQUIRE(resumed.mimic_target() == honest[want]);
 }
