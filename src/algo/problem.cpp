@@ -63,15 +63,6 @@ struct PoolPartition {
   std::uint64_t seed = 0;
 };
 
-// Note [Client test sets]
-// data.client_test_fraction = f > 0 holds out part of every client's own rows as its local test
-// set, so that a client's accuracy is measured on its own distribution (per-client evaluation,
-// eval.clients, and personalization). Client c with n rows keeps m = round(f n), at least 1 and
-// at most n - 1, for testing: the positions Rng(seed, 0, c, kClientTest).choose_sorted(n, m) of
-// its sorted row list. The draw depends only on the seed, the client and the partition, never on
-// the rank count or which rank holds the client; the remaining rows are the client's training
-// samples (its weight in a weighted mean). A client with fewer than 2 rows cannot be split: a
-// usage error names it.
 // data.partition.byzantine_data (Note [Byzantine data] in data/partition.cpp): the Byzantine set
 // the run will use, when their share differs from the honest clients' (empty otherwise), checked
 // against the attack and the options that need every client's rows.
@@ -115,6 +106,16 @@ ByzantineData byzantine_data(const Config& cfg) {
   return b;
 }
 
+
+// Note [Client test sets]
+// data.client_test_fraction = f > 0 holds out part of every client's own rows as its local test
+// set, so that a client's accuracy is measured on its own distribution (per-client evaluation,
+// eval.clients, and personalization). Client c with n rows keeps m = round(f n), at least 1 and
+// at most n - 1, for testing: the positions Rng(seed, 0, c, kClientTest).choose_sorted(n, m) of
+// its sorted row list. The draw depends only on the seed, the client and the partition, never on
+// the rank count or which rank holds the client; the remaining rows are the client's training
+// samples (its weight in a weighted mean). A client with fewer than 2 rows cannot be split: a
+// usage error names it.
 data::Partition split_client_tests(data::Partition& train, double fraction, std::uint64_t seed) {
   data::Partition tests(train.size());
   for (std::size_t c = 0; c < train.size(); ++c) {

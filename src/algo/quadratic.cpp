@@ -98,6 +98,9 @@ ProblemRegistration quadratic_registration() {
             require_usage(p == "auto" || p == "natural",
                           "data.name = quadratic has one objective per client: "
                           "data.partition.name must be auto or natural, not " + p);
+            require_usage(cfg.get_string("data.partition.byzantine_data") == "same",
+                          "data.name = quadratic has one objective per client: "
+                          "data.partition.byzantine_data must be same");
             require_usage(cfg.get_float("data.client_test_fraction") == 0,
                           "data.client_test_fraction needs clients with samples: data.name = "
                           "quadratic clients have an objective, not samples to hold out");

@@ -450,6 +450,9 @@ TEST_CASE("config: data.partition.byzantine_data refuses what it cannot express"
       "model: {name: linear}\nclients: {num_clients: 4}\nattack: {name: alie, count: 1}\n"
       "algorithm: {name: sgd}\n";
   CHECK_THAT(semantic_error(synthetic), Contains("needs a partition of the rows"));
+  CHECK_THAT(semantic_error("data: {name: quadratic, dim: 2, partition: {byzantine_data: none}}\n"
+                            "clients: {num_clients: 4}\nattack: {name: ipm, count: 1}\n"),
+             Contains("data.partition.byzantine_data must be same"));
 }
 
 TEST_CASE("config: edit_distance and nearest on exact cases", "[config][schema]") {
