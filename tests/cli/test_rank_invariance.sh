@@ -71,6 +71,13 @@ check byzantine_data "$SRC/configs/repro/bucketing/exp3.yaml" model.name=mlp mod
 check mimic_variance "$SRC/configs/repro/bucketing/exp3.yaml" model.name=mlp model.hidden=[16] \
   rounds=3 eval.every=3 attack.name=mimic attack.target=variance aggregator.name=krum \
   aggregator.f=5
+# ... and records the client it picked: an honest one (not in /clients/byzantine).
+"$PYTHON" - "$TMP/mimic_variance.np1.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    t = int(f.attrs["mimic_target"])
+    assert 0 <= t < 25 and f["clients/byzantine"][t] == 0, t
+PY
 # Client threads: fedavg clients with minibatches, uneven windows (7 sampled of 13), top-k with
 # error feedback, worker momentum and ALIE against cclip; evaluation over several chunks.
 threads threads_fedavg "$SRC/configs/quickstart.yaml" rounds=3 clients.num_clients=13 \
