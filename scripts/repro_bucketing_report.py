@@ -110,7 +110,7 @@ print("\n".join(lines))
 aggs = [a for a in RULES if any(r["agg"] == a for r in runs)]
 atks = [a for a in ATTACKS if any(r["attack"] == a for r in runs)]
 if aggs and atks:
-    fig, axes = plt.subplots(len(aggs), len(atks), figsize=(2.6 * len(atks), 1.9 * len(aggs)),
+    fig, axes = plt.subplots(len(aggs), len(atks), figsize=(max(5.0, 2.6 * len(atks)), 1.9 * len(aggs) + 0.4),
                              sharex=True, sharey=True, squeeze=False)
     colours = {"0": "tab:red", "2": "tab:blue"}
     styles = {"0": ":", "0.9": "-"}
@@ -139,6 +139,6 @@ if aggs and atks:
             h, l = ax.get_legend_handles_labels()
             if len(h) > len(handles):
                 handles, labels = h, l
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(f"{out}/accuracy_{model}.png", dpi=110)
