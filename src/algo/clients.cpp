@@ -24,7 +24,7 @@ ClientBehaviour::ClientBehaviour(const Config& cfg, Problem& problem, std::uint6
   is_byzantine_.assign(static_cast<std::size_t>(problem.num_clients()), 0);
   for (int c : byzantine_) is_byzantine_[static_cast<std::size_t>(c)] = 1;
   if (attack_->flips_labels()) problem.set_label_flip(byzantine_);
-  mimic_variance_ = o.name == "mimic" && o.target == "variance";
+  mimic_variance_ = attack::mimic_by_variance(o);
   beta_ = cfg.get_float("algorithm.client_momentum");
   heavy_ball_ = cfg.get_string("algorithm.momentum_form") == "heavy_ball";
   if (beta_ > 0) momentum_ = store_.declare("momentum", "worker momentum", d_);

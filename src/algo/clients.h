@@ -52,6 +52,7 @@ class ClientBehaviour {
   int sampled_byzantine() const { return sampled_byzantine_; }
   // mimic with target variance: the chosen honest client (-1 before the attack's first round),
   // carried in checkpoints ("attack/mimic_target"; the same on every rank).
+  bool picks_mimic_target() const { return mimic_variance_; }
   int mimic_target() const { return mimic_target_; }
   void save(StateBundle& b) const;
   void load(const StateBundle& b);

@@ -106,7 +106,6 @@ ByzantineData byzantine_data(const Config& cfg) {
   return b;
 }
 
-
 // Note [Client test sets]
 // data.client_test_fraction = f > 0 holds out part of every client's own rows as its local test
 // set, so that a client's accuracy is measured on its own distribution (per-client evaluation,

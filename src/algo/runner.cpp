@@ -375,8 +375,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     out->set_attribute("wall_seconds", seconds_since(t_start));
     out->set_attribute("rounds_done", static_cast<std::int64_t>(result.rounds_done));
     // mimic's target = variance: the honest client the attackers copied (-1: never chosen).
-    if (s.behaviour && cfg.get_string("attack.name") == "mimic" &&
-        cfg.get_string("attack.target") == "variance")
+    if (s.behaviour && s.behaviour->picks_mimic_target())
       out->set_attribute("mimic_target", static_cast<std::int64_t>(s.behaviour->mimic_target()));
     out->set_status(result.status, result.message);
     if (result.status == "budget_exhausted") {

@@ -88,7 +88,7 @@ std::vector<float> byzantine_rows(const Config& cfg, const Hdf5Floats& honest, s
   for (auto& v : st.stddev) v = std::sqrt(v);
   // row 0 (the lowest id), or the row mimic's target = variance picks (Note [Mimic target])
   const std::size_t target =
-      a.name == "mimic" && a.target == "variance"
+      attack::mimic_by_variance(a)
           ? attack::mimic_variance_target(
                 std::span<const float>(honest.data.data(), static_cast<std::size_t>(n * d)),
                 static_cast<std::size_t>(n), d, seed)

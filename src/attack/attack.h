@@ -76,6 +76,10 @@ AttackOptions attack_options(const Config& cfg);
 
 std::unique_ptr<Attack> make_attack(const AttackOptions& o);
 
+// Whether the options ask for mimic with target = variance (Note [Mimic target] in attack.cpp).
+inline bool mimic_by_variance(const AttackOptions& o) {
+  return o.name == "mimic" && o.target == "variance";
+}
 // mimic with target = variance (Note [Mimic target] in attack.cpp): the index, among n honest
 // messages g (n x dim, client order), of the one with the largest projection on
 // sum_i <g_i - mu, z0> (g_i - mu), z0 ~ N(0, I) from (seed, 1, kGlobalClient, kAttack).

@@ -28,6 +28,14 @@ Rng partition_stream(std::uint64_t seed) {
   return Rng(seed, 0, kGlobalClient, Purpose::kPartition);
 }
 
+// 0..rows-1 in the order of one shuffle drawn from rng.
+std::vector<std::int64_t> shuffled_rows(std::int64_t rows, Rng& rng) {
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(rows));
+  std::iota(perm.begin(), perm.end(), std::int64_t{0});
+  rng.shuffle(std::span<std::int64_t>(perm));
+  return perm;
+}
+
 void check_clients(std::int64_t rows, int num_clients, const char* who) {
   require_usage(num_clients >= 1, std::string(who) + ": num_clients is " +
                                       std::to_string(num_clients) + "; it must be at least 1");
@@ -83,10 +91,8 @@ std::vector<double> dirichlet(Rng& rng, int n, double alpha) {
 Partition partition_iid(std::int64_t rows, int num_clients, std::uint64_t seed) {
   require_usage(rows >= 0, "partition iid: rows must be >= 0");
   check_clients(rows, num_clients, "partition iid");
-  std::vector<std::int64_t> perm(static_cast<std::size_t>(rows));
-  std::iota(perm.begin(), perm.end(), std::int64_t{0});
   Rng rng = partition_stream(seed);
-  rng.shuffle(std::span<std::int64_t>(perm));
+  const std::vector<std::int64_t> perm = shuffled_rows(rows, rng);
   Partition p(static_cast<std::size_t>(num_clients));
   const std::int64_t base = rows / num_clients, extra = rows % num_clients;
   std::int64_t start = 0;
@@ -366,10 +372,8 @@ Partition place_byzantine(Partition honest, const std::vector<int>& byzantine, i
     if (!is_byz[static_cast<std::size_t>(c)]) p[static_cast<std::size_t>(c)] = std::move(honest[next++]);
   if (share == "none" || byzantine.empty()) return p;
 
-  std::vector<std::int64_t> order(static_cast<std::size_t>(rows));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
   Rng rng(seed, 1, kGlobalClient, Purpose::kPartition);
-  rng.shuffle(std::span<std::int64_t>(order));
+  const std::vector<std::int64_t> order = shuffled_rows(rows, rng);
   const auto cut = [&](std::int64_t k) {
     return static_cast<std::int64_t>(static_cast<__int128>(k) * rows / h);
   };
