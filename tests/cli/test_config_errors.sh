@@ -171,6 +171,19 @@ check_bad qffl_sgd classes.yaml \
 check_bad qffl_attack classes.yaml \
   "aggregator.name = qffl trusts the losses the clients report: it runs without attacks (attack.name = none), got ipm" \
   aggregator.name=qffl attack.name=ipm attack.count=1
+# The Byzantine clients' data (Note [Byzantine data]) and mimic's target (Note [Mimic target]).
+check_bad byzantine_data_enum classes.yaml \
+  "data.partition.byzantine_data = 'half' is not allowed: expected one of same | iid | none" \
+  data.partition.byzantine_data=half
+check_bad byzantine_data_trains classes.yaml \
+  "data.partition.byzantine_data = none leaves the Byzantine clients no rows, but attack.name = labelflip trains on its clients' rows" \
+  data.partition.name=iid data.partition.byzantine_data=none attack.name=labelflip attack.count=1
+check_bad byzantine_data_natural classes.yaml \
+  "data.partition.byzantine_data = iid needs a partition of the rows" \
+  data.partition.byzantine_data=iid attack.name=ipm attack.count=1
+check_bad mimic_target_enum classes.yaml \
+  "attack.target = 'max' is not allowed: expected one of lowest | variance" \
+  attack.name=mimic attack.count=1 attack.target=max
 check_bad ditto_lambda classes.yaml \
   "personalization.lambda = '-0.1' is not allowed: expected a number >= 0" \
   personalization.name=ditto personalization.lambda=-0.1
