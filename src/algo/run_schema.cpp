@@ -69,6 +69,11 @@ Section build_schema() {
       opt_int("nodes_every", 0,
               "decentralized runs: evaluate every node's own model on the test set every this "
               "many rounds (and after the last) for /rounds/node_acc_{mean,min}; 0: never"),
+      opt_float("stop_at_accuracy", 0.0,
+                "a > 0: end the run (status completed, attribute target_round) after the first "
+                "evaluation whose test accuracy is at least a, as in rounds-to-target "
+                "experiments; 0: run all rounds",
+                0, 1),
   };
   Section comm = plain("comm", "How ranks exchange messages.");
   comm.options = {

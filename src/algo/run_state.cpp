@@ -259,6 +259,10 @@ RunState build(const Config& cfg, comm::Communicator& comm) {
       require_usage(s.problem->has_accuracy(),
                     "eval.clients = true records the clients' accuracies: it needs a "
                     "classification dataset, not " + s.problem->description());
+    if (cfg.get_float("eval.stop_at_accuracy") > 0)
+      require_usage(s.problem->has_accuracy(),
+                    "eval.stop_at_accuracy stops at a test accuracy: it needs a classification "
+                    "dataset, not " + s.problem->description() + "; set it to 0");
     s.workers = std::make_unique<WorkerPool>(threads);
     s.server = make_server_optimizer(opts.server);
     // A message of P parts is P d values, cut into the layers once per part

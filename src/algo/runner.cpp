@@ -284,6 +284,9 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
   const FaultInjection fault = fault_from_environment();
   const long long start = s.round;
   double last_local_max = 0, keep_cost_max = 0;  // all-reduced: the same on every rank
+  // eval.stop_at_accuracy: the accuracy is all-reduced, so every rank stops after the same round.
+  const double stop_accuracy = cfg.get_float("eval.stop_at_accuracy");
+  long long target_round = -1;
   try {
     while (s.round < rounds) {
       const long long t = s.round;
@@ -335,9 +338,18 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
         result.message = rec.diverged;
         break;
       }
-      const bool last = s.round == rounds;
+      const bool reached = stop_accuracy > 0 && !std::isnan(rec.accuracy) &&
+                           rec.accuracy >= stop_accuracy;
+      if (reached) target_round = s.round;
+      const bool last = s.round == rounds || reached;
       if (interrupted || (ck.every > 0 && (s.round % ck.every == 0 || last)))
         save_checkpoint(s.round, nullptr);
+      if (reached) {
+        result.message = fmt::format(
+            "test accuracy {:.4f} reached eval.stop_at_accuracy = {:g} after round {} of {}",
+            rec.accuracy, stop_accuracy, s.round, rounds);
+        break;
+      }
       if (interrupted && !last) {
         result.status = "preempted";
         result.message = fmt::format("interrupted by a signal after round {} of {}", s.round, rounds);
@@ -374,6 +386,11 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
     out->set_attribute("peak_rss_mib_max", rss_max);
     out->set_attribute("wall_seconds", seconds_since(t_start));
     out->set_attribute("rounds_done", static_cast<std::int64_t>(result.rounds_done));
+    // The first round whose evaluation reached eval.stop_at_accuracy (-1: not reached).
+    if (stop_accuracy > 0) {
+      out->set_attribute("stop_at_accuracy", stop_accuracy);
+      out->set_attribute("target_round", static_cast<std::int64_t>(target_round));
+    }
     // mimic's target = variance: the honest client the attackers copied (-1: never chosen).
     if (s.behaviour && s.behaviour->picks_mimic_target())
       out->set_attribute("mimic_target", static_cast<std::int64_t>(s.behaviour->mimic_target()));
@@ -382,6 +399,7 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       fmt::print("stopped: {}\n", result.message);
     } else if (result.status == "completed") {
       fmt::print("completed {} rounds in {:.1f} s", result.rounds_done, seconds_since(t_start));
+      if (target_round > 0) fmt::print(" (target accuracy reached)");
       if (!std::isnan(last_acc)) fmt::print(", test accuracy {:.2f}%", 100 * last_acc);
       fmt::print(", peak memory {:.0f} MiB per rank\n", rss_max);
     } else {
