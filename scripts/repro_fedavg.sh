@@ -10,7 +10,7 @@
 #   MODEL=cnn   the paper's CNN (1,663,370 parameters), its rows E in {1, 5, 20}: target 0.85,
 #               learning rate 0.05, cap 1000 rounds (FedSGD: 400, evaluated every 5 rounds)
 #   MODE=quick  the IID split, FedSGD and E = 1 and 20 with B = 10, seed 1, first learning rate
-#               (2NN: about 3 minutes on 2 cores)
+#               (2NN: about a minute on 2 cores)
 #   MODE=full   both splits, the nine (E, B) rows, seeds 1 2 3 (2NN: 117 runs, about an hour on
 #               2 cores; the CNN costs 4-6 s a round at E = 1 and about 90 s at E = 20: see
 #               results/repro/fedavg/README.md for what it took and what the rest would take)
