@@ -59,7 +59,7 @@ def read(path):
             return None  # still running, or stopped by a signal: not a result yet
         return dict(split=m[1], E=int(m[2]), B=m[3], lr=float(m[4]), seed=int(m[5]),
                     acc=f["rounds/test_accuracy"][()], rounds=f["rounds/round"][()],
-                    status=status, cap=int(a["rounds_done"]) if status == "diverged" else None,
+                    status=status,
                     stop=float(a.get("stop_at_accuracy", 0.0)), wall=float(a["wall_seconds"]),
                     rounds_done=int(a["rounds_done"]))
 

@@ -340,11 +340,11 @@ RunOutcome run_experiment(const Config& cfg, comm::Communicator& comm, const Run
       }
       const bool reached = stop_accuracy > 0 && !std::isnan(rec.accuracy) &&
                            rec.accuracy >= stop_accuracy;
-      if (reached) target_round = s.round;
       const bool last = s.round == rounds || reached;
       if (interrupted || (ck.every > 0 && (s.round % ck.every == 0 || last)))
         save_checkpoint(s.round, nullptr);
       if (reached) {
+        target_round = s.round;
         result.message = fmt::format(
             "test accuracy {:.4f} reached eval.stop_at_accuracy = {:g} after round {} of {}",
             rec.accuracy, stop_accuracy, s.round, rounds);

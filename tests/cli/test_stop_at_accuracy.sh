@@ -4,7 +4,7 @@
 # stop_at_accuracy, and every row it wrote bitwise equal to the same rows of the run that never
 # stops; the stop is the same at 1 and 2 ranks (bitwise); a target never reached runs every round
 # and records target_round = -1; a problem without accuracy, or a target outside [0, 1], is a
-# usage error (exit 2).
+# usage error (exit 2), as are a negative, huge, non-numeric or list value.
 # Env (set by CTest): COHORT, MPIEXEC, PYTHON, SRC.
 set -euo pipefail
 : "${COHORT:?}" "${MPIEXEC:?}" "${PYTHON:?}" "${SRC:?}"
@@ -90,8 +90,11 @@ rc=0
 [[ $rc -eq 2 ]] || fail "quadratic with stop_at_accuracy: exit $rc, expected 2: $(cat "$TMP/q.err")"
 grep -q "eval.stop_at_accuracy stops at a test accuracy: it needs a classification dataset" "$TMP/q.err" \
   || fail "quadratic: unclear message: $(cat "$TMP/q.err")"
-rc=0
-"$COHORT" validate "$TMP/base.yaml" eval.stop_at_accuracy=1.5 >/dev/null 2>"$TMP/r.err" || rc=$?
-[[ $rc -eq 2 ]] || fail "stop_at_accuracy = 1.5: exit $rc, expected 2"
-grep -q "eval.stop_at_accuracy" "$TMP/r.err" || fail "1.5: message does not name the key: $(cat "$TMP/r.err")"
+for bad in 1.5 -0.1 1e400 x "[0.5]"; do
+  rc=0
+  "$COHORT" validate "$TMP/base.yaml" "eval.stop_at_accuracy=$bad" >/dev/null 2>"$TMP/r.err" || rc=$?
+  [[ $rc -eq 2 ]] || fail "stop_at_accuracy = $bad: exit $rc, expected 2"
+  grep -q "eval.stop_at_accuracy = '.*' is not allowed: expected a number in \[0, 1\]" "$TMP/r.err" \
+    || fail "$bad: message does not name the key and the range: $(cat "$TMP/r.err")"
+done
 echo "stop_at_accuracy: all checks passed"
